@@ -1,0 +1,141 @@
+"""The app factory: every resource is an AppKey with its own cleanup context; settings come in, not from import."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+from sqlalchemy.engine import Engine
+
+from bridge import proxy
+from bridge.api import routes as api
+from bridge.api.middleware import admin_middleware, error_middleware
+from bridge.catalog import CatalogError, ServiceSpec, load_catalog
+from bridge.events import EventLog
+from bridge.lifecycle import InstanceManager
+from bridge.manager import ClientManager
+from bridge.ports import PortAllocator
+from bridge.runtime import select_runtime
+from bridge.runtime.base import Runtime
+from bridge.settings import BridgeSettings, SettingsError, ensure_admin_token, load_settings, prepare_data_dir
+from bridge.store import make_engine
+
+log = logging.getLogger("bridge")
+SETTINGS = web.AppKey("settings", BridgeSettings)
+CATALOG = web.AppKey("catalog", dict[str, ServiceSpec])
+ENGINE = web.AppKey("engine", Engine)
+HTTP = web.AppKey("http", aiohttp.ClientSession)
+RUNTIME = web.AppKey("runtime", Runtime)
+EVENTS = web.AppKey("events", EventLog)
+MANAGER = api.MANAGER
+PROXY = web.AppKey("proxy", proxy.McpProxy)
+
+
+async def database_ctx(app: web.Application) -> AsyncIterator[None]:
+    engine = make_engine(app[SETTINGS].db_url)
+    app[ENGINE] = engine
+    app[EVENTS] = EventLog(engine)
+    yield
+    engine.dispose()
+
+
+async def http_ctx(app: web.Application) -> AsyncIterator[None]:
+    # One pooled session for every upstream call; no total timeout (SSE), no decompression (relay bytes).
+    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=30, ttl_dns_cache=None)
+    async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as session:
+        app[HTTP] = session
+        yield
+
+
+async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
+    runtime = select_runtime(app[SETTINGS])
+    app[RUNTIME] = runtime
+    yield
+    await runtime.close()
+
+
+async def manager_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    instances = InstanceManager(
+        settings=settings,
+        engine=app[ENGINE],
+        runtime=app[RUNTIME],
+        catalog=app[CATALOG],
+        events=app[EVENTS],
+        http=app[HTTP],
+    )
+    manager = ClientManager(
+        settings=settings,
+        engine=app[ENGINE],
+        ports=PortAllocator(app[ENGINE], settings.port_pool),
+        instances=instances,
+        events=app[EVENTS],
+    )
+    manager.load()
+    app[MANAGER] = manager
+    await instances.reconcile()
+    watcher = asyncio.create_task(instances.watch(), name="watch")
+    yield
+    watcher.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await watcher
+    await manager.close()
+
+
+async def healthz(request: web.Request) -> web.Response:
+    app = request.app
+    return web.json_response(
+        {"status": "ok", "runtime": app[RUNTIME].name, "clients": len(app[MANAGER].instances.clients)}
+    )
+
+
+def create_app(settings: BridgeSettings | None = None) -> web.Application:
+    settings = settings or load_settings()
+    prepare_data_dir(settings)
+    admin_token = ensure_admin_token(settings)
+    try:
+        catalog = load_catalog(settings.catalog)
+    except CatalogError as exc:
+        raise SettingsError(f"PARADISE_CATALOG: {exc}") from None
+    app = web.Application(
+        client_max_size=settings.max_body,
+        middlewares=[
+            error_middleware,
+            admin_middleware(admin_token, api.PREFIX, frozenset({api.PREFIX + "/openapi.json"})),
+        ],
+    )
+    app[SETTINGS] = settings
+    app[CATALOG] = catalog
+    app.cleanup_ctx.extend([database_ctx, http_ctx, runtime_ctx, manager_ctx, proxy_ctx])
+    app.router.add_get("/healthz", healthz)
+    api.add_routes(app)
+    app.router.add_route("*", r"/c/{client_id}/{service}/{tail:.*}", _proxy_handler)
+    proxy.add_oauth_404s(app)
+    return app
+
+
+async def proxy_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[PROXY] = proxy.McpProxy(app[MANAGER], app[HTTP])
+    yield
+
+
+async def _proxy_handler(request: web.Request) -> web.StreamResponse:
+    return await request.app[PROXY].handle(request)
+
+
+def run(settings: BridgeSettings) -> None:
+    """Serve until interrupted. Instances keep running after the bridge stops; the next one adopts them."""
+    app = create_app(settings)
+    log.info("DevOps Paradise Bridge on %s (data dir %s)", settings.public_url, settings.data_dir)
+    web.run_app(
+        app,
+        host=settings.host,
+        port=settings.port,
+        handler_cancellation=True,  # a client closing an SSE stream cancels the relay and the upstream
+        access_log=None,
+        print=None,
+    )

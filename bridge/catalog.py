@@ -1,0 +1,107 @@
+"""Service catalog: what a client's instances are and how to start them.
+
+Built-ins (``builtin_services.toml``) plus an optional user TOML file (``PARADISE_CATALOG``) whose entries
+override built-ins field by field or add new services.
+"""
+
+from __future__ import annotations
+
+import string
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+from bridge.settings import parse_memory
+
+PLACEHOLDERS = frozenset(
+    {"port", "host", "workspace", "client", "data_dir", "profile", "instance_dir", "python", "serena_venv"}
+)
+
+
+class CatalogError(ValueError):
+    """The catalog file is unreadable or describes a service badly."""
+
+
+class ServiceSpec(BaseModel):
+    name: str
+    command: list[str] | None = None
+    image: str | None = None
+    container_port: int = Field(8000, ge=1, le=65535)
+    path: str = "/mcp"
+    # "streamable-http" (current MCP), or "sse" for old HTTP+SSE servers (GET path, POST /messages/).
+    transport: Literal["streamable-http", "sse"] = "streamable-http"
+    env: dict[str, str] = Field(default_factory=dict)
+    memory: str | None = None
+    cpus: float | None = None
+    # Something that must be installed before the service can start (e.g. "serena": its own virtualenv).
+    requires: str | None = None
+
+    @field_validator("path")
+    @classmethod
+    def _absolute_path(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("path must start with '/'")
+        return value.rstrip("/") or "/"
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, value: str | None) -> str | None:
+        parse_memory(value)
+        return value
+
+    @field_validator("command")
+    @classmethod
+    def _known_placeholders(cls, value: list[str] | None) -> list[str] | None:
+        for part in value or []:
+            for _, field, _, _ in string.Formatter().parse(part):
+                if field is not None and field not in PLACEHOLDERS:
+                    raise ValueError(f"unknown placeholder {{{field}}} in {part!r}")
+        return value
+
+    @property
+    def memory_bytes(self) -> int | None:
+        return parse_memory(self.memory)
+
+    def render_command(self, values: dict[str, str]) -> list[str]:
+        if not self.command:
+            raise CatalogError(f"service {self.name!r} has no command for the process runtime")
+        return [part.format_map(values) for part in self.command]
+
+    def render_env(self, values: dict[str, str]) -> dict[str, str]:
+        return {key: str(val).format_map(values) for key, val in self.env.items()}
+
+
+def _read_toml(text: str, origin: str) -> dict[str, dict[str, Any]]:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise CatalogError(f"{origin}: not valid TOML: {exc}") from None
+    services = data.get("services", {})
+    if not isinstance(services, dict) or not all(isinstance(v, dict) for v in services.values()):
+        raise CatalogError(f"{origin}: expected [services.NAME] tables")
+    return services
+
+
+def load_catalog(extra: Path | None = None) -> dict[str, ServiceSpec]:
+    """Built-ins merged with the user's file; raises CatalogError with the file and field on bad input."""
+    builtin = resources.files("bridge").joinpath("builtin_services.toml").read_text()
+    merged = _read_toml(builtin, "built-in catalog")
+    if extra is not None:
+        try:
+            text = extra.read_text()
+        except OSError as exc:
+            raise CatalogError(f"PARADISE_CATALOG {extra}: {exc.strerror}") from None
+        for name, fields in _read_toml(text, str(extra)).items():
+            merged[name] = {**merged.get(name, {}), **fields}
+    catalog: dict[str, ServiceSpec] = {}
+    for name, fields in merged.items():
+        try:
+            catalog[name] = ServiceSpec(name=name, **fields)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise CatalogError(f"service {name!r}: {where}: {first['msg']}") from None
+    return catalog

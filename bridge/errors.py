@@ -1,0 +1,71 @@
+"""Domain errors. Each carries its HTTP status and a stable code; one middleware renders them as JSON."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class BridgeError(Exception):
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = headers or {}
+        self.details = details
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.details:
+            body["details"] = self.details
+        return {"error": body}
+
+
+class BadRequest(BridgeError):
+    status, code = 400, "bad_request"
+
+
+class Unauthorized(BridgeError):
+    status, code = 401, "unauthorized"
+
+
+class Forbidden(BridgeError):
+    status, code = 403, "forbidden"
+
+
+class NotFound(BridgeError):
+    status, code = 404, "not_found"
+
+
+class Conflict(BridgeError):
+    status, code = 409, "conflict"
+
+
+class PayloadTooLarge(BridgeError):
+    status, code = 413, "payload_too_large"
+
+
+class Invalid(BridgeError):
+    status, code = 422, "invalid"
+
+
+class TooManyInstances(BridgeError):
+    status, code = 429, "capacity_exceeded"
+
+
+class Unavailable(BridgeError):
+    """The thing exists but cannot serve now; ``retry_after`` seconds is a fair guess for when it can."""
+
+    status, code = 503, "unavailable"
+
+    def __init__(self, message: str, *, retry_after: int = 5, **details: Any) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)}, **details)
+
+
+class PortPoolExhausted(Unavailable):
+    code = "port_pool_exhausted"
+
+
+class UpstreamError(BridgeError):
+    status, code = 502, "upstream_error"

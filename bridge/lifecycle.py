@@ -1,0 +1,374 @@
+"""InstanceManager: starts, watches, stops and re-adopts instances; the hot-path view of where they are.
+
+It is the only code that combines the store, the runtime and the catalog for one instance. Starts are
+single-flight per (client, service): however many requests wake an instance at once, it starts once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from sqlalchemy.engine import Engine
+
+from bridge import store
+from bridge.catalog import ServiceSpec
+from bridge.errors import NotFound, Unavailable
+from bridge.events import EventLog
+from bridge.mcp_probe import ProbeFailed, probe
+from bridge.models import Instance, utcnow
+from bridge.models import InstanceState as S
+from bridge.runtime.base import InstanceSpec, Runtime
+from bridge.settings import BridgeSettings
+
+log = logging.getLogger(__name__)
+Key = tuple[str, str]
+RUNNABLE = (S.STARTING, S.RUNNING, S.UNHEALTHY, S.RESTARTING)
+
+
+class StartFailed(Exception):
+    def __init__(self, message: str, tail: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.tail = tail or []
+
+
+@dataclass
+class ClientInfo:
+    workspace: str
+    profile: str
+
+
+@dataclass
+class Route:
+    """What the proxy needs to reach one instance, kept in memory so a request never touches the DB."""
+
+    client_id: str
+    service: str
+    port: int
+    path: str
+    transport: str
+    state: str
+    backend_state: dict[str, Any]
+    restarts: int = 0
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    last_activity: float = field(default_factory=time.monotonic)
+    restart_times: collections.deque[float] = field(default_factory=collections.deque)
+
+    @property
+    def key(self) -> Key:
+        return (self.client_id, self.service)
+
+
+class InstanceManager:
+    def __init__(
+        self,
+        *,
+        settings: BridgeSettings,
+        engine: Engine,
+        runtime: Runtime,
+        catalog: dict[str, ServiceSpec],
+        events: EventLog,
+        http: aiohttp.ClientSession,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.runtime = runtime
+        self.catalog = catalog
+        self.events = events
+        self.http = http
+        self.routes: dict[Key, Route] = {}
+        self.clients: dict[str, ClientInfo] = {}
+        self._starts: dict[Key, asyncio.Task[None]] = {}
+
+    # ---- loading and views -------------------------------------------------------------------------
+
+    def load(self) -> None:
+        with store.session(self.engine) as db:
+            for client in store.list_clients(db):
+                self.clients[client.id] = ClientInfo(client.workspace, client.profile)
+            for row in store.list_instances(db):
+                self.add_route(row)
+
+    def add_route(self, row: Instance) -> Route:
+        spec = self.catalog.get(row.service)
+        route = Route(
+            client_id=row.client_id,
+            service=row.service,
+            port=row.port,
+            path=spec.path if spec else "/mcp",
+            transport=spec.transport if spec else "streamable-http",
+            state=row.state,
+            backend_state=dict(row.backend_state or {}),
+            restarts=row.restarts,
+        )
+        if route.state == S.RUNNING:
+            route.ready.set()
+        self.routes[route.key] = route
+        return route
+
+    def route(self, client_id: str, service: str) -> Route:
+        route = self.routes.get((client_id, service))
+        if route is None:
+            raise NotFound(f"client {client_id!r} has no service {service!r}")
+        return route
+
+    def spec_for(self, route: Route) -> InstanceSpec:
+        service = self.catalog[route.service]
+        client = self.clients[route.client_id]
+        instance_dir = self.settings.instances_dir / route.client_id / route.service
+        values = {
+            "port": str(route.port),
+            "host": "127.0.0.1",
+            "workspace": client.workspace,
+            "client": route.client_id,
+            "data_dir": str(self.settings.data_dir),
+            "profile": client.profile,
+            "instance_dir": str(instance_dir),
+            "python": sys.executable,
+            "serena_venv": str(self.settings.serena_venv_path),
+        }
+        return InstanceSpec(
+            client_id=route.client_id,
+            service=route.service,
+            port=route.port,
+            workspace=Path(client.workspace),
+            instance_dir=instance_dir,
+            command=service.render_command(values) if service.command else None,
+            image=service.image,
+            container_port=service.container_port,
+            env=service.render_env(values),
+            memory_bytes=service.memory_bytes,
+            cpus=service.cpus,
+        )
+
+    # ---- state -------------------------------------------------------------------------------------
+
+    def set_state(self, route: Route, state: S, *, step: str | None = None, **fields: Any) -> None:
+        route.state = state
+        if state == S.RUNNING:
+            route.ready.set()
+        else:
+            route.ready.clear()
+        with store.session(self.engine) as db:
+            store.update_instance(
+                db, client_id=route.client_id, service=route.service, state=state, step=step, **fields
+            )
+
+    def record(self, route: Route, kind: str, message: str, level: str = "info") -> None:
+        self.events.record(kind, message, level=level, client_id=route.client_id, service=route.service)
+
+    # ---- start -------------------------------------------------------------------------------------
+
+    def start(self, route: Route, *, restarting: bool = False) -> asyncio.Task[None]:
+        """Start the instance unless a start is already under way; either way, the task to await."""
+        task = self._starts.get(route.key)
+        if task is None or task.done():
+            task = asyncio.create_task(self._start(route, restarting), name=f"start {route.key}")
+            self._starts[route.key] = task
+        return task
+
+    async def _start(self, route: Route, restarting: bool) -> None:
+        began = time.monotonic()
+        self.set_state(route, S.RESTARTING if restarting else S.STARTING, step="launching")
+        try:
+            spec = self.spec_for(route)
+            route.backend_state = await self._launch(spec, route)
+            with store.session(self.engine) as db:
+                store.update_instance(
+                    db,
+                    client_id=route.client_id,
+                    service=route.service,
+                    backend_state=route.backend_state,
+                    started_at=utcnow(),
+                    step="waiting for MCP initialize",
+                )
+            await self._await_ready(route)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # any failure to start is the instance's state, never the bridge's crash
+            tail = exc.tail if isinstance(exc, StartFailed) else await self._tail(route)
+            await self._stop_quietly(route)
+            self.set_state(route, S.FAILED, last_error=str(exc), last_log=tail)
+            self.record(route, "instance.failed", f"start failed: {exc}", "error")
+            return
+        route.last_activity = time.monotonic()
+        self.set_state(route, S.RUNNING, last_error=None, last_log=[])
+        self.record(route, "instance.ready", f"ready on 127.0.0.1:{route.port} in {time.monotonic() - began:.2f}s")
+
+    async def _launch(self, spec: InstanceSpec, route: Route) -> dict[str, Any]:
+        # Shielded: a launch that is under way finishes, so a cancelled start (a delete) can still stop it.
+        launch = asyncio.ensure_future(self.runtime.start(spec))
+        try:
+            return await asyncio.shield(launch)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                route.backend_state = await launch
+            raise
+
+    async def _await_ready(self, route: Route) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.ready_timeout
+        delay, last = 0.05, "no answer yet"
+        while loop.time() < deadline:
+            poll = await self.runtime.poll(route.backend_state)
+            if not poll.running:
+                detail = f"exited with code {poll.exit_code}" if poll.exit_code is not None else "exited"
+                raise StartFailed(f"{detail} before it was ready", await self._tail(route))
+            try:
+                await probe(self.http, route.port, route.path, route.transport, timeout=5)
+                return
+            except ProbeFailed as exc:
+                last = str(exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 0.5)
+        raise StartFailed(f"not ready within {self.settings.ready_timeout:.0f}s: {last}", await self._tail(route))
+
+    async def _tail(self, route: Route) -> list[str]:
+        with contextlib.suppress(Exception):
+            return await self.runtime.logs(route.backend_state, lines=50)
+        return []
+
+    async def _stop_quietly(self, route: Route) -> None:
+        with contextlib.suppress(Exception):
+            await self.runtime.stop(route.backend_state, grace=self.settings.stop_grace)
+
+    async def wait_ready(self, client_id: str, service: str) -> Route:
+        """The route once its instance serves; wakes a stopped one; bounded by START_TIMEOUT."""
+        route = self.route(client_id, service)
+        if route.state == S.RUNNING:
+            return route
+        if route.state == S.FAILED:
+            raise Unavailable(
+                f"{service} of {client_id} has failed: {self._last_error(route)}",
+                retry_after=30,
+                state=route.state,
+            )
+        if route.state in (S.IDLE, S.STOPPED):
+            self.start(route)
+        try:
+            await asyncio.wait_for(route.ready.wait(), timeout=self.settings.start_timeout)
+        except TimeoutError:
+            raise Unavailable(
+                f"{service} of {client_id} is not ready yet (state {route.state})", retry_after=5, state=route.state
+            ) from None
+        return route
+
+    def _last_error(self, route: Route) -> str:
+        with store.session(self.engine) as db:
+            row = store.get_instance(db, client_id=route.client_id, service=route.service)
+        return (row.last_error if row else None) or "unknown error"
+
+    # ---- stop, restart, remove ---------------------------------------------------------------------
+
+    async def cancel_start(self, route: Route) -> None:
+        task = self._starts.pop(route.key, None)
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def restart(self, route: Route) -> None:
+        await self.cancel_start(route)
+        await self._stop_quietly(route)
+        route.restart_times.clear()  # an explicit restart forgives the crash-loop budget
+        self.record(route, "instance.restart", "restart requested")
+        self.start(route, restarting=True)
+
+    async def remove(self, route: Route) -> None:
+        await self.cancel_start(route)
+        route.ready.clear()
+        await self.runtime.remove(route.client_id, route.service, route.backend_state)
+        self.routes.pop(route.key, None)
+
+    # ---- watching ----------------------------------------------------------------------------------
+
+    async def watch(self) -> None:
+        """Minimal watch loop: an instance found dead is restarted on its port, within the crash budget."""
+        while True:
+            await asyncio.sleep(self.settings.probe_interval * random.uniform(0.8, 1.2))
+            running = [r for r in self.routes.values() if r.state == S.RUNNING]
+            await asyncio.gather(*(self._check(r) for r in running), return_exceptions=True)
+
+    async def _check(self, route: Route) -> None:
+        poll = await self.runtime.poll(route.backend_state)
+        if poll.running or route.state != S.RUNNING:
+            return
+        tail = await self._tail(route)
+        code = f" with code {poll.exit_code}" if poll.exit_code is not None else ""
+        self.record(route, "instance.died", f"instance exited{code}", "warning")
+        await self.heal(route, f"exited{code}", tail)
+
+    async def heal(self, route: Route, reason: str, tail: list[str]) -> None:
+        now = time.monotonic()
+        window = self.settings.restart_window
+        while route.restart_times and now - route.restart_times[0] > window:
+            route.restart_times.popleft()
+        if len(route.restart_times) >= self.settings.restart_limit:
+            await self._stop_quietly(route)
+            self.set_state(route, S.FAILED, last_error=f"crash loop: {reason}", last_log=tail)
+            self.record(
+                route,
+                "instance.failed",
+                f"{len(route.restart_times)} restarts within {window:.0f}s; giving up ({reason})",
+                "error",
+            )
+            return
+        route.restart_times.append(now)
+        route.restarts += 1
+        with store.session(self.engine) as db:
+            store.update_instance(
+                db, client_id=route.client_id, service=route.service, restarts=route.restarts, last_log=tail
+            )
+        await self._stop_quietly(route)
+        self.start(route, restarting=True)
+
+    # ---- reconcile ---------------------------------------------------------------------------------
+
+    async def reconcile(self) -> dict[str, list[str]]:
+        """Compare stored intent with what the runtime runs: adopt, restart, or remove orphans."""
+        found = {(d.client_id, d.service): d for d in await self.runtime.discover()}
+        report: dict[str, list[str]] = {"adopted": [], "restarted": [], "orphans_removed": [], "left": []}
+        for route in list(self.routes.values()):
+            discovered = found.pop(route.key, None)
+            name = f"{route.client_id}/{route.service}"
+            state = discovered.state if discovered and discovered.port == route.port else route.backend_state
+            alive = bool(state) and (await self.runtime.poll(state)).running
+            if route.state not in RUNNABLE:
+                if alive and route.state == S.IDLE:
+                    await self.runtime.stop(state)  # idle means stopped; honour the intent
+                report["left"].append(f"{name} ({route.state})")
+                continue
+            if alive:
+                route.backend_state = state
+                try:
+                    await probe(self.http, route.port, route.path, route.transport, timeout=5)
+                except ProbeFailed:
+                    alive = False
+                else:
+                    self.set_state(route, S.RUNNING, backend_state=state)
+                    report["adopted"].append(name)
+                    continue
+            await self._stop_quietly(route)
+            self.start(route, restarting=True)
+            report["restarted"].append(name)
+        for orphan in found.values():
+            await self.runtime.remove(orphan.client_id, orphan.service, orphan.state)
+            report["orphans_removed"].append(f"{orphan.client_id}/{orphan.service}")
+        summary = ", ".join(f"{k} {len(v)}: {', '.join(v) or '-'}" for k, v in report.items())
+        self.events.record("bridge.reconcile", f"start-up reconcile on {self.runtime.name}: {summary}")
+        return report
+
+    async def close(self) -> None:
+        """Bridge shutdown: stop waiting for starts; instances keep running for the next bridge to adopt."""
+        for task in list(self._starts.values()):
+            task.cancel()
+        await asyncio.gather(*self._starts.values(), return_exceptions=True)

@@ -1,0 +1,157 @@
+"""Tables (sqlmodel) and the API's request/response schemas."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, field_validator
+from pydantic import Field as PydField
+from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+CLIENT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+CLIENT_ID_RULE = "client_id must match ^[a-z0-9][a-z0-9-]{0,39}$ (lower-case letters, digits, '-'; 1-40 chars)"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class InstanceState(StrEnum):
+    STARTING = "starting"
+    RUNNING = "running"
+    UNHEALTHY = "unhealthy"
+    RESTARTING = "restarting"
+    IDLE = "idle"
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+
+class Client(SQLModel, table=True):
+    id: str = Field(primary_key=True, max_length=40)
+    workspace: str
+    profile: str = "comprehensive"
+    token_hash: str = Field(index=True, unique=True)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Instance(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("client_id", "service"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    client_id: str = Field(foreign_key="client.id", index=True)
+    service: str
+    port: int
+    state: str = InstanceState.STARTING
+    # What the runtime needs to find the instance again after a bridge restart (pid, container id, ...).
+    backend_state: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    restarts: int = 0
+    last_error: str | None = None
+    # The last lines the instance printed before it failed, kept for GET /clients/{id} and the CLI.
+    last_log: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    last_probe_at: datetime | None = None
+    started_at: datetime | None = None
+    step: str | None = None
+
+
+class PortLease(SQLModel, table=True):
+    port: int = Field(primary_key=True)
+    client_id: str = Field(index=True)
+    service: str
+    leased_at: datetime = Field(default_factory=utcnow)
+
+
+class Event(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    ts: datetime = Field(default_factory=utcnow, index=True)
+    level: str = "info"
+    kind: str
+    client_id: str | None = Field(default=None, index=True)
+    service: str | None = None
+    message: str
+
+
+# ---- API schemas -------------------------------------------------------------------------------------
+
+
+class ClientCreate(BaseModel):
+    client_id: str
+    workspace: str
+    profile: str | None = None
+    services: list[str] | None = None
+
+    @field_validator("client_id")
+    @classmethod
+    def _valid_id(cls, value: str) -> str:
+        if not CLIENT_ID.match(value):
+            raise ValueError(CLIENT_ID_RULE)
+        return value
+
+    @field_validator("services")
+    @classmethod
+    def _nonempty(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and (not value or len(set(value)) != len(value)):
+            raise ValueError("services must be a non-empty list without repeats")
+        return value
+
+
+class InstanceView(BaseModel):
+    service: str
+    state: str
+    port: int
+    url: str
+    restarts: int
+    step: str | None = None
+    last_error: str | None = None
+    last_log: list[str] = PydField(default_factory=list)
+    last_probe_at: datetime | None = None
+    started_at: datetime | None = None
+
+
+class ClientView(BaseModel):
+    client_id: str
+    workspace: str
+    profile: str
+    created_at: datetime
+    instances: list[InstanceView]
+
+
+class ClientCreated(ClientView):
+    token: str = PydField(description="The client's token; shown only once.")
+    mcp_config: dict[str, Any]
+
+
+class TokenRotated(BaseModel):
+    client_id: str
+    token: str
+    mcp_config: dict[str, Any]
+
+
+class PortView(BaseModel):
+    port: int
+    client_id: str
+    service: str
+    leased_at: datetime
+
+
+class EventView(BaseModel):
+    id: int
+    ts: datetime
+    level: str
+    kind: str
+    client_id: str | None
+    service: str | None
+    message: str
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: dict[str, Any] | None = None
+
+
+class ErrorView(BaseModel):
+    error: ErrorBody

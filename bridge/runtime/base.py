@@ -1,0 +1,104 @@
+"""The runtime contract: how the bridge starts, stops, polls and finds instances, whatever runs them.
+
+Modelled on JupyterHub's Spawner. Rules every backend keeps:
+
+* ``start(spec)`` launches one instance for (client, service) listening on ``spec.host:spec.port`` (host
+  side) and returns its *backend state*: a small JSON-able dict (a pid and start time, a container id...)
+  that the manager persists. It returns once the instance is launched, not once it is ready; readiness is
+  the manager's business (it speaks MCP, runtimes do not).
+* The backend state is all a runtime may rely on to find the instance again after a bridge restart. A
+  runtime keeps no other memory that matters.
+* ``poll(state)`` says whether that exact instance still runs. It must never mistake another thing for it
+  (a recycled pid, a container of the same name created by someone else).
+* ``stop(state)`` ends the instance and releases what the runtime made for it. It is idempotent: stopping
+  something already gone is a success.
+* ``discover()`` lists every instance this runtime manages, from the runtime's own source of truth (labels
+  on containers, state files of processes), so start-up can reconcile stored intent with reality.
+* Runtimes never import aiohttp or sqlmodel; blocking calls are kept off the event loop.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class InstanceSpec:
+    """Everything a runtime needs to start one instance."""
+
+    client_id: str
+    service: str
+    port: int  # host port, leased by the bridge
+    workspace: Path
+    instance_dir: Path  # per-instance private directory on the host (home, logs, state)
+    command: list[str] | None = None  # process runtime
+    image: str | None = None  # container runtimes
+    container_port: int = 8000
+    env: dict[str, str] = field(default_factory=dict)
+    memory_bytes: int | None = None
+    cpus: float | None = None
+    host: str = "127.0.0.1"
+
+    @property
+    def name(self) -> str:
+        return f"paradise-{self.client_id}-{self.service}"
+
+
+@dataclass(frozen=True)
+class PollResult:
+    running: bool
+    exit_code: int | None = None
+    oom_killed: bool = False
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class Discovered:
+    """An instance found in the runtime itself (not in the database)."""
+
+    client_id: str
+    service: str
+    port: int
+    state: dict[str, Any]
+
+
+class RuntimeError_(Exception):
+    """A runtime could not do what was asked; the message says what and why, for a person."""
+
+
+class PortTaken(RuntimeError_):
+    """The leased host port turned out to be in use by something else."""
+
+
+class Runtime(abc.ABC):
+    name: str = "abstract"
+
+    @abc.abstractmethod
+    async def start(self, spec: InstanceSpec) -> dict[str, Any]:
+        """Launch the instance; return the backend state to persist."""
+
+    @abc.abstractmethod
+    async def stop(self, state: dict[str, Any], *, grace: float = 5.0) -> None:
+        """Stop and clean up; idempotent."""
+
+    @abc.abstractmethod
+    async def poll(self, state: dict[str, Any]) -> PollResult:
+        """Is this exact instance still running?"""
+
+    @abc.abstractmethod
+    async def discover(self) -> list[Discovered]:
+        """Every managed instance the runtime knows of, running or not."""
+
+    @abc.abstractmethod
+    async def logs(self, state: dict[str, Any], *, lines: int = 50) -> list[str]:
+        """The last lines of the instance's output."""
+
+    async def remove(self, client_id: str, service: str, state: dict[str, Any]) -> None:
+        """Stop, then forget everything made for this instance (volumes, state files); idempotent."""
+        await self.stop(state)
+
+    async def close(self) -> None:
+        """Release the runtime's own resources (clients, watchers). Instances keep running."""

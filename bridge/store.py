@@ -1,0 +1,164 @@
+"""The only module with SQL: small keyword-only functions over a ``Session``.
+
+SQLite by default (WAL, so readers never wait for the writer); any SQLAlchemy URL works, PostgreSQL included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import event as sa_event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, SQLModel, col, create_engine, delete, select
+
+from bridge.models import Client, Event, Instance, PortLease, utcnow
+
+__all__ = ["IntegrityError", "Session"]
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @sa_event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+    else:
+        engine = create_engine(url, pool_pre_ping=True)
+    SQLModel.metadata.create_all(engine)
+    return engine
+
+
+@contextmanager
+def session(engine: Engine) -> Iterator[Session]:
+    """A session that commits on success and rolls back on any error."""
+    with Session(engine, expire_on_commit=False) as db:
+        try:
+            yield db
+            db.commit()
+        except BaseException:
+            db.rollback()
+            raise
+
+
+# ---- clients -----------------------------------------------------------------------------------------
+
+
+def get_client(db: Session, *, client_id: str) -> Client | None:
+    return db.get(Client, client_id)
+
+
+def list_clients(db: Session) -> list[Client]:
+    return list(db.exec(select(Client).order_by(Client.id)))
+
+
+def add_client(db: Session, *, client_id: str, workspace: str, profile: str, token_hash: str) -> Client:
+    client = Client(id=client_id, workspace=workspace, profile=profile, token_hash=token_hash)
+    db.add(client)
+    db.flush()
+    return client
+
+
+def set_token_hash(db: Session, *, client_id: str, token_hash: str) -> None:
+    client = db.get(Client, client_id)
+    if client is not None:
+        client.token_hash = token_hash
+        db.add(client)
+
+
+def delete_client(db: Session, *, client_id: str) -> None:
+    db.exec(delete(Instance).where(col(Instance.client_id) == client_id))
+    db.exec(delete(PortLease).where(col(PortLease.client_id) == client_id))
+    db.exec(delete(Client).where(col(Client.id) == client_id))
+
+
+# ---- instances ---------------------------------------------------------------------------------------
+
+
+def list_instances(db: Session, *, client_id: str | None = None) -> list[Instance]:
+    query = select(Instance).order_by(Instance.client_id, Instance.service)
+    if client_id is not None:
+        query = query.where(Instance.client_id == client_id)
+    return list(db.exec(query))
+
+
+def get_instance(db: Session, *, client_id: str, service: str) -> Instance | None:
+    query = select(Instance).where(Instance.client_id == client_id, Instance.service == service)
+    return db.exec(query).first()
+
+
+def add_instance(db: Session, *, client_id: str, service: str, port: int) -> Instance:
+    instance = Instance(client_id=client_id, service=service, port=port)
+    db.add(instance)
+    db.flush()
+    return instance
+
+
+def update_instance(db: Session, *, client_id: str, service: str, **fields: Any) -> Instance | None:
+    instance = get_instance(db, client_id=client_id, service=service)
+    if instance is None:
+        return None
+    for name, value in fields.items():
+        setattr(instance, name, value)
+    db.add(instance)
+    return instance
+
+
+# ---- port leases -------------------------------------------------------------------------------------
+
+
+def leased_ports(db: Session) -> set[int]:
+    return set(db.exec(select(PortLease.port)))
+
+
+def list_leases(db: Session) -> list[PortLease]:
+    return list(db.exec(select(PortLease).order_by(PortLease.port)))
+
+
+def add_lease(db: Session, *, port: int, client_id: str, service: str) -> PortLease:
+    lease = PortLease(port=port, client_id=client_id, service=service)
+    db.add(lease)
+    db.flush()  # the primary key on port makes a concurrent double lease fail here
+    return lease
+
+
+def release_leases(db: Session, *, client_id: str, service: str | None = None) -> list[int]:
+    query = select(PortLease).where(PortLease.client_id == client_id)
+    if service is not None:
+        query = query.where(PortLease.service == service)
+    leases = list(db.exec(query))
+    for lease in leases:
+        db.delete(lease)
+    return [lease.port for lease in leases]
+
+
+# ---- events ------------------------------------------------------------------------------------------
+
+
+def add_event(
+    db: Session,
+    *,
+    kind: str,
+    message: str,
+    level: str = "info",
+    client_id: str | None = None,
+    service: str | None = None,
+) -> Event:
+    event = Event(kind=kind, message=message, level=level, client_id=client_id, service=service, ts=utcnow())
+    db.add(event)
+    db.flush()
+    return event
+
+
+def list_events(db: Session, *, client_id: str | None = None, limit: int = 100) -> list[Event]:
+    query = select(Event).order_by(col(Event.id).desc()).limit(limit)
+    if client_id is not None:
+        query = query.where(Event.client_id == client_id)
+    return list(db.exec(query))

@@ -1,0 +1,164 @@
+"""Shared test helpers: a real bridge process, free ports, and a real MCP SDK client through the bridge."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import httpx2
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_block(size: int) -> int:
+    """A first port such that [first, first + size] are all free (bounded tries)."""
+    for _ in range(200):
+        first = random.randrange(20000, 60000 - size)
+        if all(port_free(p) for p in range(first, first + size + 1)):
+            return first
+    raise RuntimeError("no free block of ports on 127.0.0.1")
+
+
+def fixture_catalog(path: Path) -> Path:
+    """A catalog whose services are the fixture MCP server in its various modes."""
+    base = f'["{PYTHON}", "-m", "tests.fixtures.mcp_server", "--port", "{{port}}"'
+    modes = {
+        "echo": "normal",
+        "crashy": "crash",
+        "hung": "never-ready",
+        "slow": "slow-start",
+        "legacy": "legacy-sse",
+    }
+    lines = []
+    for name, mode in modes.items():
+        lines += [
+            f"[services.{name}]",
+            f'command = {base}, "--mode", "{mode}"]',
+            f'env = {{ PYTHONPATH = "{ROOT}" }}',
+            'path = "/sse"\ntransport = "sse"' if mode == "legacy-sse" else 'path = "/mcp"',
+            "",
+        ]
+    path.write_text("\n".join(lines))
+    return path
+
+
+class BridgeProcess:
+    """``python -m bridge serve`` as a real child process, on loopback ports of its own."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None, pool_size: int = 30) -> None:
+        self.data_dir = data_dir
+        first = free_block(pool_size + 1)
+        self.port = first
+        self.pool = range(first + 1, first + 1 + pool_size)
+        self.admin_token = "test-admin-token-" + str(first)
+        self.env = {
+            **os.environ,
+            "PARADISE_DATA_DIR": str(data_dir),
+            "PARADISE_PORT": str(self.port),
+            "PARADISE_PORT_RANGE": f"{self.pool.start}-{self.pool.stop - 1}",
+            "PARADISE_ADMIN_TOKEN": self.admin_token,
+            "PARADISE_RUNTIME": "process",
+            "PARADISE_PROBE_INTERVAL": "0.5",
+            "PARADISE_READY_TIMEOUT": "20",
+            "PARADISE_START_TIMEOUT": "15",
+            "PARADISE_STOP_GRACE": "2",
+            "PYTHONPATH": str(ROOT),
+            **(env or {}),
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = data_dir / "bridge.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 20) -> BridgeProcess:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        out = self.log.open("ab")
+        self.proc = subprocess.Popen(
+            [PYTHON, "-m", "bridge", "serve"], env=self.env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"bridge exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return self
+            time.sleep(0.1)
+        raise RuntimeError(f"bridge did not answer /healthz:\n{self.log.read_text()[-3000:]}")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=20)
+
+    def api(self, method: str, path: str, *, token: str | None = None, **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token or self.admin_token}"} | kwargs.pop("headers", {})
+        return httpx.request(method, self.url + "/api/v1" + path, headers=headers, timeout=90, **kwargs)
+
+    def register(self, client_id: str, workspace: Path, services: list[str], wait: float = 30) -> dict[str, Any]:
+        resp = self.api(
+            "POST",
+            "/clients",
+            params={"wait": wait},
+            json={"client_id": client_id, "workspace": str(workspace), "services": services},
+        )
+        assert resp.status_code == 201, resp.text
+        return resp.json()
+
+    def state(self, client_id: str, service: str) -> dict[str, Any]:
+        client = self.api("GET", f"/clients/{client_id}").json()
+        return next(i for i in client["instances"] if i["service"] == service)
+
+    def wait_state(self, client_id: str, service: str, states: set[str], timeout: float = 30) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            inst = self.state(client_id, service)
+            if inst["state"] in states or time.monotonic() > deadline:
+                return inst
+            time.sleep(0.2)
+
+    def mcp_url(self, client_id: str, service: str) -> str:
+        return f"{self.url}/c/{client_id}/{service}/mcp"
+
+
+@contextlib.asynccontextmanager
+async def mcp_client(url: str, token: str | None) -> AsyncIterator[Client]:
+    """The official MCP SDK client, speaking Streamable HTTP with the client token as a bearer token."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=60)) as http,
+        Client(streamable_http_client(url, http_client=http)) as client,
+    ):
+        yield client
+
+
+def instance_pid(bridge: BridgeProcess, client_id: str, service: str) -> int:
+    import json
+
+    label = bridge.data_dir / "instances" / client_id / service / "runtime.json"
+    return int(json.loads(label.read_text())["pid"])

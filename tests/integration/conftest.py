@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.helpers import BridgeProcess, fixture_catalog
+
+
+def kill_leftovers(data_dir: Path) -> None:
+    """Whatever a test left running (it should not), so one failure does not leak into the next."""
+    for label in data_dir.glob("instances/*/*/runtime.json"):
+        with contextlib.suppress(Exception):
+            state = json.loads(label.read_text())
+            proc = psutil.Process(state["pid"])
+            if abs(proc.create_time() - state["create_time"]) < 0.05:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("workspace")
+    (path / "app.py").write_text("class Greeter:\n    pass\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def bridge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BridgeProcess]:
+    data = tmp_path_factory.mktemp("bridge")
+    catalog = fixture_catalog(data / "catalog.toml")
+    proc = BridgeProcess(data / "data", env={"PARADISE_CATALOG": str(catalog)}).start()
+    yield proc
+    with contextlib.suppress(Exception):
+        for client in proc.api("GET", "/clients").json():
+            proc.api("DELETE", f"/clients/{client['client_id']}")
+    proc.kill(signal.SIGTERM)
+    kill_leftovers(proc.data_dir)

@@ -1,0 +1,162 @@
+"""Routing through a real bridge process to real MCP servers, with the official MCP SDK client."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import pytest
+
+from tests.helpers import BridgeProcess, mcp_client
+
+ACCEPT = "application/json, text/event-stream"
+INIT = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+}
+
+
+@pytest.fixture(scope="module")
+def tenants(bridge: BridgeProcess, workspace) -> dict[str, dict]:
+    """Three clients registered concurrently over the admin API."""
+
+    async def register_all() -> list[httpx.Response]:
+        async with httpx.AsyncClient(
+            base_url=bridge.url, headers={"Authorization": f"Bearer {bridge.admin_token}"}, timeout=60
+        ) as http:
+            return await asyncio.gather(
+                *(
+                    http.post(
+                        "/api/v1/clients",
+                        params={"wait": 30},
+                        json={"client_id": name, "workspace": str(workspace), "services": ["echo"]},
+                    )
+                    for name in ("alice", "bob", "carol")
+                )
+            )
+
+    responses = asyncio.run(register_all())
+    assert [r.status_code for r in responses] == [201, 201, 201], [r.text for r in responses]
+    return {r.json()["client_id"]: r.json() for r in responses}
+
+
+def test_concurrent_registrations_get_distinct_ports(tenants, bridge: BridgeProcess) -> None:
+    ports = [t["instances"][0]["port"] for t in tenants.values()]
+    assert len(set(ports)) == 3
+    assert all(p in bridge.pool for p in ports)
+    assert all(t["instances"][0]["state"] == "running" for t in tenants.values())
+    leases = bridge.api("GET", "/ports").json()
+    assert sorted(lease["port"] for lease in leases) == sorted(ports)
+
+
+async def test_each_client_reaches_only_its_own_instance(tenants, bridge: BridgeProcess) -> None:
+    for name, created in tenants.items():
+        async with mcp_client(bridge.mcp_url(name, "echo"), created["token"]) as client:
+            tools = {t.name for t in (await client.list_tools()).tools}
+            assert {"whoami", "echo", "count"} <= tools
+            who = (await client.call_tool("whoami", {})).structured_content
+            assert who["client"] == name
+            assert who["service"] == "echo"
+            assert who["leaked_admin_token"] == ""
+
+
+async def test_tokens_are_not_interchangeable(tenants, bridge: BridgeProcess) -> None:
+    url = bridge.mcp_url("alice", "echo")
+    async with httpx.AsyncClient(timeout=10) as http:
+        cases = {
+            "none": (None, 401),
+            "garbage": ("Bearer not-a-token", 401),
+            "bob's": (f"Bearer {tenants['bob']['token']}", 403),
+        }
+        for label, (auth, status) in cases.items():
+            headers = {"Accept": ACCEPT} | ({"Authorization": auth} if auth else {})
+            resp = await http.post(url, json=INIT, headers=headers)
+            assert resp.status_code == status, label
+            assert resp.json()["error"]["code"] in ("unauthorized", "forbidden")
+            assert "resource_metadata" not in resp.headers.get("WWW-Authenticate", "")
+        own = {"Authorization": f"Bearer {tenants['alice']['token']}", "Accept": ACCEPT}
+        unknown_client = await http.post(bridge.mcp_url("nobody", "echo"), json=INIT, headers=own)
+        unknown_service = await http.post(bridge.mcp_url("alice", "nothing"), json=INIT, headers=own)
+        assert unknown_client.status_code == unknown_service.status_code == 404
+        assert unknown_service.json()["error"]["code"] == "not_found"
+        for path in (
+            "/.well-known/oauth-authorization-server",
+            "/.well-known/oauth-protected-resource/c/alice/echo/mcp",
+            "/.well-known/openid-configuration",
+            "/register",
+            "/authorize",
+            "/token",
+        ):
+            resp = await http.get(bridge.url + path)
+            assert resp.status_code == 404, path
+            assert resp.json()["error"]["code"] == "not_found"
+
+
+async def test_progress_events_stream_while_the_tool_runs(tenants, bridge: BridgeProcess) -> None:
+    arrivals: list[float] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        arrivals.append(time.time())
+
+    async with mcp_client(bridge.mcp_url("alice", "echo"), tenants["alice"]["token"]) as client:
+        result = await client.call_tool("count", {"steps": 4, "delay": 0.4}, progress_callback=on_progress)
+    ended = result.structured_content["ended"]
+    assert len(arrivals) == 4
+    # Relayed as they happen: the first step reached us long before the tool finished (1.6 s of work).
+    assert arrivals[0] < ended - 1.0
+    assert arrivals == sorted(arrivals)
+
+
+async def test_headers_pass_and_credentials_do_not(tenants, bridge: BridgeProcess) -> None:
+    async with mcp_client(bridge.mcp_url("carol", "echo"), tenants["carol"]["token"]) as client:
+        seen = (await client.call_tool("headers", {})).structured_content
+    port = tenants["carol"]["instances"][0]["port"]
+    assert "authorization" not in seen
+    assert seen["host"] == f"127.0.0.1:{port}"
+    assert "mcp-protocol-version" in seen or "mcp-session-id" in seen or "mcp-method" in seen
+
+
+async def test_get_stream_and_delete_pass_through(tenants, bridge: BridgeProcess) -> None:
+    url = bridge.mcp_url("bob", "echo")
+    auth = {"Authorization": f"Bearer {tenants['bob']['token']}", "Accept": ACCEPT}
+    async with httpx.AsyncClient(timeout=10) as http:
+        init = await http.post(url, json=INIT, headers=auth)
+        assert init.status_code == 200
+        session = init.headers["Mcp-Session-Id"]
+        ready = {**auth, "Mcp-Session-Id": session, "MCP-Protocol-Version": "2025-06-18"}
+        note = await http.post(url, json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=ready)
+        assert note.status_code == 202
+        async with http.stream("GET", url, headers={**ready, "Accept": "text/event-stream"}) as stream:
+            assert stream.status_code == 200
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            assert stream.headers["x-accel-buffering"] == "no"
+        deleted = await http.delete(url, headers=ready)
+        assert deleted.status_code in (200, 204)
+        after = await http.post(url, json={"jsonrpc": "2.0", "id": 2, "method": "ping"}, headers=ready)
+        assert after.status_code == 404  # the instance ended the session, so DELETE reached it
+
+
+async def test_legacy_sse_endpoint_is_rewritten(bridge: BridgeProcess, workspace) -> None:
+    from mcp.client.sse import sse_client
+
+    created = bridge.register("legacy-user", workspace, ["legacy"])
+    assert created["instances"][0]["state"] == "running", created
+    url = f"{bridge.url}/c/legacy-user/legacy/sse"
+    headers = {"Authorization": f"Bearer {created['token']}"}
+    async with httpx.AsyncClient(timeout=10) as http, http.stream("GET", url, headers=headers) as stream:
+        first = ""
+        async for line in stream.aiter_lines():
+            first += line + "\n"
+            if line.startswith("data:"):
+                break
+    assert "event: endpoint" in first
+    assert "data: /c/legacy-user/legacy/messages/?session_id=" in first
+    from mcp import Client
+
+    async with Client(sse_client(url, headers=headers)) as client:
+        who = (await client.call_tool("whoami", {})).structured_content
+    assert who["client"] == "legacy-user"
+    assert bridge.api("DELETE", "/clients/legacy-user").status_code == 204
