@@ -15,6 +15,7 @@ import time
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
+from yarl import URL
 
 from bridge.errors import Forbidden, NotFound, Unauthorized, UpstreamError
 from bridge.manager import ClientManager
@@ -76,7 +77,14 @@ class McpProxy:
         tail = request.match_info["tail"]
         route = await self.manager.instances.wait_ready(client_id, service)
         path = _upstream_path(tail, route.path)
-        url = f"http://127.0.0.1:{route.port}{path}"
+        url = URL.build(
+            scheme="http",
+            host="127.0.0.1",
+            port=route.port,
+            path=path,
+            query_string=request.rel_url.raw_query_string,
+            encoded=True,  # relay the query exactly as the client sent it (session_id of old SSE servers)
+        )
         headers = CIMultiDict(
             (k, v) for k, v in request.headers.items() if k.lower() not in _DROP_REQUEST
         )
@@ -87,7 +95,6 @@ class McpProxy:
             upstream = await self.http.request(
                 request.method,
                 url,
-                params=request.query,
                 headers=headers,
                 data=body,
                 allow_redirects=False,

@@ -1,0 +1,162 @@
+"""Proxy benchmark: a minimal MCP backend direct, through a bare aiohttp reverse proxy, and through the bridge.
+
+    python scripts/bench_proxy.py [--seconds 5] [--rounds 3] [--connections 1,32]
+
+Needs ``wrk`` (Debian: apt-get install wrk). Everything listens on 127.0.0.1. Targets are measured
+interleaved (round by round) so that machine noise hits all three alike; the median round is reported.
+Each request is an MCP ``tools/call`` POST with a JSON response.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.helpers import BridgeProcess, free_block  # noqa: E402
+
+BODY = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "echo", "arguments": {"x": 1}}}
+LUA = """
+wrk.method = "POST"
+wrk.body = [[%s]]
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Accept"] = "application/json, text/event-stream"
+%s
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT %%d %%d %%d %%d %%d\\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99), summary.errors.status + summary.errors.connect
+    + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end
+"""
+
+
+def start(args: list[str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def wait_port(url: str) -> None:
+    for _ in range(100):
+        try:
+            httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "ping"}, timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def wrk(url: str, script: Path, connections: int, seconds: float) -> dict[str, float]:
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{int(seconds)}s", "--timeout", "10s", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    line = next(x for x in out.splitlines() if x.startswith("RESULT"))
+    requests, duration_us, p50, p99, errors = (int(v) for v in line.split()[1:])
+    return {"rps": requests / (duration_us / 1e6), "p50_ms": p50 / 1000, "p99_ms": p99 / 1000, "errors": errors}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", default="1,32")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("bench_proxy: needs wrk (apt-get install wrk)")
+    conns = [int(c) for c in args.connections.split(",")]
+    work = Path(tempfile.mkdtemp(prefix="paradise-bench-"))
+    first = free_block(3)
+    backend_port, bare_port = first, first + 1
+    procs = [
+        start(["scripts/bench_backend.py", "backend", "--port", str(backend_port)]),
+        start(
+            ["scripts/bench_backend.py", "bare", "--port", str(bare_port), "--upstream", f"127.0.0.1:{backend_port}"]
+        ),
+    ]
+    catalog = work / "catalog.toml"
+    catalog.write_text(
+        f'[services.bench]\ncommand = ["{sys.executable}", "{ROOT}/scripts/bench_backend.py", "backend", '
+        f'"--port", "{{port}}"]\n'
+    )
+    bridge = BridgeProcess(
+        work / "data", env={"PARADISE_CATALOG": str(catalog), "PARADISE_LOG_LEVEL": "WARNING"}, pool_size=4
+    )
+    try:
+        bridge.start()
+        token = bridge.register("bench", work, ["bench"])["token"]
+        targets = {
+            "direct": (f"http://127.0.0.1:{backend_port}/mcp", ""),
+            "bare-proxy": (f"http://127.0.0.1:{bare_port}/mcp", ""),
+            "bridge": (bridge.mcp_url("bench", "bench"), f'wrk.headers["Authorization"] = "Bearer {token}"'),
+        }
+        scripts = {}
+        for name, (url, extra) in targets.items():
+            wait_port(url) if name != "bridge" else None
+            scripts[name] = work / f"{name}.lua"
+            scripts[name].write_text(LUA % (json.dumps(BODY), extra))
+            wrk(url, scripts[name], 4, 1)  # warm-up: connections, pools, caches
+        results: dict[tuple[str, int], list[dict[str, float]]] = {}
+        for _ in range(args.rounds):
+            for c in conns:
+                for name, (url, _) in targets.items():
+                    results.setdefault((name, c), []).append(wrk(url, scripts[name], c, args.seconds))
+        report(results, conns, args)
+    finally:
+        with_suppress_delete(bridge)
+        bridge.kill(signal.SIGTERM)
+        for proc in procs:
+            proc.terminate()
+            proc.wait()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def with_suppress_delete(bridge: BridgeProcess) -> None:
+    try:
+        bridge.api("DELETE", "/clients/bench")
+    except Exception as exc:
+        print(f"(could not delete the bench client: {exc})", file=sys.stderr)
+
+
+def median(runs: list[dict[str, float]], key: str) -> float:
+    return statistics.median(r[key] for r in runs)
+
+
+def report(results: dict[tuple[str, int], list[dict[str, float]]], conns: list[int], args: argparse.Namespace) -> None:
+    print(
+        f"\nbench_proxy: {args.rounds} interleaved rounds x {args.seconds:g}s per target; median round; "
+        f"{os.cpu_count()} CPUs; MCP tools/call POST, JSON response\n"
+    )
+    print(f"{'target':<12}{'conns':>6}{'rps':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
+    for c in conns:
+        for name in ("direct", "bare-proxy", "bridge"):
+            runs = results[(name, c)]
+            print(
+                f"{name:<12}{c:>6}{median(runs, 'rps'):>10.0f}{median(runs, 'p50_ms'):>9.3f}"
+                f"{median(runs, 'p99_ms'):>9.3f}{sum(r['errors'] for r in runs):>8.0f}"
+            )
+    print()
+    for c in conns:
+        bridge, bare, direct = (results[(n, c)] for n in ("bridge", "bare-proxy", "direct"))
+        print(
+            f"{c:>3} conn: bridge/bare throughput {median(bridge, 'rps') / median(bare, 'rps'):.2f}x; "
+            f"added p50 vs bare {median(bridge, 'p50_ms') - median(bare, 'p50_ms'):+.3f} ms, "
+            f"vs direct {median(bridge, 'p50_ms') - median(direct, 'p50_ms'):+.3f} ms"
+        )
+
+
+if __name__ == "__main__":
+    main()
