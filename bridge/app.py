@@ -16,6 +16,7 @@ from bridge.api import routes as api
 from bridge.api.middleware import admin_middleware, error_middleware
 from bridge.catalog import CatalogError, ServiceSpec, load_catalog
 from bridge.events import EventLog
+from bridge.health import HealthMonitor
 from bridge.lifecycle import InstanceManager
 from bridge.manager import ClientManager
 from bridge.ports import PortAllocator
@@ -52,7 +53,7 @@ async def http_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
-    runtime = select_runtime(app[SETTINGS])
+    runtime = await asyncio.to_thread(select_runtime, app[SETTINGS], app[CATALOG])
     app[RUNTIME] = runtime
     yield
     await runtime.close()
@@ -60,6 +61,7 @@ async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def manager_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
+    ports = PortAllocator(app[ENGINE], settings.port_pool)
     instances = InstanceManager(
         settings=settings,
         engine=app[ENGINE],
@@ -67,18 +69,19 @@ async def manager_ctx(app: web.Application) -> AsyncIterator[None]:
         catalog=app[CATALOG],
         events=app[EVENTS],
         http=app[HTTP],
+        ports=ports,
     )
     manager = ClientManager(
         settings=settings,
         engine=app[ENGINE],
-        ports=PortAllocator(app[ENGINE], settings.port_pool),
+        ports=ports,
         instances=instances,
         events=app[EVENTS],
     )
     manager.load()
     app[MANAGER] = manager
     await instances.reconcile()
-    watcher = asyncio.create_task(instances.watch(), name="watch")
+    watcher = asyncio.create_task(HealthMonitor(instances).run(), name="health monitor")
     yield
     watcher.cancel()
     with contextlib.suppress(asyncio.CancelledError):

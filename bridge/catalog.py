@@ -25,6 +25,14 @@ class CatalogError(ValueError):
     """The catalog file is unreadable or describes a service badly."""
 
 
+class ReadyTool(BaseModel):
+    """A cheap tool call that proves the instance can do its real work (e.g. its language server is up)."""
+
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    timeout: float = Field(90.0, gt=0)
+
+
 class ServiceSpec(BaseModel):
     name: str
     command: list[str] | None = None
@@ -36,8 +44,10 @@ class ServiceSpec(BaseModel):
     env: dict[str, str] = Field(default_factory=dict)
     memory: str | None = None
     cpus: float | None = None
-    # Something that must be installed before the service can start (e.g. "serena": its own virtualenv).
-    requires: str | None = None
+    # Something that must be installed on the host before a process instance can start ("serena").
+    requires: Literal["serena"] | None = None
+    # Called after MCP initialize succeeds; until it answers the instance stays "starting".
+    ready_tool: ReadyTool | None = None
 
     @field_validator("path")
     @classmethod

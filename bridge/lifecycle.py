@@ -10,7 +10,6 @@ import asyncio
 import collections
 import contextlib
 import logging
-import random
 import sys
 import time
 from dataclasses import dataclass, field
@@ -24,10 +23,12 @@ from bridge import store
 from bridge.catalog import ServiceSpec
 from bridge.errors import NotFound, Unavailable
 from bridge.events import EventLog
-from bridge.mcp_probe import ProbeFailed, probe
+from bridge.mcp_probe import McpToolError, ProbeFailed, mcp_call_tool, probe
 from bridge.models import Instance, utcnow
 from bridge.models import InstanceState as S
-from bridge.runtime.base import InstanceSpec, Runtime
+from bridge.ports import PortAllocator
+from bridge.requirements import Requirements, workspace_notes
+from bridge.runtime.base import InstanceSpec, PortTaken, Runtime
 from bridge.settings import BridgeSettings
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ class InstanceManager:
         catalog: dict[str, ServiceSpec],
         events: EventLog,
         http: aiohttp.ClientSession,
+        ports: PortAllocator,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -85,6 +87,8 @@ class InstanceManager:
         self.catalog = catalog
         self.events = events
         self.http = http
+        self.ports = ports
+        self.requirements = Requirements(settings)
         self.routes: dict[Key, Route] = {}
         self.clients: dict[str, ClientInfo] = {}
         self._starts: dict[Key, asyncio.Task[None]] = {}
@@ -178,8 +182,14 @@ class InstanceManager:
 
     async def _start(self, route: Route, restarting: bool) -> None:
         began = time.monotonic()
-        self.set_state(route, S.RESTARTING if restarting else S.STARTING, step="launching")
+        service = self.catalog[route.service]
+        self.set_state(route, S.RESTARTING if restarting else S.STARTING, step="preparing")
         try:
+            notes = self._notes(route, service)
+            if service.requires and self.runtime.installs_on_host:
+                self.set_step(route, f"installing {service.requires}")
+                await self.requirements.ensure(service.requires, lambda line: self._progress(route, line))
+            self.set_step(route, "launching")
             spec = self.spec_for(route)
             route.backend_state = await self._launch(spec, route)
             with store.session(self.engine) as db:
@@ -192,19 +202,68 @@ class InstanceManager:
                     step="waiting for MCP initialize",
                 )
             await self._await_ready(route)
+            notes += await self._await_workload(route, service)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # any failure to start is the instance's state, never the bridge's crash
-            tail = exc.tail if isinstance(exc, StartFailed) else await self._tail(route)
-            await self._stop_quietly(route)
+            tail = exc.tail if isinstance(exc, StartFailed) else await self.tail(route)
+            await self.stop_quietly(route)
             self.set_state(route, S.FAILED, last_error=str(exc), last_log=tail)
             self.record(route, "instance.failed", f"start failed: {exc}", "error")
             return
         route.last_activity = time.monotonic()
-        self.set_state(route, S.RUNNING, last_error=None, last_log=[])
-        self.record(route, "instance.ready", f"ready on 127.0.0.1:{route.port} in {time.monotonic() - began:.2f}s")
+        self.set_state(route, S.RUNNING, last_error=None, last_log=[], notes=notes)
+        elapsed = time.monotonic() - began
+        self.record(route, "instance.ready", f"ready on 127.0.0.1:{route.port} in {elapsed:.2f}s")
+        for note in notes:
+            self.record(route, "instance.degraded", note, "warning")
+
+    def set_step(self, route: Route, step: str) -> None:
+        with store.session(self.engine) as db:
+            store.update_instance(db, client_id=route.client_id, service=route.service, step=step)
+        self.record(route, "instance.step", step)
+
+    def _progress(self, route: Route, line: str) -> None:
+        self.record(route, "instance.progress", line)
+
+    def _notes(self, route: Route, service: ServiceSpec) -> list[str]:
+        if service.requires != "serena":
+            return []
+        return workspace_notes(Path(self.clients[route.client_id].workspace))
+
+    async def _await_workload(self, route: Route, service: ServiceSpec) -> list[str]:
+        """The service's own readiness (e.g. Serena's language server); a failure degrades, not fails."""
+        if service.ready_tool is None:
+            return []
+        tool = service.ready_tool
+        self.set_step(route, f"waiting for {tool.name} to answer")
+        try:
+            await mcp_call_tool(
+                self.http, route.port, route.path, tool.name, tool.arguments, timeout=tool.timeout
+            )
+        except (ProbeFailed, McpToolError) as exc:
+            return [f"{tool.name} does not work yet: {exc}"]
+        return []
 
     async def _launch(self, spec: InstanceSpec, route: Route) -> dict[str, Any]:
+        for _ in range(3):
+            try:
+                return await self._launch_once(spec, route)
+            except PortTaken as exc:
+                spec = self._move_port(route, str(exc))
+        raise StartFailed(f"no usable port after 3 tries (last {route.port})")
+
+    def _move_port(self, route: Route, reason: str) -> InstanceSpec:
+        """The leased port was taken behind our back: release it, lease the next one, remember the move."""
+        old = route.port
+        self.ports.release(client_id=route.client_id, service=route.service)
+        route.port = self.ports.lease(client_id=route.client_id, service=route.service)
+        with store.session(self.engine) as db:
+            store.update_instance(db, client_id=route.client_id, service=route.service, port=route.port)
+        self.record(route, "port.moved", f"port {old} was taken ({reason}); moved to {route.port}", "warning")
+        return self.spec_for(route)
+
+    async def _launch_once(self, spec: InstanceSpec, route: Route) -> dict[str, Any]:
         # Shielded: a launch that is under way finishes, so a cancelled start (a delete) can still stop it.
         launch = asyncio.ensure_future(self.runtime.start(spec))
         try:
@@ -222,7 +281,7 @@ class InstanceManager:
             poll = await self.runtime.poll(route.backend_state)
             if not poll.running:
                 detail = f"exited with code {poll.exit_code}" if poll.exit_code is not None else "exited"
-                raise StartFailed(f"{detail} before it was ready", await self._tail(route))
+                raise StartFailed(f"{detail} before it was ready", await self.tail(route))
             try:
                 await probe(self.http, route.port, route.path, route.transport, timeout=5)
                 return
@@ -230,14 +289,14 @@ class InstanceManager:
                 last = str(exc)
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, 0.5)
-        raise StartFailed(f"not ready within {self.settings.ready_timeout:.0f}s: {last}", await self._tail(route))
+        raise StartFailed(f"not ready within {self.settings.ready_timeout:.0f}s: {last}", await self.tail(route))
 
-    async def _tail(self, route: Route) -> list[str]:
+    async def tail(self, route: Route) -> list[str]:
         with contextlib.suppress(Exception):
             return await self.runtime.logs(route.backend_state, lines=50)
         return []
 
-    async def _stop_quietly(self, route: Route) -> None:
+    async def stop_quietly(self, route: Route) -> None:
         with contextlib.suppress(Exception):
             await self.runtime.stop(route.backend_state, grace=self.settings.stop_grace)
 
@@ -278,7 +337,7 @@ class InstanceManager:
 
     async def restart(self, route: Route) -> None:
         await self.cancel_start(route)
-        await self._stop_quietly(route)
+        await self.stop_quietly(route)
         route.restart_times.clear()  # an explicit restart forgives the crash-loop budget
         self.record(route, "instance.restart", "restart requested")
         self.start(route, restarting=True)
@@ -288,48 +347,6 @@ class InstanceManager:
         route.ready.clear()
         await self.runtime.remove(route.client_id, route.service, route.backend_state)
         self.routes.pop(route.key, None)
-
-    # ---- watching ----------------------------------------------------------------------------------
-
-    async def watch(self) -> None:
-        """Minimal watch loop: an instance found dead is restarted on its port, within the crash budget."""
-        while True:
-            await asyncio.sleep(self.settings.probe_interval * random.uniform(0.8, 1.2))
-            running = [r for r in self.routes.values() if r.state == S.RUNNING]
-            await asyncio.gather(*(self._check(r) for r in running), return_exceptions=True)
-
-    async def _check(self, route: Route) -> None:
-        poll = await self.runtime.poll(route.backend_state)
-        if poll.running or route.state != S.RUNNING:
-            return
-        tail = await self._tail(route)
-        code = f" with code {poll.exit_code}" if poll.exit_code is not None else ""
-        self.record(route, "instance.died", f"instance exited{code}", "warning")
-        await self.heal(route, f"exited{code}", tail)
-
-    async def heal(self, route: Route, reason: str, tail: list[str]) -> None:
-        now = time.monotonic()
-        window = self.settings.restart_window
-        while route.restart_times and now - route.restart_times[0] > window:
-            route.restart_times.popleft()
-        if len(route.restart_times) >= self.settings.restart_limit:
-            await self._stop_quietly(route)
-            self.set_state(route, S.FAILED, last_error=f"crash loop: {reason}", last_log=tail)
-            self.record(
-                route,
-                "instance.failed",
-                f"{len(route.restart_times)} restarts within {window:.0f}s; giving up ({reason})",
-                "error",
-            )
-            return
-        route.restart_times.append(now)
-        route.restarts += 1
-        with store.session(self.engine) as db:
-            store.update_instance(
-                db, client_id=route.client_id, service=route.service, restarts=route.restarts, last_log=tail
-            )
-        await self._stop_quietly(route)
-        self.start(route, restarting=True)
 
     # ---- reconcile ---------------------------------------------------------------------------------
 
@@ -357,7 +374,7 @@ class InstanceManager:
                     self.set_state(route, S.RUNNING, backend_state=state)
                     report["adopted"].append(name)
                     continue
-            await self._stop_quietly(route)
+            await self.stop_quietly(route)
             self.start(route, restarting=True)
             report["restarted"].append(name)
         for orphan in found.values():

@@ -197,6 +197,7 @@ class ClientManager:
                     step=row.step if row.state != InstanceState.RUNNING else None,
                     last_error=row.last_error,
                     last_log=row.last_log or [],
+                    notes=row.notes or [],
                     last_probe_at=row.last_probe_at,
                     started_at=row.started_at,
                 )

@@ -70,9 +70,10 @@ async def sse_endpoint(http: aiohttp.ClientSession, port: int, path: str, *, tim
     url = f"http://127.0.0.1:{port}{path}"
     began = time.perf_counter()
     try:
-        async with asyncio.timeout(timeout), http.get(
-            url, headers={**instance_headers(port), "Accept": "text/event-stream"}
-        ) as resp:
+        async with (
+            asyncio.timeout(timeout),
+            http.get(url, headers={**instance_headers(port), "Accept": "text/event-stream"}) as resp,
+        ):
             if resp.status != 200:
                 raise ProbeFailed(f"SSE stream answered HTTP {resp.status}")
             async for line in resp.content:
@@ -88,3 +89,75 @@ async def probe(http: aiohttp.ClientSession, port: int, path: str, transport: st
     if transport == "sse":
         return await sse_endpoint(http, port, path, timeout=timeout)
     return await mcp_initialize(http, port, path, timeout=timeout)
+
+
+class McpToolError(Exception):
+    """The instance answered, but the tool call failed; the message is the instance's own words."""
+
+
+async def mcp_call_tool(
+    http: aiohttp.ClientSession, port: int, path: str, name: str, arguments: dict, *, timeout: float
+) -> str:
+    """A whole MCP exchange (initialize, initialized, tools/call, DELETE); returns the tool's text."""
+    url = f"http://127.0.0.1:{port}{path}"
+    base = {
+        **instance_headers(port),
+        "Content-Type": "application/json",
+        "Accept": "application/json, text/event-stream",
+    }
+    try:
+        async with asyncio.timeout(timeout):
+            init = await _rpc(http, url, base, _INITIALIZE)
+            headers = {**base, "MCP-Protocol-Version": PROBE_PROTOCOL}
+            if init.session_id:
+                headers["Mcp-Session-Id"] = init.session_id
+            try:
+                note = json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"})
+                await _rpc(http, url, headers, note)
+                call = json.dumps(
+                    {
+                        "jsonrpc": "2.0",
+                        "id": 2,
+                        "method": "tools/call",
+                        "params": {"name": name, "arguments": arguments},
+                    }
+                )
+                answer = await _rpc(http, url, headers, call)
+            finally:
+                if init.session_id:
+                    async with http.delete(url, headers=headers):
+                        pass
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise ProbeFailed(f"{name} did not answer: {exc.__class__.__name__}: {exc}") from None
+    message = answer.message or {}
+    if "error" in message:
+        raise McpToolError(str(message["error"].get("message", message["error"])))
+    result = message.get("result", {})
+    text = " ".join(c.get("text", "") for c in result.get("content", []) if isinstance(c, dict))
+    if result.get("isError"):
+        raise McpToolError(text or "the tool reported an error")
+    return text
+
+
+class _Answer:
+    def __init__(self, session_id: str | None, message: dict | None) -> None:
+        self.session_id = session_id
+        self.message = message
+
+
+async def _rpc(http: aiohttp.ClientSession, url: str, headers: dict[str, str], body: str) -> _Answer:
+    async with http.post(url, data=body, headers=headers) as resp:
+        if resp.status == 202:
+            return _Answer(resp.headers.get("Mcp-Session-Id"), None)
+        if resp.status != 200:
+            raise ProbeFailed(f"HTTP {resp.status}: {(await resp.text())[:200]!r}")
+        session_id = resp.headers.get("Mcp-Session-Id")
+        if resp.content_type != "text/event-stream":
+            return _Answer(session_id, await resp.json(content_type=None))
+        async for raw in resp.content:  # the answer is the SSE event that carries an id (not a notification)
+            line = raw.decode("utf-8", "replace").strip()
+            if line.startswith("data:"):
+                message = json.loads(line[5:])
+                if "id" in message:
+                    return _Answer(session_id, message)
+        raise ProbeFailed("the stream ended without an answer")

@@ -52,6 +52,8 @@ class Instance(SQLModel, table=True):
     last_error: str | None = None
     # The last lines the instance printed before it failed, kept for GET /clients/{id} and the CLI.
     last_log: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    # What works only partly (e.g. no language server for the workspace's language), in words for a person.
+    notes: list[str] = Field(default_factory=list, sa_column=Column(JSON))
     last_probe_at: datetime | None = None
     started_at: datetime | None = None
     step: str | None = None
@@ -107,6 +109,7 @@ class InstanceView(BaseModel):
     step: str | None = None
     last_error: str | None = None
     last_log: list[str] = PydField(default_factory=list)
+    notes: list[str] = PydField(default_factory=list)
     last_probe_at: datetime | None = None
     started_at: datetime | None = None
 

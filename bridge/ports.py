@@ -8,25 +8,15 @@ only given back when their client is deleted.
 from __future__ import annotations
 
 import logging
-import socket
 
 from sqlalchemy.engine import Engine
 
 from bridge import store
 from bridge.errors import PortPoolExhausted
+from bridge.runtime.base import port_is_free
 
 log = logging.getLogger(__name__)
-
-
-def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
-    """True when nothing listens on host:port (SO_REUSEADDR, as servers use, so TIME_WAIT counts as free)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
+__all__ = ["PortAllocator", "port_is_free"]
 
 
 class PortAllocator:

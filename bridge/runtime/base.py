@@ -20,9 +20,21 @@ Modelled on JupyterHub's Spawner. Rules every backend keeps:
 from __future__ import annotations
 
 import abc
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """True when nothing listens on host:port (SO_REUSEADDR, as servers use, so TIME_WAIT counts as free)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -75,6 +87,8 @@ class PortTaken(RuntimeError_):
 
 class Runtime(abc.ABC):
     name: str = "abstract"
+    # True when instances run on this host's own files (so host-side requirements must be installed).
+    installs_on_host: bool = False
 
     @abc.abstractmethod
     async def start(self, spec: InstanceSpec) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from typing import Any
 
 import psutil
 
-from bridge.runtime.base import Discovered, InstanceSpec, PollResult, Runtime
+from bridge.runtime.base import Discovered, InstanceSpec, PollResult, PortTaken, Runtime, port_is_free
 
 log = logging.getLogger(__name__)
 STATE_FILE = "runtime.json"
@@ -56,6 +56,7 @@ def _same_process(pid: int, create_time: float) -> psutil.Process | None:
 
 class ProcessRuntime(Runtime):
     name = "process"
+    installs_on_host = True
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -65,6 +66,8 @@ class ProcessRuntime(Runtime):
     async def start(self, spec: InstanceSpec) -> dict[str, Any]:
         if not spec.command:
             raise ValueError(f"service {spec.service!r} has no command for the process runtime")
+        if not port_is_free(spec.port):
+            raise PortTaken(f"127.0.0.1:{spec.port} is in use by another program")
         home = spec.instance_dir / "home"
         home.mkdir(parents=True, exist_ok=True)
         log_path = spec.instance_dir / LOG_FILE

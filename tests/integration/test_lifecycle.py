@@ -35,6 +35,27 @@ async def test_bridge_kill9_then_restart_adopts_and_old_session_answers(bridge: 
     assert bridge.api("DELETE", "/clients/survivor").status_code == 204
 
 
+async def test_a_port_taken_while_the_bridge_was_down_is_moved(bridge: BridgeProcess, workspace) -> None:
+    import socket
+
+    created = bridge.register("mover", workspace, ["echo"])
+    old_port = created["instances"][0]["port"]
+    bridge.kill(signal.SIGKILL)
+    os.killpg(instance_pid(bridge, "mover", "echo"), signal.SIGKILL)
+    time.sleep(0.3)
+    with socket.create_server(("127.0.0.1", old_port)):  # another program grabs the port meanwhile
+        bridge.start()
+        state = bridge.wait_state("mover", "echo", {"running", "failed"})
+    assert state["state"] == "running" and state["port"] != old_port
+    leases = [lease["port"] for lease in bridge.api("GET", "/ports").json() if lease["client_id"] == "mover"]
+    assert leases == [state["port"]]
+    async with mcp_client(bridge.mcp_url("mover", "echo"), created["token"]) as client:
+        assert (await client.call_tool("whoami", {})).structured_content["client"] == "mover"
+    kinds = [e["kind"] for e in bridge.api("GET", "/events", params={"client_id": "mover"}).json()]
+    assert "port.moved" in kinds
+    bridge.api("DELETE", "/clients/mover")
+
+
 async def test_killed_instance_comes_back_on_its_port(bridge: BridgeProcess, workspace) -> None:
     created = bridge.register("phoenix", workspace, ["echo"])
     port = created["instances"][0]["port"]

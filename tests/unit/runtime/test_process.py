@@ -11,6 +11,7 @@ import pytest
 
 from bridge.runtime.base import InstanceSpec
 from bridge.runtime.process import ProcessRuntime
+from tests.helpers import free_block
 
 # A parent that spawns a grandchild (like Serena spawning a language server), both sleeping.
 FAMILY = (
@@ -26,7 +27,7 @@ def spec(tmp_path, command: list[str], client: str = "alice") -> InstanceSpec:
     return InstanceSpec(
         client_id=client,
         service="svc",
-        port=1,
+        port=free_block(1),
         workspace=tmp_path,
         instance_dir=tmp_path / "instances" / client / "svc",
         command=command,

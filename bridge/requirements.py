@@ -1,0 +1,103 @@
+"""What a service needs on the host before a process instance can start, and what its workspace lacks.
+
+Serena lives in its own virtualenv (its MCP SDK pins differ from the bridge's). It is installed once, on
+first use, by one task however many instances wait for it, with progress in the log and the events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from bridge import serena_install
+from bridge.settings import BridgeSettings
+
+# File endings Serena can serve with the language servers this project installs (pyright for Python).
+INSTALLED_LANGUAGES = {".py": "python", ".pyi": "python"}
+# Common languages Serena knows but whose language servers are not installed here (they would download).
+OTHER_LANGUAGES = {
+    ".rs": "rust",
+    ".go": "go",
+    ".ts": "typescript",
+    ".tsx": "typescript",
+    ".js": "typescript",
+    ".java": "java",
+    ".kt": "kotlin",
+    ".rb": "ruby",
+    ".cs": "csharp",
+    ".php": "php",
+    ".c": "cpp",
+    ".cpp": "cpp",
+    ".h": "cpp",
+    ".swift": "swift",
+    ".scala": "scala",
+    ".ex": "elixir",
+    ".dart": "dart",
+}
+_SKIP_DIRS = {".git", ".hg", ".venv", "venv", "node_modules", "__pycache__", ".paradise", ".serena", "build", "dist"}
+_MAX_FILES = 20000
+
+
+class RequirementError(RuntimeError):
+    pass
+
+
+class Requirements:
+    def __init__(self, settings: BridgeSettings) -> None:
+        self.settings = settings
+        self._installs: dict[str, asyncio.Task[None]] = {}
+
+    async def ensure(self, name: str, progress: Callable[[str], None]) -> None:
+        """Install ``name`` unless present; concurrent callers share one installation."""
+        if name != "serena":
+            raise RequirementError(f"unknown requirement {name!r}")
+        venv = self.settings.serena_venv_path
+        version = self.settings.serena_version or serena_install.SERENA_VERSION
+        if await asyncio.to_thread(serena_install.serena_installed, venv, version):
+            return
+        task = self._installs.get(name)
+        if task is None or task.done():
+            task = asyncio.create_task(self._install_serena(venv, version, progress))
+            self._installs[name] = task
+        await asyncio.shield(task)
+
+    async def _install_serena(self, venv: Path, version: str, progress: Callable[[str], None]) -> None:
+        loop = asyncio.get_running_loop()
+
+        def report(line: str) -> None:  # called from the installer's thread
+            loop.call_soon_threadsafe(progress, line)
+
+        report(f"installing Serena {version} into {venv} (first use; later starts reuse it)")
+        try:
+            await asyncio.to_thread(serena_install.install_serena, venv, version=version, progress=report)
+        except serena_install.SerenaInstallError as exc:
+            raise RequirementError(str(exc)) from None
+
+
+def workspace_notes(workspace: Path) -> list[str]:
+    """What Serena's semantic tools will lack in this workspace, said plainly; empty when all is well."""
+    if not os.access(workspace, os.R_OK | os.X_OK):
+        return [f"workspace {workspace} is not readable by the bridge's user; Serena cannot index it"]
+    seen: dict[str, int] = {}
+    count = 0
+    for _root, dirs, files in os.walk(workspace):
+        dirs[:] = [d for d in dirs if d not in _SKIP_DIRS]
+        for name in files:
+            ext = os.path.splitext(name)[1].lower()
+            seen[ext] = seen.get(ext, 0) + 1
+            count += 1
+        if count > _MAX_FILES:
+            break
+    if not any(ext in INSTALLED_LANGUAGES for ext in seen):
+        missing = sorted({OTHER_LANGUAGES[e] for e in seen if e in OTHER_LANGUAGES})
+        if missing:
+            return [
+                f"no language server installed for {', '.join(missing)} (only Python via pyright); "
+                "semantic tools find nothing, pattern search and memory tools work"
+            ]
+        if count == 0:
+            return ["workspace is empty: no source files to index; pattern search and memory tools work"]
+        return ["no Python source files: semantic tools find nothing; pattern search and memory tools work"]
+    return []

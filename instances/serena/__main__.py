@@ -1,0 +1,55 @@
+"""Entrypoint of a Serena instance: ``python -m instances.serena --venv V --port P --workspace W --home H``.
+
+Writes the instance's private Serena home, then replaces itself (``os.execv``) with Serena's MCP server,
+so the PID the runtime started is Serena itself. Used by the process runtime and the Docker image alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from instances.serena.config import serena_command, serena_environment, write_serena_home
+
+
+def build_parser() -> argparse.ArgumentParser:
+    env = os.environ.get
+    parser = argparse.ArgumentParser(prog="python -m instances.serena", description=__doc__.splitlines()[0])
+    parser.add_argument("--venv", type=Path, default=env("PARADISE_SERENA_VENV"),
+                        help="virtualenv holding serena-agent and pyright (default: $PARADISE_SERENA_VENV)")
+    parser.add_argument("--host", default="127.0.0.1", help="listen address (default: 127.0.0.1)")
+    parser.add_argument("--port", type=int, required=True, help="listen port of the MCP endpoint /mcp")
+    parser.add_argument("--workspace", type=Path, default=env("PARADISE_WORKSPACE"),
+                        help="project directory to serve (default: $PARADISE_WORKSPACE)")
+    parser.add_argument("--home", type=Path, default=env("PARADISE_SERENA_HOME"),
+                        help="the instance's private $HOME; Serena's data goes to HOME/.serena")
+    parser.add_argument("--log-dir", type=Path, default=None, help="where Serena writes its log files")
+    parser.add_argument("--dashboard", action="store_true", help="enable Serena's web dashboard (extra port)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for name in ("venv", "workspace", "home"):
+        if getattr(args, name) is None:
+            parser.error(f"--{name} is required")
+    workspace = args.workspace.absolute()
+    if not workspace.is_dir():
+        parser.error(f"workspace is not a directory: {workspace}")
+    command = serena_command(args.venv.absolute(), args.host, args.port, workspace, dashboard=args.dashboard)
+    if not os.access(command[0], os.X_OK):
+        parser.error(f"Serena is not installed in {args.venv} (missing {command[0]})")
+
+    home = args.home.absolute()
+    write_serena_home(home, serena_venv=args.venv.absolute(), log_dir=args.log_dir, dashboard=args.dashboard)
+    os.environ.update(serena_environment(home))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(command[0], command)  # noqa: S606 - replace this process by Serena (same PID for the runtime)
+
+
+if __name__ == "__main__":
+    main()
