@@ -27,7 +27,8 @@ class HealthMonitor:
 
     async def check(self, route: Route) -> None:
         poll = await self.instances.runtime.poll(route.backend_state)
-        if poll.running or route.state != S.RUNNING:
+        # Re-checked after the await: a delete or restart may have begun meanwhile; that is no crash.
+        if poll.running or route.state != S.RUNNING or self.instances.routes.get(route.key) is not route:
             return
         tail = await self.instances.tail(route)
         code = f" with code {poll.exit_code}" if poll.exit_code is not None else ""

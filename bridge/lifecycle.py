@@ -175,6 +175,8 @@ class InstanceManager:
     def start(self, route: Route, *, restarting: bool = False) -> asyncio.Task[None]:
         """Start the instance unless a start is already under way; either way, the task to await."""
         task = self._starts.get(route.key)
+        if self.routes.get(route.key) is not route:
+            raise NotFound(f"{route.service} of {route.client_id} was removed")
         if task is None or task.done():
             task = asyncio.create_task(self._start(route, restarting), name=f"start {route.key}")
             self._starts[route.key] = task
@@ -336,6 +338,8 @@ class InstanceManager:
                 await task
 
     async def restart(self, route: Route) -> None:
+        # Marked first, so the health monitor does not take the stop below for a crash.
+        self.set_state(route, S.RESTARTING, step="stopping")
         await self.cancel_start(route)
         await self.stop_quietly(route)
         route.restart_times.clear()  # an explicit restart forgives the crash-loop budget
@@ -343,10 +347,12 @@ class InstanceManager:
         self.start(route, restarting=True)
 
     async def remove(self, route: Route) -> None:
-        await self.cancel_start(route)
-        route.ready.clear()
-        await self.runtime.remove(route.client_id, route.service, route.backend_state)
+        # Out of the table first: nothing (a request, the health monitor) can start it again meanwhile.
         self.routes.pop(route.key, None)
+        route.state = S.STOPPED
+        route.ready.clear()
+        await self.cancel_start(route)
+        await self.runtime.remove(route.client_id, route.service, route.backend_state)
 
     # ---- reconcile ---------------------------------------------------------------------------------
 

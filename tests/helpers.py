@@ -147,11 +147,11 @@ class BridgeProcess:
 
 
 @contextlib.asynccontextmanager
-async def mcp_client(url: str, token: str | None) -> AsyncIterator[Client]:
+async def mcp_client(url: str, token: str | None, read_timeout: float = 120) -> AsyncIterator[Client]:
     """The official MCP SDK client, speaking Streamable HTTP with the client token as a bearer token."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     async with (
-        httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=60)) as http,
+        httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=read_timeout)) as http,
         Client(streamable_http_client(url, http_client=http)) as client,
     ):
         yield client

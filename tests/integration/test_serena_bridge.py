@@ -86,7 +86,7 @@ async def test_delete_leaves_no_serena_or_language_server(serena_bridge: BridgeP
     family = [root, *root.children(recursive=True)]
     assert any("pyright" in " ".join(p.cmdline()) or "node" in p.name() for p in family), family
     assert bridge.api("DELETE", "/clients/tidy").status_code == 204
-    gone, alive = psutil.wait_procs(family, timeout=10)
+    _, alive = psutil.wait_procs(family, timeout=10)
     assert alive == []
     home = str(bridge.data_dir / "instances" / "tidy")
     leftovers = [p for p in psutil.process_iter(["cmdline", "environ"]) if home in " ".join(p.info["cmdline"] or [])]

@@ -1,0 +1,220 @@
+"""analyze_changes and run_impacted_tests: what changed since a base ref, which tests can be affected
+(through the static import graph), and when the graph cannot decide so the full suite must run."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+from .errors import QualityError
+from .gitdiff import FileChange, Git, changed_definitions
+from .importgraph import ImportGraph
+from .profiles import Profile
+from .progress import Progress
+from .tests_tool import run_pytest
+from .workspace import Workspace
+
+# Files whose change can affect any test: pytest/packaging configuration and dependency lists.
+CONFIG_NAMES = frozenset({"pyproject.toml", "setup.cfg", "setup.py", "pytest.ini", "tox.ini", ".coveragerc"})
+_REQUIREMENTS = re.compile(r"^requirements.*\.txt$")
+# Changed files that Python tests do not read: documentation, images, front-end sources.
+_IGNORED_SUFFIXES = (
+    ".md",
+    ".rst",
+    ".adoc",
+    ".txt",
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".gif",
+    ".svg",
+    ".ico",
+    ".js",
+    ".jsx",
+    ".ts",
+    ".tsx",
+    ".mjs",
+    ".cjs",
+    ".css",
+    ".scss",
+    ".lock",
+)
+_IGNORED_NAMES = frozenset(
+    {"LICENSE", "LICENSE.txt", ".gitignore", ".gitattributes", "package-lock.json", "package.json", ".editorconfig"}
+)
+_MAX_FUNCTION_FILES = 300
+_MAX_UNTESTED_CHECKS = 200
+
+
+def fallback_reasons(changes: dict[str, FileChange], graph: ImportGraph) -> list[str]:
+    """Why the import graph cannot decide which tests are affected (empty list: it can)."""
+    reasons: list[str] = []
+    for path in sorted(changes):
+        name = path.rsplit("/", 1)[-1]
+        if name == "conftest.py":
+            reasons.append(f"{path} changed: its fixtures and hooks can affect any test")
+        elif name in CONFIG_NAMES or _REQUIREMENTS.match(name):
+            reasons.append(f"{path} changed: configuration or dependencies can affect every test")
+        elif path.endswith(".py"):
+            node = graph.nodes.get(path)
+            for dyn in node.dynamic if node else []:
+                target = f" of {dyn['target']!r}" if dyn["target"] else " of a computed name"
+                reasons.append(
+                    f"{path} imports dynamically ({dyn['call']}{target} at line {dyn['line']}): "
+                    "the import graph cannot tell which tests load what it loads"
+                )
+        elif not (
+            path.startswith(("docs/", ".paradise/")) or name in _IGNORED_NAMES or name.endswith(_IGNORED_SUFFIXES)
+        ):
+            reasons.append(f"{path} is not Python code: the import graph cannot tell which tests read it")
+    return reasons
+
+
+def _read_sources(ws: Workspace, deleted: list[str]) -> dict[str, str | None]:
+    sources: dict[str, str | None] = {}
+    for rel in ws.python_files():
+        try:
+            sources[rel] = (ws.root / rel).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            sources[rel] = None
+    for rel in deleted:
+        sources.setdefault(rel, None)
+    return sources
+
+
+async def _changed_functions(git: Git, ws: Workspace, base: str, changes: list[FileChange]) -> tuple[list, list]:
+    functions: list[dict[str, Any]] = []
+    notes: list[str] = []
+    for change in changes[:_MAX_FUNCTION_FILES]:
+        new = None
+        if change.status != "deleted":
+            try:
+                new = (ws.root / change.path).read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                new = None
+        old = await git.show(base, change.path) if change.status in ("modified", "deleted") else None
+        try:
+            functions += changed_definitions(change, new, old)
+        except SyntaxError as exc:
+            notes.append(f"{change.path}: cannot map changed lines to functions ({exc.msg} at line {exc.lineno})")
+    if len(changes) > _MAX_FUNCTION_FILES:
+        notes.append(f"changed functions listed for the first {_MAX_FUNCTION_FILES} of {len(changes)} Python files")
+    return functions, notes
+
+
+async def analyze_changes(
+    ws: Workspace,
+    profile: Profile,
+    *,
+    base_ref: str = "HEAD",
+    include_edges: bool = True,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Changed files and functions against `base_ref`, the import graph and the impacted tests.
+
+    Raises QualityError when the workspace is not a git repository or the ref is unknown."""
+    git = Git(ws, timeout=profile.timeout("changes"))
+    await git.require_repo()
+    base_commit = await git.resolve(base_ref)
+    changes = {p: c for p, c in (await git.changes(base_commit)).items() if not p.startswith(".paradise/")}
+    if progress:
+        await progress.step(0, f"{len(changes)} changed files; building the import graph")
+    py_changes = [c for c in changes.values() if c.path.endswith(".py")]
+    deleted = [c.path for c in py_changes if c.status == "deleted"]
+    sources = await asyncio.to_thread(_read_sources, ws, deleted)
+    graph = await asyncio.to_thread(ImportGraph.build, sources)
+    functions, notes = await _changed_functions(git, ws, base_commit, py_changes)
+    changed_py = {c.path for c in py_changes if c.path in graph.nodes}
+    impacted = graph.impacted_tests(changed_py)
+    changed_sources = sorted(p for p in changed_py if not graph.nodes[p].is_test and changes[p].status != "deleted")
+    untested = [p for p in changed_sources[:_MAX_UNTESTED_CHECKS] if not graph.impacted_tests({p})]
+    reasons = fallback_reasons(changes, graph)
+    dynamic_elsewhere = [
+        {"path": p, **d}
+        for p, n in sorted(graph.nodes.items())
+        if p not in changed_py
+        for d in n.dynamic
+        if d["target"] is None
+    ]
+    summary = graph.summary(edge_limit=2000 if include_edges else 0)
+    return {
+        "tool": "analyze_changes",
+        "status": "ok",
+        "base_ref": base_ref,
+        "base_commit": base_commit,
+        "changed_files": [changes[p].as_dict() for p in sorted(changes)],
+        "changed_functions": functions,
+        "changed_modules": sorted(graph.module_name(p) for p in changed_py),
+        "import_graph": summary,
+        "impacted_tests": [
+            {"path": test, "reason": graph.describe_chain(chain, changed_py), "chain": chain}
+            for test, chain in impacted.items()
+        ],
+        "untested_changes": untested,
+        "full_suite_required": bool(reasons),
+        "fallback_reasons": reasons,
+        "warnings": notes
+        + [
+            f"{d['path']}:{d['line']} imports a computed name ({d['call']}); modules it loads are not in the graph"
+            for d in dynamic_elsewhere[:50]
+        ],
+    }
+
+
+async def run_impacted_tests(
+    ws: Workspace,
+    profile: Profile,
+    *,
+    base_ref: str = "HEAD",
+    coverage: bool = False,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Run only the tests the changes can affect; the full suite when the graph cannot decide."""
+    reasons: list[str] = []
+    selected: list[dict[str, Any]] = []
+    analysis: dict[str, Any] | None = None
+    try:
+        analysis = await analyze_changes(ws, profile, base_ref=base_ref, include_edges=False, progress=progress)
+    except QualityError as exc:
+        if exc.code not in ("not_a_git_repository", "no_commits"):
+            raise
+        reasons.append(f"{exc.message}: cannot tell what changed")
+    if analysis is not None:
+        reasons += analysis["fallback_reasons"]
+        selected = [t for t in analysis["impacted_tests"] if (ws.root / t["path"]).is_file()]
+    total_tests = len(ws.test_files())
+    result: dict[str, Any] = {"tool": "run_impacted_tests", "base_ref": base_ref, "total_test_files": total_tests}
+    if analysis is not None:
+        result["analysis"] = {
+            k: analysis[k]
+            for k in ("base_commit", "changed_files", "changed_functions", "untested_changes", "warnings")
+        }
+    if progress:
+        await progress.step(1, "running tests")
+    if reasons:
+        tests = await run_pytest(ws, profile, coverage=coverage, progress=progress)
+        result.update(mode="full", reason="; ".join(reasons), fallback_reasons=reasons, selected_tests=[])
+    elif not selected:
+        changed = bool(analysis and analysis["changed_files"])
+        result.update(
+            status="ok",
+            mode="none",
+            selected_tests=[],
+            tests=None,
+            reason="no test depends on the changed files" if changed else "nothing changed",
+        )
+        return result
+    else:
+        tests = await run_pytest(
+            ws, profile, targets=[t["path"] for t in selected], coverage=coverage, progress=progress
+        )
+        result.update(
+            mode="impacted",
+            reason=f"{len(selected)} of {total_tests} test files depend on the changes",
+            selected_tests=[{"path": t["path"], "reason": t["reason"]} for t in selected],
+        )
+    result["status"] = tests.get("status", "ok")
+    result["tests"] = tests
+    result["counts"] = tests.get("counts")
+    return result

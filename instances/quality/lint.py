@@ -1,0 +1,202 @@
+"""lint: ruff (JSON output) for Python, eslint (JSON formatter) where the workspace configures it."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from .profiles import Profile
+from .progress import Progress
+from .runner import find_executable, read_bounded_file, run_command
+from .workspace import Workspace
+
+# Rules whose findings mean the code is broken (it will not run as written); the rest is style/smell.
+_ERROR_PREFIXES = ("E9", "F63", "F7", "F82", "PLE", "RUF200")
+
+
+def ruff_severity(entry: dict[str, Any]) -> str:
+    """ "error" for syntax errors, undefined names (F821-F823), invalid comparisons/statements
+    (F63x, F7xx), E9xx, pylint errors (PLE) and an invalid pyproject.toml; "warning" otherwise.
+    (Ruff's own JSON marks every violation "error", so its field does not distinguish them.)"""
+    code = entry.get("code")
+    return "error" if not code or str(code).startswith(_ERROR_PREFIXES) else "warning"
+
+
+def parse_ruff_json(entries: list[dict[str, Any]], ws: Workspace) -> list[dict[str, Any]]:
+    findings = []
+    for entry in entries:
+        location = entry.get("location") or {}
+        end = entry.get("end_location") or {}
+        findings.append(
+            {
+                "tool": "ruff",
+                "file": ws.relative(entry.get("filename", "")),
+                "line": location.get("row"),
+                "column": location.get("column"),
+                "end_line": end.get("row"),
+                "rule": entry.get("code") or "syntax-error",
+                "message": entry.get("message", ""),
+                "severity": ruff_severity(entry),
+                "fixable": entry.get("fix") is not None,
+                "url": entry.get("url"),
+            }
+        )
+    return findings
+
+
+def parse_eslint_json(files: list[dict[str, Any]], ws: Workspace) -> list[dict[str, Any]]:
+    findings = []
+    for file in files:
+        for message in file.get("messages", []):
+            findings.append(
+                {
+                    "tool": "eslint",
+                    "file": ws.relative(file.get("filePath", "")),
+                    "line": message.get("line"),
+                    "column": message.get("column"),
+                    "end_line": message.get("endLine"),
+                    "rule": message.get("ruleId") or ("parse-error" if message.get("fatal") else "eslint"),
+                    "message": message.get("message", ""),
+                    "severity": "error" if message.get("severity") == 2 else "warning",
+                    "fixable": "fix" in message,
+                    "url": None,
+                }
+            )
+    return findings
+
+
+def summarize_findings(findings: list[dict[str, Any]]) -> dict[str, Any]:
+    by_rule = Counter(f["rule"] for f in findings)
+    return {
+        "total": len(findings),
+        "by_rule": dict(sorted(by_rule.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "by_severity": dict(Counter(f["severity"] for f in findings)),
+        "files": len({f["file"] for f in findings}),
+    }
+
+
+async def run_ruff(ws: Workspace, profile: Profile, target: str, progress: Progress | None) -> dict[str, Any]:
+    if not ws.python_files():
+        return {"linter": "ruff", "status": "skipped", "reason": "no Python files in the workspace"}
+    ruff = find_executable("ruff", ws.root)
+    if ruff is None:
+        return {"linter": "ruff", "status": "skipped", "reason": "ruff is not installed"}
+    timeout = profile.timeout("lint")
+    notes: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="paradise-ruff-") as tmpdir:
+        out = Path(tmpdir) / "ruff.json"
+        argv = [ruff, "check", "--output-format=json", "--exit-zero", "--no-cache", f"--output-file={out}"]
+        _, pyproject_error = ws.pyproject()
+        if pyproject_error:
+            argv.append("--isolated")
+            notes.append(f"{pyproject_error}; ran ruff with its default rules (--isolated)")
+        beat = progress.heartbeat("ruff", timeout) if progress else None
+        run = await run_command(
+            [*argv, target], cwd=ws.root, timeout=timeout, max_output=profile.max_output_bytes, heartbeat=beat
+        )
+        problem = run.problem(timeout)
+        text = read_bounded_file(out)
+    if problem or run.returncode != 0 or text is None:
+        return {
+            "linter": "ruff",
+            "status": "error",
+            "duration_s": run.duration_s,
+            "error": {
+                "code": "timeout" if run.timed_out else "run_failed",
+                "message": problem or f"ruff exited with {run.returncode}: {run.tail(8)}",
+            },
+        }
+    findings = parse_ruff_json(json.loads(text or "[]"), ws)
+    return {
+        "linter": "ruff",
+        "status": "ok",
+        "executable": ruff,
+        "duration_s": run.duration_s,
+        "notes": notes,
+        "findings": findings,
+    }
+
+
+async def run_eslint(ws: Workspace, profile: Profile, target: str, progress: Progress | None) -> dict[str, Any] | None:
+    pkg, _ = ws.package_json()
+    config = ws.eslint_config(pkg)
+    if config is None:
+        return None
+    eslint = ws.node_bin("eslint")
+    if eslint is None:
+        return {
+            "linter": "eslint",
+            "status": "skipped",
+            "reason": f"{config} configures eslint but node_modules/.bin/eslint is missing (run npm install)",
+        }
+    timeout = profile.timeout("lint")
+    with tempfile.TemporaryDirectory(prefix="paradise-eslint-") as tmpdir:
+        out = Path(tmpdir) / "eslint.json"
+        beat = progress.heartbeat("eslint", timeout) if progress else None
+        run = await run_command(
+            [eslint, "-f", "json", "-o", str(out), target],
+            cwd=ws.root,
+            timeout=timeout,
+            max_output=profile.max_output_bytes,
+            heartbeat=beat,
+        )
+        problem = run.problem(timeout)
+        text = read_bounded_file(out)
+    if problem or run.returncode not in (0, 1) or not text:
+        return {
+            "linter": "eslint",
+            "status": "error",
+            "duration_s": run.duration_s,
+            "error": {
+                "code": "timeout" if run.timed_out else "run_failed",
+                "message": problem or f"eslint exited with {run.returncode}: {run.tail(8)}",
+            },
+        }
+    return {
+        "linter": "eslint",
+        "status": "ok",
+        "config": config,
+        "duration_s": run.duration_s,
+        "findings": parse_eslint_json(json.loads(text), ws),
+    }
+
+
+async def lint(
+    ws: Workspace,
+    profile: Profile,
+    *,
+    path: str | None = None,
+    javascript: bool = True,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    target = ws.target(path)
+    sections: dict[str, Any] = {"ruff": await run_ruff(ws, profile, target, progress)}
+    if javascript:
+        eslint = await run_eslint(ws, profile, target, progress)
+        if eslint is not None:
+            sections["eslint"] = eslint
+    findings = [f for s in sections.values() for f in s.get("findings", [])]
+    findings.sort(key=lambda f: (f["file"], f["line"] or 0, f["column"] or 0, f["rule"]))
+    skipped = [{"what": name, "reason": s["reason"]} for name, s in sections.items() if s["status"] == "skipped"]
+    errors = [{"what": name, **s["error"]} for name, s in sections.items() if s["status"] == "error"]
+    ran = [s for s in sections.values() if s["status"] == "ok"]
+    if not ran:
+        status = "skipped" if not errors else "error"
+    else:
+        status = "partial" if skipped or errors or any(s.get("notes") for s in ran) else "ok"
+    for section in sections.values():
+        section.pop("findings", None)
+    return {
+        "tool": "lint",
+        "status": status,
+        "counts": summarize_findings(findings),
+        "findings": findings[: profile.max_findings],
+        "findings_truncated": len(findings) > profile.max_findings,
+        "skipped": skipped,
+        "errors": errors,
+        "notes": [n for s in ran for n in s.get("notes", [])],
+        "linters": sections,
+    }

@@ -1,0 +1,198 @@
+"""Metrics of one quality run, the 0-100 quality score, threshold checks, and recommendations derived
+only from findings (never invented text).
+
+Quality score (documented in README.md too).  Four components, each with a weight:
+
+    tests     40 x passed / (passed + failed + errors)          0 when no test ran
+    coverage  25 x line coverage % / 100
+    lint      15 x max(0, 1 - findings per 1000 non-blank Python lines / 20)
+    security  20 x max(0, 1 - penalty / 20), penalty = 10 per high, 4 per medium, 1 per low
+              finding (bandit), 4 per known-vulnerable Python dependency, npm critical/high 10,
+              moderate 4, low 1
+
+    score = 100 x sum(earned) / sum(weights of the components that were measured), rounded (half up)
+
+A component whose tool did not run in the profile (or could not measure, e.g. coverage disabled) is
+left out of both sums, and the report lists it under `score.excluded`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+WEIGHTS = {"tests": 40.0, "coverage": 25.0, "lint": 15.0, "security": 20.0}
+LINT_ZERO_DENSITY = 20.0  # findings per 1000 lines at which the lint component reaches 0
+SECURITY_PENALTY = {"high": 10.0, "medium": 4.0, "low": 1.0}
+NPM_PENALTY = {"critical": 10.0, "high": 10.0, "moderate": 4.0, "low": 1.0}
+PIP_AUDIT_PENALTY = 4.0
+
+
+def security_key(finding: dict[str, Any]) -> str:
+    """Identity of a code finding across runs: rule, file and message (not the line, which moves)."""
+    return f"{finding.get('rule')}|{finding.get('file')}|{finding.get('message')}"
+
+
+def collect_metrics(sections: dict[str, Any], python_lines: int) -> dict[str, Any]:
+    """The numbers a report is judged on, from the sections the profile ran."""
+    metrics: dict[str, Any] = {"python_lines": python_lines}
+    tests = sections.get("tests")
+    if tests:
+        counts = tests.get("counts") or {}
+        decided = counts.get("passed", 0) + counts.get("failed", 0) + counts.get("errors", 0)
+        metrics["tests"] = {
+            **counts,
+            "pass_rate": round(100.0 * counts.get("passed", 0) / decided, 2) if decided else None,
+        }
+        cov = (tests.get("coverage") or {}).get("total")
+        if cov:
+            metrics["coverage"] = {
+                "line_percent": cov["line_percent"],
+                "branch_percent": cov["branch_percent"] if cov.get("branch_measured") else None,
+            }
+    lint = sections.get("lint")
+    if lint and lint.get("status") in ("ok", "partial"):
+        metrics["lint"] = {
+            "total": lint["counts"]["total"],
+            "by_rule": lint["counts"]["by_rule"],
+            "by_severity": lint["counts"]["by_severity"],
+        }
+    security = sections.get("security")
+    if security and security.get("status") in ("ok", "partial"):
+        findings = security.get("findings", [])
+        by_sev = Counter(f["severity"] for f in findings)
+        metrics["security"] = {
+            "total": security["counts"]["total"],
+            "by_severity": {s: by_sev.get(s, 0) for s in ("high", "medium", "low")},
+            "keys": sorted({security_key(f) for f in findings}),
+        }
+    dependencies = sections.get("dependencies")
+    if dependencies:
+        deps = _dependency_metrics(dependencies.get("scanners", {}))
+        if deps is not None:
+            metrics["dependencies"] = deps
+    return metrics
+
+
+def _dependency_metrics(scanners: dict[str, Any]) -> dict[str, Any] | None:
+    pip, npm = scanners.get("pip-audit"), scanners.get("npm-audit")
+    audited = [s for s in (pip, npm) if s and s.get("status") in ("ok", "partial")]
+    if not audited:
+        return None
+    return {
+        "python_vulnerabilities": len(pip.get("vulnerabilities", [])) if pip in audited and pip else 0,
+        "npm_by_severity": dict(npm.get("by_severity", {})) if npm in audited and npm else {},
+        "keys": sorted(
+            {
+                f"{v['package']}|{v.get('id') or v.get('severity')}"
+                for s in audited
+                for v in s.get("vulnerabilities", [])
+            }
+        ),
+    }
+
+
+def quality_score(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The score and each component's earned points (see the module docstring for the formula)."""
+    components: dict[str, float] = {}
+    tests = metrics.get("tests")
+    if tests is not None:
+        rate = tests.get("pass_rate")
+        components["tests"] = WEIGHTS["tests"] * (rate / 100.0 if rate is not None else 0.0)
+    if "coverage" in metrics:
+        components["coverage"] = WEIGHTS["coverage"] * metrics["coverage"]["line_percent"] / 100.0
+    if "lint" in metrics:
+        kloc = max(metrics.get("python_lines", 0), 1) / 1000.0
+        density = metrics["lint"]["total"] / kloc
+        components["lint"] = WEIGHTS["lint"] * max(0.0, 1.0 - density / LINT_ZERO_DENSITY)
+    if "security" in metrics:
+        sev = metrics["security"]["by_severity"]
+        penalty = sum(SECURITY_PENALTY[s] * sev.get(s, 0) for s in SECURITY_PENALTY)
+        deps = metrics.get("dependencies") or {}
+        penalty += PIP_AUDIT_PENALTY * deps.get("python_vulnerabilities", 0)
+        penalty += sum(NPM_PENALTY.get(s, 0.0) * n for s, n in deps.get("npm_by_severity", {}).items())
+        components["security"] = WEIGHTS["security"] * max(0.0, 1.0 - penalty / WEIGHTS["security"])
+    measured = sum(WEIGHTS[name] for name in components)
+    value = int(100.0 * sum(components.values()) / measured + 0.5) if measured else None  # half rounds up
+    return {
+        "value": value,
+        "components": {
+            name: {"earned": round(points, 2), "weight": WEIGHTS[name]} for name, points in components.items()
+        },
+        "excluded": sorted(set(WEIGHTS) - set(components)),
+    }
+
+
+def check_thresholds(thresholds: dict[str, float], metrics: dict[str, Any], score: int | None) -> list[dict[str, Any]]:
+    """Each profile threshold with the actual value and whether it holds (None: not measured)."""
+    actual = {
+        "min_pass_rate": (metrics.get("tests") or {}).get("pass_rate"),
+        "min_coverage": (metrics.get("coverage") or {}).get("line_percent"),
+        "max_lint_findings": (metrics.get("lint") or {}).get("total"),
+        "max_high_severity": ((metrics.get("security") or {}).get("by_severity") or {}).get("high"),
+        "max_medium_severity": ((metrics.get("security") or {}).get("by_severity") or {}).get("medium"),
+        "min_score": score,
+    }
+    checks = []
+    for name, limit in thresholds.items():
+        value = actual.get(name)
+        passed = None if value is None else (value >= limit if name.startswith("min_") else value <= limit)
+        checks.append({"name": name, "limit": limit, "actual": value, "passed": passed})
+    return checks
+
+
+def untested_changed_functions(changes: dict[str, Any] | None, coverage: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Changed functions with no executed line in their body under the test run's coverage."""
+    if not changes or not coverage:
+        return []
+    files = coverage.get("files", {})
+    result = []
+    for fn in changes.get("changed_functions", []):
+        if fn["kind"] != "function" or fn["change"] == "removed" or fn["path"] not in files:
+            continue
+        body = range(fn.get("body_start_line") or fn["start_line"], (fn["end_line"] or 0) + 1)
+        executed = set(files[fn["path"]].get("_executed_lines", []))
+        if not executed.intersection(body):
+            result.append(
+                {"path": fn["path"], "name": fn["name"], "start_line": fn["start_line"], "end_line": fn["end_line"]}
+            )
+    return result
+
+
+def report_recommendations(
+    sections: dict[str, Any], metrics: dict[str, Any], checks: list[dict[str, Any]], untested: list[dict[str, Any]]
+) -> list[str]:
+    """Recommendations that each point at a concrete finding of this run."""
+    recs: list[str] = []
+    tests = sections.get("tests") or {}
+    counts = tests.get("counts") or {}
+    bad = counts.get("failed", 0) + counts.get("errors", 0)
+    if bad:
+        first = (tests.get("failures") or [{}])[0]
+        recs.append(
+            f"Fix {bad} failing test(s); first: {first.get('test')} at {first.get('file')}:{first.get('line')}"
+            f" - {first.get('message', '')[:160]}"
+        )
+    if tests and counts.get("total", 0) == 0 and tests.get("status") in ("skipped", "ok"):
+        recs.append("No tests ran: add tests (test_*.py) so changes can be verified")
+    for fn in untested[:10]:
+        recs.append(
+            f"Changed function {fn['name']} in {fn['path']} (lines {fn['start_line']}-{fn['end_line']})"
+            " is not executed by any test"
+        )
+    for path in ((sections.get("changes") or {}).get("untested_changes") or [])[:10]:
+        recs.append(f"Changed module {path} is not imported by any test")
+    for f in (sections.get("security") or {}).get("findings", []):
+        if f["severity"] == "high":
+            recs.append(f"Fix high-severity {f['rule']} ({f.get('name')}) at {f['file']}:{f['line']}: {f['message']}")
+    lint = metrics.get("lint")
+    if lint and lint["total"]:
+        top = ", ".join(f"{rule} ({n})" for rule, n in list(lint["by_rule"].items())[:3])
+        recs.append(f"Resolve {lint['total']} lint finding(s); most frequent: {top}")
+    for check in checks:
+        if check["passed"] is False:
+            recs.append(f"Threshold {check['name']} not met: {check['actual']} vs limit {check['limit']}")
+    for section in sections.values():
+        for skipped in (section or {}).get("skipped", []):
+            recs.append(f"{skipped['what']} was skipped: {skipped['reason']}")
+    return recs

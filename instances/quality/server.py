@@ -1,0 +1,201 @@
+"""The quality MCP server: tool registration.  Each tool returns structured JSON plus a short text
+summary; bad input becomes a structured error (status "error"), never a crashed server."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.types import CallToolResult, TextContent
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from . import impact, lint, reports, security, tests_tool
+from .errors import QualityError
+from .profiles import Profile, pick_profile
+from .progress import Progress
+from .summaries import summarize
+from .workspace import Workspace
+
+log = logging.getLogger("instances.quality")
+ToolResult = Annotated[CallToolResult, dict[str, Any]]
+
+INSTRUCTIONS = (
+    "Quality tools for one workspace: run_tests (pytest/jest with coverage), lint (ruff/eslint), "
+    "security_scan (bandit, pip-audit, npm audit), analyze_changes (git diff, changed functions, import "
+    "graph, impacted tests), run_impacted_tests, quality_report (writes HTML/JSON/Markdown under "
+    ".paradise/reports) and quality_trends.  Results are structured JSON; `status` is ok, partial "
+    "(something was skipped: see `skipped`), skipped (nothing to do) or error."
+)
+
+
+async def invoke(
+    tool: str,
+    ctx: Context | None,
+    steps: int,
+    work: Callable[[Progress], Awaitable[dict[str, Any]]],
+) -> CallToolResult:
+    """Run one tool body, turning every failure into a structured result with a summary line."""
+    progress = Progress(ctx.report_progress if ctx is not None else None, steps)
+    try:
+        result = await work(progress)
+    except QualityError as exc:
+        result = {"tool": tool, "status": "error", "error": exc.as_dict()}
+    except Exception as exc:
+        log.exception("tool %s failed", tool)
+        result = {
+            "tool": tool,
+            "status": "error",
+            "error": {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}"},
+        }
+    result = reports.public(result)
+    await progress.done(f"{tool} finished")
+    return CallToolResult(
+        content=[TextContent(type="text", text=summarize(tool, result))],
+        structured_content=result,
+        is_error=result.get("status") == "error",
+    )
+
+
+def build_server(ws: Workspace, profiles: dict[str, Profile], default_profile: str | None = None) -> MCPServer:
+    """The MCP server for one workspace; `default_profile` applies when a call names no profile."""
+    server = MCPServer("paradise-quality", instructions=INSTRUCTIONS, version="0.1.0")
+    fallback = pick_profile(profiles, default_profile).name
+
+    def profile_for(name: str | None) -> Profile:
+        return pick_profile(profiles, name or fallback)
+
+    @server.tool(
+        description="Run the test suites (pytest with coverage; jest when package.json declares it). "
+        "Optional `path` (file or directory in the workspace) and `keyword` (-k / -t) filters. "
+        "Returns counts, each failure with file/line/message, and line/branch coverage per file."
+    )
+    async def run_tests(
+        ctx: Context,
+        path: str | None = None,
+        keyword: str | None = None,
+        coverage: bool | None = None,
+        timeout_seconds: float | None = None,
+        profile: str | None = None,
+    ) -> ToolResult:
+        async def work(progress: Progress) -> dict[str, Any]:
+            if timeout_seconds is not None and not 0 < timeout_seconds <= 86400:
+                raise QualityError("bad_argument", "timeout_seconds must be between 0 and 86400")
+            return await tests_tool.run_tests(
+                ws,
+                profile_for(profile),
+                path=path,
+                keyword=keyword,
+                coverage=coverage,
+                timeout=timeout_seconds,
+                progress=progress,
+            )
+
+        return await invoke("run_tests", ctx, 1, work)
+
+    @server.tool(
+        name="lint",
+        description="Lint the workspace: ruff (Python) and eslint where configured. Findings carry "
+        "file, line, rule, message, severity; counts per rule and severity.",
+    )
+    async def lint_tool(ctx: Context, path: str | None = None, profile: str | None = None) -> ToolResult:
+        async def work(progress: Progress) -> dict[str, Any]:
+            return await lint.lint(ws, profile_for(profile), path=path, progress=progress)
+
+        return await invoke("lint", ctx, 1, work)
+
+    @server.tool(
+        description="Security scan: bandit for Python code (tests excluded); pip-audit for declared "
+        "Python dependencies when the vulnerability source is reachable; npm audit where a lockfile "
+        "exists. Unreachable sources are reported, never silently passed."
+    )
+    async def security_scan(
+        ctx: Context,
+        path: str | None = None,
+        include_dependencies: bool = True,
+        profile: str | None = None,
+    ) -> ToolResult:
+        async def work(progress: Progress) -> dict[str, Any]:
+            return await security.security_scan(
+                ws, profile_for(profile), path=path, include_dependencies=include_dependencies, progress=progress
+            )
+
+        return await invoke("security_scan", ctx, 2, work)
+
+    @server.tool(
+        description="Changes against a git base ref (default HEAD; working tree, staged and untracked): "
+        "changed files and functions, the static import graph, and the tests that import changed "
+        "modules directly or transitively, each with its import chain."
+    )
+    async def analyze_changes(
+        ctx: Context,
+        base_ref: str = "HEAD",
+        include_edges: bool = True,
+        profile: str | None = None,
+    ) -> ToolResult:
+        async def work(progress: Progress) -> dict[str, Any]:
+            return await impact.analyze_changes(
+                ws, profile_for(profile), base_ref=base_ref, include_edges=include_edges, progress=progress
+            )
+
+        return await invoke("analyze_changes", ctx, 1, work)
+
+    @server.tool(
+        description="Run only the tests affected by the changes against `base_ref` (plus changed test "
+        "files); falls back to the full suite, and says why, when the import graph cannot decide "
+        "(dynamic imports in changed code, conftest.py or configuration changes, no git)."
+    )
+    async def run_impacted_tests(
+        ctx: Context,
+        base_ref: str = "HEAD",
+        coverage: bool = False,
+        profile: str | None = None,
+    ) -> ToolResult:
+        async def work(progress: Progress) -> dict[str, Any]:
+            return await impact.run_impacted_tests(
+                ws, profile_for(profile), base_ref=base_ref, coverage=coverage, progress=progress
+            )
+
+        return await invoke("run_impacted_tests", ctx, 2, work)
+
+    @server.tool(
+        description="Run a profile (quick, python, comprehensive, ...) and write a report in HTML, JSON "
+        "and Markdown under .paradise/reports/ with history.jsonl; returns the score, thresholds, "
+        "recommendations and the file names."
+    )
+    async def quality_report(ctx: Context, profile: str | None = None, base_ref: str = "HEAD") -> ToolResult:
+        async def work(progress: Progress) -> dict[str, Any]:
+            return await reports.quality_report(ws, profile_for(profile), base_ref=base_ref, progress=progress)
+
+        return await invoke("quality_report", ctx, 1, work)
+
+    @server.tool(
+        description="Compare the last N quality reports (tests, coverage, findings, score) with "
+        "recommendations derived from what got worse."
+    )
+    async def quality_trends(ctx: Context, last: int = 5, profile: str | None = None) -> ToolResult:
+        async def work(progress: Progress) -> dict[str, Any]:
+            return reports.quality_trends(ws, last=last, profile=profile)
+
+        return await invoke("quality_trends", ctx, 1, work)
+
+    @server.tool(description="The profiles this instance knows: tools, timeouts and thresholds.")
+    async def list_profiles(ctx: Context) -> ToolResult:
+        async def work(progress: Progress) -> dict[str, Any]:
+            return {
+                "tool": "list_profiles",
+                "status": "ok",
+                "default": profile_for(None).name,
+                "workspace": str(ws.root),
+                "profiles": {n: p.summary() for n, p in profiles.items()},
+            }
+
+        return await invoke("list_profiles", ctx, 1, work)
+
+    @server.custom_route("/healthz", methods=["GET"])
+    async def healthz(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok", "service": "quality", "workspace": str(ws.root)})
+
+    return server

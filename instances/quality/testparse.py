@@ -1,0 +1,236 @@
+"""Pure parsers for test results: pytest's junit XML (xunit1), coverage.py JSON, pytest -v output
+(for partial results after a timeout), jest's --json results and its json-summary coverage."""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET  # nosec B405 - only parses the report pytest wrote for us
+from typing import Any
+
+_LOCATION = re.compile(r"^(?P<file>[^\s:][^:\n]*?\.py):(?P<line>\d+): ", re.MULTILINE)
+_VERBOSE = re.compile(
+    r"^(?P<nodeid>\S+::\S.*?) (?P<outcome>PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)(?=\s|$)", re.MULTILINE
+)
+_JS_FRAME = re.compile(r"\((?P<file>/[^():]+):(?P<line>\d+):\d+\)")
+_MESSAGE_LIMIT = 2000
+
+
+def empty_counts() -> dict[str, int]:
+    return {"total": 0, "passed": 0, "failed": 0, "skipped": 0, "errors": 0}
+
+
+def _clip(text: str, limit: int = _MESSAGE_LIMIT) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _nodeid(case: ET.Element) -> str:
+    file = case.get("file") or ""
+    classname = case.get("classname") or ""
+    name = case.get("name") or ""
+    module = file[:-3].replace("/", ".") if file.endswith(".py") else ""
+    parts = classname.split(".")
+    if module and classname.startswith(module):
+        parts = [p for p in classname[len(module) :].split(".") if p]
+        return "::".join([file, *parts, name])
+    if file:
+        return f"{file}::{name}"
+    return f"{classname}::{name}" if classname else name
+
+
+def _failure_location(text: str, test_file: str) -> tuple[str | None, int | None, str | None, int | None]:
+    """(file, line) in the test file where the failure surfaced, and (file, line) of the crash."""
+    found = [(m.group("file"), int(m.group("line"))) for m in _LOCATION.finditer(text)]
+    if not found:
+        return None, None, None, None
+    crash_file, crash_line = found[-1]
+    in_test = [loc for loc in found if test_file and loc[0].endswith(test_file)]
+    file, line = in_test[-1] if in_test else found[-1]
+    return file, line, crash_file, crash_line
+
+
+def parse_junit(xml_text: str) -> dict[str, Any]:
+    """Counts, failures (with file, line, message) and per-test outcomes from pytest's junit XML.
+
+    Requires `-o junit_family=xunit1` so each testcase carries its `file` and (0-based) `line`."""
+    root = ET.fromstring(xml_text)  # nosec B314  # noqa: S314 - trusted: written by pytest in our temp dir
+    counts = empty_counts()
+    failures: list[dict[str, Any]] = []
+    outcomes: dict[str, str] = {}
+    for case in root.iter("testcase"):
+        nodeid = _nodeid(case)
+        counts["total"] += 1
+        outcome = "passed"
+        problem: ET.Element | None = None
+        for child in case:
+            if child.tag in ("failure", "error"):
+                outcome = "failed" if child.tag == "failure" else "error"
+                problem = child
+                break
+            if child.tag == "skipped":
+                outcome = "skipped"
+        counts[{"passed": "passed", "failed": "failed", "error": "errors", "skipped": "skipped"}[outcome]] += 1
+        outcomes[nodeid] = outcome
+        if problem is not None:
+            test_file = case.get("file") or ""
+            text = problem.text or ""
+            file, line, crash_file, crash_line = _failure_location(text, test_file)
+            if file is None and case.get("line") is not None:
+                file, line = test_file, int(case.get("line", "0")) + 1
+            if not test_file and not file:
+                # A collection error: the testcase names the module ("tests.test_x").
+                guess = (case.get("name") or "").replace(".", "/") + ".py"
+                file = crash_file or guess
+                line = crash_line
+            lines = text.strip().splitlines()
+            message = problem.get("message") or (lines[-1] if lines else outcome)
+            if message == "collection failure":
+                detail = [ln[1:].strip() for ln in lines if ln.startswith("E ") and ln[1:].strip()]
+                message = f"collection failure: {detail[-1]}" if detail else message
+            failures.append(
+                {
+                    "test": nodeid,
+                    "kind": outcome,
+                    "file": file,
+                    "line": line,
+                    "message": _clip(message),
+                    "crash_file": crash_file,
+                    "crash_line": crash_line,
+                    "traceback": _clip(text, 2500),
+                }
+            )
+    return {"counts": counts, "failures": failures, "outcomes": outcomes}
+
+
+def parse_verbose_output(stdout: str) -> dict[str, Any]:
+    """Outcomes seen so far in `pytest -v` output, and the test still running when it stopped."""
+    counts = empty_counts()
+    outcomes: dict[str, str] = {}
+    for match in _VERBOSE.finditer(stdout):
+        word = match.group("outcome")
+        outcome = {"PASSED": "passed", "XPASS": "passed", "FAILED": "failed", "ERROR": "error"}.get(word, "skipped")
+        outcomes[match.group("nodeid")] = outcome
+    for outcome in outcomes.values():
+        counts["total"] += 1
+        counts["errors" if outcome == "error" else outcome] += 1
+    running = None
+    last = stdout.rstrip("\n").rsplit("\n", 1)[-1].strip()
+    if "::" in last and not _VERBOSE.match(last):
+        running = last.split(" ", 1)[0]
+    return {"counts": counts, "outcomes": outcomes, "running_test": running}
+
+
+def _pct(covered: int, total: int) -> float:
+    return round(100.0 * covered / total, 2) if total else 100.0
+
+
+def parse_coverage_json(data: dict[str, Any], max_missing: int = 50) -> dict[str, Any]:
+    """Line and branch coverage per file and in total from `coverage json` output."""
+    files: dict[str, Any] = {}
+    for path, info in sorted(data.get("files", {}).items()):
+        summary = info.get("summary", {})
+        statements = int(summary.get("num_statements", 0))
+        covered = int(summary.get("covered_lines", 0))
+        branches = int(summary.get("num_branches", 0))
+        covered_branches = int(summary.get("covered_branches", 0))
+        missing = info.get("missing_lines", [])
+        files[path.replace("\\", "/")] = {
+            "lines_total": statements,
+            "lines_covered": covered,
+            "line_percent": _pct(covered, statements),
+            "branches_total": branches,
+            "branches_covered": covered_branches,
+            "branch_percent": _pct(covered_branches, branches),
+            "missing_lines": missing[:max_missing],
+            "_executed_lines": info.get("executed_lines", []),
+        }
+    totals = data.get("totals", {})
+    statements = int(totals.get("num_statements", 0))
+    covered = int(totals.get("covered_lines", 0))
+    branches = int(totals.get("num_branches", 0))
+    covered_branches = int(totals.get("covered_branches", 0))
+    return {
+        "files": files,
+        "total": {
+            "lines_total": statements,
+            "lines_covered": covered,
+            "line_percent": _pct(covered, statements),
+            "branches_total": branches,
+            "branches_covered": covered_branches,
+            "branch_percent": _pct(covered_branches, branches),
+            "branch_measured": bool(data.get("meta", {}).get("branch_coverage")),
+        },
+    }
+
+
+def _js_location(messages: list[str], test_file: str) -> tuple[str | None, int | None]:
+    for message in messages:
+        for match in _JS_FRAME.finditer(message):
+            if match.group("file") == test_file:
+                return match.group("file"), int(match.group("line"))
+    return None, None
+
+
+def parse_jest_json(data: dict[str, Any]) -> dict[str, Any]:
+    """Counts and failures (file, line, message) from `jest --json --testLocationInResults`."""
+    counts = empty_counts()
+    failures: list[dict[str, Any]] = []
+    for suite in data.get("testResults", []):
+        test_file = suite.get("name", "")
+        assertions = suite.get("assertionResults", [])
+        if suite.get("status") == "failed" and not assertions:
+            counts["errors"] += 1
+            counts["total"] += 1
+            failures.append(
+                {
+                    "test": test_file,
+                    "kind": "error",
+                    "file": test_file,
+                    "line": None,
+                    "message": _clip(suite.get("message", "test suite failed to run")),
+                }
+            )
+        for result in assertions:
+            counts["total"] += 1
+            status = result.get("status")
+            if status == "passed":
+                counts["passed"] += 1
+            elif status == "failed":
+                counts["failed"] += 1
+                messages = result.get("failureMessages", [])
+                file, line = _js_location(messages, test_file)
+                if line is None and result.get("location"):
+                    file, line = test_file, result["location"].get("line")
+                first = messages[0].split("\n    at ", 1)[0] if messages else ""
+                failures.append(
+                    {
+                        "test": f"{test_file}::{result.get('fullName', '')}",
+                        "kind": "failed",
+                        "file": file or test_file,
+                        "line": line,
+                        "message": _clip(first),
+                    }
+                )
+            else:
+                counts["skipped"] += 1
+    return {"counts": counts, "failures": failures}
+
+
+def parse_jest_coverage(summary: dict[str, Any]) -> dict[str, Any]:
+    """Line/branch coverage per file and in total from jest's coverage-summary.json."""
+
+    def entry(info: dict[str, Any]) -> dict[str, Any]:
+        lines, branches = info.get("lines", {}), info.get("branches", {})
+        return {
+            "lines_total": int(lines.get("total", 0)),
+            "lines_covered": int(lines.get("covered", 0)),
+            "line_percent": _pct(int(lines.get("covered", 0)), int(lines.get("total", 0))),
+            "branches_total": int(branches.get("total", 0)),
+            "branches_covered": int(branches.get("covered", 0)),
+            "branch_percent": _pct(int(branches.get("covered", 0)), int(branches.get("total", 0))),
+        }
+
+    files = {path: entry(info) for path, info in sorted(summary.items()) if path != "total"}
+    total = entry(summary.get("total", {}))
+    total["branch_measured"] = True
+    return {"files": files, "total": total}

@@ -1,0 +1,342 @@
+"""run_tests: pytest (junit XML + coverage JSON) for Python, jest for JavaScript."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import xml.etree.ElementTree as ET  # nosec B405 - only for ParseError
+from pathlib import Path
+from typing import Any
+
+from .profiles import Profile
+from .progress import Progress
+from .runner import RunResult, clean_env, read_bounded_file, run_command
+from .testparse import (
+    empty_counts,
+    parse_coverage_json,
+    parse_jest_coverage,
+    parse_jest_json,
+    parse_junit,
+    parse_verbose_output,
+)
+from .workspace import Workspace
+
+# Coverage settings used when the workspace has none of its own: measure the code, not the tests.
+_DEFAULT_COVERAGERC = """[run]
+branch = True
+omit =
+    */tests/*
+    */test/*
+    */test_*.py
+    */*_test.py
+    */conftest.py
+    */.venv/*
+    */venv/*
+    */site-packages/*
+    */.paradise/*
+"""
+_PYTEST_EXIT = {
+    0: "all tests passed",
+    1: "some tests failed",
+    2: "the run was interrupted (often a collection error)",
+    3: "pytest hit an internal error",
+    4: "pytest was called wrongly (usage error)",
+    5: "no tests were collected",
+}
+
+
+def _bounded(items: list[Any], limit: int) -> tuple[list[Any], bool]:
+    return items[:limit], len(items) > limit
+
+
+def _pytest_argv(
+    python: str,
+    tmp: Path,
+    targets: list[str],
+    keyword: str | None,
+    coverage_args: list[str],
+    config_args: list[str],
+) -> list[str]:
+    argv = [
+        python,
+        "-m",
+        "pytest",
+        "-v",
+        "--color=no",
+        "-p",
+        "no:cacheprovider",
+        "-o",
+        "junit_family=xunit1",
+        f"--junitxml={tmp / 'junit.xml'}",
+        *config_args,
+        *coverage_args,
+    ]
+    if keyword:
+        argv += ["-k", keyword]
+    return [*argv, *targets]
+
+
+async def run_pytest(
+    ws: Workspace,
+    profile: Profile,
+    *,
+    targets: list[str] | None = None,
+    keyword: str | None = None,
+    coverage: bool = True,
+    timeout: float | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Run pytest in the workspace and return counts, failures, coverage and what was skipped."""
+    timeout = timeout or profile.timeout("tests")
+    result: dict[str, Any] = {
+        "runner": "pytest",
+        "status": "ok",
+        "counts": empty_counts(),
+        "failures": [],
+        "coverage": None,
+        "notes": [],
+        "skipped": [],
+    }
+    if not ws.test_files():
+        result.update(status="skipped", reason="no Python test files (test_*.py or *_test.py) in the workspace")
+        return result
+    interp = await ws.interpreter()
+    result["interpreter"] = {"path": interp.path, "source": interp.source}
+    result["notes"] += interp.notes
+    if not interp.has_pytest:
+        result.update(
+            status="error", error={"code": "tool_missing", "message": f"pytest is not installed in {interp.path}"}
+        )
+        return result
+    with tempfile.TemporaryDirectory(prefix="paradise-pytest-") as tmpdir:
+        tmp = Path(tmpdir)
+        config_args: list[str] = []
+        _, pyproject_error = ws.pyproject()
+        if pyproject_error:
+            (tmp / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
+            config_args = ["-c", str(tmp / "pytest.ini"), f"--rootdir={ws.root}"]
+            result["notes"].append(f"{pyproject_error}; ran pytest with default settings instead")
+            result["skipped"].append({"what": "pyproject.toml settings", "reason": pyproject_error})
+        coverage_args: list[str] = []
+        if coverage and not interp.has_pytest_cov:
+            result["skipped"].append({"what": "coverage", "reason": f"pytest-cov is not installed in {interp.path}"})
+        elif coverage:
+            coverage_args = ["--cov-branch", f"--cov-report=json:{tmp / 'coverage.json'}", "--cov-report="]
+            if ws.has_coverage_config() and not pyproject_error:
+                coverage_args.insert(0, "--cov")
+            else:
+                (tmp / "coveragerc").write_text(_DEFAULT_COVERAGERC, encoding="utf-8")
+                coverage_args[:0] = [f"--cov={ws.root}", f"--cov-config={tmp / 'coveragerc'}"]
+        argv = _pytest_argv(interp.path, tmp, targets or [], keyword, coverage_args, config_args)
+        beat = progress.heartbeat("pytest", timeout) if progress else None
+        env = clean_env({"COVERAGE_FILE": str(tmp / ".coverage")})
+        run = await run_command(
+            argv, cwd=ws.root, timeout=timeout, max_output=profile.max_output_bytes, env=env, heartbeat=beat
+        )
+        _fill_pytest_result(result, run, tmp, timeout, profile.max_findings)
+    return result
+
+
+def _fill_pytest_result(result: dict[str, Any], run: RunResult, tmp: Path, timeout: float, limit: int) -> None:
+    result.update(
+        command=run.argv[1:],
+        exit_code=run.returncode,
+        duration_s=run.duration_s,
+        timed_out=run.timed_out,
+        output_truncated=run.truncated,
+    )
+    problem = run.problem(timeout, "pytest")
+    junit = read_bounded_file(tmp / "junit.xml")
+    parsed: dict[str, Any] | None = None
+    if junit:
+        try:
+            parsed = parse_junit(junit)
+        except ET.ParseError as exc:
+            result["notes"].append(f"the junit report could not be read ({exc}); counts come from pytest's output")
+            junit = None
+    if parsed is None and (run.timed_out or run.returncode is not None):
+        parsed = parse_verbose_output(run.stdout)
+        result["running_test"] = parsed.get("running_test")
+    elif parsed is None:
+        parsed = {"counts": empty_counts(), "failures": []}
+    result["counts"] = parsed["counts"]
+    result["failures"], result["failures_truncated"] = _bounded(parsed.get("failures", []), limit)
+    outcomes = parsed.get("outcomes", {})
+    failed = sorted(k for k, v in outcomes.items() if v in ("failed", "error"))
+    result["failed_tests"], result["failed_tests_truncated"] = _bounded(failed, max(limit, 1) * 4)
+    if run.timed_out:
+        running = result.get("running_test")
+        result.update(
+            status="partial",
+            error={
+                "code": "timeout",
+                "message": (
+                    f"{problem}; counts are from the output seen so far"
+                    + (f"; still running: {running}" if running else "")
+                ),
+            },
+        )
+        if "--cov-branch" in run.argv:
+            result["skipped"].append({"what": "coverage", "reason": "the run was killed before coverage was written"})
+        return
+    if problem:
+        result.update(
+            status="error", error={"code": "tool_missing" if run.missing else "run_failed", "message": problem}
+        )
+        return
+    result["exit_meaning"] = _PYTEST_EXIT.get(run.returncode or 0, f"pytest exited with {run.returncode}")
+    if run.returncode == 5:
+        result["notes"].append("pytest collected no tests")
+    elif run.returncode in (3, 4) or (not junit and run.returncode not in (0, 1)):
+        result.update(
+            status="error", error={"code": "pytest_error", "message": f"{result['exit_meaning']}: {run.tail(8)}"}
+        )
+    cov_text = read_bounded_file(tmp / "coverage.json")
+    if cov_text:
+        result["coverage"] = parse_coverage_json(json.loads(cov_text))
+    elif "--cov-branch" in run.argv and run.returncode != 5:
+        result["skipped"].append({"what": "coverage", "reason": "pytest-cov wrote no coverage report"})
+
+
+async def run_jest(
+    ws: Workspace,
+    profile: Profile,
+    *,
+    path: str | None = None,
+    keyword: str | None = None,
+    coverage: bool = True,
+    progress: Progress | None = None,
+) -> dict[str, Any] | None:
+    """Run jest when package.json declares it; None when the workspace has no jest at all."""
+    pkg, error = ws.package_json()
+    if error:
+        return {"runner": "jest", "status": "skipped", "reason": error}
+    if pkg is None or not ws.declares_jest(pkg):
+        return None
+    jest = ws.node_bin("jest")
+    if not jest:
+        return {
+            "runner": "jest",
+            "status": "skipped",
+            "reason": "package.json declares jest but node_modules/.bin/jest is missing (run npm install)",
+        }
+    timeout = profile.timeout("tests")
+    with tempfile.TemporaryDirectory(prefix="paradise-jest-") as tmpdir:
+        tmp = Path(tmpdir)
+        argv = [jest, "--ci", "--json", f"--outputFile={tmp / 'jest.json'}", "--testLocationInResults"]
+        if coverage:
+            argv += ["--coverage", "--coverageReporters=json-summary", f"--coverageDirectory={tmp / 'cov'}"]
+        if keyword:
+            argv += ["-t", keyword]
+        if path:
+            argv.append(path)
+        beat = progress.heartbeat("jest", timeout) if progress else None
+        run = await run_command(
+            argv,
+            cwd=ws.root,
+            timeout=timeout,
+            max_output=profile.max_output_bytes,
+            env=clean_env({"CI": "true"}),
+            heartbeat=beat,
+        )
+        result: dict[str, Any] = {
+            "runner": "jest",
+            "status": "ok",
+            "exit_code": run.returncode,
+            "duration_s": run.duration_s,
+            "timed_out": run.timed_out,
+        }
+        text = read_bounded_file(tmp / "jest.json")
+        problem = run.problem(timeout)
+        if not text:
+            result.update(
+                status="error" if not run.timed_out else "partial",
+                counts=empty_counts(),
+                failures=[],
+                error={
+                    "code": "timeout" if run.timed_out else "run_failed",
+                    "message": problem or f"jest wrote no results: {run.tail(8)}",
+                },
+            )
+            return result
+        parsed = parse_jest_json(json.loads(text))
+        result["counts"] = parsed["counts"]
+        result["failures"], result["failures_truncated"] = _bounded(
+            [{**f, "file": ws.relative(f["file"]) if f.get("file") else None} for f in parsed["failures"]],
+            profile.max_findings,
+        )
+        summary = read_bounded_file(tmp / "cov" / "coverage-summary.json")
+        if summary:
+            cov = parse_jest_coverage(json.loads(summary))
+            cov["files"] = {ws.relative(k): v for k, v in cov["files"].items()}
+            result["coverage"] = cov
+    return result
+
+
+def _sum_counts(parts: list[dict[str, Any]]) -> dict[str, int]:
+    total = empty_counts()
+    for part in parts:
+        for key, value in part.get("counts", {}).items():
+            total[key] = total.get(key, 0) + value
+    return total
+
+
+async def run_tests(
+    ws: Workspace,
+    profile: Profile,
+    *,
+    path: str | None = None,
+    keyword: str | None = None,
+    coverage: bool | None = None,
+    timeout: float | None = None,
+    javascript: bool = True,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """pytest and (when declared) jest; the combined result keeps each runner's own section."""
+    coverage = profile.coverage if coverage is None else coverage
+    targets = []
+    if path:
+        targets = [ws.target(path)]
+    python = await run_pytest(
+        ws, profile, targets=targets, keyword=keyword, coverage=coverage, timeout=timeout, progress=progress
+    )
+    sections: dict[str, Any] = {"python": python}
+    if javascript:
+        js = await run_jest(ws, profile, path=path, keyword=keyword, coverage=coverage, progress=progress)
+        if js is not None:
+            sections["javascript"] = js
+    ran = [s for s in sections.values() if s.get("status") in ("ok", "partial")]
+    skipped = [{"what": s["runner"], "reason": s["reason"]} for s in sections.values() if s.get("status") == "skipped"]
+    for section in sections.values():
+        skipped += section.get("skipped", [])
+    if not ran:
+        status = "skipped" if all(s.get("status") == "skipped" for s in sections.values()) else "error"
+    elif len(ran) < len(sections) or any(s.get("status") == "partial" for s in ran) or skipped:
+        status = "partial"
+    else:
+        status = "ok"
+    counts = _sum_counts(ran)
+    failures = [{"runner": s["runner"], **f} for s in ran for f in s.get("failures", [])]
+    coverage_result = _primary_coverage(sections)
+    for section in sections.values():
+        section.pop("failures", None)
+        if coverage_result and section.get("runner") == coverage_result["source"]:
+            section.pop("coverage", None)
+    return {
+        "tool": "run_tests",
+        "status": status,
+        "counts": counts,
+        "duration_s": round(sum(s.get("duration_s", 0.0) for s in sections.values()), 3),
+        "failures": failures,
+        "coverage": coverage_result,
+        "skipped": skipped,
+        "runners": sections,
+    }
+
+
+def _primary_coverage(sections: dict[str, Any]) -> dict[str, Any] | None:
+    for name in ("python", "javascript"):
+        cov = sections.get(name, {}).get("coverage")
+        if cov:
+            return {"source": sections[name]["runner"], **cov}
+    return None

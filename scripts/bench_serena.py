@@ -1,0 +1,127 @@
+"""Serena start-up cost: registration to first semantic answer, through the bridge, for N clients at once.
+
+    python scripts/bench_serena.py [--clients 1,5,10]
+
+For each N: N clients are registered concurrently, each on its own generated Python workspace, and each
+asks its Serena (through the bridge, with the official MCP SDK client) for ``find_symbol`` of a class in
+its workspace as soon as it is registered; the bridge holds the request until the instance is ready.
+Prints p50 and max seconds from registration to the first correct answer, and the resident memory of each
+instance (Serena plus its language server). Serena is installed on first use (PARADISE_SERENA_VENV,
+default ~/.cache/devops-paradise/serena-venv). Loopback only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+from mcp import MCPError
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.helpers import BridgeProcess, instance_pid, mcp_client  # noqa: E402
+
+
+def make_workspace(root: Path, index: int) -> tuple[Path, str]:
+    cls = f"Widget{index}"
+    package = root / f"pkg{index}"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    for module in range(10):  # a small but real project: ten modules
+        (package / f"mod{module}.py").write_text(
+            f"from pkg{index}.base import {cls}\n\n\n"
+            f"def use_{module}(w: {cls}) -> int:\n    return w.size() + {module}\n"
+        )
+    (package / "base.py").write_text(f"class {cls}:\n    def size(self) -> int:\n        return 1\n")
+    return root, cls
+
+
+async def first_answer(bridge: BridgeProcess, http: httpx.AsyncClient, name: str, workspace: Path, cls: str) -> float:
+    began = time.perf_counter()
+    resp = await http.post(
+        "/api/v1/clients", json={"client_id": name, "workspace": str(workspace), "services": ["serena"]}
+    )
+    resp.raise_for_status()
+    token = resp.json()["token"]
+    for _ in range(600):  # bounded: at most 600 tries
+        try:
+            async with mcp_client(bridge.mcp_url(name, "serena"), token, read_timeout=600) as client:
+                result = await client.call_tool("find_symbol", {"name_path_pattern": cls})
+        except MCPError as exc:  # e.g. 503 while its start failed: say so, try again (bounded)
+            print(f"{name}: {exc} after {time.perf_counter() - began:.1f}s", file=sys.stderr)
+        else:
+            if not result.is_error and cls in result.content[0].text:
+                return time.perf_counter() - began
+            print(f"{name}: not yet: {result.content[0].text[:200]}", file=sys.stderr)
+        await asyncio.sleep(0.2)
+    raise RuntimeError(f"{name}: no answer")
+
+
+def rss_mib(bridge: BridgeProcess, name: str) -> float:
+    root = psutil.Process(instance_pid(bridge, name, "serena"))
+    return sum(p.memory_info().rss for p in [root, *root.children(recursive=True)]) / 2**20
+
+
+async def run_round(bridge: BridgeProcess, n: int, work: Path) -> tuple[list[float], list[float]]:
+    spaces = [make_workspace(work / f"n{n}-c{i}", i) for i in range(n)]
+    headers = {"Authorization": f"Bearer {bridge.admin_token}"}
+    async with httpx.AsyncClient(base_url=bridge.url, headers=headers, timeout=600) as http:
+        seconds = await asyncio.gather(
+            *(first_answer(bridge, http, f"bench-{n}-{i}", ws, cls) for i, (ws, cls) in enumerate(spaces))
+        )
+        await asyncio.sleep(2)  # let the language servers settle before measuring memory
+        memory = [rss_mib(bridge, f"bench-{n}-{i}") for i in range(n)]
+        for i in range(n):
+            await http.delete(f"/api/v1/clients/bench-{n}-{i}")
+    return list(seconds), memory
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", default="1,5,10")
+    args = parser.parse_args()
+    venv = os.environ.get("PARADISE_SERENA_VENV", str(Path.home() / ".cache/devops-paradise/serena-venv"))
+    work = Path(tempfile.mkdtemp(prefix="paradise-bench-serena-"))
+    bridge = BridgeProcess(
+        work / "data",
+        env={
+            "PARADISE_SERENA_VENV": venv,
+            "PARADISE_START_TIMEOUT": "300",
+            "PARADISE_READY_TIMEOUT": "300",
+            "PARADISE_LOG_LEVEL": "WARNING",
+        },
+        pool_size=40,
+    )
+    rows = []
+    try:
+        bridge.start()
+        # Warm-up (not reported): installs Serena if needed and warms the OS file cache.
+        asyncio.run(run_round(bridge, 1, work / "warmup"))
+        for n in (int(x) for x in args.clients.split(",")):
+            seconds, memory = asyncio.run(run_round(bridge, n, work))
+            rows.append((n, statistics.median(seconds), max(seconds), statistics.median(memory), max(memory)))
+    finally:
+        bridge.kill(signal.SIGTERM)
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"\nbench_serena: registration -> first find_symbol answer through the bridge; {os.cpu_count()} CPUs\n")
+    print(f"{'clients':>8}{'p50 s':>9}{'max s':>9}{'RSS/inst MiB p50':>19}{'max':>8}")
+    for n, p50, worst, mem, mem_max in rows:
+        print(f"{n:>8}{p50:>9.2f}{worst:>9.2f}{mem:>19.0f}{mem_max:>8.0f}")
+    keys = ["clients", "p50_s", "max_s", "rss_p50_mib", "rss_max_mib"]
+    print(json.dumps({"results": [dict(zip(keys, row, strict=True)) for row in rows]}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""Fixtures: sample workspaces in a temp dir and one real quality server (subprocess on a free
+127.0.0.1 port) per workspace, all started at once; `call_tool` talks to them with the MCP SDK Client."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from mcp import Client
+from quality_workspaces import build_all
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+HANG_PROFILES = """
+[defaults.timeouts]
+tests = 5
+
+[profiles.python]
+tools = ["tests"]
+coverage = true
+"""
+
+
+@dataclass
+class RunningServer:
+    name: str
+    workspace: Path
+    port: int
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/mcp"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(name: str, workspace: Path, logs: Path, extra: list[str] | None = None) -> RunningServer:
+    port = free_port()
+    log = logs / f"{name}.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "COV_CORE_"))}
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "instances.quality",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workspace",
+                str(workspace),
+                *(extra or []),
+            ],
+            cwd=REPO_ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    return RunningServer(name, workspace, port, proc, log)
+
+
+def wait_ready(server: RunningServer, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"{server.name} server exited: {server.log.read_text()[-2000:]}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{server.port}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{server.name} server did not start: {server.log.read_text()[-2000:]}")
+
+
+@pytest.fixture(scope="session")
+def quality_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, RunningServer]]:
+    base = tmp_path_factory.mktemp("quality-ws")
+    logs = tmp_path_factory.mktemp("quality-logs")
+    spaces = build_all(base)
+    hang_profiles = base / "hang-profiles.toml"
+    hang_profiles.write_text(HANG_PROFILES, encoding="utf-8")
+    servers: dict[str, RunningServer] = {}
+    try:
+        for name, path in spaces.items():
+            extra = {"hanging": ["--profiles", str(hang_profiles)], "failing": ["--profile", "comprehensive"]}.get(name)
+            servers[name] = start_server(name, path, logs, extra)
+        deadline = time.monotonic() + 60
+        for server in servers.values():
+            wait_ready(server, deadline)
+        yield servers
+    finally:
+        for server in servers.values():
+            server.proc.terminate()
+        for server in servers.values():
+            try:
+                server.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                server.proc.kill()
+
+
+@pytest.fixture(scope="session")
+def call_tool(quality_servers: dict[str, RunningServer]):
+    """await call_tool("passing", "run_tests", {...}) -> (CallToolResult, progress notifications)."""
+
+    async def call(name: str, tool: str, args: dict[str, Any] | None = None) -> tuple[Any, list[tuple]]:
+        progress: list[tuple] = []
+
+        async def on_progress(value: float, total: float | None, message: str | None) -> None:
+            progress.append((value, total, message))
+
+        async with Client(quality_servers[name].url, read_timeout_seconds=120) as client:
+            result = await client.call_tool(tool, args or {}, progress_callback=on_progress)
+        return result, progress
+
+    return call
