@@ -50,10 +50,6 @@ class Invalid(BridgeError):
     status, code = 422, "invalid"
 
 
-class TooManyInstances(BridgeError):
-    status, code = 429, "capacity_exceeded"
-
-
 class Unavailable(BridgeError):
     """The thing exists but cannot serve now; ``retry_after`` seconds is a fair guess for when it can."""
 
@@ -61,6 +57,12 @@ class Unavailable(BridgeError):
 
     def __init__(self, message: str, *, retry_after: int = 5, **details: Any) -> None:
         super().__init__(message, headers={"Retry-After": str(retry_after)}, **details)
+
+
+class TooManyInstances(Unavailable):
+    """Starting this would exceed PARADISE_MAX_INSTANCES or PARADISE_MAX_MEMORY."""
+
+    status, code = 429, "capacity_exceeded"
 
 
 class PortPoolExhausted(Unavailable):

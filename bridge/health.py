@@ -1,59 +1,178 @@
-"""HealthMonitor: watches every running instance and heals what died, within a crash-loop budget.
+"""HealthMonitor: probes every instance, heals what can be healed, says why when it cannot, frees the idle.
 
-Minimal for now (runtime poll); MCP-level probes, back-off and the full state machine build on this.
+Each sweep (every PROBE_INTERVAL, each probe jittered so instances are not probed in lock-step):
+
+* the runtime says whether the instance still runs; a dead one is restarted on its port;
+* an MCP ``ping`` on the monitor's own session says whether it answers; one failure makes it
+  ``unhealthy`` (requests still pass), PROBE_FAILURES in a row restart it;
+* restarts back off exponentially (tenacity) and are budgeted: RESTART_LIMIT restarts within
+  RESTART_WINDOW and the instance is ``failed``, keeping its exit code, OOM flag and last log lines;
+* with IDLE_TIMEOUT, an instance without MCP traffic (and without open streams) that long goes ``idle``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 
+from tenacity import AsyncRetrying, RetryError, retry_if_result, stop_after_attempt, wait_exponential
+
 from bridge import store
-from bridge.lifecycle import InstanceManager, Route
+from bridge.lifecycle import InstanceManager, Key, Route
+from bridge.mcp_probe import McpPinger, ProbeFailed
 from bridge.models import InstanceState as S
+from bridge.models import utcnow
+
+MAX_BACKOFF = 30.0
+WATCHED = (S.RUNNING, S.UNHEALTHY)
 
 
 class HealthMonitor:
     def __init__(self, instances: InstanceManager) -> None:
         self.instances = instances
         self.settings = instances.settings
+        self._pingers: dict[Key, McpPinger] = {}
+        self._failures: dict[Key, int] = {}
+        self._heals: dict[Key, asyncio.Task[None]] = {}
 
     async def run(self) -> None:
         while True:
-            await asyncio.sleep(self.settings.probe_interval * random.uniform(0.8, 1.2))
-            running = [r for r in self.instances.routes.values() if r.state == S.RUNNING]
-            await asyncio.gather(*(self.check(r) for r in running), return_exceptions=True)
+            await asyncio.sleep(self.settings.probe_interval)
+            await self.sweep()
+
+    async def sweep(self) -> None:
+        routes = [r for r in self.instances.routes.values() if r.state in WATCHED and r.key not in self._heals]
+        await asyncio.gather(*(self._jittered(r) for r in routes), return_exceptions=True)
+        await self._idle_sweep()
+
+    async def close(self) -> None:
+        for task in self._heals.values():
+            task.cancel()
+        await asyncio.gather(*self._heals.values(), return_exceptions=True)
+
+    # ---- probing -----------------------------------------------------------------------------------
+
+    async def _jittered(self, route: Route) -> None:
+        await asyncio.sleep(random.uniform(0, self.settings.probe_interval * 0.25))
+        await self.check(route)
+
+    def _watched(self, route: Route) -> bool:
+        """Still ours to judge: not removed, restarted or stopped by someone else meanwhile."""
+        return self.instances.routes.get(route.key) is route and route.state in WATCHED
 
     async def check(self, route: Route) -> None:
         poll = await self.instances.runtime.poll(route.backend_state)
-        # Re-checked after the await: a delete or restart may have begun meanwhile; that is no crash.
-        if poll.running or route.state != S.RUNNING or self.instances.routes.get(route.key) is not route:
+        if not self._watched(route):
             return
-        tail = await self.instances.tail(route)
-        code = f" with code {poll.exit_code}" if poll.exit_code is not None else ""
-        oom = " (out of memory)" if poll.oom_killed else ""
-        self.instances.record(route, "instance.died", f"instance exited{code}{oom}", "warning")
-        await self.heal(route, f"exited{code}{oom}", tail)
+        if not poll.running:
+            code = f" with code {poll.exit_code}" if poll.exit_code is not None else ""
+            reason = f"exited{code}" + (" (killed: out of memory)" if poll.oom_killed else "")
+            self.instances.record(route, "instance.died", f"instance {reason}", "warning")
+            self.heal(route, reason)
+            return
+        pinger = self._pingers.setdefault(route.key, McpPinger(self.instances.http))
+        try:
+            seconds = await pinger.ping(route.port, route.path, route.transport, timeout=self.settings.probe_timeout)
+        except ProbeFailed as exc:
+            self._probe_failed(route, str(exc))
+            return
+        self._probe_ok(route, seconds)
 
-    async def heal(self, route: Route, reason: str, tail: list[str]) -> None:
-        """Restart on the same port, unless the crash-loop budget is spent: then ``failed``, with the last lines."""
-        instances = self.instances
-        now = time.monotonic()
-        window = self.settings.restart_window
-        while route.restart_times and now - route.restart_times[0] > window:
-            route.restart_times.popleft()
-        if len(route.restart_times) >= self.settings.restart_limit:
-            await instances.stop_quietly(route)
-            instances.set_state(route, S.FAILED, last_error=f"crash loop: {reason}", last_log=tail)
-            message = f"{len(route.restart_times)} restarts within {window:.0f}s; giving up ({reason})"
-            instances.record(route, "instance.failed", message, "error")
+    def _probe_ok(self, route: Route, seconds: float) -> None:
+        self._failures.pop(route.key, None)
+        fields = {"last_probe_at": utcnow(), "last_probe_ms": round(seconds * 1000, 2)}
+        if route.state == S.UNHEALTHY and self._watched(route):
+            self.instances.set_state(route, S.RUNNING, last_error=None, **fields)
+            self.instances.record(route, "instance.recovered", f"answers again ({seconds * 1000:.0f} ms)")
             return
-        route.restart_times.append(now)
+        with store.session(self.instances.engine) as db:
+            store.update_instance(db, client_id=route.client_id, service=route.service, **fields)
+
+    def _probe_failed(self, route: Route, reason: str) -> None:
+        if not self._watched(route):
+            return
+        failures = self._failures[route.key] = self._failures.get(route.key, 0) + 1
+        if route.state == S.RUNNING:
+            self.instances.set_state(route, S.UNHEALTHY, last_error=f"health probe failed: {reason}")
+            self.instances.record(route, "instance.unhealthy", f"health probe failed: {reason}", "warning")
+        if failures >= self.settings.probe_failures:
+            self.instances.record(
+                route, "instance.unresponsive", f"{failures} failed probes in a row; restarting", "warning"
+            )
+            self.heal(route, f"unresponsive ({failures} failed probes: {reason})")
+
+    # ---- healing -----------------------------------------------------------------------------------
+
+    def heal(self, route: Route, reason: str) -> None:
+        """Restart in the background (one heal per instance at a time)."""
+        if route.key in self._heals:
+            return
+        self._failures.pop(route.key, None)
+        self._pingers.pop(route.key, None)
+        task = asyncio.create_task(self._heal(route, reason), name=f"heal {route.key}")
+        self._heals[route.key] = task
+        task.add_done_callback(lambda _: self._heals.pop(route.key, None))
+
+    def _budget_left(self, route: Route) -> int:
+        now = time.monotonic()
+        while route.restart_times and now - route.restart_times[0] > self.settings.restart_window:
+            route.restart_times.popleft()
+        return self.settings.restart_limit - len(route.restart_times)
+
+    async def _heal(self, route: Route, reason: str) -> None:
+        instances = self.instances
+        tail = await instances.tail(route)
+        instances.set_state(route, S.RESTARTING, step="restarting", last_log=tail)
+        await instances.stop_quietly(route)
+        left = self._budget_left(route)
+        recent = self.settings.restart_limit - left
+        if recent and left > 0:  # crashes close together wait longer each time
+            await asyncio.sleep(min(MAX_BACKOFF, self.settings.restart_backoff * 2 ** (recent - 1)))
+        ok = False
+        with contextlib.suppress(RetryError):
+            async for attempt in self._retrying(left):
+                with attempt:
+                    ok = await self._restart_once(route)
+                if not attempt.retry_state.outcome.failed:
+                    attempt.retry_state.set_result(ok)
+        if not ok and instances.routes.get(route.key) is route and route.state != S.RUNNING:
+            await self._give_up(route, reason, tail)
+
+    def _retrying(self, attempts: int) -> AsyncRetrying:
+        backoff = self.settings.restart_backoff
+        return AsyncRetrying(
+            stop=stop_after_attempt(max(attempts, 1)),
+            wait=wait_exponential(multiplier=backoff, min=backoff, max=MAX_BACKOFF),
+            retry=retry_if_result(lambda ok: not ok),
+        )
+
+    async def _restart_once(self, route: Route) -> bool:
+        instances = self.instances
+        if self._budget_left(route) <= 0 or instances.routes.get(route.key) is not route:
+            return False
+        route.restart_times.append(time.monotonic())
         route.restarts += 1
         with store.session(instances.engine) as db:
-            store.update_instance(
-                db, client_id=route.client_id, service=route.service, restarts=route.restarts, last_log=tail
-            )
-        await instances.stop_quietly(route)
-        instances.start(route, restarting=True)
+            store.update_instance(db, client_id=route.client_id, service=route.service, restarts=route.restarts)
+        return await instances.start(route, restarting=True, final=False)
+
+    async def _give_up(self, route: Route, reason: str, tail: list[str]) -> None:
+        window = self.settings.restart_window
+        last = (await self.instances.tail(route)) or tail
+        self.instances.set_state(route, S.FAILED, last_error=f"crash loop: {reason}", last_log=last)
+        message = f"{len(route.restart_times)} restarts within {window:.0f}s; giving up ({reason})"
+        self.instances.record(route, "instance.failed", message, "error")
+
+    # ---- scale to zero -----------------------------------------------------------------------------
+
+    async def _idle_sweep(self) -> None:
+        timeout = self.settings.idle_timeout
+        if not timeout:
+            return
+        now = time.monotonic()
+        for route in list(self.instances.routes.values()):
+            quiet = now - route.last_activity
+            if route.state == S.RUNNING and route.streams == 0 and quiet > timeout and route.key not in self._heals:
+                await self.instances.idle(route, f"no MCP traffic for {quiet:.0f}s (PARADISE_IDLE_TIMEOUT={timeout:g})")

@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 from sqlalchemy.engine import Engine
 
-from bridge import store
+from bridge import capacity, store
 from bridge.catalog import ServiceSpec
 from bridge.errors import NotFound, Unavailable
 from bridge.events import EventLog
@@ -27,13 +27,13 @@ from bridge.mcp_probe import McpToolError, ProbeFailed, mcp_call_tool, probe
 from bridge.models import Instance, utcnow
 from bridge.models import InstanceState as S
 from bridge.ports import PortAllocator
+from bridge.reconcile import reconcile
 from bridge.requirements import Requirements, workspace_notes
 from bridge.runtime.base import InstanceSpec, PortTaken, Runtime
 from bridge.settings import BridgeSettings
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]
-RUNNABLE = (S.STARTING, S.RUNNING, S.UNHEALTHY, S.RESTARTING)
 
 
 class StartFailed(Exception):
@@ -62,6 +62,7 @@ class Route:
     restarts: int = 0
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     last_activity: float = field(default_factory=time.monotonic)
+    streams: int = 0  # SSE streams open through the proxy right now
     restart_times: collections.deque[float] = field(default_factory=collections.deque)
 
     @property
@@ -149,7 +150,7 @@ class InstanceManager:
             command=service.render_command(values) if service.command else None,
             image=service.image,
             container_port=service.container_port,
-            env=service.render_env(values),
+            env={**service.render_env(values), "PARADISE_PROFILE": client.profile},
             memory_bytes=service.memory_bytes,
             cpus=service.cpus,
         )
@@ -158,7 +159,7 @@ class InstanceManager:
 
     def set_state(self, route: Route, state: S, *, step: str | None = None, **fields: Any) -> None:
         route.state = state
-        if state == S.RUNNING:
+        if state in (S.RUNNING, S.UNHEALTHY):  # an unhealthy instance may still answer: let requests try
             route.ready.set()
         else:
             route.ready.clear()
@@ -172,20 +173,25 @@ class InstanceManager:
 
     # ---- start -------------------------------------------------------------------------------------
 
-    def start(self, route: Route, *, restarting: bool = False) -> asyncio.Task[None]:
-        """Start the instance unless a start is already under way; either way, the task to await."""
+    def start(self, route: Route, *, restarting: bool = False, final: bool = True) -> asyncio.Future[bool]:
+        """Start the instance unless a start is already under way; either way, the task to await.
+
+        The task's result says whether the instance became ready. With ``final`` a failure leaves the
+        instance ``failed``; without it (a heal that will try again) it stays ``restarting``.
+        """
         task = self._starts.get(route.key)
         if self.routes.get(route.key) is not route:
             raise NotFound(f"{route.service} of {route.client_id} was removed")
         if task is None or task.done():
-            task = asyncio.create_task(self._start(route, restarting), name=f"start {route.key}")
+            # The state changes now, not when the task first runs, so capacity checks count this start.
+            self.set_state(route, S.RESTARTING if restarting else S.STARTING, step="preparing")
+            task = asyncio.create_task(self._start(route, final), name=f"start {route.key}")
             self._starts[route.key] = task
         return task
 
-    async def _start(self, route: Route, restarting: bool) -> None:
+    async def _start(self, route: Route, final: bool) -> bool:
         began = time.monotonic()
         service = self.catalog[route.service]
-        self.set_state(route, S.RESTARTING if restarting else S.STARTING, step="preparing")
         try:
             notes = self._notes(route, service)
             if service.requires and self.runtime.installs_on_host:
@@ -210,15 +216,20 @@ class InstanceManager:
         except Exception as exc:  # any failure to start is the instance's state, never the bridge's crash
             tail = exc.tail if isinstance(exc, StartFailed) else await self.tail(route)
             await self.stop_quietly(route)
-            self.set_state(route, S.FAILED, last_error=str(exc), last_log=tail)
-            self.record(route, "instance.failed", f"start failed: {exc}", "error")
-            return
+            if final:
+                self.set_state(route, S.FAILED, last_error=str(exc), last_log=tail)
+                self.record(route, "instance.failed", f"start failed: {exc}", "error")
+            else:
+                self.set_state(route, S.RESTARTING, step="waiting to retry", last_error=str(exc), last_log=tail)
+                self.record(route, "instance.start_failed", f"start failed, will retry: {exc}", "warning")
+            return False
         route.last_activity = time.monotonic()
         self.set_state(route, S.RUNNING, last_error=None, last_log=[], notes=notes)
         elapsed = time.monotonic() - began
         self.record(route, "instance.ready", f"ready on 127.0.0.1:{route.port} in {elapsed:.2f}s")
         for note in notes:
             self.record(route, "instance.degraded", note, "warning")
+        return True
 
     def set_step(self, route: Route, step: str) -> None:
         with store.session(self.engine) as db:
@@ -314,7 +325,9 @@ class InstanceManager:
                 state=route.state,
             )
         if route.state in (S.IDLE, S.STOPPED):
+            await self.admit([route.service], waking=route)
             self.start(route)
+            self.record(route, "instance.wake", "woken by a request")
         try:
             await asyncio.wait_for(route.ready.wait(), timeout=self.settings.start_timeout)
         except TimeoutError:
@@ -337,6 +350,15 @@ class InstanceManager:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
+    async def admit(self, services: list[str], *, waking: Route | None = None) -> None:
+        await capacity.admit(self, services, waking=waking)
+
+    async def idle(self, route: Route, reason: str) -> None:
+        """Scale to zero: stop the instance but keep its port; the next request wakes it."""
+        self.set_state(route, S.IDLE, step=None)  # first, so the monitor does not take the stop for a crash
+        await self.stop_quietly(route)
+        self.record(route, "instance.idle", reason)
+
     async def restart(self, route: Route) -> None:
         # Marked first, so the health monitor does not take the stop below for a crash.
         self.set_state(route, S.RESTARTING, step="stopping")
@@ -354,41 +376,8 @@ class InstanceManager:
         await self.cancel_start(route)
         await self.runtime.remove(route.client_id, route.service, route.backend_state)
 
-    # ---- reconcile ---------------------------------------------------------------------------------
-
     async def reconcile(self) -> dict[str, list[str]]:
-        """Compare stored intent with what the runtime runs: adopt, restart, or remove orphans."""
-        found = {(d.client_id, d.service): d for d in await self.runtime.discover()}
-        report: dict[str, list[str]] = {"adopted": [], "restarted": [], "orphans_removed": [], "left": []}
-        for route in list(self.routes.values()):
-            discovered = found.pop(route.key, None)
-            name = f"{route.client_id}/{route.service}"
-            state = discovered.state if discovered and discovered.port == route.port else route.backend_state
-            alive = bool(state) and (await self.runtime.poll(state)).running
-            if route.state not in RUNNABLE:
-                if alive and route.state == S.IDLE:
-                    await self.runtime.stop(state)  # idle means stopped; honour the intent
-                report["left"].append(f"{name} ({route.state})")
-                continue
-            if alive:
-                route.backend_state = state
-                try:
-                    await probe(self.http, route.port, route.path, route.transport, timeout=5)
-                except ProbeFailed:
-                    alive = False
-                else:
-                    self.set_state(route, S.RUNNING, backend_state=state)
-                    report["adopted"].append(name)
-                    continue
-            await self.stop_quietly(route)
-            self.start(route, restarting=True)
-            report["restarted"].append(name)
-        for orphan in found.values():
-            await self.runtime.remove(orphan.client_id, orphan.service, orphan.state)
-            report["orphans_removed"].append(f"{orphan.client_id}/{orphan.service}")
-        summary = ", ".join(f"{k} {len(v)}: {', '.join(v) or '-'}" for k, v in report.items())
-        self.events.record("bridge.reconcile", f"start-up reconcile on {self.runtime.name}: {summary}")
-        return report
+        return await reconcile(self)
 
     async def close(self) -> None:
         """Bridge shutdown: stop waiting for starts; instances keep running for the next bridge to adopt."""

@@ -98,6 +98,7 @@ class ClientManager:
         async with self._lock:
             if self.exists(req.client_id):
                 raise Conflict(f"client {req.client_id!r} already exists", client_id=req.client_id)
+            await self.instances.admit(services)
             leased = self._lease_all(req.client_id, services)
             try:
                 with store.session(self.engine) as db:
@@ -199,6 +200,7 @@ class ClientManager:
                     last_log=row.last_log or [],
                     notes=row.notes or [],
                     last_probe_at=row.last_probe_at,
+                    last_probe_ms=row.last_probe_ms,
                     started_at=row.started_at,
                 )
                 for row in rows

@@ -161,3 +161,56 @@ async def _rpc(http: aiohttp.ClientSession, url: str, headers: dict[str, str], b
                 if "id" in message:
                     return _Answer(session_id, message)
         raise ProbeFailed("the stream ended without an answer")
+
+
+class McpPinger:
+    """Health probes over one MCP session of the monitor's own: ``ping`` it, re-initialize when it is gone."""
+
+    def __init__(self, http: aiohttp.ClientSession) -> None:
+        self.http = http
+        self.session_id: str | None = None
+        self._next_id = 1
+
+    async def ping(self, port: int, path: str, transport: str, *, timeout: float) -> float:
+        """Seconds the ping took; raises ProbeFailed."""
+        if transport == "sse":
+            return await sse_endpoint(self.http, port, path, timeout=timeout)
+        began = time.perf_counter()
+        try:
+            async with asyncio.timeout(timeout):
+                if not await self._ping(port, path):
+                    self.session_id = None  # the instance forgot us (it restarted): a new session
+                    if not await self._ping(port, path):
+                        raise ProbeFailed("ping refused on a fresh session")
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise ProbeFailed(f"ping failed: {exc.__class__.__name__}: {exc}") from None
+        return time.perf_counter() - began
+
+    async def _ping(self, port: int, path: str) -> bool:
+        url = f"http://127.0.0.1:{port}{path}"
+        headers = {
+            **instance_headers(port),
+            "Content-Type": "application/json",
+            "Accept": "application/json, text/event-stream",
+        }
+        if self.session_id is None:
+            init = await _rpc(self.http, url, headers, _INITIALIZE)
+            self.session_id = init.session_id or ""
+            headers["MCP-Protocol-Version"] = PROBE_PROTOCOL
+            if self.session_id:
+                headers["Mcp-Session-Id"] = self.session_id
+            await _rpc(self.http, url, headers, json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+        else:
+            headers["MCP-Protocol-Version"] = PROBE_PROTOCOL
+            if self.session_id:
+                headers["Mcp-Session-Id"] = self.session_id
+        self._next_id += 1
+        try:
+            answer = await _rpc(
+                self.http, url, headers, json.dumps({"jsonrpc": "2.0", "id": self._next_id, "method": "ping"})
+            )
+        except ProbeFailed as exc:
+            if "HTTP 404" in str(exc) or "HTTP 400" in str(exc):
+                return False
+            raise
+        return bool(answer.message and "result" in answer.message)

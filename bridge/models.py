@@ -55,6 +55,7 @@ class Instance(SQLModel, table=True):
     # What works only partly (e.g. no language server for the workspace's language), in words for a person.
     notes: list[str] = Field(default_factory=list, sa_column=Column(JSON))
     last_probe_at: datetime | None = None
+    last_probe_ms: float | None = None
     started_at: datetime | None = None
     step: str | None = None
 
@@ -111,6 +112,7 @@ class InstanceView(BaseModel):
     last_log: list[str] = PydField(default_factory=list)
     notes: list[str] = PydField(default_factory=list)
     last_probe_at: datetime | None = None
+    last_probe_ms: float | None = None
     started_at: datetime | None = None
 
 

@@ -62,6 +62,13 @@ class BridgeSettings(BaseSettings):
     restart_window: float = Field(300.0, gt=0, description="Seconds of the crash-loop budget window.")
     max_instances: int = Field(0, ge=0, description="Cap on running instances; 0 = no cap.")
     max_memory: str | None = Field(None, description="Cap on the summed memory limits of running instances (e.g. 16g).")
+    evict_lru: bool = Field(
+        False, description="At a cap, stop the least recently used instance (no open streams) instead of a 429."
+    )
+    probe_timeout: float = Field(5.0, gt=0, description="Seconds an MCP health probe may take.")
+    probe_failures: int = Field(3, ge=1, description="Consecutive failed probes before an instance is restarted.")
+    restart_backoff: float = Field(0.5, ge=0, description="First delay between restart attempts; doubles, max 30 s.")
+    alert_webhook: str | None = Field(None, description="URL that receives warning and error events as JSON POSTs.")
     start_timeout: float = Field(30.0, gt=0, description="Seconds a request is held while its instance starts.")
     ready_timeout: float = Field(
         120.0, gt=0, description="Seconds an instance may take to become ready before it counts as failed."

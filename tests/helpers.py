@@ -51,6 +51,7 @@ def fixture_catalog(path: Path) -> Path:
         "hung": "never-ready",
         "slow": "slow-start",
         "legacy": "legacy-sse",
+        "flaky": "crash-after",
     }
     lines = []
     for name, mode in modes.items():

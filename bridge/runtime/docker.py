@@ -9,9 +9,11 @@ is published on 127.0.0.1 only. The Docker SDK is synchronous: every call runs i
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import os
+import threading
 from typing import Any
 
 import docker
@@ -60,6 +62,8 @@ class DockerRuntime(Runtime):
 
     def __init__(self, client: docker.DockerClient | None = None) -> None:
         self.client = client or docker.from_env()
+        # Docker allows two networks of one name; per-client locks keep concurrent starts from making two.
+        self._client_locks: dict[str, threading.Lock] = collections.defaultdict(threading.Lock)
 
     # ---- contract ----------------------------------------------------------------------------------
 
@@ -89,8 +93,9 @@ class DockerRuntime(Runtime):
     def _start(self, spec: InstanceSpec) -> dict[str, Any]:
         if not spec.image:
             raise RuntimeError_(f"service {spec.service!r} has no image for the docker runtime")
-        network = self._ensure_network(spec.client_id)
-        volume = self._ensure_volume(spec.client_id, spec.service)
+        with self._client_locks[spec.client_id]:
+            network = self._ensure_network(spec.client_id)
+            volume = self._ensure_volume(spec.client_id, spec.service)
         self._remove_container(spec.name)  # a stale container of the same name (e.g. exited) is replaced
         env = {
             **spec.env,
@@ -170,12 +175,16 @@ class DockerRuntime(Runtime):
         self._remove_container(f"paradise-{client_id}-{service}")
         with contextlib.suppress(NotFound):
             self.client.volumes.get(volume_name(client_id, service)).remove(force=True)
-        remaining = self.client.containers.list(
-            all=True, filters={"label": [f"{LABEL}.managed=true", f"{LABEL}.client={client_id}"]}
-        )
-        if not remaining:
-            with contextlib.suppress(NotFound):
-                self.client.networks.get(network_name(client_id)).remove()
+        with self._client_locks[client_id]:
+            remaining = self.client.containers.list(
+                all=True, filters={"label": [f"{LABEL}.managed=true", f"{LABEL}.client={client_id}"]}
+            )
+            if not remaining:
+                for network in self.client.networks.list(names=[network_name(client_id)]):
+                    if network.name != network_name(client_id):
+                        continue
+                    with contextlib.suppress(NotFound, APIError):
+                        network.remove()
 
     def _discover(self) -> list[Discovered]:
         found = []
@@ -204,9 +213,7 @@ class DockerRuntime(Runtime):
 
     def _ensure_network(self, client_id: str) -> str:
         name = network_name(client_id)
-        try:
-            self.client.networks.get(name)
-        except NotFound:
+        if not [n for n in self.client.networks.list(names=[name]) if n.name == name]:
             self.client.networks.create(name, driver="bridge", labels=labels_for(client_id))
         return name
 

@@ -1,0 +1,105 @@
+"""Docker tests run on a real engine. Outside CI they skip (with the reason) when no engine answers; in CI
+(CI=true) a missing engine or image is a failure, never a skip: .ci/run installs and starts the engine."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+
+from bridge.images import IMAGES, build_images, image_exists
+
+TEST_LABEL = "devops-paradise.test"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _unavailable(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"CI must run the Docker tests, but {reason}")
+    pytest.skip(f"Docker tests skipped: {reason} (run scripts/ensure-docker.sh to start an engine)")
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[Any]:
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as exc:
+        _unavailable(f"no Docker engine answers ({exc.__class__.__name__})")
+    remove_test_containers(client)
+    yield client
+    remove_test_containers(client)
+    client.close()
+
+
+def remove_test_containers(client: Any) -> None:
+    for container in client.containers.list(all=True, filters={"label": f"{TEST_LABEL}=true"}):
+        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+            container.remove(force=True, v=True)
+    for volume in client.volumes.list(filters={"label": f"{TEST_LABEL}=true"}):
+        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+            volume.remove(force=True)
+
+
+def remove_managed(client: Any, clients: set[str]) -> None:
+    """Everything the bridge labelled for these test clients: containers, volumes, networks."""
+    label = "devops-paradise.managed=true"
+    for container in client.containers.list(all=True, filters={"label": label}):
+        if container.labels.get("devops-paradise.client") in clients:
+            with contextlib.suppress(docker.errors.APIError):
+                container.remove(force=True, v=True)
+    for volume in client.volumes.list(filters={"label": label}):
+        if (volume.attrs.get("Labels") or {}).get("devops-paradise.client") in clients:
+            with contextlib.suppress(docker.errors.APIError):
+                volume.remove(force=True)
+    for network in client.networks.list(filters={"label": label}):
+        if (network.attrs.get("Labels") or {}).get("devops-paradise.client") in clients:
+            with contextlib.suppress(docker.errors.APIError):
+                network.remove()
+
+
+@pytest.fixture(scope="session")
+def images(engine: Any) -> dict[str, str]:
+    """{name: tag}, built once when missing (minutes the first time, on the registry-free base if needed)."""
+    rebuild = os.environ.get("PARADISE_REBUILD_IMAGES") == "1"
+    missing = [name for name, spec in IMAGES.items() if rebuild or not image_exists(spec.tag, engine)]
+    if missing:
+        build_images(missing, client=engine, progress=lambda line: print(f"[image build] {line}"))
+    return {name: spec.tag for name, spec in IMAGES.items()}
+
+
+# ---- pytest-docker: the compose file of throwaway fixture containers ----------------------------------
+
+
+@pytest.fixture(scope="session")
+def docker_compose_file(pytestconfig: pytest.Config) -> str:
+    return str(Path(pytestconfig.rootpath) / "compose" / "test-fixtures.yml")
+
+
+@pytest.fixture(scope="session")
+def docker_compose_command() -> str:
+    """Compose v2 (``docker compose``) where installed, else the v1 ``docker-compose`` Debian ships."""
+    probe = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
+    if probe.returncode == 0:
+        return "docker compose"
+    if shutil.which("docker-compose"):
+        return "docker-compose"
+    _unavailable("neither 'docker compose' nor 'docker-compose' is installed")
+    return ""
+
+
+@pytest.fixture(scope="session")
+def docker_compose_project_name() -> str:
+    return f"paradise-tests-{os.getpid()}"
+
+
+@pytest.fixture(scope="session")
+def docker_setup(images: dict[str, str]) -> list[str]:
+    return ["up -d"]  # images exist (the images fixture built them): no build, no pull

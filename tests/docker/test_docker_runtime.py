@@ -1,0 +1,179 @@
+"""The Docker runtime on a real engine: per-client containers through a real bridge, real Serena included."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from mcp import Client
+
+from bridge.runtime.docker import DockerRuntime
+from tests.docker.conftest import remove_managed
+from tests.helpers import BridgeProcess, mcp_client
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+CLIENTS = {"dk-ann", "dk-ben", "dk-cy", "dk-kill", "dk-adopt", "dk-gone"}
+INSTANCE_UID = 10001
+
+
+def workspace(root: Path, cls: str) -> Path:
+    """A workspace a container (uid 10001) may read and write: owned by that uid, like a user's own."""
+    (root / "src").mkdir(parents=True)
+    (root / "src" / "__init__.py").write_text("")
+    (root / "src" / "model.py").write_text(f"class {cls}:\n    def run(self) -> int:\n        return 1\n")
+    for path in [root, *root.rglob("*")]:
+        os.chown(path, INSTANCE_UID, INSTANCE_UID)
+    return root
+
+
+@pytest.fixture(scope="module")
+def work() -> Iterator[Path]:
+    base = Path(tempfile.mkdtemp(prefix="paradise-docker-"))
+    base.chmod(0o755)  # containers run as an unprivileged uid and must traverse it
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def docker_bridge(engine: Any, images: dict[str, str], work: Path) -> Iterator[BridgeProcess]:
+    remove_managed(engine, CLIENTS)
+    proc = BridgeProcess(
+        work / "data",
+        env={"PARADISE_RUNTIME": "docker", "PARADISE_READY_TIMEOUT": "180", "PARADISE_START_TIMEOUT": "120"},
+    ).start()
+    assert httpx.get(proc.url + "/healthz").json()["runtime"] == "docker"
+    yield proc
+    with contextlib.suppress(Exception):
+        for client in proc.api("GET", "/clients").json():
+            proc.api("DELETE", f"/clients/{client['client_id']}")
+    proc.kill(signal.SIGTERM)
+    remove_managed(engine, CLIENTS)
+
+
+def container_of(engine: Any, client_id: str, service: str) -> Any:
+    return engine.containers.get(f"paradise-{client_id}-{service}")
+
+
+def managed_objects(engine: Any, client_id: str) -> list[str]:
+    label = {"label": [f"devops-paradise.client={client_id}"]}
+    return (
+        [c.name for c in engine.containers.list(all=True, filters=label)]
+        + [v.name for v in engine.volumes.list(filters=label)]
+        + [n.name for n in engine.networks.list(filters=label)]
+    )
+
+
+async def test_three_clients_get_their_own_serena_containers(docker_bridge: BridgeProcess, engine, work) -> None:
+    names = {"dk-ann": "Anchor", "dk-ben": "Bucket", "dk-cy": "Compass"}
+    spaces = {name: workspace(work / name, cls) for name, cls in names.items()}
+
+    async def register(name: str) -> dict:
+        async with httpx.AsyncClient(
+            base_url=docker_bridge.url, headers={"Authorization": f"Bearer {docker_bridge.admin_token}"}, timeout=300
+        ) as http:
+            body = {"client_id": name, "workspace": str(spaces[name]), "services": ["serena"]}
+            resp = await http.post("/api/v1/clients", params={"wait": 240}, json=body)
+            assert resp.status_code == 201, resp.text
+            return resp.json()
+
+    created = dict(zip(names, await asyncio.gather(*(register(n) for n in names)), strict=True))
+    for name, cls in names.items():
+        assert created[name]["instances"][0]["state"] == "running", created[name]
+        async with mcp_client(docker_bridge.mcp_url(name, "serena"), created[name]["token"]) as client:
+            found = await client.call_tool("find_symbol", {"name_path_pattern": cls})
+            others = await client.call_tool("find_symbol", {"name_path_pattern": names["dk-ann"]})
+        assert [s["name_path"] for s in json.loads(found.content[0].text)] == [cls]
+        assert (json.loads(others.content[0].text) == []) == (name != "dk-ann")
+        container = container_of(engine, name, "serena")
+        labels = container.labels
+        assert labels["devops-paradise.managed"] == "true" and labels["devops-paradise.client"] == name
+        bindings = container.attrs["HostConfig"]["PortBindings"]["8000/tcp"]
+        assert [b["HostIp"] for b in bindings] == ["127.0.0.1"]
+        assert int(bindings[0]["HostPort"]) == created[name]["instances"][0]["port"]
+        host_config = container.attrs["HostConfig"]
+        assert host_config["CapDrop"] == ["ALL"] and "no-new-privileges:true" in host_config["SecurityOpt"]
+        assert host_config["Memory"] == 2 * 1024**3
+        assert container.attrs["Config"]["User"] == f"{INSTANCE_UID}:{INSTANCE_UID}"
+    # One network per client: ann's container cannot reach ben's.
+    ben = container_of(engine, "dk-ben", "serena")
+    ben_ip = ben.attrs["NetworkSettings"]["Networks"]["paradise-dk-ben"]["IPAddress"]
+    probe = f"import socket; socket.create_connection(('{ben_ip}', 8000), timeout=3); print('reached')"
+    result = container_of(engine, "dk-ann", "serena").exec_run(["/opt/venv/bin/python", "-c", probe])
+    assert result.exit_code != 0 and b"reached" not in result.output
+    # Within a client's own network the same probe works, so the failure above is isolation, not a broken probe.
+    own = ben.exec_run(["/opt/venv/bin/python", "-c", probe])
+    assert own.exit_code == 0 and b"reached" in own.output
+
+
+async def test_docker_kill_is_noticed_and_healed(docker_bridge: BridgeProcess, engine, work) -> None:
+    created = docker_bridge.register("dk-kill", workspace(work / "kill", "Phoenix"), ["quality"], wait=120)
+    first = container_of(engine, "dk-kill", "quality").id
+    engine.containers.get(first).kill()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        state = docker_bridge.state("dk-kill", "quality")
+        with contextlib.suppress(Exception):
+            if state["state"] == "running" and container_of(engine, "dk-kill", "quality").id != first:
+                break
+        time.sleep(0.5)
+    assert state["state"] == "running" and state["restarts"] == 1
+    async with mcp_client(docker_bridge.mcp_url("dk-kill", "quality"), created["token"]) as client:
+        profiles = await client.call_tool("list_profiles", {})
+    assert not profiles.is_error
+
+
+async def test_bridge_kill9_adopts_containers_and_sessions_survive(docker_bridge: BridgeProcess, engine, work) -> None:
+    created = docker_bridge.register("dk-adopt", workspace(work / "adopt", "Keeper"), ["quality"], wait=120)
+    container_id = container_of(engine, "dk-adopt", "quality").id
+    async with mcp_client(docker_bridge.mcp_url("dk-adopt", "quality"), created["token"]) as client:
+        assert not (await client.call_tool("list_profiles", {})).is_error
+        docker_bridge.kill(signal.SIGKILL)
+        assert container_of(engine, "dk-adopt", "quality").status == "running"
+        docker_bridge.start()
+        again = await client.call_tool("list_profiles", {})  # the same MCP session, no re-initialize
+    assert not again.is_error
+    assert container_of(engine, "dk-adopt", "quality").id == container_id
+    events = docker_bridge.api("GET", "/events", params={"limit": 50}).json()
+    reconcile = next(e for e in events if e["kind"] == "bridge.reconcile")
+    assert "dk-adopt/quality" in reconcile["message"] and "on docker" in reconcile["message"]
+
+
+def test_delete_leaves_no_container_network_or_volume(docker_bridge: BridgeProcess, engine, work) -> None:
+    docker_bridge.register("dk-gone", workspace(work / "gone", "Ghost"), ["quality"], wait=120)
+    assert len(managed_objects(engine, "dk-gone")) == 3  # container, state volume, network
+    assert docker_bridge.api("DELETE", "/clients/dk-gone").status_code == 204
+    assert managed_objects(engine, "dk-gone") == []
+    assert docker_bridge.api("DELETE", "/clients/dk-gone").status_code == 204  # idempotent
+
+
+async def test_discover_ignores_containers_it_does_not_manage(docker_services, docker_ip, images) -> None:
+    """A throwaway MCP server from compose/test-fixtures.yml (pytest-docker): reachable, and never ours."""
+    port = docker_services.port_for("mcp-fixture", 8000)
+    url = f"http://127.0.0.1:{port}/mcp"
+
+    def answers() -> bool:
+        with contextlib.suppress(httpx.HTTPError):
+            return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
+        return False
+
+    docker_services.wait_until_responsive(check=answers, timeout=60, pause=0.5)
+    async with Client(url) as client:
+        tools = {t.name for t in (await client.list_tools()).tools}
+    assert {"run_tests", "lint", "security_scan"} <= tools
+    runtime = DockerRuntime()
+    try:
+        found = await runtime.discover()
+    finally:
+        await runtime.close()
+    assert all(d.port != port for d in found)
