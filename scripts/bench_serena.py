@@ -1,13 +1,15 @@
 """Serena start-up cost: registration to first semantic answer, through the bridge, for N clients at once.
 
-    python scripts/bench_serena.py [--clients 1,5,10]
+    python scripts/bench_serena.py [--clients 1,5,10] [--runtime process|docker]
 
 For each N: N clients are registered concurrently, each on its own generated Python workspace, and each
 asks its Serena (through the bridge, with the official MCP SDK client) for ``find_symbol`` of a class in
 its workspace as soon as it is registered; the bridge holds the request until the instance is ready.
 Prints p50 and max seconds from registration to the first correct answer, and the resident memory of each
-instance (Serena plus its language server). Serena is installed on first use (PARADISE_SERENA_VENV,
-default ~/.cache/devops-paradise/serena-venv). Loopback only.
+instance (Serena plus its language server: the process tree, or the container's memory usage on Docker).
+Process runtime: Serena is installed on first use (PARADISE_SERENA_VENV, default
+~/.cache/devops-paradise/serena-venv). Docker runtime: the images must be built (devops-paradise images
+build); the first round is a warm-up either way. Loopback only.
 """
 
 from __future__ import annotations
@@ -33,8 +35,10 @@ sys.path.insert(0, str(ROOT))
 
 from tests.helpers import BridgeProcess, instance_pid, mcp_client  # noqa: E402
 
+CONTAINER_UID = 10001
 
-def make_workspace(root: Path, index: int) -> tuple[Path, str]:
+
+def make_workspace(root: Path, index: int, owner: int | None = None) -> tuple[Path, str]:
     cls = f"Widget{index}"
     package = root / f"pkg{index}"
     package.mkdir(parents=True)
@@ -45,6 +49,9 @@ def make_workspace(root: Path, index: int) -> tuple[Path, str]:
             f"def use_{module}(w: {cls}) -> int:\n    return w.size() + {module}\n"
         )
     (package / "base.py").write_text(f"class {cls}:\n    def size(self) -> int:\n        return 1\n")
+    if owner is not None:  # containers run as the workspace's owner
+        for path in [root, *root.rglob("*")]:
+            os.chown(path, owner, owner)
     return root, cls
 
 
@@ -69,20 +76,30 @@ async def first_answer(bridge: BridgeProcess, http: httpx.AsyncClient, name: str
     raise RuntimeError(f"{name}: no answer")
 
 
-def rss_mib(bridge: BridgeProcess, name: str) -> float:
+def rss_mib(bridge: BridgeProcess, name: str, runtime: str) -> float:
+    if runtime == "docker":
+        import docker
+
+        client = docker.from_env()
+        stats = client.containers.get(f"paradise-{name}-serena").stats(stream=False)
+        client.close()
+        memory = stats["memory_stats"]
+        # What `docker stats` shows: usage less the reclaimable page cache.
+        return (memory["usage"] - memory.get("stats", {}).get("inactive_file", 0)) / 2**20
     root = psutil.Process(instance_pid(bridge, name, "serena"))
     return sum(p.memory_info().rss for p in [root, *root.children(recursive=True)]) / 2**20
 
 
-async def run_round(bridge: BridgeProcess, n: int, work: Path) -> tuple[list[float], list[float]]:
-    spaces = [make_workspace(work / f"n{n}-c{i}", i) for i in range(n)]
+async def run_round(bridge: BridgeProcess, n: int, work: Path, runtime: str) -> tuple[list[float], list[float]]:
+    owner = CONTAINER_UID if runtime == "docker" else None
+    spaces = [make_workspace(work / f"n{n}-c{i}", i, owner) for i in range(n)]
     headers = {"Authorization": f"Bearer {bridge.admin_token}"}
     async with httpx.AsyncClient(base_url=bridge.url, headers=headers, timeout=600) as http:
         seconds = await asyncio.gather(
             *(first_answer(bridge, http, f"bench-{n}-{i}", ws, cls) for i, (ws, cls) in enumerate(spaces))
         )
         await asyncio.sleep(2)  # let the language servers settle before measuring memory
-        memory = [rss_mib(bridge, f"bench-{n}-{i}") for i in range(n)]
+        memory = [rss_mib(bridge, f"bench-{n}-{i}", runtime) for i in range(n)]
         for i in range(n):
             await http.delete(f"/api/v1/clients/bench-{n}-{i}")
     return list(seconds), memory
@@ -91,9 +108,11 @@ async def run_round(bridge: BridgeProcess, n: int, work: Path) -> tuple[list[flo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", default="1,5,10")
+    parser.add_argument("--runtime", choices=["process", "docker"], default="process")
     args = parser.parse_args()
     venv = os.environ.get("PARADISE_SERENA_VENV", str(Path.home() / ".cache/devops-paradise/serena-venv"))
     work = Path(tempfile.mkdtemp(prefix="paradise-bench-serena-"))
+    work.chmod(0o755)  # containers run unprivileged and must traverse it
     bridge = BridgeProcess(
         work / "data",
         env={
@@ -101,6 +120,7 @@ def main() -> None:
             "PARADISE_START_TIMEOUT": "300",
             "PARADISE_READY_TIMEOUT": "300",
             "PARADISE_LOG_LEVEL": "WARNING",
+            "PARADISE_RUNTIME": args.runtime,
         },
         pool_size=40,
     )
@@ -108,14 +128,17 @@ def main() -> None:
     try:
         bridge.start()
         # Warm-up (not reported): installs Serena if needed and warms the OS file cache.
-        asyncio.run(run_round(bridge, 1, work / "warmup"))
+        asyncio.run(run_round(bridge, 1, work / "warmup", args.runtime))
         for n in (int(x) for x in args.clients.split(",")):
-            seconds, memory = asyncio.run(run_round(bridge, n, work))
+            seconds, memory = asyncio.run(run_round(bridge, n, work, args.runtime))
             rows.append((n, statistics.median(seconds), max(seconds), statistics.median(memory), max(memory)))
     finally:
         bridge.kill(signal.SIGTERM)
         shutil.rmtree(work, ignore_errors=True)
-    print(f"\nbench_serena: registration -> first find_symbol answer through the bridge; {os.cpu_count()} CPUs\n")
+    print(
+        f"\nbench_serena ({args.runtime} runtime): registration -> first find_symbol answer through the bridge; "
+        f"{os.cpu_count()} CPUs\n"
+    )
     print(f"{'clients':>8}{'p50 s':>9}{'max s':>9}{'RSS/inst MiB p50':>19}{'max':>8}")
     for n, p50, worst, mem, mem_max in rows:
         print(f"{n:>8}{p50:>9.2f}{worst:>9.2f}{mem:>19.0f}{mem_max:>8.0f}")

@@ -23,7 +23,7 @@ from tests.docker.conftest import remove_managed
 from tests.helpers import BridgeProcess, mcp_client
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
-CLIENTS = {"dk-ann", "dk-ben", "dk-cy", "dk-kill", "dk-adopt", "dk-gone"}
+CLIENTS = {"dk-ann", "dk-ben", "dk-cy", "dk-kill", "dk-adopt", "dk-gone", "dk-move"}
 INSTANCE_UID = 10001
 
 
@@ -177,3 +177,23 @@ async def test_discover_ignores_containers_it_does_not_manage(docker_services, d
     finally:
         await runtime.close()
     assert all(d.port != port for d in found)
+
+
+def test_a_port_taken_meanwhile_is_released_and_the_next_leased(docker_bridge: BridgeProcess, engine, work) -> None:
+    import socket
+
+    created = docker_bridge.register("dk-move", workspace(work / "move", "Mover"), ["quality"], wait=120)
+    old_port = created["instances"][0]["port"]
+    docker_bridge.kill(signal.SIGKILL)
+    container_of(engine, "dk-move", "quality").remove(force=True)
+    with socket.create_server(("127.0.0.1", old_port)):  # another program takes the port meanwhile
+        docker_bridge.start()
+        state = docker_bridge.wait_state("dk-move", "quality", {"running", "failed"}, timeout=120)
+        assert state["state"] == "running" and state["port"] != old_port
+        leases = [p["port"] for p in docker_bridge.api("GET", "/ports").json() if p["client_id"] == "dk-move"]
+        assert leases == [state["port"]]
+        bindings = container_of(engine, "dk-move", "quality").attrs["HostConfig"]["PortBindings"]["8000/tcp"]
+        assert int(bindings[0]["HostPort"]) == state["port"]
+    kinds = [e["kind"] for e in docker_bridge.api("GET", "/events", params={"client_id": "dk-move"}).json()]
+    assert "port.moved" in kinds
+    docker_bridge.api("DELETE", "/clients/dk-move")
