@@ -11,14 +11,17 @@ import aiohttp
 from aiohttp import web
 from sqlalchemy.engine import Engine
 
-from bridge import proxy
+from bridge import dashboard, proxy, store
+from bridge.alerts import AlertSender
 from bridge.api import routes as api
 from bridge.api.middleware import admin_middleware, error_middleware
 from bridge.catalog import CatalogError, ServiceSpec, load_catalog
 from bridge.events import EventLog
 from bridge.health import HealthMonitor
+from bridge.leader import Leadership, bridge_identity
 from bridge.lifecycle import InstanceManager
 from bridge.manager import ClientManager
+from bridge.metrics import METRICS, BridgeMetrics, metrics_handler
 from bridge.ports import PortAllocator
 from bridge.runtime import select_runtime
 from bridge.runtime.base import Runtime
@@ -46,14 +49,18 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def http_ctx(app: web.Application) -> AsyncIterator[None]:
     # One pooled session for every upstream call; no total timeout (SSE), no decompression (relay bytes).
-    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=30, ttl_dns_cache=None)
+    # Idle upstream connections are dropped after 3 s: uvicorn (the MCP SDK's server) closes them after 5 s,
+    # and reusing one just as the server closes it would fail a request.
+    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=3, ttl_dns_cache=None)
     async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as session:
         app[HTTP] = session
         yield
 
 
 async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
-    runtime = await asyncio.to_thread(select_runtime, app[SETTINGS], app[CATALOG])
+    with store.session(app[ENGINE]) as db:
+        installation = store.installation_id(db)
+    runtime = await asyncio.to_thread(select_runtime, app[SETTINGS], app[CATALOG], installation)
     app[RUNTIME] = runtime
     yield
     await runtime.close()
@@ -70,6 +77,7 @@ async def manager_ctx(app: web.Application) -> AsyncIterator[None]:
         events=app[EVENTS],
         http=app[HTTP],
         ports=ports,
+        metrics=app[METRICS],
     )
     manager = ClientManager(
         settings=settings,
@@ -80,12 +88,21 @@ async def manager_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     manager.load()
     app[MANAGER] = manager
-    await instances.reconcile()
-    watcher = asyncio.create_task(HealthMonitor(instances).run(), name="health monitor")
+    # With bridges sharing one database, the lease holder reconciles and monitors; the others follow.
+    leadership = Leadership(
+        app[ENGINE], ttl=max(3 * settings.probe_interval, 2.0), holder=bridge_identity(settings.data_dir)
+    )
+    if leadership.renew():
+        await instances.reconcile()
+    else:
+        log.warning("another bridge holds the monitor lease; following it (data from the shared database)")
+    monitor = HealthMonitor(instances, leadership, follow=manager.refresh)
+    watcher = asyncio.create_task(monitor.run(), name="health monitor")
     yield
     watcher.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await watcher
+    await monitor.close()
     await manager.close()
 
 
@@ -113,16 +130,33 @@ def create_app(settings: BridgeSettings | None = None) -> web.Application:
     )
     app[SETTINGS] = settings
     app[CATALOG] = catalog
-    app.cleanup_ctx.extend([database_ctx, http_ctx, runtime_ctx, manager_ctx, proxy_ctx])
+    app[METRICS] = BridgeMetrics()  # a registry of this app's own, never the process-wide default
+    app.cleanup_ctx.extend([database_ctx, http_ctx, runtime_ctx, manager_ctx, proxy_ctx, alerts_ctx])
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics_handler)  # unauthenticated, like any Prometheus target
+    dashboard.add_routes(app, admin_token)
     api.add_routes(app)
     app.router.add_route("*", r"/c/{client_id}/{service}/{tail:.*}", _proxy_handler)
     proxy.add_oauth_404s(app)
     return app
 
 
+async def alerts_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Warning and error events to PARADISE_ALERT_WEBHOOK, from a task of their own (never blocking)."""
+    url = app[SETTINGS].alert_webhook
+    if not url:
+        yield
+        return
+    sender = asyncio.create_task(AlertSender(url, app[HTTP], app[EVENTS]).run(), name="alerts")
+    yield
+    sender.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await sender
+
+
 async def proxy_ctx(app: web.Application) -> AsyncIterator[None]:
-    app[PROXY] = proxy.McpProxy(app[MANAGER], app[HTTP])
+    app[METRICS].watch(app[MANAGER])
+    app[PROXY] = proxy.McpProxy(app[MANAGER], app[HTTP], app[METRICS])
     yield
 
 

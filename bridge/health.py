@@ -16,10 +16,12 @@ import asyncio
 import contextlib
 import random
 import time
+from collections.abc import Callable
 
 from tenacity import AsyncRetrying, RetryError, retry_if_result, stop_after_attempt, wait_exponential
 
 from bridge import store
+from bridge.leader import Leadership
 from bridge.lifecycle import InstanceManager, Key, Route
 from bridge.mcp_probe import McpPinger, ProbeFailed
 from bridge.models import InstanceState as S
@@ -30,16 +32,30 @@ WATCHED = (S.RUNNING, S.UNHEALTHY)
 
 
 class HealthMonitor:
-    def __init__(self, instances: InstanceManager) -> None:
+    def __init__(
+        self, instances: InstanceManager, leadership: Leadership, follow: Callable[[], None] | None = None
+    ) -> None:
         self.instances = instances
         self.settings = instances.settings
+        self.leadership = leadership
+        self.follow = follow or instances.refresh
         self._pingers: dict[Key, McpPinger] = {}
         self._failures: dict[Key, int] = {}
         self._heals: dict[Key, asyncio.Task[None]] = {}
 
     async def run(self) -> None:
+        """Sweep while this bridge holds the monitor lease; follow the leader's database otherwise."""
+        reconciled = self.leadership.leading
         while True:
             await asyncio.sleep(self.settings.probe_interval)
+            if not self.leadership.renew():
+                reconciled = False
+                self.follow()
+                continue
+            if not reconciled:  # just took over from a bridge that died: see what runs first
+                self.follow()
+                await self.instances.reconcile()
+                reconciled = True
             await self.sweep()
 
     async def sweep(self) -> None:
@@ -51,6 +67,7 @@ class HealthMonitor:
         for task in self._heals.values():
             task.cancel()
         await asyncio.gather(*self._heals.values(), return_exceptions=True)
+        self.leadership.release()
 
     # ---- probing -----------------------------------------------------------------------------------
 

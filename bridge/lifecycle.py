@@ -10,7 +10,6 @@ import asyncio
 import collections
 import contextlib
 import logging
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from bridge.catalog import ServiceSpec
 from bridge.errors import NotFound, Unavailable
 from bridge.events import EventLog
 from bridge.mcp_probe import McpToolError, ProbeFailed, mcp_call_tool, probe
+from bridge.metrics import BridgeMetrics, observe_startup
 from bridge.models import Instance, utcnow
 from bridge.models import InstanceState as S
 from bridge.ports import PortAllocator
@@ -31,6 +31,7 @@ from bridge.reconcile import reconcile
 from bridge.requirements import Requirements, workspace_notes
 from bridge.runtime.base import InstanceSpec, PortTaken, Runtime
 from bridge.settings import BridgeSettings
+from bridge.specs import instance_spec
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]
@@ -63,6 +64,7 @@ class Route:
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     last_activity: float = field(default_factory=time.monotonic)
     streams: int = 0  # SSE streams open through the proxy right now
+    stopping: asyncio.Future[None] | None = None  # an idle stop under way
     restart_times: collections.deque[float] = field(default_factory=collections.deque)
 
     @property
@@ -81,6 +83,7 @@ class InstanceManager:
         events: EventLog,
         http: aiohttp.ClientSession,
         ports: PortAllocator,
+        metrics: BridgeMetrics | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -89,6 +92,7 @@ class InstanceManager:
         self.events = events
         self.http = http
         self.ports = ports
+        self.metrics = metrics
         self.requirements = Requirements(settings)
         self.routes: dict[Key, Route] = {}
         self.clients: dict[str, ClientInfo] = {}
@@ -102,6 +106,30 @@ class InstanceManager:
                 self.clients[client.id] = ClientInfo(client.workspace, client.profile)
             for row in store.list_instances(db):
                 self.add_route(row)
+
+    def refresh(self) -> None:
+        """A follower bridge (another one leads) takes the database's word for every instance it is not
+        starting itself: new clients appear, deleted ones go, states and ports follow the leader's."""
+        with store.session(self.engine) as db:
+            clients = {c.id: ClientInfo(c.workspace, c.profile) for c in store.list_clients(db)}
+            rows = {(r.client_id, r.service): r for r in store.list_instances(db)}
+        self.clients.clear()
+        self.clients.update(clients)
+        for key in [k for k in self.routes if k not in rows]:
+            self.routes.pop(key)
+        for key, row in rows.items():
+            route = self.routes.get(key)
+            starting = key in self._starts and not self._starts[key].done()
+            if route is None:
+                self.add_route(row)
+            elif not starting:
+                route.port, route.restarts = row.port, row.restarts
+                route.backend_state = dict(row.backend_state or {})
+                route.state = row.state
+                if row.state in (S.RUNNING, S.UNHEALTHY):
+                    route.ready.set()
+                else:
+                    route.ready.clear()
 
     def add_route(self, row: Instance) -> Route:
         spec = self.catalog.get(row.service)
@@ -127,32 +155,9 @@ class InstanceManager:
         return route
 
     def spec_for(self, route: Route) -> InstanceSpec:
-        service = self.catalog[route.service]
         client = self.clients[route.client_id]
-        instance_dir = self.settings.instances_dir / route.client_id / route.service
-        values = {
-            "port": str(route.port),
-            "host": "127.0.0.1",
-            "workspace": client.workspace,
-            "client": route.client_id,
-            "data_dir": str(self.settings.data_dir),
-            "profile": client.profile,
-            "instance_dir": str(instance_dir),
-            "python": sys.executable,
-            "serena_venv": str(self.settings.serena_venv_path),
-        }
-        return InstanceSpec(
-            client_id=route.client_id,
-            service=route.service,
-            port=route.port,
-            workspace=Path(client.workspace),
-            instance_dir=instance_dir,
-            command=service.render_command(values) if service.command else None,
-            image=service.image,
-            container_port=service.container_port,
-            env={**service.render_env(values), "PARADISE_PROFILE": client.profile},
-            memory_bytes=service.memory_bytes,
-            cpus=service.cpus,
+        return instance_spec(
+            self.settings, self.catalog[route.service], route.client_id, route.port, client.workspace, client.profile
         )
 
     # ---- state -------------------------------------------------------------------------------------
@@ -192,6 +197,8 @@ class InstanceManager:
     async def _start(self, route: Route, final: bool) -> bool:
         began = time.monotonic()
         service = self.catalog[route.service]
+        if route.stopping is not None and not route.stopping.done():
+            await asyncio.shield(route.stopping)
         try:
             notes = self._notes(route, service)
             if service.requires and self.runtime.installs_on_host:
@@ -226,6 +233,7 @@ class InstanceManager:
         route.last_activity = time.monotonic()
         self.set_state(route, S.RUNNING, last_error=None, last_log=[], notes=notes)
         elapsed = time.monotonic() - began
+        observe_startup(self.metrics, route.service, elapsed)
         self.record(route, "instance.ready", f"ready on 127.0.0.1:{route.port} in {elapsed:.2f}s")
         for note in notes:
             self.record(route, "instance.degraded", note, "warning")
@@ -301,7 +309,7 @@ class InstanceManager:
             except ProbeFailed as exc:
                 last = str(exc)
             await asyncio.sleep(delay)
-            delay = min(delay * 1.5, 0.5)
+            delay = min(delay * 1.5, 0.1)  # refused connections are cheap: poll often, start-up time counts
         raise StartFailed(f"not ready within {self.settings.ready_timeout:.0f}s: {last}", await self.tail(route))
 
     async def tail(self, route: Route) -> list[str]:
@@ -356,8 +364,10 @@ class InstanceManager:
     async def idle(self, route: Route, reason: str) -> None:
         """Scale to zero: stop the instance but keep its port; the next request wakes it."""
         self.set_state(route, S.IDLE, step=None)  # first, so the monitor does not take the stop for a crash
-        await self.stop_quietly(route)
         self.record(route, "instance.idle", reason)
+        # A wake arriving while this stop runs waits for it (see _start), so the port is free again.
+        route.stopping = asyncio.ensure_future(self.stop_quietly(route))
+        await route.stopping
 
     async def restart(self, route: Route) -> None:
         # Marked first, so the health monitor does not take the stop below for a crash.

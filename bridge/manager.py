@@ -61,6 +61,14 @@ class ClientManager:
 
     def load(self) -> None:
         self.instances.load()
+        self._load_tokens()
+
+    def refresh(self) -> None:
+        """Follow changes other bridges made to the shared database (see leader.py)."""
+        self.instances.refresh()
+        self._load_tokens()
+
+    def _load_tokens(self) -> None:
         with store.session(self.engine) as db:
             self._token_index = {c.token_hash: c.id for c in store.list_clients(db)}
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, field_validator
 from pydantic import Field as PydField
-from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 CLIENT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
@@ -65,6 +65,21 @@ class PortLease(SQLModel, table=True):
     client_id: str = Field(index=True)
     service: str
     leased_at: datetime = Field(default_factory=utcnow)
+
+
+class Meta(SQLModel, table=True):
+    """Facts about this installation, shared by every bridge on the database (e.g. its id)."""
+
+    key: str = Field(primary_key=True)
+    value: str
+
+
+class Lease(SQLModel, table=True):
+    """A named lease with expiry: among bridges sharing one database, the holder does the lease's job."""
+
+    name: str = Field(primary_key=True)
+    holder: str
+    expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
 
 
 class Event(SQLModel, table=True):

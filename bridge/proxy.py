@@ -20,6 +20,7 @@ from yarl import URL
 from bridge.errors import Forbidden, NotFound, Unauthorized, UpstreamError
 from bridge.manager import ClientManager
 from bridge.mcp_probe import instance_headers
+from bridge.metrics import BridgeMetrics, RequestTrack
 
 HOP_BY_HOP = frozenset(
     {
@@ -53,9 +54,12 @@ def _upstream_path(tail: str, mcp_path: str) -> str:
 
 
 class McpProxy:
-    def __init__(self, manager: ClientManager, http: aiohttp.ClientSession) -> None:
+    def __init__(
+        self, manager: ClientManager, http: aiohttp.ClientSession, metrics: BridgeMetrics | None = None
+    ) -> None:
         self.manager = manager
         self.http = http
+        self.metrics = metrics or BridgeMetrics()
 
     def authorize(self, request: web.Request, client_id: str, service: str) -> None:
         match = _BEARER.match(request.headers.get("Authorization", ""))
@@ -74,6 +78,12 @@ class McpProxy:
         client_id = request.match_info["client_id"]
         service = request.match_info["service"]
         self.authorize(request, client_id, service)
+        with self.metrics.track(client_id, service, request.method) as track:
+            return await self._forward(request, client_id, service, track)
+
+    async def _forward(
+        self, request: web.Request, client_id: str, service: str, track: RequestTrack
+    ) -> web.StreamResponse:
         tail = request.match_info["tail"]
         route = await self.manager.instances.wait_ready(client_id, service)
         path = _upstream_path(tail, route.path)
@@ -90,6 +100,7 @@ class McpProxy:
         )
         headers.update(instance_headers(route.port))
         body = await request.read() if request.body_exists else None
+        track.sent(len(body) if body else 0)
         route.last_activity = time.monotonic()
         try:
             upstream = await self.http.request(
@@ -104,13 +115,18 @@ class McpProxy:
             raise UpstreamError(f"{service} of {client_id} did not answer: {exc.__class__.__name__}") from None
         try:
             prefix = f"/c/{client_id}/{service}" if tail == "sse" else None
-            return await self._relay(request, upstream, prefix, route)
+            return await self._relay(request, upstream, prefix, route, track)
         finally:
             upstream.release()
             route.last_activity = time.monotonic()
 
     async def _relay(
-        self, request: web.Request, upstream: aiohttp.ClientResponse, legacy_prefix: str | None, route: object
+        self,
+        request: web.Request,
+        upstream: aiohttp.ClientResponse,
+        legacy_prefix: str | None,
+        route: object,
+        track: RequestTrack,
     ) -> web.StreamResponse:
         headers = CIMultiDict(
             (k, v) for k, v in upstream.headers.items() if k.lower() not in _DROP_RESPONSE
@@ -118,23 +134,33 @@ class McpProxy:
         streaming = upstream.content_type == "text/event-stream" or upstream.content_length is None
         if not streaming:
             body = await upstream.read()
+            track.answered(upstream.status, len(body))
             return web.Response(status=upstream.status, headers=headers, body=body)
         headers["X-Accel-Buffering"] = "no"
         headers.setdefault("Cache-Control", "no-cache")
         response = web.StreamResponse(status=upstream.status, headers=headers)
         await response.prepare(request)
+        track.stream_opened(upstream.status)
         chunks = upstream.content.iter_any()
         if legacy_prefix is not None:
             chunks = _rewrite_endpoint(chunks, legacy_prefix)
+        route.streams += 1  # type: ignore[attr-defined]  # an open stream keeps the instance from idling
         try:
             async for chunk in chunks:
                 await response.write(chunk)
+                track.chunk(len(chunk))
                 route.last_activity = time.monotonic()  # type: ignore[attr-defined]
-        except (ConnectionResetError, aiohttp.ClientConnectionResetError, asyncio.CancelledError):
-            upstream.close()  # the client went away: close the upstream stream too
+        except asyncio.CancelledError:
+            upstream.close()  # the client went away (handler cancelled): close the upstream stream too
             raise
+        except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+            upstream.close()  # the client went away mid-write: close the upstream stream, quietly
+            return response
         except aiohttp.ClientPayloadError:
+            track.aborted()
             upstream.close()  # the instance went away mid-stream; end ours cleanly
+        finally:
+            route.streams -= 1  # type: ignore[attr-defined]
         await response.write_eof()
         return response
 

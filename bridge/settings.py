@@ -44,8 +44,10 @@ class BridgeSettings(BaseSettings):
     database_url: str | None = Field(
         None, description="SQLAlchemy URL; default a SQLite file in DATA_DIR. PostgreSQL URLs work too."
     )
-    runtime: Literal["auto", "docker", "process"] = Field(
-        "auto", description="Where instances run: docker, local processes, or auto (docker when usable)."
+    runtime: Literal["auto", "docker", "process", "swarm"] = Field(
+        "auto",
+        description="Where instances run: docker, local processes, swarm (services on a Docker Swarm manager), "
+        "or auto (docker when usable).",
     )
     port_range: str = Field("8200-8299", description="Host ports leased to instances, inclusive.")
     admin_token: SecretStr | None = Field(

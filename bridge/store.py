@@ -5,17 +5,19 @@ SQLite by default (WAL, so readers never wait for the writer); any SQLAlchemy UR
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import event as sa_event
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, SQLModel, col, create_engine, delete, select
+from sqlmodel import Session, SQLModel, col, create_engine, delete, select, update
 
-from bridge.models import Client, Event, Instance, PortLease, utcnow
+from bridge.models import Client, Event, Instance, Lease, Meta, PortLease, utcnow
 
 __all__ = ["IntegrityError", "Session"]
 
@@ -154,6 +156,59 @@ def release_leases(db: Session, *, client_id: str, service: str | None = None) -
     for lease in leases:
         db.delete(lease)
     return [lease.port for lease in leases]
+
+
+# ---- installation facts ------------------------------------------------------------------------------
+
+
+def installation_id(db: Session) -> str:
+    """The id shared by every bridge on this database, made once. Runtime labels carry it, so a bridge
+    never takes another installation's containers on the same engine for orphans of its own."""
+    row = db.get(Meta, "installation")
+    if row is None:
+        row = Meta(key="installation", value=uuid.uuid4().hex[:12])
+        db.add(row)
+        try:
+            db.flush()
+        except IntegrityError:  # another bridge made it first
+            db.rollback()
+            row = db.get(Meta, "installation")
+    return row.value
+
+
+# ---- leases between bridges --------------------------------------------------------------------------
+
+
+def acquire_lease(db: Session, *, name: str, holder: str, ttl: float) -> bool:
+    """Take or renew the lease unless another holder's is still valid. Atomic on SQLite and PostgreSQL:
+    one conditional UPDATE, or an INSERT that the primary key lets only one bridge win."""
+    now = utcnow()
+    until = now + timedelta(seconds=ttl)
+    renewed = db.exec(
+        update(Lease)
+        .where(col(Lease.name) == name)
+        .where((col(Lease.holder) == holder) | (col(Lease.expires_at) < now))
+        .values(holder=holder, expires_at=until)
+    )
+    if renewed.rowcount:
+        return True
+    if db.get(Lease, name) is not None:
+        return False
+    db.add(Lease(name=name, holder=holder, expires_at=until))
+    try:
+        db.flush()
+    except IntegrityError:
+        db.rollback()
+        return False
+    return True
+
+
+def release_lease(db: Session, *, name: str, holder: str) -> None:
+    db.exec(delete(Lease).where(col(Lease.name) == name, col(Lease.holder) == holder))
+
+
+def lease_holder(db: Session, *, name: str) -> Lease | None:
+    return db.get(Lease, name)
 
 
 # ---- events ------------------------------------------------------------------------------------------

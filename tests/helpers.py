@@ -36,7 +36,8 @@ def port_free(port: int) -> bool:
 def free_block(size: int) -> int:
     """A first port such that [first, first + size] are all free (bounded tries)."""
     for _ in range(200):
-        first = random.randrange(20000, 60000 - size)
+        # Below Linux's ephemeral range (32768+), where outgoing connections in TIME_WAIT can hold a port.
+        first = random.randrange(20000, 32000 - size)
         if all(port_free(p) for p in range(first, first + size + 1)):
             return first
     raise RuntimeError("no free block of ports on 127.0.0.1")

@@ -60,8 +60,12 @@ def workspace_user(workspace: os.PathLike[str]) -> str:
 class DockerRuntime(Runtime):
     name = "docker"
 
-    def __init__(self, client: docker.DockerClient | None = None) -> None:
+    def __init__(self, client: docker.DockerClient | None = None, *, installation: str | None = None) -> None:
         self.client = client or docker.from_env()
+        # Which installation (database) the objects belong to: other bridges' containers on the same
+        # engine are neither adopted nor removed as orphans.
+        self.installation = installation
+        self._own = {f"{LABEL}.installation": installation} if installation else {}
         # Docker allows two networks of one name; per-client locks keep concurrent starts from making two.
         self._client_locks: dict[str, threading.Lock] = collections.defaultdict(threading.Lock)
 
@@ -110,7 +114,7 @@ class DockerRuntime(Runtime):
                 spec.image,
                 name=spec.name,
                 detach=True,
-                labels=labels_for(spec.client_id, spec.service, spec.port),
+                labels={**labels_for(spec.client_id, spec.service, spec.port), **self._own},
                 ports={f"{spec.container_port}/tcp": ("127.0.0.1", spec.port)},
                 volumes={
                     str(spec.workspace): {"bind": "/workspace", "mode": "rw"},
@@ -188,8 +192,11 @@ class DockerRuntime(Runtime):
 
     def _discover(self) -> list[Discovered]:
         found = []
-        for container in self.client.containers.list(all=True, filters={"label": f"{LABEL}.managed=true"}):
+        wanted = [f"{LABEL}.managed=true", *(f"{k}={v}" for k, v in self._own.items())]
+        for container in self.client.containers.list(all=True, filters={"label": wanted}):
             labels = container.labels
+            if "com.docker.swarm.service.id" in labels:
+                continue  # a Swarm task: the swarm runtime's, never a container of ours
             try:
                 found.append(
                     Discovered(
@@ -214,7 +221,7 @@ class DockerRuntime(Runtime):
     def _ensure_network(self, client_id: str) -> str:
         name = network_name(client_id)
         if not [n for n in self.client.networks.list(names=[name]) if n.name == name]:
-            self.client.networks.create(name, driver="bridge", labels=labels_for(client_id))
+            self.client.networks.create(name, driver="bridge", labels={**labels_for(client_id), **self._own})
         return name
 
     def _ensure_volume(self, client_id: str, service: str) -> str:
@@ -222,7 +229,7 @@ class DockerRuntime(Runtime):
         try:
             self.client.volumes.get(name)
         except NotFound:
-            self.client.volumes.create(name, labels=labels_for(client_id, service))
+            self.client.volumes.create(name, labels={**labels_for(client_id, service), **self._own})
         return name
 
     def _remove_container(self, name_or_id: str) -> None:

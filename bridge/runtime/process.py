@@ -116,15 +116,24 @@ class ProcessRuntime(Runtime):
             return
         members = [leader, *self._descendants(leader)]
         self._signal_group(leader.pid, members, signal.SIGTERM)
-        _, alive = await asyncio.to_thread(psutil.wait_procs, members, timeout=grace)
-        if alive:
+        if not await self._wait_gone(leader, members, grace):
             log.warning("pid %d did not stop within %.1fs; killing", leader.pid, grace)
-            self._signal_group(leader.pid, alive, signal.SIGKILL)
-            await asyncio.to_thread(psutil.wait_procs, alive, timeout=5)
-        child = self._children.get(leader.pid)
-        if child is not None:
-            await child.wait()
+            self._signal_group(leader.pid, [m for m in members if m.is_running()], signal.SIGKILL)
+            await self._wait_gone(leader, members, 5)
         self._forget(pid)
+
+    async def _wait_gone(self, leader: psutil.Process, members: list[psutil.Process], timeout: float) -> bool:
+        """Wait for the family to exit. Our own child is awaited through asyncio, which reaps it and keeps
+        its exit code; psutil would reap it behind asyncio's back (a bogus 255 and a warning)."""
+        child = self._children.get(leader.pid)
+        others = [m for m in members if m.pid != leader.pid] if child is not None else members
+        _, alive = await asyncio.to_thread(psutil.wait_procs, others, timeout=timeout)
+        if child is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(child.wait()), timeout=max(timeout, 0.1))
+            except TimeoutError:
+                return False
+        return not alive
 
     async def remove(self, client_id: str, service: str, state: dict[str, Any]) -> None:
         await self.stop(state)

@@ -161,3 +161,38 @@ def test_memory_cap_with_lru_eviction_makes_room(tmp_path, workspace) -> None:
         assert resp.status_code != 503 and resp.status_code != 429
         assert bridge.state("old", "big")["state"] == "running"
         assert bridge.state("new", "big")["state"] == "idle"
+
+
+def test_alerts_reach_the_webhook(tmp_path, workspace) -> None:
+    """A real HTTP receiver on loopback gets the failure alert; info events are not sent."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    received: list[dict] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/hook"
+    try:
+        with running_bridge(tmp_path, PARADISE_ALERT_WEBHOOK=url) as bridge:
+            bridge.register("alarmed", workspace, ["crashy"])
+            bridge.wait_state("alarmed", "crashy", {"failed"})
+            deadline = time.monotonic() + 10
+            while not received and time.monotonic() < deadline:
+                time.sleep(0.1)
+    finally:
+        server.shutdown()
+    kinds_sent = [r["event"]["kind"] for r in received]
+    assert "instance.failed" in kinds_sent
+    assert all(r["event"]["level"] in ("warning", "error") for r in received)
+    assert all(r["event"]["client_id"] == "alarmed" for r in received)

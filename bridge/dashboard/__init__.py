@@ -1,0 +1,192 @@
+"""The live dashboard: a static page (``/dashboard``) and its WebSocket feed (``/dashboard/ws``).
+
+The HTML, JS and CSS hold no data, so they are served without auth. All data goes over the WebSocket, and
+only after the page has sent the admin token as the socket's first message::
+
+    -> {"type": "auth", "token": "<admin token>"}
+    <- {"type": "snapshot", "clients": [...], "ports": {...}, "events": [...], "server_time": "..."}
+    <- {"type": "event", "event": {...}}          each event as it is recorded
+    <- {"type": "snapshot", ...}                  again shortly after events (state changes), and every 15 s
+
+A wrong token, a malformed first message or none within 10 s closes the socket with code 4401 and a
+reason the page shows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import hmac
+import json
+import logging
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from bridge.api.routes import MANAGER
+from bridge.errors import NotFound
+from bridge.manager import ClientManager
+from bridge.models import EventView
+
+log = logging.getLogger(__name__)
+ADMIN_TOKEN = web.AppKey("dashboard_admin_token", str)
+STATIC = Path(__file__).parent / "static"
+ASSETS = {"index.html": "text/html", "app.js": "text/javascript", "style.css": "text/css"}
+CLOSE_AUTH = 4401  # private-use close code: the page asks for the token again
+AUTH_TIMEOUT = 10.0
+REFRESH_DELAY = 0.25  # a burst of events (a start-up's steps) becomes one snapshot
+REFRESH_EVERY = 15.0  # and a snapshot anyway, for what changes without an event
+RECENT_EVENTS = 100
+LOG_LINES = 10
+HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
+        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+
+
+def add_routes(app: web.Application, admin_token: str) -> None:
+    app[ADMIN_TOKEN] = admin_token
+    app.router.add_get("/dashboard", page)
+    app.router.add_get("/dashboard/", redirect)
+    app.router.add_get("/dashboard/static/{name}", asset)
+    app.router.add_get("/dashboard/ws", feed)
+
+
+async def redirect(_request: web.Request) -> web.StreamResponse:
+    raise web.HTTPFound("/dashboard")
+
+
+@functools.cache
+def _read(name: str) -> bytes:
+    return (STATIC / name).read_bytes()
+
+
+def _file(name: str) -> web.Response:
+    return web.Response(body=_read(name), content_type=ASSETS[name], charset="utf-8", headers=HEADERS)
+
+
+async def page(_request: web.Request) -> web.Response:
+    return _file("index.html")
+
+
+async def asset(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    if name not in ASSETS or name == "index.html":
+        raise NotFound(f"no dashboard asset {name!r}")
+    return _file(name)
+
+
+# ---- the WebSocket feed ---------------------------------------------------------------------------------
+
+
+async def feed(request: web.Request) -> web.WebSocketResponse:
+    ws = web.WebSocketResponse(heartbeat=30, max_msg_size=64 * 1024)
+    await ws.prepare(request)
+    if not await authenticate(ws, request.app[ADMIN_TOKEN]):
+        return ws
+    manager = request.app[MANAGER]
+    # Subscribed before the snapshot is taken, so no event falls between the two.
+    async with manager.events.subscribe() as live:
+        with contextlib.suppress(ConnectionError):  # the page left at once
+            await ws.send_json(snapshot(manager, with_events=True))
+            await _serve(ws, manager, live)
+    return ws
+
+
+async def authenticate(ws: web.WebSocketResponse, expected: str) -> bool:
+    """The first message must carry the admin token; nothing is sent before it is checked."""
+    try:
+        msg = await ws.receive(timeout=AUTH_TIMEOUT)
+    except TimeoutError:
+        await ws.close(code=CLOSE_AUTH, message=b"no admin token received within 10 s")
+        return False
+    token = _token_of(msg.data) if msg.type == WSMsgType.TEXT else None
+    if token is None:
+        await ws.close(code=CLOSE_AUTH, message=b'first message must be {"type": "auth", "token": "..."}')
+        return False
+    if not hmac.compare_digest(token.encode(), expected.encode()):
+        await ws.close(code=CLOSE_AUTH, message=b"invalid admin token")
+        return False
+    return True
+
+
+def _token_of(text: str) -> str | None:
+    with contextlib.suppress(ValueError):
+        data = json.loads(text)
+        if isinstance(data, dict) and data.get("type") == "auth" and isinstance(data.get("token"), str):
+            return data["token"]
+    return None
+
+
+async def _serve(ws: web.WebSocketResponse, manager: ClientManager, live: AsyncIterator[EventView]) -> None:
+    """Forward events and refresh snapshots until the page goes away (or a send fails)."""
+    dirty = asyncio.Event()
+    tasks = {
+        asyncio.create_task(_drain(ws), name="dashboard reader"),
+        asyncio.create_task(_forward(ws, live, dirty), name="dashboard events"),
+        asyncio.create_task(_refresh(ws, manager, dirty), name="dashboard snapshots"),
+    }
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        for result in results:
+            if isinstance(result, Exception) and not isinstance(result, ConnectionError):
+                log.warning("dashboard feed ended: %r", result)
+        await ws.close()
+
+
+async def _drain(ws: web.WebSocketResponse) -> None:
+    async for _msg in ws:  # the page sends nothing after the token; this ends when it closes
+        pass
+
+
+async def _forward(ws: web.WebSocketResponse, live: AsyncIterator[EventView], dirty: asyncio.Event) -> None:
+    async for event in live:
+        await ws.send_json({"type": "event", "event": event.model_dump(mode="json")})
+        dirty.set()  # every state change records an event: refresh the snapshot soon
+
+
+async def _refresh(ws: web.WebSocketResponse, manager: ClientManager, dirty: asyncio.Event) -> None:
+    while True:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(dirty.wait(), REFRESH_EVERY)
+        await asyncio.sleep(REFRESH_DELAY)
+        dirty.clear()
+        await ws.send_json(snapshot(manager))
+
+
+def snapshot(manager: ClientManager, *, with_events: bool = False) -> dict[str, Any]:
+    """Everything the page shows: clients with their instances, the port pool, optionally recent events."""
+    leased, size = manager.ports.usage()
+    data: dict[str, Any] = {
+        "type": "snapshot",
+        "server_time": datetime.now(UTC).isoformat(),
+        "clients": [_client(view.model_dump(mode="json")) for view in manager.list()],
+        "ports": {
+            "range": manager.ports.range_text,
+            "size": size,
+            "leased": leased,
+            "leases": [lease.model_dump(mode="json") for lease in manager.leases()],
+        },
+    }
+    if with_events:
+        data["events"] = [e.model_dump(mode="json") for e in manager.events.recent(limit=RECENT_EVENTS)]
+    return data
+
+
+def _client(view: dict[str, Any]) -> dict[str, Any]:
+    for instance in view["instances"]:
+        instance["last_log"] = instance.get("last_log", [])[-LOG_LINES:]
+    return view

@@ -1,0 +1,253 @@
+// DevOps Paradise Bridge dashboard: plain JS, no build step. All data arrives over /dashboard/ws after the
+// admin token has been sent as the first message; everything is rendered with textContent (never HTML).
+"use strict";
+
+(() => {
+  const TOKEN_KEY = "devops-paradise.admin-token";
+  const CLOSE_AUTH = 4401;
+  const MAX_EVENTS = 200;
+  const TROUBLE = new Set(["unhealthy", "failed"]);
+  const LIVE = new Set(["running", "unhealthy"]);
+  const $ = (id) => document.getElementById(id);
+
+  let socket = null;
+  let retries = 0;
+  let skewMs = 0; // server clock minus ours, so uptimes are right even if the clocks differ
+  const events = [];
+  const seen = new Set();
+
+  // ---- token --------------------------------------------------------------------------------------------
+
+  function takeTokenFromFragment() {
+    const match = location.hash.match(/(?:^#|&)token=([^&]+)/);
+    if (!match) return;
+    sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(match[1]));
+    history.replaceState(null, "", location.pathname + location.search); // keep it out of the address bar
+  }
+
+  function showLogin(message) {
+    $("main").hidden = true;
+    $("forget").hidden = true;
+    $("login").hidden = false;
+    $("login-error").textContent = message || "";
+    $("token-input").focus();
+  }
+
+  function showMain() {
+    $("login").hidden = true;
+    $("main").hidden = false;
+    $("forget").hidden = false;
+  }
+
+  function setStatus(kind, text) {
+    const status = $("status");
+    status.className = `status status-${kind}`;
+    status.textContent = text;
+  }
+
+  // ---- socket -------------------------------------------------------------------------------------------
+
+  function connect() {
+    const token = sessionStorage.getItem(TOKEN_KEY);
+    if (!token) {
+      setStatus("offline", "not connected");
+      showLogin("");
+      return;
+    }
+    setStatus("connecting", "connecting…");
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    const ws = new WebSocket(`${scheme}//${location.host}/dashboard/ws`);
+    socket = ws;
+    ws.onopen = () => ws.send(JSON.stringify({ type: "auth", token }));
+    ws.onmessage = (message) => receive(JSON.parse(message.data));
+    ws.onclose = (event) => closed(ws, event);
+  }
+
+  function closed(ws, event) {
+    if (socket !== ws) return; // replaced on purpose (new token, forget)
+    socket = null;
+    if (event.code === CLOSE_AUTH) {
+      sessionStorage.removeItem(TOKEN_KEY);
+      setStatus("error", "token refused");
+      showLogin(`The bridge refused the admin token: ${event.reason || "invalid admin token"}.`);
+      return;
+    }
+    retries = Math.min(retries + 1, 6);
+    const delay = Math.min(500 * 2 ** retries, 15000);
+    setStatus("offline", `disconnected; retrying in ${Math.round(delay / 1000)} s`);
+    setTimeout(connect, delay);
+  }
+
+  function disconnect() {
+    const ws = socket;
+    socket = null;
+    if (ws) ws.close(1000, "bye");
+  }
+
+  function receive(message) {
+    if (message.type === "snapshot") {
+      retries = 0;
+      skewMs = Date.parse(message.server_time) - Date.now();
+      setStatus("live", "live");
+      showMain();
+      if (message.events) message.events.slice().reverse().forEach(addEvent);
+      renderClients(message.clients);
+      renderPorts(message.ports);
+      renderEvents();
+    } else if (message.type === "event") {
+      addEvent(message.event);
+      renderEvents();
+    }
+  }
+
+  // ---- rendering ----------------------------------------------------------------------------------------
+
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  function renderClients(clients) {
+    const body = $("instances").tBodies[0];
+    const rows = [];
+    let running = 0;
+    let trouble = 0;
+    for (const client of clients) {
+      rows.push(clientRow(client));
+      for (const inst of client.instances) {
+        rows.push(instanceRow(client, inst));
+        if (inst.state === "running") running += 1;
+        if (TROUBLE.has(inst.state)) trouble += 1;
+      }
+    }
+    body.replaceChildren(...rows);
+    $("no-clients").hidden = clients.length > 0;
+    $("count-clients").textContent = clients.length;
+    $("count-running").textContent = running;
+    $("count-trouble").textContent = trouble;
+    tick();
+  }
+
+  function clientRow(client) {
+    const row = el("tr", "client-row");
+    row.dataset.client = client.client_id;
+    const cell = el("td");
+    cell.colSpan = 6;
+    cell.append(el("strong", "client-id", client.client_id), el("span", "muted", ` ${client.workspace}`),
+      el("span", "profile", client.profile));
+    row.append(cell);
+    return row;
+  }
+
+  function instanceRow(client, inst) {
+    const row = el("tr", "instance-row");
+    row.dataset.client = client.client_id;
+    row.dataset.service = inst.service;
+    row.dataset.state = inst.state;
+    const state = el("td", "state-cell");
+    state.append(el("span", `state state-${inst.state}`, inst.state));
+    if (inst.step) state.append(el("span", "step", inst.step));
+    const uptime = el("td", "uptime", "–");
+    if (LIVE.has(inst.state) && inst.started_at) uptime.dataset.since = inst.started_at;
+    row.append(el("td", "service", inst.service), state, el("td", "port", inst.port), uptime,
+      el("td", "restarts", inst.restarts), errorCell(inst));
+    return row;
+  }
+
+  function errorCell(inst) {
+    const cell = el("td", "last-error");
+    if (!inst.last_error) {
+      cell.classList.add("none");
+      cell.textContent = "–";
+      return cell;
+    }
+    if (!inst.last_log || inst.last_log.length === 0) {
+      cell.textContent = inst.last_error;
+      return cell;
+    }
+    const details = el("details");
+    details.append(el("summary", null, inst.last_error), el("pre", null, inst.last_log.join("\n")));
+    cell.append(details);
+    return cell;
+  }
+
+  function renderPorts(ports) {
+    const share = ports.size ? (100 * ports.leased) / ports.size : 0;
+    $("pool-fill").style.width = `${share.toFixed(1)}%`;
+    $("pool-range").textContent = ports.range;
+    $("pool-text").textContent = `${ports.leased} of ${ports.size} ports leased, ${ports.size - ports.leased} free`;
+    $("count-ports").textContent = `${ports.leased} / ${ports.size}`;
+    $("leases").replaceChildren(...ports.leases.map((lease) => {
+      const item = el("li", null);
+      item.append(el("span", "port", lease.port), el("span", null, ` ${lease.client_id}/${lease.service}`));
+      return item;
+    }));
+  }
+
+  function addEvent(event) {
+    if (seen.has(event.id)) return;
+    seen.add(event.id);
+    events.push(event);
+    events.sort((a, b) => b.id - a.id);
+    while (events.length > MAX_EVENTS) seen.delete(events.pop().id);
+  }
+
+  function renderEvents() {
+    $("events").replaceChildren(...events.map((event) => {
+      const item = el("li", `event level-${event.level}`);
+      const where = [event.client_id, event.service].filter(Boolean).join("/") || "bridge";
+      item.append(el("time", null, new Date(event.ts).toLocaleTimeString()), el("span", "where", where),
+        el("span", "kind", event.kind), el("span", "message", event.message));
+      return item;
+    }));
+  }
+
+  function formatDuration(seconds) {
+    if (seconds < 60) return `${seconds}s`;
+    const m = Math.floor(seconds / 60);
+    if (m < 60) return `${m}m ${seconds % 60}s`;
+    const h = Math.floor(m / 60);
+    return h < 48 ? `${h}h ${m % 60}m` : `${Math.floor(h / 24)}d ${h % 24}h`;
+  }
+
+  function tick() {
+    const now = Date.now() + skewMs;
+    for (const cell of document.querySelectorAll("td.uptime[data-since]")) {
+      const seconds = Math.max(0, Math.floor((now - Date.parse(cell.dataset.since)) / 1000));
+      cell.textContent = formatDuration(seconds);
+    }
+  }
+
+  // ---- start --------------------------------------------------------------------------------------------
+
+  function start() {
+    takeTokenFromFragment();
+    $("login-form").addEventListener("submit", (submit) => {
+      submit.preventDefault();
+      const token = $("token-input").value.trim();
+      if (!token) return;
+      sessionStorage.setItem(TOKEN_KEY, token);
+      $("token-input").value = "";
+      disconnect();
+      connect();
+    });
+    $("forget").addEventListener("click", () => {
+      sessionStorage.removeItem(TOKEN_KEY);
+      disconnect();
+      setStatus("offline", "not connected");
+      showLogin("");
+    });
+    window.addEventListener("hashchange", () => {
+      if (!location.hash.includes("token=")) return;
+      takeTokenFromFragment();
+      disconnect();
+      connect();
+    });
+    setInterval(tick, 1000);
+    connect();
+  }
+
+  start();
+})();

@@ -1,0 +1,119 @@
+"""The Swarm service spec of one instance, and its MCP health check (see swarm.py for the runtime)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from docker import types as dt
+
+from bridge.runtime.base import InstanceSpec
+from bridge.runtime.docker import LABEL, PIDS_LIMIT, labels_for, volume_name, workspace_user
+
+PublishMode = Literal["ingress", "host"]
+SECOND = 1_000_000_000  # Swarm durations are nanoseconds
+
+# The Swarm health check: an MCP initialize inside the container, then the session is closed again.
+_HEALTH_SCRIPT = """\
+import json, sys, urllib.request as r
+url = "http://127.0.0.1:{port}{path}"
+body = json.dumps({{"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {{"protocolVersion": "2025-06-18",
+    "capabilities": {{}}, "clientInfo": {{"name": "swarm-healthcheck", "version": "1"}}}}}}).encode()
+head = {{"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}}
+with r.urlopen(r.Request(url, body, head), timeout=4) as resp:
+    answer, session = resp.read(65536), resp.headers.get("Mcp-Session-Id")
+if session:
+    try:
+        r.urlopen(r.Request(url, headers={{"Mcp-Session-Id": session}}, method="DELETE"), timeout=4).close()
+    except Exception:
+        pass
+sys.exit(0 if b'"result"' in answer else 1)
+"""
+
+
+def health_check(container_port: int, path: str = "/mcp", python: str = "/opt/venv/bin/python") -> dt.Healthcheck:
+    return dt.Healthcheck(
+        test=["CMD", python, "-c", _HEALTH_SCRIPT.format(port=container_port, path=path)],
+        interval=10 * SECOND,
+        timeout=6 * SECOND,
+        retries=3,
+        start_period=120 * SECOND,  # Serena's language server may take a while; failures then do not count
+    )
+
+
+def routing_mesh_available() -> bool:
+    """Whether this host's kernel has IPVS, which Swarm's ingress routing mesh (and service VIPs) need."""
+    if Path("/proc/net/ip_vs").exists() or Path("/sys/module/ip_vs").exists():
+        return True
+    modules = Path("/lib/modules") / os.uname().release
+    for index in ("modules.builtin", "modules.dep"):
+        with contextlib.suppress(OSError):
+            if "/ip_vs.ko" in (modules / index).read_text():
+                return True
+    return False
+
+
+def build_service(
+    spec: InstanceSpec,
+    *,
+    image: str,
+    network: str,
+    constraints: list[str],
+    publish_mode: PublishMode = "ingress",
+    healthcheck: dt.Healthcheck | None = None,
+    stop_grace: float = 5.0,
+    reserve: float = 0.25,
+    no_new_privileges: bool = False,
+    force_update: int = 0,
+    installation: str | None = None,
+) -> dict[str, Any]:
+    """The keyword arguments of ``APIClient.create_service``/``update_service`` for one instance."""
+    extra = {f"{LABEL}.installation": installation} if installation else {}  # as the Docker runtime
+    labels = {**labels_for(spec.client_id, spec.service, spec.port), **extra}
+    env = {**spec.env, "PARADISE_CLIENT": spec.client_id, "PARADISE_SERVICE": spec.service}
+    env |= {"PARADISE_WORKSPACE": "/workspace", "PARADISE_PUBLIC_PORT": str(spec.port)}  # as the Docker runtime
+    own = {**labels_for(spec.client_id, spec.service), **extra}
+    state = dt.Mount("/state", volume_name(spec.client_id, spec.service), labels=own)
+    container = dt.ContainerSpec(
+        image,
+        env=env,
+        user=workspace_user(spec.workspace),
+        labels=labels,
+        mounts=[dt.Mount("/workspace", str(spec.workspace), type="bind"), state],
+        healthcheck=healthcheck,
+        init=True,
+        cap_drop=["ALL"],
+        stop_grace_period=int(stop_grace * SECOND),
+    )
+    if no_new_privileges:  # ContainerSpec.Privileges.NoNewPrivileges exists from API 1.46 (Docker 27) on
+        container["Privileges"] = {"NoNewPrivileges": True}
+    resources = dt.Resources(
+        mem_limit=spec.memory_bytes,
+        mem_reservation=int(spec.memory_bytes * reserve) if spec.memory_bytes else None,
+        cpu_limit=int(spec.cpus * SECOND) if spec.cpus else None,
+        cpu_reservation=int(spec.cpus * reserve * SECOND) if spec.cpus else None,
+    )
+    resources.setdefault("Limits", {})["Pids"] = PIDS_LIMIT  # API 1.41; the SDK has no argument for it
+    port = {"Protocol": "tcp", "PublishedPort": spec.port, "TargetPort": spec.container_port}
+    return {
+        "name": spec.name,
+        "labels": labels,
+        "mode": dt.ServiceMode("replicated", replicas=1),
+        "task_template": dt.TaskTemplate(
+            container,
+            resources=resources,
+            restart_policy=dt.RestartPolicy(condition="none"),  # the bridge's monitor heals (docs/swarm.md)
+            placement=dt.Placement(constraints=constraints),
+            networks=[network],
+            force_update=force_update,
+        ),
+        # dnsrr needs no IPVS; the routing mesh needs a VIP.
+        "endpoint_spec": dt.EndpointSpec(
+            mode="vip" if publish_mode == "ingress" else "dnsrr", ports=[{**port, "PublishMode": publish_mode}]
+        ),
+        "update_config": dt.UpdateConfig(parallelism=1, order="stop-first", failure_action="continue"),
+    }
+
+

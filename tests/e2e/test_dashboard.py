@@ -1,0 +1,244 @@
+"""The dashboard: its WebSocket protocol (no browser needed) and the page itself in headless Chromium.
+
+The browser test needs Debian's ``chromium`` and ``chromium-driver`` and the ``selenium`` package. Without
+them it is skipped with a message, except in CI (``CI=true``), where it fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import httpx
+import pytest
+
+from tests.helpers import BridgeProcess, fixture_catalog
+from tests.integration.conftest import kill_leftovers
+
+CHROMIUM = Path(os.environ.get("PARADISE_CHROMIUM", "/usr/bin/chromium"))
+CHROMEDRIVER = Path(os.environ.get("PARADISE_CHROMEDRIVER", "/usr/bin/chromedriver"))
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1400,1000",
+)
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("workspace")
+    (path / "app.py").write_text("print('hello')\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def bridge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BridgeProcess]:
+    data = tmp_path_factory.mktemp("bridge")
+    catalog = fixture_catalog(data / "catalog.toml")
+    proc = BridgeProcess(data / "data", env={"PARADISE_CATALOG": str(catalog)}).start()
+    yield proc
+    with contextlib.suppress(Exception):
+        for client in proc.api("GET", "/clients").json():
+            proc.api("DELETE", f"/clients/{client['client_id']}")
+    proc.kill(signal.SIGTERM)
+    kill_leftovers(proc.data_dir)
+
+
+def register(bridge: BridgeProcess, client_id: str, workspace: Path, services: list[str]) -> dict[str, Any]:
+    """Register without waiting: the instances are still starting when this returns."""
+    resp = bridge.api(
+        "POST", "/clients", params={"wait": 0},
+        json={"client_id": client_id, "workspace": str(workspace), "services": services},
+    )
+    assert resp.status_code == 201, resp.text
+    return resp.json()
+
+
+# ---- the page and the socket, without a browser ---------------------------------------------------------
+
+
+def test_page_and_assets_hold_no_data(bridge: BridgeProcess, workspace: Path) -> None:
+    register(bridge, "dash-static", workspace, ["echo"])
+    page = httpx.get(bridge.url + "/dashboard", timeout=10)
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert "connect-src 'self'" in page.headers["content-security-policy"]
+    for path in ("/dashboard", "/dashboard/static/app.js", "/dashboard/static/style.css"):
+        body = httpx.get(bridge.url + path, timeout=10)
+        assert body.status_code == 200, path
+        assert "dash-static" not in body.text and bridge.admin_token not in body.text
+    for path in ("/dashboard/static/index.htm", "/dashboard/static/..%2f..%2fsettings.py", "/dashboard/static/x"):
+        assert httpx.get(bridge.url + path, timeout=10).status_code == 404, path
+    assert httpx.get(bridge.url + "/dashboard/", timeout=10, follow_redirects=True).url.path == "/dashboard"
+
+
+@pytest.mark.parametrize(
+    ("first", "reason"),
+    [
+        ({"type": "auth", "token": "wrong"}, "invalid admin token"),
+        ({"hello": "there"}, "first message must be"),
+        ("not json", "first message must be"),
+    ],
+)
+async def test_socket_refuses_a_wrong_token_with_a_reason(bridge: BridgeProcess, first: Any, reason: str) -> None:
+    async with aiohttp.ClientSession() as http, http.ws_connect(bridge.url + "/dashboard/ws") as ws:
+        await (ws.send_json(first) if isinstance(first, dict) else ws.send_str(first))
+        msg = await ws.receive(timeout=10)
+        assert msg.type == aiohttp.WSMsgType.CLOSE  # nothing but the close frame: no data leaked
+        assert msg.data == 4401
+        assert reason in msg.extra
+
+
+async def test_socket_sends_a_snapshot_then_live_events(bridge: BridgeProcess, workspace: Path) -> None:
+    async with aiohttp.ClientSession() as http, http.ws_connect(bridge.url + "/dashboard/ws") as ws:
+        await ws.send_json({"type": "auth", "token": bridge.admin_token})
+        first = await ws.receive_json(timeout=10)
+        assert first["type"] == "snapshot"
+        assert {"clients", "ports", "events", "server_time"} <= set(first)
+        assert first["ports"]["size"] == len(bridge.pool)
+        register(bridge, "dash-live", workspace, ["echo"])
+        seen: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 30
+        while not _running(seen, "dash-live", "echo") and time.monotonic() < deadline:
+            seen.append(await ws.receive_json(timeout=30))
+    kinds = [m["event"]["kind"] for m in seen if m["type"] == "event"]
+    assert "client.registered" in kinds and "instance.ready" in kinds
+    assert _running(seen, "dash-live", "echo"), seen[-3:]
+
+
+def _running(messages: list[dict[str, Any]], client_id: str, service: str) -> bool:
+    for message in reversed(messages):
+        if message["type"] == "snapshot":
+            for client in message["clients"]:
+                for inst in client["instances"] if client["client_id"] == client_id else []:
+                    if inst["service"] == service:
+                        return inst["state"] == "running"
+    return False
+
+
+# ---- the page in headless Chromium ----------------------------------------------------------------------
+
+
+def _need_browser() -> None:
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        missing.append("the selenium package")
+    if not missing:
+        return
+    message = (
+        f"dashboard browser test needs {', '.join(missing)}: "
+        "apt-get install -y chromium chromium-driver; pip install selenium"
+    )
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    _need_browser()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in (*FLAGS, f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+
+
+def wait_for(driver: Any, condition: str, timeout: float = 20) -> Any:
+    """Poll a JS expression in the page until it is truthy; its value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = driver.execute_script(f"return ({condition});")
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {condition}: page says {_status(driver)!r}")
+
+
+def _status(driver: Any) -> str:
+    return driver.execute_script("return document.getElementById('status').textContent;")
+
+
+# Records every state the row goes through, from the moment it appears, without polling gaps.
+WATCH_ROW = """
+const [client, service] = arguments;
+window.__states = [];
+const sel = `tr.instance-row[data-client="${client}"][data-service="${service}"]`;
+const note = () => {
+  const row = document.querySelector(sel);
+  if (row && window.__states[window.__states.length - 1] !== row.dataset.state) window.__states.push(row.dataset.state);
+};
+new MutationObserver(note).observe(document.getElementById('instances'), {subtree: true, childList: true,
+  attributes: true});
+note();
+"""
+
+
+def test_new_client_appears_and_goes_live_without_reload(
+    browser: Any, bridge: BridgeProcess, workspace: Path, tmp_path: Path
+) -> None:
+    browser.get(f"{bridge.url}/dashboard#token={bridge.admin_token}")
+    wait_for(browser, "document.getElementById('status').textContent === 'live'")
+    assert "token=" not in browser.current_url  # taken out of the address bar, kept in sessionStorage
+    browser.execute_script("window.__page = 'same page';")
+    browser.execute_script(WATCH_ROW, "dash-browser", "slow")
+    register(bridge, "dash-browser", workspace, ["slow", "echo"])
+    wait_for(browser, "window.__states.length > 0")
+    wait_for(browser, "window.__states.includes('running')", timeout=40)
+    states = browser.execute_script("return window.__states;")
+    assert states[0] == "starting" and states[-1] == "running", states
+    assert browser.execute_script("return window.__page;") == "same page"  # no reload happened
+    row = 'tr.instance-row[data-client="dash-browser"][data-service="slow"]'
+    port = browser.execute_script(f"return document.querySelector('{row} td.port').textContent;")
+    assert int(port) == bridge.state("dash-browser", "slow")["port"]
+    wait_for(browser, f"/^\\d+s$/.test(document.querySelector('{row} td.uptime').textContent)")
+    wait_for(browser, "document.querySelector('#events .event .kind').textContent.length > 0")
+    kinds = browser.execute_script("return [...document.querySelectorAll('#events .kind')].map(e => e.textContent);")
+    assert "instance.ready" in kinds and "client.registered" in kinds
+    register(bridge, "dash-crashy", workspace, ["crashy"])  # a failed instance shows its last error
+    crashy = 'tr.instance-row[data-client="dash-crashy"]'
+    wait_for(browser, f"document.querySelector('{crashy}')?.dataset.state === 'failed'", timeout=60)
+    error = browser.execute_script(f"return document.querySelector('{crashy} td.last-error').textContent;")
+    assert error.startswith(bridge.state("dash-crashy", "crashy")["last_error"])  # then the log lines, folded
+    _screenshot(browser, tmp_path)
+
+
+def test_wrong_token_is_refused_and_the_page_says_so(browser: Any, bridge: BridgeProcess, tmp_path: Path) -> None:
+    browser.get("about:blank")  # a fresh page load, not just a fragment change
+    browser.get(f"{bridge.url}/dashboard#token=not-the-admin-token")
+    wait_for(browser, "document.getElementById('login-error').textContent.length > 0")
+    error = browser.execute_script("return document.getElementById('login-error').textContent;")
+    assert "refused" in error and "invalid admin token" in error
+    assert browser.execute_script("return document.getElementById('main').hidden;")
+    assert _status(browser) == "token refused"
+    browser.save_screenshot(str(tmp_path / "dashboard-refused.png"))
+
+
+def _screenshot(driver: Any, tmp_path: Path) -> None:
+    path = tmp_path / "dashboard.png"
+    assert driver.save_screenshot(str(path)), "no screenshot"
+    assert path.stat().st_size > 10_000
+    with contextlib.suppress(OSError):
+        shutil.copy(path, "/tmp/dashboard.png")  # a fixed place to look at it after a run
