@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import signal
@@ -16,6 +17,7 @@ from typing import Any
 
 import httpx
 import httpx2
+import psutil
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
@@ -164,3 +166,13 @@ def instance_pid(bridge: BridgeProcess, client_id: str, service: str) -> int:
 
     label = bridge.data_dir / "instances" / client_id / service / "runtime.json"
     return int(json.loads(label.read_text())["pid"])
+
+
+def kill_leftovers(data_dir: Path) -> None:
+    """Whatever a test left running (it should not), so one failure does not leak into the next."""
+    for label in data_dir.glob("instances/*/*/runtime.json"):
+        with contextlib.suppress(Exception):
+            state = json.loads(label.read_text())
+            proc = psutil.Process(state["pid"])
+            if abs(proc.create_time() - state["create_time"]) < 0.05:
+                os.killpg(proc.pid, signal.SIGKILL)

@@ -20,6 +20,7 @@ Modelled on JupyterHub's Spawner. Rules every backend keeps:
 from __future__ import annotations
 
 import abc
+import asyncio
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,3 +117,52 @@ class Runtime(abc.ABC):
 
     async def close(self) -> None:
         """Release the runtime's own resources (clients, watchers). Instances keep running."""
+
+
+class ThreadedRuntime(Runtime):
+    """A runtime over a synchronous SDK (docker): each call runs in a worker thread, off the event loop.
+
+    Subclasses implement the blocking ``_start``, ``_stop``, ``_poll``, ``_discover``, ``_logs`` and
+    ``_remove`` and hold their SDK client in ``self.client``.
+    """
+
+    client: Any
+
+    async def start(self, spec: InstanceSpec) -> dict[str, Any]:
+        return await asyncio.to_thread(self._start, spec)
+
+    async def stop(self, state: dict[str, Any], *, grace: float = 5.0) -> None:
+        await asyncio.to_thread(self._stop, state, grace)
+
+    async def poll(self, state: dict[str, Any]) -> PollResult:
+        return await asyncio.to_thread(self._poll, state)
+
+    async def discover(self) -> list[Discovered]:
+        return await asyncio.to_thread(self._discover)
+
+    async def logs(self, state: dict[str, Any], *, lines: int = 50) -> list[str]:
+        return await asyncio.to_thread(self._logs, state, lines)
+
+    async def remove(self, client_id: str, service: str, state: dict[str, Any]) -> None:
+        await asyncio.to_thread(self._remove, client_id, service, state)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.client.close)
+
+    @abc.abstractmethod
+    def _start(self, spec: InstanceSpec) -> dict[str, Any]: ...
+
+    @abc.abstractmethod
+    def _stop(self, state: dict[str, Any], grace: float) -> None: ...
+
+    @abc.abstractmethod
+    def _poll(self, state: dict[str, Any]) -> PollResult: ...
+
+    @abc.abstractmethod
+    def _discover(self) -> list[Discovered]: ...
+
+    @abc.abstractmethod
+    def _logs(self, state: dict[str, Any], lines: int) -> list[str]: ...
+
+    @abc.abstractmethod
+    def _remove(self, client_id: str, service: str, state: dict[str, Any]) -> None: ...

@@ -8,7 +8,6 @@ is published on 127.0.0.1 only. The Docker SDK is synchronous: every call runs i
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import contextlib
 import logging
@@ -19,7 +18,7 @@ from typing import Any
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 
-from bridge.runtime.base import Discovered, InstanceSpec, PollResult, PortTaken, Runtime, RuntimeError_
+from bridge.runtime.base import Discovered, InstanceSpec, PollResult, PortTaken, RuntimeError_, ThreadedRuntime
 
 log = logging.getLogger(__name__)
 LABEL = "devops-paradise"
@@ -57,7 +56,7 @@ def workspace_user(workspace: os.PathLike[str]) -> str:
     return f"{stat.st_uid}:{stat.st_gid}"
 
 
-class DockerRuntime(Runtime):
+class DockerRuntime(ThreadedRuntime):
     name = "docker"
 
     def __init__(self, client: docker.DockerClient | None = None, *, installation: str | None = None) -> None:
@@ -68,29 +67,6 @@ class DockerRuntime(Runtime):
         self._own = {f"{LABEL}.installation": installation} if installation else {}
         # Docker allows two networks of one name; per-client locks keep concurrent starts from making two.
         self._client_locks: dict[str, threading.Lock] = collections.defaultdict(threading.Lock)
-
-    # ---- contract ----------------------------------------------------------------------------------
-
-    async def start(self, spec: InstanceSpec) -> dict[str, Any]:
-        return await asyncio.to_thread(self._start, spec)
-
-    async def stop(self, state: dict[str, Any], *, grace: float = 5.0) -> None:
-        await asyncio.to_thread(self._stop, state, grace)
-
-    async def poll(self, state: dict[str, Any]) -> PollResult:
-        return await asyncio.to_thread(self._poll, state)
-
-    async def discover(self) -> list[Discovered]:
-        return await asyncio.to_thread(self._discover)
-
-    async def logs(self, state: dict[str, Any], *, lines: int = 50) -> list[str]:
-        return await asyncio.to_thread(self._logs, state, lines)
-
-    async def remove(self, client_id: str, service: str, state: dict[str, Any]) -> None:
-        await asyncio.to_thread(self._remove, client_id, service, state)
-
-    async def close(self) -> None:
-        await asyncio.to_thread(self.client.close)
 
     # ---- blocking implementation -------------------------------------------------------------------
 
@@ -131,9 +107,7 @@ class DockerRuntime(Runtime):
                 init=True,  # reap the language servers' children
             )
         except ImageNotFound:
-            raise RuntimeError_(
-                f"image {spec.image} is not built; run: devops-paradise images build"
-            ) from None
+            raise RuntimeError_(f"image {spec.image} is not built; run: devops-paradise images build") from None
         except APIError as exc:
             self._remove_container(spec.name)
             text = str(exc).lower()

@@ -11,7 +11,6 @@ without IPVS or when asked, in ``host`` mode with tasks kept on the bridge's own
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import contextlib
 import logging
@@ -23,7 +22,15 @@ import docker
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.utils import version_gte
 
-from bridge.runtime.base import Discovered, InstanceSpec, PollResult, PortTaken, Runtime, RuntimeError_, port_is_free
+from bridge.runtime.base import (
+    Discovered,
+    InstanceSpec,
+    PollResult,
+    PortTaken,
+    RuntimeError_,
+    ThreadedRuntime,
+    port_is_free,
+)
 from bridge.runtime.docker import LABEL, labels_for, network_name, volume_name
 from bridge.runtime.swarm_spec import PublishMode, build_service, health_check, routing_mesh_available
 
@@ -34,13 +41,14 @@ SERVICE_LABEL = "com.docker.swarm.service.id"
 LIVE = {"new", "pending", "assigned", "accepted", "preparing", "ready", "starting", "running"}
 _PORT_ERRORS = ("already in use", "port is already allocated", "address already in use", "bind for")
 
+
 def _stamp(value: str | None) -> tuple[str, int]:
     """A Swarm RFC 3339 time (nanoseconds, trailing zeros trimmed) as something that sorts correctly."""
     whole, _, fraction = (value or "").rstrip("Z").partition(".")
     return whole, int((fraction + "000000000")[:9] or 0)
 
 
-class SwarmRuntime(Runtime):
+class SwarmRuntime(ThreadedRuntime):
     name = "swarm"
 
     def __init__(
@@ -66,29 +74,6 @@ class SwarmRuntime(Runtime):
         self._client_locks: dict[str, threading.Lock] = collections.defaultdict(threading.Lock)
         self._node_id: str | None = None
         log.info("swarm runtime: ports published in %s mode", self.publish_mode)
-
-    # ---- contract ----------------------------------------------------------------------------------
-
-    async def start(self, spec: InstanceSpec) -> dict[str, Any]:
-        return await asyncio.to_thread(self._start, spec)
-
-    async def stop(self, state: dict[str, Any], *, grace: float = 5.0) -> None:
-        await asyncio.to_thread(self._stop, state)  # Swarm stops with the spec's grace (stop_grace)
-
-    async def poll(self, state: dict[str, Any]) -> PollResult:
-        return await asyncio.to_thread(self._poll, state)
-
-    async def discover(self) -> list[Discovered]:
-        return await asyncio.to_thread(self._discover)
-
-    async def logs(self, state: dict[str, Any], *, lines: int = 50) -> list[str]:
-        return await asyncio.to_thread(self._logs, state, lines)
-
-    async def remove(self, client_id: str, service: str, state: dict[str, Any]) -> None:
-        await asyncio.to_thread(self._remove, client_id, service, state)
-
-    async def close(self) -> None:
-        await asyncio.to_thread(self.client.close)
 
     # ---- blocking implementation -------------------------------------------------------------------
 
@@ -169,7 +154,8 @@ class SwarmRuntime(Runtime):
             detail=f"task {status['State']}: {status.get('Err') or status.get('Message') or ''}",
         )
 
-    def _stop(self, state: dict[str, Any]) -> None:
+    def _stop(self, state: dict[str, Any], grace: float = 0) -> None:
+        # Swarm stops a task with the grace period of its spec (stop_grace), not a per-call one.
         service_id = state.get("service_id")
         if not service_id:
             return

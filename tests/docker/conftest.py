@@ -17,6 +17,7 @@ import pytest
 from bridge.images import IMAGES, build_images, image_exists
 
 TEST_LABEL = "devops-paradise.test"
+INSTANCE_UID = 10001  # the images' own user; containers run as the workspace's owner
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
@@ -103,3 +104,13 @@ def docker_compose_project_name() -> str:
 @pytest.fixture(scope="session")
 def docker_setup(images: dict[str, str]) -> list[str]:
     return ["up -d"]  # images exist (the images fixture built them): no build, no pull
+
+
+def owned_workspace(root: Path, cls: str, owner: int = INSTANCE_UID) -> Path:
+    """A small Python workspace owned by ``owner``, as a user's own project would be."""
+    (root / "src").mkdir(parents=True)
+    (root / "src" / "__init__.py").write_text("")
+    (root / "src" / "model.py").write_text(f"class {cls}:\n    def run(self) -> int:\n        return 1\n")
+    for path in [root, *root.rglob("*")]:
+        os.chown(path, owner, owner)
+    return root

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import shutil
 import signal
 import tempfile
@@ -19,22 +18,14 @@ import pytest
 from mcp import Client
 
 from bridge.runtime.docker import DockerRuntime
-from tests.docker.conftest import remove_managed
+from tests.docker.conftest import INSTANCE_UID, owned_workspace, remove_managed
 from tests.helpers import BridgeProcess, mcp_client
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 CLIENTS = {"dk-ann", "dk-ben", "dk-cy", "dk-kill", "dk-adopt", "dk-gone", "dk-move"}
-INSTANCE_UID = 10001
 
 
-def workspace(root: Path, cls: str) -> Path:
-    """A workspace a container (uid 10001) may read and write: owned by that uid, like a user's own."""
-    (root / "src").mkdir(parents=True)
-    (root / "src" / "__init__.py").write_text("")
-    (root / "src" / "model.py").write_text(f"class {cls}:\n    def run(self) -> int:\n        return 1\n")
-    for path in [root, *root.rglob("*")]:
-        os.chown(path, INSTANCE_UID, INSTANCE_UID)
-    return root
+workspace = owned_workspace
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import signal
 import tempfile
@@ -22,23 +21,16 @@ import pytest
 from bridge.runtime.base import InstanceSpec
 from bridge.runtime.swarm import LIVE, SwarmRuntime
 from bridge.runtime.swarm_spec import build_service, health_check, routing_mesh_available
-from tests.docker.conftest import _unavailable, remove_managed
+from tests.docker.conftest import INSTANCE_UID, _unavailable, owned_workspace, remove_managed
 from tests.helpers import BridgeProcess, free_block, mcp_client
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 CLIENTS = {"sw-unit", "sw-place", "sw-mesh", "sw-idle", "sw-ann", "sw-kill", "sw-gone", "sw-adopt"}
-INSTANCE_UID = 10001
+
 MANAGED = "devops-paradise.managed=true"
 
 
-def workspace(root: Path, cls: str) -> Path:
-    """A workspace the instance's uid (10001) owns, as a user's own project would be."""
-    (root / "src").mkdir(parents=True)
-    (root / "src" / "__init__.py").write_text("")
-    (root / "src" / "model.py").write_text(f"class {cls}:\n    def run(self) -> int:\n        return 1\n")
-    for path in [root, *root.rglob("*")]:
-        os.chown(path, INSTANCE_UID, INSTANCE_UID)
-    return root
+workspace = owned_workspace
 
 
 def remove_swarm_managed(engine: Any, clients: set[str]) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,8 +18,7 @@ import aiohttp
 import httpx
 import pytest
 
-from tests.helpers import BridgeProcess, fixture_catalog
-from tests.integration.conftest import kill_leftovers
+from tests.helpers import BridgeProcess
 
 CHROMIUM = Path(os.environ.get("PARADISE_CHROMIUM", "/usr/bin/chromium"))
 CHROMEDRIVER = Path(os.environ.get("PARADISE_CHROMEDRIVER", "/usr/bin/chromedriver"))
@@ -36,26 +34,6 @@ FLAGS = (
     "--disable-dev-shm-usage",
     "--window-size=1400,1000",
 )
-
-
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("workspace")
-    (path / "app.py").write_text("print('hello')\n")
-    return path
-
-
-@pytest.fixture(scope="module")
-def bridge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BridgeProcess]:
-    data = tmp_path_factory.mktemp("bridge")
-    catalog = fixture_catalog(data / "catalog.toml")
-    proc = BridgeProcess(data / "data", env={"PARADISE_CATALOG": str(catalog)}).start()
-    yield proc
-    with contextlib.suppress(Exception):
-        for client in proc.api("GET", "/clients").json():
-            proc.api("DELETE", f"/clients/{client['client_id']}")
-    proc.kill(signal.SIGTERM)
-    kill_leftovers(proc.data_dir)
 
 
 def register(bridge: BridgeProcess, client_id: str, workspace: Path, services: list[str]) -> dict[str, Any]:

@@ -10,8 +10,7 @@ from collections.abc import Iterator
 
 import httpx
 
-from tests.helpers import BridgeProcess, fixture_catalog, instance_pid, mcp_client
-from tests.integration.conftest import kill_leftovers
+from tests.helpers import BridgeProcess, fixture_catalog, instance_pid, kill_leftovers, mcp_client
 
 FAST_HEALTH = {
     "PARADISE_PROBE_INTERVAL": "0.5",

@@ -21,8 +21,7 @@ import pytest
 
 from bridge import store
 from bridge.ports import PortAllocator
-from tests.helpers import BridgeProcess, fixture_catalog, free_block, instance_pid, mcp_client
-from tests.integration.conftest import kill_leftovers
+from tests.helpers import BridgeProcess, fixture_catalog, free_block, instance_pid, kill_leftovers, mcp_client
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 

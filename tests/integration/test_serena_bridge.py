@@ -14,8 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.helpers import BridgeProcess, instance_pid, mcp_client
-from tests.integration.conftest import kill_leftovers
+from tests.helpers import BridgeProcess, instance_pid, kill_leftovers, mcp_client
 from tests.integration.test_serena_direct import serena_venv_path
 
 pytestmark = [pytest.mark.serena, pytest.mark.slow]
