@@ -32,6 +32,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from bridge.serena_install import install_serena
+from tests.docker.conftest import _unavailable
 from tests.helpers import free_block
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -376,15 +377,12 @@ def remove_docker_objects(engine: Any, client_id: str) -> None:
 async def test_docker_runtime_end_to_end(tmp_path: Path) -> None:
     engine = docker_engine()
     if engine is None:
-        pytest.skip("no Docker engine answers")
+        _unavailable("no Docker engine answers")
     images = ("devops-paradise/serena:latest", "devops-paradise/quality:latest")
     missing = [tag for tag in images if not engine.images.list(name=tag)]
     if missing:
-        pytest.skip(f"images not built (devops-paradise images build): {', '.join(missing)}")
-    foreign = [c.name for c in engine.containers.list(all=True, filters={"label": "devops-paradise.managed=true"})
-               if c.labels.get("devops-paradise.client") != "e2e-docker"]
-    if foreign:  # a starting docker-runtime bridge removes every managed container it does not know
-        pytest.skip(f"other bridges' instances are on this engine ({', '.join(foreign[:3])}); not touching them")
+        _unavailable(f"images not built (devops-paradise images build): {', '.join(missing)}")
+    # Other bridges' containers on this engine are safe: each installation only adopts or removes its own.
     setup = new_user(tmp_path, client="e2e-docker")
     remove_docker_objects(engine, setup.client)
     try:
