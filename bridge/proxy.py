@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
@@ -18,6 +19,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from bridge.errors import Forbidden, NotFound, Unauthorized, UpstreamError
+from bridge.lifecycle import Route
 from bridge.manager import ClientManager
 from bridge.mcp_probe import instance_headers
 from bridge.metrics import BridgeMetrics, RequestTrack
@@ -125,7 +127,7 @@ class McpProxy:
         request: web.Request,
         upstream: aiohttp.ClientResponse,
         legacy_prefix: str | None,
-        route: object,
+        route: Route,
         track: RequestTrack,
     ) -> web.StreamResponse:
         headers = CIMultiDict(
@@ -144,12 +146,12 @@ class McpProxy:
         chunks = upstream.content.iter_any()
         if legacy_prefix is not None:
             chunks = _rewrite_endpoint(chunks, legacy_prefix)
-        route.streams += 1  # type: ignore[attr-defined]  # an open stream keeps the instance from idling
+        route.streams += 1  # an open stream keeps the instance from idling
         try:
             async for chunk in chunks:
                 await response.write(chunk)
                 track.chunk(len(chunk))
-                route.last_activity = time.monotonic()  # type: ignore[attr-defined]
+                route.last_activity = time.monotonic()
         except asyncio.CancelledError:
             upstream.close()  # the client went away (handler cancelled): close the upstream stream too
             raise
@@ -160,12 +162,12 @@ class McpProxy:
             track.aborted()
             upstream.close()  # the instance went away mid-stream; end ours cleanly
         finally:
-            route.streams -= 1  # type: ignore[attr-defined]
+            route.streams -= 1
         await response.write_eof()
         return response
 
 
-async def _rewrite_endpoint(chunks, prefix: str):  # type: ignore[no-untyped-def]
+async def _rewrite_endpoint(chunks: AsyncIterator[bytes], prefix: str) -> AsyncIterator[bytes]:
     """Old HTTP+SSE servers announce their POST URL in a first ``endpoint`` event: point it at the bridge."""
     buffer = b""
     async for chunk in chunks:
