@@ -176,3 +176,20 @@ def kill_leftovers(data_dir: Path) -> None:
             proc = psutil.Process(state["pid"])
             if abs(proc.create_time() - state["create_time"]) < 0.05:
                 os.killpg(proc.pid, signal.SIGKILL)
+
+
+def write_geometry_workspace(workspace: Path) -> Path:
+    """A small Python project with one class, ``geometry.shapes.Circle``, for Serena to find."""
+    package = workspace / "geometry"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("from geometry.shapes import Circle\n\n__all__ = ['Circle']\n")
+    (package / "shapes.py").write_text(
+        "import math\n\n\n"
+        "class Circle:\n"
+        '    """A circle."""\n\n'
+        "    def __init__(self, radius: float) -> None:\n"
+        "        self.radius = radius\n\n"
+        "    def area(self) -> float:\n"
+        "        return math.pi * self.radius**2\n"
+    )
+    return workspace

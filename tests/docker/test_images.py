@@ -27,6 +27,7 @@ import pytest
 from mcp import Client
 
 from tests.docker.conftest import TEST_LABEL, remove_test_containers  # noqa: F401
+from tests.helpers import write_geometry_workspace
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -39,18 +40,7 @@ RUN_MODES = ["image-user", "workspace-owner"]
 @pytest.fixture
 def sample_workspace(tmp_path: Path) -> Path:
     workspace = tmp_path / "client workspace"
-    package = workspace / "geometry"
-    package.mkdir(parents=True)
-    (package / "__init__.py").write_text("from geometry.shapes import Circle\n\n__all__ = ['Circle']\n")
-    (package / "shapes.py").write_text(
-        "import math\n\n\n"
-        "class Circle:\n"
-        '    """A circle."""\n\n'
-        "    def __init__(self, radius: float) -> None:\n"
-        "        self.radius = radius\n\n"
-        "    def area(self) -> float:\n"
-        "        return math.pi * self.radius**2\n"
-    )
+    write_geometry_workspace(workspace)
     # the container runs as uid 10001: let it read (and write caches into) the bind-mounted workspace
     for path in [workspace, *workspace.rglob("*")]:
         path.chmod(0o777 if path.is_dir() else 0o666)

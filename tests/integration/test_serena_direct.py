@@ -22,6 +22,7 @@ import pytest
 from mcp import Client
 
 from bridge.serena_install import SERENA_VERSION, install_serena, serena_installed
+from tests.helpers import write_geometry_workspace
 
 pytestmark = [pytest.mark.serena, pytest.mark.slow]
 
@@ -46,18 +47,7 @@ def serena_venv() -> Path:
 @pytest.fixture
 def sample_workspace(tmp_path: Path) -> Path:
     workspace = tmp_path / "client workspace"
-    package = workspace / "geometry"
-    package.mkdir(parents=True)
-    (package / "__init__.py").write_text("from geometry.shapes import Circle\n\n__all__ = ['Circle']\n")
-    (package / "shapes.py").write_text(
-        "import math\n\n\n"
-        "class Circle:\n"
-        '    """A circle."""\n\n'
-        "    def __init__(self, radius: float) -> None:\n"
-        "        self.radius = radius\n\n"
-        "    def area(self) -> float:\n"
-        "        return math.pi * self.radius**2\n"
-    )
+    write_geometry_workspace(workspace)
     return workspace
 
 
