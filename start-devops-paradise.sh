@@ -227,7 +227,7 @@ dp() { "$VENV_PY" -m bridge "$@"; }
 py_version() { "$1" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null; }
 py_new_enough() { "$1" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; }
 venv_ready() {
-  "$VENV_PY" -c 'import bridge.cli, aiohttp, httpx2, mcp, psutil, pydantic_settings, sqlmodel' >/dev/null 2>&1
+  "$VENV_PY" -c 'import bridge.cli.common, aiohttp, httpx2, mcp, psutil, pydantic_settings, sqlmodel' >/dev/null 2>&1
 }
 
 find_python() {
@@ -446,7 +446,7 @@ prepare_process() {
     warn "node was not found; Serena's pyright will use the Node.js wheel from PyPI (install Node.js 18+ to use your own: https://nodejs.org, brew install node, or apt-get install nodejs)"
   fi
   local venv=${PARADISE_SERENA_VENV:-$DATA_DIR/serena-venv}
-  if "$VENV_PY" -c 'import sys; from bridge.serena_install import serena_installed; sys.exit(0 if serena_installed(sys.argv[1]) else 1)' "$venv" 2>>"$LOG"; then
+  if "$VENV_PY" -c 'import sys; from bridge.host.serena_install import serena_installed; sys.exit(0 if serena_installed(sys.argv[1]) else 1)' "$venv" 2>>"$LOG"; then
     info "Serena installed ($venv)"
     return
   fi

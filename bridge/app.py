@@ -11,17 +11,18 @@ import aiohttp
 from aiohttp import web
 from sqlalchemy.engine import Engine
 
-from bridge import dashboard, proxy, store
-from bridge.alerts import AlertSender
+from bridge import dashboard, store
 from bridge.api import routes as api
 from bridge.api.middleware import admin_middleware, error_middleware
 from bridge.catalog import CatalogError, ServiceSpec, load_catalog
+from bridge.clients import ClientManager
 from bridge.events import EventLog
-from bridge.health import HealthMonitor
-from bridge.leader import Leadership, bridge_identity
-from bridge.lifecycle import InstanceManager
-from bridge.manager import ClientManager
-from bridge.metrics import METRICS, BridgeMetrics, metrics_handler
+from bridge.lifecycle.health import HealthMonitor
+from bridge.lifecycle.instances import InstanceManager
+from bridge.lifecycle.leader import Leadership, bridge_identity
+from bridge.mcp import proxy
+from bridge.observability.alerts import AlertSender
+from bridge.observability.metrics import METRICS, BridgeMetrics, metrics_handler
 from bridge.ports import PortAllocator
 from bridge.runtime import select_runtime
 from bridge.runtime.base import Runtime

@@ -174,7 +174,7 @@ function Test-PyNewEnough([string] $Python) {
     try { & $Python -c "import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)" 2>$null; return $LASTEXITCODE -eq 0 } catch { return $false }
 }
 function Test-VenvReady {
-    try { & $script:VenvPy -c "import bridge.cli, aiohttp, httpx2, mcp, psutil, pydantic_settings, sqlmodel" 2>$null; return $LASTEXITCODE -eq 0 } catch { return $false }
+    try { & $script:VenvPy -c "import bridge.cli.common, aiohttp, httpx2, mcp, psutil, pydantic_settings, sqlmodel" 2>$null; return $LASTEXITCODE -eq 0 } catch { return $false }
 }
 function Get-BridgeRuntime {
     try {
@@ -333,7 +333,7 @@ function Initialize-Runtime {
     if (Get-Command node -ErrorAction SilentlyContinue) { Info "node      $(node --version) (runs Serena's pyright language server)" }
     else { Warn "node was not found; Serena's pyright will use the Node.js wheel from PyPI (install Node.js 18+ to use your own)" }
     $serenaVenv = if ($env:PARADISE_SERENA_VENV) { $env:PARADISE_SERENA_VENV } else { Join-Path $DataDir "serena-venv" }
-    & $script:VenvPy -c "import sys; from bridge.serena_install import serena_installed; sys.exit(0 if serena_installed(sys.argv[1]) else 1)" $serenaVenv 2>$null
+    & $script:VenvPy -c "import sys; from bridge.host.serena_install import serena_installed; sys.exit(0 if serena_installed(sys.argv[1]) else 1)" $serenaVenv 2>$null
     if ($LASTEXITCODE -eq 0) { Info "Serena installed ($serenaVenv)"; return }
     if (-not (Confirm-Step "Install Serena into $serenaVenv now (downloads about 100 MB once)?" $true)) {
         Fail "the process runtime needs Serena; install it with 'devops-paradise doctor --install serena' or use -Runtime docker."

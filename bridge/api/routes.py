@@ -14,8 +14,8 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from bridge.api.middleware import read_model
+from bridge.clients import ClientManager
 from bridge.errors import Invalid
-from bridge.manager import ClientManager
 from bridge.models import (
     ClientCreate,
     ClientCreated,

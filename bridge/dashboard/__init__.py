@@ -28,8 +28,8 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from bridge.api.routes import MANAGER
+from bridge.clients import ClientManager
 from bridge.errors import NotFound
-from bridge.manager import ClientManager
 from bridge.models import EventView
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from typing import Any
 import docker
 import pytest
 
-from bridge.images import IMAGES, build_images, image_exists
+from bridge.host.images import IMAGES, build_images, image_exists
 
 TEST_LABEL = "devops-paradise.test"
 INSTANCE_UID = 10001  # the images' own user; containers run as the workspace's owner

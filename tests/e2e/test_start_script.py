@@ -31,7 +31,7 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from bridge.serena_install import install_serena
+from bridge.host.serena_install import install_serena
 from tests.docker.conftest import _unavailable
 from tests.helpers import free_block
 

@@ -21,7 +21,7 @@ import psutil
 import pytest
 from mcp import Client
 
-from bridge.serena_install import SERENA_VERSION, install_serena, serena_installed
+from bridge.host.serena_install import SERENA_VERSION, install_serena, serena_installed
 from tests.helpers import write_geometry_workspace
 
 pytestmark = [pytest.mark.serena, pytest.mark.slow]

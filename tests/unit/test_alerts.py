@@ -8,7 +8,7 @@ import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from bridge.alerts import AlertSender
+from bridge.observability.alerts import AlertSender
 from bridge.events import EventLog
 from bridge.store import make_engine
 

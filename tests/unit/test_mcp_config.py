@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from bridge.mcp_config import claude_add_commands, write_mcp_json
+from bridge.mcp.claude_config import claude_add_commands, write_mcp_json
 
 OURS = {
     "mcpServers": {

@@ -12,7 +12,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from bridge.errors import Unavailable, UpstreamError
-from bridge.metrics import STATES, BridgeMetrics, observe_startup
+from bridge.observability.metrics import STATES, BridgeMetrics, observe_startup
 
 
 @dataclass

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from bridge.errors import NotFound
-from bridge.proxy import _rewrite_endpoint, _rewrite_event, _upstream_path
+from bridge.mcp.proxy import _rewrite_endpoint, _rewrite_event, _upstream_path
 
 
 def test_upstream_paths() -> None:

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bridge import requirements
-from bridge.requirements import workspace_notes
+from bridge.lifecycle import requirements
+from bridge.lifecycle.requirements import workspace_notes
 
 
 def test_python_workspace_has_no_notes(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bridge import serena_install
+from bridge.host import serena_install
 from instances.serena import __main__ as entrypoint
 from instances.serena.config import (
     load_template,

@@ -18,20 +18,21 @@ from typing import Any
 import aiohttp
 from sqlalchemy.engine import Engine
 
-from bridge import capacity, store
+from bridge import store
 from bridge.catalog import ServiceSpec
+from bridge.catalog.instance_spec import instance_spec
 from bridge.errors import NotFound, Unavailable
 from bridge.events import EventLog
-from bridge.mcp_probe import McpToolError, ProbeFailed, mcp_call_tool, probe
-from bridge.metrics import BridgeMetrics, observe_startup
+from bridge.lifecycle import capacity
+from bridge.lifecycle.reconcile import reconcile
+from bridge.lifecycle.requirements import Requirements, workspace_notes
+from bridge.mcp.client import McpToolError, ProbeFailed, mcp_call_tool, probe
 from bridge.models import Instance, utcnow
 from bridge.models import InstanceState as S
+from bridge.observability.metrics import BridgeMetrics, observe_startup
 from bridge.ports import PortAllocator
-from bridge.reconcile import reconcile
-from bridge.requirements import Requirements, workspace_notes
 from bridge.runtime.base import InstanceSpec, PortTaken, Runtime
 from bridge.settings import BridgeSettings
-from bridge.specs import instance_spec
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]

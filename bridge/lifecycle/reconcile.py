@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bridge.mcp_probe import ProbeFailed, probe
+from bridge.mcp.client import ProbeFailed, probe
 from bridge.models import InstanceState as S
 
 if TYPE_CHECKING:
-    from bridge.lifecycle import InstanceManager
+    from bridge.lifecycle.instances import InstanceManager
 
 RUNNABLE = (S.STARTING, S.RUNNING, S.UNHEALTHY, S.RESTARTING)
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CERTS_DIR = ROOT / "images" / "certs"
 HOST_BUNDLE_NAME = "host-ca-bundle.crt"
 

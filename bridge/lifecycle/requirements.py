@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from bridge import serena_install
+from bridge.host import serena_install
 from bridge.settings import BridgeSettings
 
 # File endings Serena can serve with the language servers this project installs (pyright for Python).

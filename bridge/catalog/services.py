@@ -97,7 +97,7 @@ def _read_toml(text: str, origin: str) -> dict[str, dict[str, Any]]:
 
 def load_catalog(extra: Path | None = None) -> dict[str, ServiceSpec]:
     """Built-ins merged with the user's file; raises CatalogError with the file and field on bad input."""
-    builtin = resources.files("bridge").joinpath("builtin_services.toml").read_text()
+    builtin = resources.files("bridge.catalog").joinpath("builtin_services.toml").read_text()
     merged = _read_toml(builtin, "built-in catalog")
     if extra is not None:
         try:

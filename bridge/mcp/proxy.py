@@ -18,11 +18,11 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
+from bridge.clients import ClientManager
 from bridge.errors import Forbidden, NotFound, Unauthorized, UpstreamError
-from bridge.lifecycle import Route
-from bridge.manager import ClientManager
-from bridge.mcp_probe import instance_headers
-from bridge.metrics import BridgeMetrics, RequestTrack
+from bridge.lifecycle.instances import Route
+from bridge.mcp.client import instance_headers
+from bridge.observability.metrics import BridgeMetrics, RequestTrack
 
 HOP_BY_HOP = frozenset(
     {

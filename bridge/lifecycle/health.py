@@ -21,9 +21,9 @@ from collections.abc import Callable
 from tenacity import AsyncRetrying, RetryError, retry_if_result, stop_after_attempt, wait_exponential
 
 from bridge import store
-from bridge.leader import Leadership
-from bridge.lifecycle import InstanceManager, Key, Route
-from bridge.mcp_probe import McpPinger, ProbeFailed
+from bridge.lifecycle.instances import InstanceManager, Key, Route
+from bridge.lifecycle.leader import Leadership
+from bridge.mcp.client import McpPinger, ProbeFailed
 from bridge.models import InstanceState as S
 from bridge.models import utcnow
 

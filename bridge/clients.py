@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 from bridge import store
 from bridge.errors import Conflict, Invalid, NotFound
 from bridge.events import EventLog
-from bridge.lifecycle import ClientInfo, InstanceManager
+from bridge.lifecycle.instances import ClientInfo, InstanceManager
 from bridge.models import (
     Client,
     ClientCreate,

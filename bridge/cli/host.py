@@ -1,8 +1,4 @@
-"""Host-side commands of ``devops-paradise``: ``doctor``, ``images build``, ``stop`` and ``check``.
-
-Unlike the client commands they do not need a running bridge: they look at this machine (Python, Node.js,
-the Docker engine and its images, the Serena virtualenv, the data dir) or at the bridge's own files.
-"""
+"""``doctor``, ``images build``, ``stop`` and ``check``: the host-side subcommands."""
 
 from __future__ import annotations
 
@@ -12,9 +8,7 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -22,149 +16,16 @@ from typing import Any
 
 import httpx
 
-from bridge.cli import DEFAULT_URL, CliError, emit
+from bridge.cli.common import CliError, bridge_url, call, emit, say
+from bridge.host.doctor import doctor_report, doctor_text
 from bridge.settings import BridgeSettings, load_settings
 
 PID_FILE = "bridge.pid"
-MIN_PYTHON = (3, 11)
-MIN_NODE_MAJOR = 14
 TOKEN_PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def say(line: str) -> None:
-    print(line, flush=True)
-
-
-# ---- doctor ------------------------------------------------------------------------------------------
-
-
-def python_report() -> dict[str, Any]:
-    version = ".".join(map(str, sys.version_info[:3]))
-    return {"ok": sys.version_info >= MIN_PYTHON, "version": version, "executable": sys.executable}
-
-
-def node_report() -> dict[str, Any]:
-    node = shutil.which("node")
-    if node is None:
-        return {"ok": False, "version": None, "note": "not found; Serena's pyright uses the Node.js wheel from PyPI"}
-    try:
-        version = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=15).stdout.strip()
-    except (OSError, subprocess.TimeoutExpired):
-        version = ""
-    match = re.match(r"v?(\d+)\.", version)
-    return {"ok": bool(match) and int(match.group(1)) >= MIN_NODE_MAJOR, "version": version or None, "path": node}
-
-
-def catalog_images(settings: BridgeSettings) -> list[str]:
-    from bridge.catalog import CatalogError, load_catalog
-
-    try:
-        catalog = load_catalog(settings.catalog)
-    except CatalogError as exc:
-        raise CliError(f"PARADISE_CATALOG: {exc}") from None
-    return sorted({spec.image for spec in catalog.values() if spec.image})
-
-
-def docker_report(images: list[str]) -> dict[str, Any]:
-    try:
-        import docker
-
-        client = docker.from_env(timeout=5)
-        version = client.version().get("Version")
-    except Exception as exc:  # no SDK, no socket, a dead DOCKER_HOST: all mean "no engine"
-        return {"engine": False, "detail": f"no Docker engine answers ({exc.__class__.__name__})", "images": {}}
-    try:
-        found = {image: _image_exists(client, image) for image in images}
-    finally:
-        client.close()
-    return {"engine": True, "detail": f"engine {version} answers", "images": found}
-
-
-def _image_exists(client: Any, tag: str) -> bool:
-    try:
-        from bridge.images import image_exists
-    except ImportError:  # a checkout without the image builder: ask the engine directly
-        return bool(client.images.list(name=tag))
-    return image_exists(tag, client)
-
-
-def serena_report(settings: BridgeSettings) -> dict[str, Any]:
-    from bridge.serena_install import SERENA_VERSION, serena_installed
-
-    version = settings.serena_version or SERENA_VERSION
-    venv = settings.serena_venv_path
-    return {"installed": serena_installed(venv, version), "version": version, "venv": str(venv)}
-
-
-def bridge_report(url: str) -> dict[str, Any]:
-    try:
-        resp = httpx.get(url.rstrip("/") + "/healthz", timeout=3)
-        health = resp.json() if resp.status_code == 200 else None
-    except (httpx.HTTPError, ValueError):
-        health = None
-    if not isinstance(health, dict) or health.get("status") != "ok":
-        return {"url": url, "reachable": False}
-    return {"url": url, "reachable": True, "runtime": health.get("runtime"), "clients": health.get("clients")}
-
-
-def choose_runtime(setting: str, python: dict[str, Any], docker: dict[str, Any]) -> dict[str, Any]:
-    missing = [image for image, ok in docker["images"].items() if not ok]
-    docker_ok = docker["engine"] and not missing
-    why_not = docker["detail"] if not docker["engine"] else f"images not built: {', '.join(missing)}"
-    if setting not in ("auto", "docker", "process"):  # e.g. a cluster runtime: the bridge checks it at start-up
-        return {"setting": setting, "chosen": setting, "usable": docker["engine"],
-                "reason": "needs a Docker engine; the bridge checks the rest when it starts"}
-    if setting == "docker" or (setting == "auto" and docker_ok):
-        reason = "Docker engine answers and the images exist" if docker_ok else why_not
-        return {"setting": setting, "chosen": "docker", "usable": docker_ok, "reason": reason}
-    reason = "PARADISE_RUNTIME=process" if setting == "process" else f"no Docker runtime: {why_not}"
-    if not python["ok"]:
-        reason = f"Python {python['version']} is too old; 3.11 or newer is needed"
-    return {"setting": setting, "chosen": "process", "usable": python["ok"], "reason": reason}
-
-
-def doctor_report(settings: BridgeSettings) -> dict[str, Any]:
-    python = python_report()
-    docker = docker_report(catalog_images(settings))
-    data_dir = settings.data_dir
-    return {
-        "python": python,
-        "node": node_report(),
-        "docker": docker,
-        "serena": serena_report(settings),
-        "data_dir": {"path": str(data_dir), "exists": data_dir.is_dir(),
-                     "admin_token": (data_dir / "admin-token").is_file() or settings.admin_token is not None},
-        "bridge": bridge_report(os.environ.get("PARADISE_URL", DEFAULT_URL)),
-        "runtime": choose_runtime(settings.runtime, python, docker),
-    }
-
-
-def mark(ok: bool) -> str:
-    return "ok  " if ok else "--  "
-
-
-def doctor_text(report: dict[str, Any]) -> str:
-    py, node, docker, serena = report["python"], report["node"], report["docker"], report["serena"]
-    lines = [f"{mark(py['ok'])}python   {py['version']} ({py['executable']})",
-             f"{mark(node['ok'])}node     {node.get('version') or node.get('note')}",
-             f"{mark(docker['engine'])}docker   {docker['detail']}"]
-    lines += [f"{mark(ok)}image    {image}{'' if ok else ' (not built: devops-paradise images build)'}"
-              for image, ok in docker["images"].items()]
-    state = "installed" if serena["installed"] else "not installed (devops-paradise doctor --install serena)"
-    lines.append(f"{mark(serena['installed'])}serena   {serena['version']} {state} in {serena['venv']}")
-    data, bridge, runtime = report["data_dir"], report["bridge"], report["runtime"]
-    lines.append(f"{mark(data['exists'])}data     {data['path']}{'' if data['exists'] else ' (created on start)'}")
-    where = f"runs at {bridge['url']} (runtime {bridge.get('runtime')}, {bridge.get('clients')} clients)"
-    where = where if bridge["reachable"] else f"not running at {bridge['url']}"
-    lines.append(f"{mark(bridge['reachable'])}bridge   {where}")
-    verdict = "usable" if runtime["usable"] else "NOT usable"
-    lines.append(f"\nruntime {runtime['chosen']} (PARADISE_RUNTIME={runtime['setting']}) is {verdict}: "
-                 + runtime["reason"])
-    return "\n".join(lines)
-
-
 def install_serena_now(settings: BridgeSettings) -> None:
-    from bridge.serena_install import SERENA_VERSION, SerenaInstallError, install_serena
+    from bridge.host.serena_install import SERENA_VERSION, SerenaInstallError, install_serena
 
     try:
         install_serena(settings.serena_venv_path, version=settings.serena_version or SERENA_VERSION, progress=say)
@@ -178,7 +39,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     if args.install == "serena":
         install_serena_now(settings)
         return 0
-    report = doctor_report(settings)
+    report = doctor_report(settings, bridge_url())
     emit(args, report, doctor_text(report))
     return 0 if report["runtime"]["usable"] else 1
 
@@ -188,7 +49,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def cmd_images_build(args: argparse.Namespace) -> None:
     try:
-        from bridge.images import ImageBuildError, build_images
+        from bridge.host.images import ImageBuildError, build_images
     except ImportError as exc:
         raise CliError(f"image building is not available in this checkout (bridge.images: {exc})") from None
     started = time.monotonic()
@@ -299,8 +160,6 @@ def expand(value: str, env: dict[str, str]) -> str:
 
 
 def servers_to_check(args: argparse.Namespace) -> dict[str, Any]:
-    from bridge.cli import call
-
     if args.mcp_json:
         try:
             servers = json.loads(Path(args.mcp_json).read_text()).get("mcpServers") or {}
@@ -374,10 +233,7 @@ def cmd_check(args: argparse.Namespace) -> None:
         emit(args, {"ok": results}, "")
 
 
-# ---- parsers -----------------------------------------------------------------------------------------
-
-
-def add_doctor_parsers(sub: Any) -> None:
+def add_host_parsers(sub: Any) -> None:
     doctor = sub.add_parser("doctor", help="check this machine: python, node, docker, images, Serena, bridge")
     doctor.add_argument("--install", choices=["serena"], help="install Serena (with progress) and exit")
     doctor.set_defaults(func=cmd_doctor)

@@ -1,11 +1,9 @@
-"""The ``devops-paradise`` command. Everything but ``serve`` talks to a running bridge over its admin API."""
+"""``devops-paradise client …`` and ``mcp-config``: registration, views, tokens and the Claude Code config."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
-import os
 import shutil
 import subprocess
 import sys
@@ -13,118 +11,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
+from bridge.cli.common import CliError, call, deliver_token, emit, show_client, table
+from bridge.mcp.claude_config import claude_add_commands, write_mcp_json
 
-from bridge.mcp_config import claude_add_commands, write_mcp_json
-
-DEFAULT_URL = "http://127.0.0.1:8100"
 READY_STATES = ("running", "idle")  # idle: stopped by the idle timeout, woken by the next request
-
-
-class CliError(Exception):
-    """A failure said in one line; ``code`` is the exit status (4: the client or thing was not found)."""
-
-    def __init__(self, message: str, code: int = 1) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-# ---- talking to the bridge ---------------------------------------------------------------------------
-
-
-def admin_token() -> str:
-    token = os.environ.get("PARADISE_ADMIN_TOKEN")
-    if token:
-        return token
-    data_dir = Path(os.environ.get("PARADISE_DATA_DIR", "~/.devops-paradise")).expanduser()
-    try:
-        return (data_dir / "admin-token").read_text().strip()
-    except OSError:
-        raise CliError(
-            f"no admin token: set PARADISE_ADMIN_TOKEN or start the bridge once (it writes {data_dir}/admin-token)"
-        ) from None
-
-
-def call(method: str, path: str, **kwargs: Any) -> Any:
-    url = os.environ.get("PARADISE_URL", DEFAULT_URL).rstrip("/")
-    headers = {"Authorization": f"Bearer {admin_token()}"}
-    try:
-        with httpx.Client(base_url=url, headers=headers, timeout=httpx.Timeout(10, read=660)) as http:
-            resp = http.request(method, "/api/v1" + path, **kwargs)
-    except httpx.TransportError as exc:
-        raise CliError(f"cannot reach the bridge at {url} ({exc.__class__.__name__}); is it running?") from None
-    if resp.status_code >= 400:
-        try:
-            message = resp.json()["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = resp.text[:200]
-        raise CliError(f"{resp.status_code}: {message}", code=4 if resp.status_code == 404 else 1)
-    return resp.json() if resp.content else None
-
-
-# ---- rendering ---------------------------------------------------------------------------------------
-
-
-def table(rows: list[list[str]], header: list[str]) -> str:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) for row in [header, *rows]]
-    return "\n".join(line.rstrip() for line in lines)
-
-
-def show_client(client: dict[str, Any]) -> str:
-    out = [f"client     {client['client_id']}", f"workspace  {client['workspace']}", f"profile    {client['profile']}"]
-    rows = [
-        [i["service"], i["state"] + (f" ({i['step']})" if i.get("step") else ""), str(i["port"]),
-         str(i["restarts"]), i["url"]]
-        for i in client["instances"]
-    ]
-    out += ["", table(rows, ["SERVICE", "STATE", "PORT", "RESTARTS", "URL"])]
-    for inst in client["instances"]:
-        if inst.get("last_error"):
-            out += ["", f"{inst['service']} last error: {inst['last_error']}"]
-            out += [f"  | {line}" for line in inst.get("last_log", [])[-15:]]
-    return "\n".join(out)
-
-
-def emit(args: argparse.Namespace, data: Any, text: str) -> None:
-    print(json.dumps(data, indent=2) if args.json else text, flush=True)
-
-
-def write_token_file(path: Path, token: str) -> None:
-    """Store a client token in ``path`` (mode 0600, directory 0700), replacing the file atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(token + "\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def deliver_token(args: argparse.Namespace, data: dict[str, Any]) -> str:
-    """Put the token where it was asked for; returns the text telling the user where it is."""
-    if not args.token_file:
-        return f"export DEVOPS_PARADISE_TOKEN={data['token']}"
-    path = Path(args.token_file).expanduser().absolute()
-    write_token_file(path, data.pop("token"))
-    data["token_file"] = str(path)
-    return f'export DEVOPS_PARADISE_TOKEN="$(cat {path})"'
-
-
-# ---- commands ----------------------------------------------------------------------------------------
-
-
-def cmd_serve(args: argparse.Namespace) -> None:
-    from bridge.app import run
-    from bridge.settings import load_settings
-
-    overrides = {k: v for k, v in {"host": args.host, "port": args.port, "runtime": args.runtime,
-                                   "data_dir": args.data_dir}.items() if v is not None}
-    settings = load_settings(**overrides)
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    run(settings)
 
 
 def cmd_client_add(args: argparse.Namespace) -> None:
@@ -281,48 +171,9 @@ def add_client_parsers(sub: Any) -> None:
     client.add_parser("list", help="all clients").set_defaults(func=cmd_client_list)
 
 
-def parser() -> argparse.ArgumentParser:
-    from bridge.cli_doctor import add_doctor_parsers
-
-    top = argparse.ArgumentParser(prog="devops-paradise", description="Your own MCP servers, per client.")
-    top.add_argument("--json", action="store_true", help="machine-readable output")
-    sub = top.add_subparsers(dest="command", required=True)
-
-    serve = sub.add_parser("serve", help="run the bridge in the foreground")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
-    serve.add_argument("--runtime", choices=["auto", "docker", "process"])
-    serve.add_argument("--data-dir")
-    serve.set_defaults(func=cmd_serve)
-    add_client_parsers(sub)
-
+def add_mcp_config_parser(sub: Any) -> None:
     mcp = sub.add_parser("mcp-config", help="print (or --write) the Claude Code configuration of a client")
     mcp.add_argument("name")
     mcp.add_argument("--write", metavar="DIR", nargs="?", const=".", help="merge into DIR/.mcp.json")
     mcp.add_argument("--scope", choices=["user", "local"], help="add to Claude Code with `claude mcp add-json`")
     mcp.set_defaults(func=cmd_mcp_config)
-    add_doctor_parsers(sub)
-    return top
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    for sub in ("json",):
-        args.__dict__.setdefault(sub, False)
-    try:
-        status = args.func(args)
-    except CliError as exc:
-        print(f"devops-paradise: {exc}", file=sys.stderr)
-        return exc.code
-    except Exception as exc:
-        from bridge.settings import SettingsError
-
-        if isinstance(exc, SettingsError):
-            print(f"devops-paradise: {exc}", file=sys.stderr)
-            return 2
-        raise
-    return status if isinstance(status, int) else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

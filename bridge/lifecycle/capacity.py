@@ -13,7 +13,7 @@ from bridge.errors import TooManyInstances
 from bridge.models import InstanceState as S
 
 if TYPE_CHECKING:
-    from bridge.lifecycle import InstanceManager, Route
+    from bridge.lifecycle.instances import InstanceManager, Route
 
 ACTIVE = (S.STARTING, S.RUNNING, S.UNHEALTHY, S.RESTARTING)
 RETRY_AFTER = 30
