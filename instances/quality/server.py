@@ -16,7 +16,7 @@ from . import impact, lint, reports, security, tests_tool
 from .errors import QualityError
 from .profiles import Profile, pick_profile
 from .progress import Progress
-from .summaries import summarize
+from .sizing import Sizing, build_reply
 from .workspace import Workspace
 
 log = logging.getLogger("instances.quality")
@@ -27,7 +27,8 @@ INSTRUCTIONS = (
     "security_scan (bandit, pip-audit, npm audit), analyze_changes (git diff, changed functions, import "
     "graph, impacted tests), run_impacted_tests, quality_report (writes HTML/JSON/Markdown under "
     ".paradise/reports) and quality_trends.  Results are structured JSON; `status` is ok, partial "
-    "(something was skipped: see `skipped`), skipped (nothing to do) or error."
+    "(something was skipped: see `skipped`), skipped (nothing to do) or error.  Replies stay under 40 KB: "
+    "`more` lists what was shortened; call again with page=N or detail='full' for the rest."
 )
 
 
@@ -36,10 +37,16 @@ async def invoke(
     ctx: Context | None,
     steps: int,
     work: Callable[[Progress], Awaitable[dict[str, Any]]],
+    detail: str | None = None,
+    page: int | None = None,
+    include_edges: bool = False,
 ) -> CallToolResult:
-    """Run one tool body, turning every failure into a structured result with a summary line."""
+    """Run one tool body, turning every failure into a structured result, and size the reply
+    (sizing.py: under 40 KB unless `detail`/`page` ask for more)."""
     progress = Progress(ctx.report_progress if ctx is not None else None, steps)
+    sizing = Sizing()
     try:
+        sizing = Sizing.parse(detail, page)
         result = await work(progress)
     except QualityError as exc:
         result = {"tool": tool, "status": "error", "error": exc.as_dict()}
@@ -52,9 +59,10 @@ async def invoke(
         }
     result = reports.public(result)
     await progress.done(f"{tool} finished")
+    text, sized = build_reply(tool, result, sizing, include_edges=include_edges)
     return CallToolResult(
-        content=[TextContent(type="text", text=summarize(tool, result))],
-        structured_content=result,
+        content=[TextContent(type="text", text=text)],
+        structured_content=sized,
         is_error=result.get("status") == "error",
     )
 
@@ -79,6 +87,8 @@ def build_server(ws: Workspace, profiles: dict[str, Profile], default_profile: s
         coverage: bool | None = None,
         timeout_seconds: float | None = None,
         profile: str | None = None,
+        detail: str = "summary",
+        page: int = 1,
     ) -> ToolResult:
         async def work(progress: Progress) -> dict[str, Any]:
             if timeout_seconds is not None and not 0 < timeout_seconds <= 86400:
@@ -93,18 +103,24 @@ def build_server(ws: Workspace, profiles: dict[str, Profile], default_profile: s
                 progress=progress,
             )
 
-        return await invoke("run_tests", ctx, 1, work)
+        return await invoke("run_tests", ctx, 1, work, detail, page)
 
     @server.tool(
         name="lint",
         description="Lint the workspace: ruff (Python) and eslint where configured. Findings carry "
         "file, line, rule, message, severity; counts per rule and severity.",
     )
-    async def lint_tool(ctx: Context, path: str | None = None, profile: str | None = None) -> ToolResult:
+    async def lint_tool(
+        ctx: Context,
+        path: str | None = None,
+        profile: str | None = None,
+        detail: str = "summary",
+        page: int = 1,
+    ) -> ToolResult:
         async def work(progress: Progress) -> dict[str, Any]:
             return await lint.lint(ws, profile_for(profile), path=path, progress=progress)
 
-        return await invoke("lint", ctx, 1, work)
+        return await invoke("lint", ctx, 1, work, detail, page)
 
     @server.tool(
         description="Security scan: bandit for Python code (tests excluded); pip-audit for declared "
@@ -116,13 +132,15 @@ def build_server(ws: Workspace, profiles: dict[str, Profile], default_profile: s
         path: str | None = None,
         include_dependencies: bool = True,
         profile: str | None = None,
+        detail: str = "summary",
+        page: int = 1,
     ) -> ToolResult:
         async def work(progress: Progress) -> dict[str, Any]:
             return await security.security_scan(
                 ws, profile_for(profile), path=path, include_dependencies=include_dependencies, progress=progress
             )
 
-        return await invoke("security_scan", ctx, 2, work)
+        return await invoke("security_scan", ctx, 2, work, detail, page)
 
     @server.tool(
         description="Changes against a git base ref (default HEAD; working tree, staged and untracked): "
@@ -132,15 +150,17 @@ def build_server(ws: Workspace, profiles: dict[str, Profile], default_profile: s
     async def analyze_changes(
         ctx: Context,
         base_ref: str = "HEAD",
-        include_edges: bool = True,
+        include_edges: bool = False,
         profile: str | None = None,
+        detail: str = "summary",
+        page: int = 1,
     ) -> ToolResult:
         async def work(progress: Progress) -> dict[str, Any]:
             return await impact.analyze_changes(
                 ws, profile_for(profile), base_ref=base_ref, include_edges=include_edges, progress=progress
             )
 
-        return await invoke("analyze_changes", ctx, 1, work)
+        return await invoke("analyze_changes", ctx, 1, work, detail, page, include_edges)
 
     @server.tool(
         description="Run only the tests affected by the changes against `base_ref` (plus changed test "
@@ -152,34 +172,48 @@ def build_server(ws: Workspace, profiles: dict[str, Profile], default_profile: s
         base_ref: str = "HEAD",
         coverage: bool = False,
         profile: str | None = None,
+        detail: str = "summary",
+        page: int = 1,
     ) -> ToolResult:
         async def work(progress: Progress) -> dict[str, Any]:
             return await impact.run_impacted_tests(
                 ws, profile_for(profile), base_ref=base_ref, coverage=coverage, progress=progress
             )
 
-        return await invoke("run_impacted_tests", ctx, 2, work)
+        return await invoke("run_impacted_tests", ctx, 2, work, detail, page)
 
     @server.tool(
         description="Run a profile (quick, python, comprehensive, ...) and write a report in HTML, JSON "
         "and Markdown under .paradise/reports/ with history.jsonl; returns the score, thresholds, "
         "recommendations and the file names."
     )
-    async def quality_report(ctx: Context, profile: str | None = None, base_ref: str = "HEAD") -> ToolResult:
+    async def quality_report(
+        ctx: Context,
+        profile: str | None = None,
+        base_ref: str = "HEAD",
+        detail: str = "summary",
+        page: int = 1,
+    ) -> ToolResult:
         async def work(progress: Progress) -> dict[str, Any]:
             return await reports.quality_report(ws, profile_for(profile), base_ref=base_ref, progress=progress)
 
-        return await invoke("quality_report", ctx, 1, work)
+        return await invoke("quality_report", ctx, 1, work, detail, page)
 
     @server.tool(
         description="Compare the last N quality reports (tests, coverage, findings, score) with "
         "recommendations derived from what got worse."
     )
-    async def quality_trends(ctx: Context, last: int = 5, profile: str | None = None) -> ToolResult:
+    async def quality_trends(
+        ctx: Context,
+        last: int = 5,
+        profile: str | None = None,
+        detail: str = "summary",
+        page: int = 1,
+    ) -> ToolResult:
         async def work(progress: Progress) -> dict[str, Any]:
             return reports.quality_trends(ws, last=last, profile=profile)
 
-        return await invoke("quality_trends", ctx, 1, work)
+        return await invoke("quality_trends", ctx, 1, work, detail, page)
 
     @server.tool(description="The profiles this instance knows: tools, timeouts and thresholds.")
     async def list_profiles(ctx: Context) -> ToolResult:

@@ -35,9 +35,11 @@ async def test_analyze_changes_maps_the_diff_to_functions_and_impacted_tests(cal
     assert impacted["tests/test_api.py"]["reason"] == "imports (transitively) app.api -> app.service -> app.models"
     graph = data["import_graph"]
     assert (graph["modules"], graph["test_modules"]) == (9, 4)
-    assert {"from": "app/api.py", "to": "app/service.py"} in graph["edges"]
+    assert graph["edges"] == [] and graph["edge_count"] > 0  # edges only when asked
     assert data["full_suite_required"] is False
     assert "3 test files impacted of 4" in result.content[0].text
+    with_edges, _ = await call_tool("gitrepo", "analyze_changes", {"include_edges": True})
+    assert {"from": "app/api.py", "to": "app/service.py"} in with_edges.structured_content["import_graph"]["edges"]
 
 
 async def test_run_impacted_tests_runs_only_the_affected_tests_and_finds_the_breakage(call_tool) -> None:

@@ -26,8 +26,16 @@ async def test_server_lists_every_tool_with_arguments(quality_servers) -> None:
         "coverage",
         "timeout_seconds",
         "profile",
+        "detail",
+        "page",
     }
-    assert set(tools["analyze_changes"].input_schema["properties"]) == {"base_ref", "include_edges", "profile"}
+    assert set(tools["analyze_changes"].input_schema["properties"]) == {
+        "base_ref",
+        "include_edges",
+        "profile",
+        "detail",
+        "page",
+    }
     assert tools["lint"].output_schema["type"] == "object"
 
 

@@ -1,0 +1,153 @@
+"""The readable text content of a reply: the one-paragraph summary followed by the same facts the
+(sized) structured content holds — each failure with file:line and its assertion, findings by
+severity, impacted and selected tests, the execution plan, risks, recommendations and what was cut.
+Some MCP clients show only the text, so it must not lose what matters."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .summaries import summarize
+
+
+def _first_line(text: Any, limit: int = 240) -> str:
+    lines = str(text or "").strip().splitlines()
+    line = lines[0] if lines else ""
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _failure(f: dict[str, Any]) -> str:
+    where = f"{f.get('file')}:{f.get('line')}" if f.get("file") else "?"
+    crash = ""
+    if f.get("crash_file") and (f.get("crash_file"), f.get("crash_line")) != (f.get("file"), f.get("line")):
+        crash = f" (raised at {f['crash_file']}:{f['crash_line']})"
+    return f"{f.get('kind', 'failed').upper()} {f.get('test')} at {where}{crash}: {_first_line(f.get('message'))}"
+
+
+def _finding(f: dict[str, Any]) -> str:
+    rule = f.get("rule") or f.get("id") or ""
+    where = f"{f.get('file')}:{f.get('line')}" if f.get("file") else str(f.get("package", ""))
+    return f"[{f.get('severity', '?')}] {where} {rule} {_first_line(f.get('message') or f.get('description'))}"
+
+
+def _vulnerability(v: dict[str, Any]) -> str:
+    fixes = ", ".join(v.get("fix_versions") or []) or "no fix listed"
+    return f"{v.get('package')} {v.get('version')}: {v.get('id')} (fix: {fixes})"
+
+
+def _test_ref(t: dict[str, Any]) -> str:
+    name = t.get("path") or t.get("test")
+    return f"{name}: {t.get('reason', '')}".rstrip(": ")
+
+
+def _function(f: dict[str, Any]) -> str:
+    return f"{f.get('path')}:{f.get('start_line') or '?'} {f.get('name')} ({f.get('change')})"
+
+
+def _risk(r: dict[str, Any]) -> str:
+    inputs = ", ".join(f"{k}={v}" for k, v in (r.get("inputs") or {}).items())
+    return f"{r.get('path') or r.get('test')}: risk {r.get('score')} ({inputs})"
+
+
+def _changed_file(f: dict[str, Any]) -> str:
+    return f"{f.get('path')} {f.get('status')} +{f.get('added_lines', 0)}/-{f.get('removed_lines', 0)}"
+
+
+def _worker(w: dict[str, Any]) -> str:
+    return f"{w.get('worker')}: {w.get('tests')} tests, {w.get('seconds')}s of test time"
+
+
+def _plain(item: Any) -> str:
+    return item if isinstance(item, str) else _first_line(item, 300)
+
+
+# list key -> (heading, how one item reads); keys anywhere in the reply
+_LISTS: dict[str, tuple[str, Callable[[Any], str]]] = {
+    "failures": ("Failures", _failure),
+    "findings": ("Findings (most severe first)", _finding),
+    "vulnerabilities": ("Vulnerable dependencies", _vulnerability),
+    "impacted_tests": ("Impacted tests", _test_ref),
+    "selected_tests": ("Selected tests", _test_ref),
+    "changed_files": ("Changed files", _changed_file),
+    "changed_functions": ("Changed functions", _function),
+    "untested_changes": ("Changed modules no test imports", _plain),
+    "untested_changed_functions": ("Changed functions no test executed", _function),
+    "recommendations": ("Recommendations", _plain),
+    "fallback_reasons": ("Why the full suite", _plain),
+    "warnings": ("Warnings", _plain),
+    "workers": ("Workers", _worker),
+}
+_RISK_KEYS = ("files", "tests")
+_SKIP_UNDER = ("analysis.changed_files",)  # repeated under run_impacted_tests; listed once is enough
+
+
+def _walk(value: Any, where: str, out: list[tuple[str, str, list[Any]]]) -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            path = f"{where}.{key}" if where else key
+            if key in _LISTS and isinstance(item, list) and item and path not in _SKIP_UNDER:
+                out.append((path, key, item))
+            elif key == "risk" and isinstance(item, dict):
+                for rk in _RISK_KEYS:
+                    if isinstance(item.get(rk), list) and item[rk]:
+                        out.append((f"{path}.{rk}", "risk", item[rk]))
+            elif key not in ("more", "reply") and isinstance(item, dict):
+                _walk(item, path, out)
+
+
+def _plan(plan: dict[str, Any]) -> str:
+    order = plan.get("order") or {}
+    parts = [f"Plan: {plan.get('mode', '?')} with {plan.get('workers', 1)} worker(s) — {plan.get('reason', '')}"]
+    if order.get("failed_first"):
+        parts.append(f"previously failed first: {', '.join(order['failed_first'][:5])}")
+    if order.get("slowest_first"):
+        parts.append(f"then slowest first ({len(order['slowest_first'])} timed tests)")
+    if plan.get("max_failures"):
+        parts.append(f"stops after {plan['max_failures']} failure(s)")
+    return "; ".join(parts) + "."
+
+
+def _find_plans(value: Any, out: list[dict[str, Any]]) -> None:
+    if isinstance(value, dict):
+        if isinstance(value.get("plan"), dict):
+            out.append(value["plan"])
+        for key, item in value.items():
+            if key != "plan":
+                _find_plans(item, out)
+
+
+def render_text(tool: str, sized: dict[str, Any], limit: int) -> str:
+    """The summary plus the facts, at most `limit` bytes (UTF-8)."""
+    lines = [summarize(tool, sized)]
+    plans: list[dict[str, Any]] = []
+    _find_plans(sized, plans)
+    lines += [_plan(p) for p in plans[:2]]
+    selection = sized.get("selection")
+    if isinstance(selection, dict):
+        lines.append(
+            "Selection: "
+            + ", ".join(f"{k}={v}" for k, v in selection.items() if not isinstance(v, dict | list) and v is not None)
+        )
+    found: list[tuple[str, str, list[Any]]] = []
+    _walk(sized, "", found)
+    for path, key, items in found:
+        heading, fmt = ("Risk", _risk) if key == "risk" else _LISTS[key]
+        label = heading if path == key else f"{heading} [{path}]"
+        lines.append(f"{label}:")
+        lines += [f"- {fmt(item) if isinstance(item, dict) or fmt is _plain else _plain(item)}" for item in items]
+    more = sized.get("more") or []
+    if more:
+        described = "; ".join(
+            f"{m['path']} {m.get('shown', 0)} of {m['total']} (page {m.get('page', 1)}/{m.get('pages', 1)})"
+            if "total" in m
+            else f"{m['path']} omitted ({m.get('omitted_bytes')} bytes)"
+            for m in more[:20]
+        )
+        lines.append(f"Shortened: {described}. Call again with page=N or detail='full' for the rest.")
+    text = "\n".join(lines)
+    encoded = text.encode("utf-8")
+    if len(encoded) <= limit:
+        return text
+    cut = encoded[: max(0, limit - 120)].decode("utf-8", "ignore").rsplit("\n", 1)[0]
+    return cut + "\n[text shortened to fit the reply; the structured content has every listed item]"
