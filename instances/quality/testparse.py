@@ -1,5 +1,5 @@
 """Pure parsers for test results: pytest's junit XML (xunit1), coverage.py JSON, pytest -v output
-(for partial results after a timeout), jest's --json results and its json-summary coverage."""
+(for partial results after a timeout), and istanbul's json-summary coverage (jest, vitest)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ _LOCATION = re.compile(r"^(?P<file>[^\s:][^:\n]*?\.py):(?P<line>\d+): ", re.MULT
 _VERBOSE = re.compile(
     r"^(?P<nodeid>\S+::\S.*?) (?P<outcome>PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)(?=\s|$)", re.MULTILINE
 )
-_JS_FRAME = re.compile(r"\((?P<file>/[^():]+):(?P<line>\d+):\d+\)")
 _MESSAGE_LIMIT = 2000
 
 
@@ -161,59 +160,6 @@ def parse_coverage_json(data: dict[str, Any], max_missing: int = 50) -> dict[str
             "branch_measured": bool(data.get("meta", {}).get("branch_coverage")),
         },
     }
-
-
-def _js_location(messages: list[str], test_file: str) -> tuple[str | None, int | None]:
-    for message in messages:
-        for match in _JS_FRAME.finditer(message):
-            if match.group("file") == test_file:
-                return match.group("file"), int(match.group("line"))
-    return None, None
-
-
-def parse_jest_json(data: dict[str, Any]) -> dict[str, Any]:
-    """Counts and failures (file, line, message) from `jest --json --testLocationInResults`."""
-    counts = empty_counts()
-    failures: list[dict[str, Any]] = []
-    for suite in data.get("testResults", []):
-        test_file = suite.get("name", "")
-        assertions = suite.get("assertionResults", [])
-        if suite.get("status") == "failed" and not assertions:
-            counts["errors"] += 1
-            counts["total"] += 1
-            failures.append(
-                {
-                    "test": test_file,
-                    "kind": "error",
-                    "file": test_file,
-                    "line": None,
-                    "message": _clip(suite.get("message", "test suite failed to run")),
-                }
-            )
-        for result in assertions:
-            counts["total"] += 1
-            status = result.get("status")
-            if status == "passed":
-                counts["passed"] += 1
-            elif status == "failed":
-                counts["failed"] += 1
-                messages = result.get("failureMessages", [])
-                file, line = _js_location(messages, test_file)
-                if line is None and result.get("location"):
-                    file, line = test_file, result["location"].get("line")
-                first = messages[0].split("\n    at ", 1)[0] if messages else ""
-                failures.append(
-                    {
-                        "test": f"{test_file}::{result.get('fullName', '')}",
-                        "kind": "failed",
-                        "file": file or test_file,
-                        "line": line,
-                        "message": _clip(first),
-                    }
-                )
-            else:
-                counts["skipped"] += 1
-    return {"counts": counts, "failures": failures}
 
 
 def parse_jest_coverage(summary: dict[str, Any]) -> dict[str, Any]:

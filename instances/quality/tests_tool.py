@@ -1,4 +1,4 @@
-"""run_tests: pytest (junit XML + coverage JSON) for Python, jest for JavaScript."""
+"""run_tests: pytest (junit XML + coverage JSON) for Python; jest/vitest per package (js/jstests.py)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,13 @@ import xml.etree.ElementTree as ET  # nosec B405 - only for ParseError
 from pathlib import Path
 from typing import Any
 
+from .js.jstests import merge_coverage, run_js_tests
 from .profiles import Profile
 from .progress import Progress
 from .runner import RunResult, clean_env, read_bounded_file, run_command
 from .testparse import (
     empty_counts,
     parse_coverage_json,
-    parse_jest_coverage,
-    parse_jest_json,
     parse_junit,
     parse_verbose_output,
 )
@@ -198,81 +197,6 @@ def _fill_pytest_result(result: dict[str, Any], run: RunResult, tmp: Path, timeo
         result["skipped"].append({"what": "coverage", "reason": "pytest-cov wrote no coverage report"})
 
 
-async def run_jest(
-    ws: Workspace,
-    profile: Profile,
-    *,
-    path: str | None = None,
-    keyword: str | None = None,
-    coverage: bool = True,
-    progress: Progress | None = None,
-) -> dict[str, Any] | None:
-    """Run jest when package.json declares it; None when the workspace has no jest at all."""
-    pkg, error = ws.package_json()
-    if error:
-        return {"runner": "jest", "status": "skipped", "reason": error}
-    if pkg is None or not ws.declares_jest(pkg):
-        return None
-    jest = ws.node_bin("jest")
-    if not jest:
-        return {
-            "runner": "jest",
-            "status": "skipped",
-            "reason": "package.json declares jest but node_modules/.bin/jest is missing (run npm install)",
-        }
-    timeout = profile.timeout("tests")
-    with tempfile.TemporaryDirectory(prefix="paradise-jest-") as tmpdir:
-        tmp = Path(tmpdir)
-        argv = [jest, "--ci", "--json", f"--outputFile={tmp / 'jest.json'}", "--testLocationInResults"]
-        if coverage:
-            argv += ["--coverage", "--coverageReporters=json-summary", f"--coverageDirectory={tmp / 'cov'}"]
-        if keyword:
-            argv += ["-t", keyword]
-        if path:
-            argv.append(path)
-        beat = progress.heartbeat("jest", timeout) if progress else None
-        run = await run_command(
-            argv,
-            cwd=ws.root,
-            timeout=timeout,
-            max_output=profile.max_output_bytes,
-            env=clean_env({"CI": "true"}),
-            heartbeat=beat,
-        )
-        result: dict[str, Any] = {
-            "runner": "jest",
-            "status": "ok",
-            "exit_code": run.returncode,
-            "duration_s": run.duration_s,
-            "timed_out": run.timed_out,
-        }
-        text = read_bounded_file(tmp / "jest.json")
-        problem = run.problem(timeout)
-        if not text:
-            result.update(
-                status="error" if not run.timed_out else "partial",
-                counts=empty_counts(),
-                failures=[],
-                error={
-                    "code": "timeout" if run.timed_out else "run_failed",
-                    "message": problem or f"jest wrote no results: {run.tail(8)}",
-                },
-            )
-            return result
-        parsed = parse_jest_json(json.loads(text))
-        result["counts"] = parsed["counts"]
-        result["failures"], result["failures_truncated"] = _bounded(
-            [{**f, "file": ws.relative(f["file"]) if f.get("file") else None} for f in parsed["failures"]],
-            profile.max_findings,
-        )
-        summary = read_bounded_file(tmp / "cov" / "coverage-summary.json")
-        if summary:
-            cov = parse_jest_coverage(json.loads(summary))
-            cov["files"] = {ws.relative(k): v for k, v in cov["files"].items()}
-            result["coverage"] = cov
-    return result
-
-
 def _sum_counts(parts: list[dict[str, Any]]) -> dict[str, int]:
     total = empty_counts()
     for part in parts:
@@ -292,7 +216,7 @@ async def run_tests(
     javascript: bool = True,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """pytest and (when declared) jest; the combined result keeps each runner's own section."""
+    """pytest and every package's jest/vitest; one merged result, each runner keeping its own section."""
     coverage = profile.coverage if coverage is None else coverage
     targets = []
     if path:
@@ -302,9 +226,13 @@ async def run_tests(
     )
     sections: dict[str, Any] = {"python": python}
     if javascript:
-        js = await run_jest(ws, profile, path=path, keyword=keyword, coverage=coverage, progress=progress)
-        if js is not None:
-            sections["javascript"] = js
+        sections.update(
+            await run_js_tests(
+                ws, profile, path=path, keyword=keyword, coverage=coverage, timeout=timeout, progress=progress
+            )
+        )
+        if len(sections) > 1 and python.get("status") == "skipped" and not ws.test_files():
+            sections.pop("python")  # a JavaScript-only workspace: "no Python tests" is no gap
     ran = [s for s in sections.values() if s.get("status") in ("ok", "partial")]
     skipped = [{"what": s["runner"], "reason": s["reason"]} for s in sections.values() if s.get("status") == "skipped"]
     for section in sections.values():
@@ -317,11 +245,10 @@ async def run_tests(
         status = "ok"
     counts = _sum_counts(ran)
     failures = [{"runner": s["runner"], **f} for s in ran for f in s.get("failures", [])]
-    coverage_result = _primary_coverage(sections)
+    coverage_result = merge_coverage(sections)
     for section in sections.values():
         section.pop("failures", None)
-        if coverage_result and section.get("runner") == coverage_result["source"]:
-            section.pop("coverage", None)
+        section.pop("coverage", None)
     return {
         "tool": "run_tests",
         "status": status,
@@ -330,13 +257,6 @@ async def run_tests(
         "failures": failures,
         "coverage": coverage_result,
         "skipped": skipped,
+        "errors": [{"what": name, **s["error"]} for name, s in sections.items() if s.get("error")],
         "runners": sections,
     }
-
-
-def _primary_coverage(sections: dict[str, Any]) -> dict[str, Any] | None:
-    for name in ("python", "javascript"):
-        cov = sections.get(name, {}).get("coverage")
-        if cov:
-            return {"source": sections[name]["runner"], **cov}
-    return None

@@ -8,7 +8,6 @@ from pathlib import Path
 from instances.quality.testparse import (
     parse_coverage_json,
     parse_jest_coverage,
-    parse_jest_json,
     parse_junit,
     parse_verbose_output,
 )
@@ -83,31 +82,6 @@ def test_coverage_json_per_file_and_total() -> None:
     assert (calc["lines_covered"], calc["lines_total"], calc["missing_lines"]) == (5, 6, [7])
     assert calc["_executed_lines"] == [1, 2, 4, 5, 6]
     assert cov["files"]["pkg/__init__.py"]["line_percent"] == 100.0
-
-
-def test_jest_results_counts_and_failure_location() -> None:
-    parsed = parse_jest_json(json.loads((DATA / "jest_results.json").read_text()))
-    assert parsed["counts"] == {"total": 3, "passed": 1, "failed": 1, "skipped": 1, "errors": 0}
-    [failure] = parsed["failures"]
-    assert failure["test"] == "/ws/src/sum.test.js::sum breaks"
-    assert (failure["file"], failure["line"]) == ("/ws/src/sum.test.js", 7)
-    assert failure["message"].startswith("Error: expect(received).toBe(expected)")
-
-
-def test_jest_suite_that_fails_to_run_is_an_error() -> None:
-    data = {
-        "testResults": [
-            {
-                "name": "/ws/a.test.js",
-                "status": "failed",
-                "assertionResults": [],
-                "message": "SyntaxError: Unexpected token",
-            }
-        ]
-    }
-    parsed = parse_jest_json(data)
-    assert parsed["counts"]["errors"] == 1
-    assert parsed["failures"][0]["message"] == "SyntaxError: Unexpected token"
 
 
 def test_jest_coverage_summary() -> None:

@@ -1,0 +1,264 @@
+"""jest and vitest: one run per package and runner, results from the runner's JSON report (both
+write the jest format), coverage from istanbul's json-summary, test files listed by the runner itself
+(its own configuration decides), with the runners' default patterns as the fallback."""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ..profiles import Profile
+from ..progress import Progress
+from ..runner import read_bounded_file, run_command
+from ..testparse import empty_counts, parse_jest_coverage
+from ..workspace import Workspace
+from .packages import JS_SUFFIXES, JsPackage, major_version, node_env, node_tool, tool_version, toolchain_dirs
+
+# A stack frame "at fn (/abs/file.js:12:5)" or "at /abs/file.js:12:5".
+_FRAME = re.compile(r"(?:\(|at )(?:file://)?(?P<file>/[^():\s]+):(?P<line>\d+):\d+\)?")
+_JEST_DEFAULT = re.compile(r"(^|/)__tests__/.+\.[mc]?[jt]sx?$|(^|/|\.)(spec|test)\.[mc]?[jt]sx?$")
+_VITEST_DEFAULT = re.compile(r"\.(test|spec)\.[mc]?[jt]sx?$")
+_LIST_TIMEOUT = 60.0
+_MESSAGE_LIMIT = 2000
+
+
+def default_test_pattern(runner: str) -> re.Pattern[str]:
+    return _JEST_DEFAULT if runner == "jest" else _VITEST_DEFAULT
+
+
+def _clip(text: str, limit: int = _MESSAGE_LIMIT) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def failure_location(messages: list[str], test_file: str) -> tuple[str | None, int | None]:
+    """The deepest frame in the test file itself (where the failing assertion is)."""
+    for message in messages:
+        for match in _FRAME.finditer(message):
+            if match.group("file") == test_file:
+                return match.group("file"), int(match.group("line"))
+    return None, None
+
+
+def _own_frames(text: str) -> str:
+    """The message without the runner's own stack frames (those inside node_modules)."""
+    return "\n".join(line for line in text.splitlines() if "/node_modules/" not in line)
+
+
+def parse_js_report(data: dict[str, Any]) -> dict[str, Any]:
+    """Counts and failures (file, line, message) from a jest-format JSON report (jest --json,
+    vitest --reporter=json)."""
+    counts = empty_counts()
+    failures: list[dict[str, Any]] = []
+    for suite in data.get("testResults", []):
+        test_file = suite.get("name", "")
+        assertions = suite.get("assertionResults", [])
+        if suite.get("status") == "failed" and not assertions:
+            counts["errors"] += 1
+            counts["total"] += 1
+            message = suite.get("message") or suite.get("failureMessage") or "test file failed to run"
+            file, line = failure_location([message], test_file)
+            failures.append(
+                {"test": test_file, "kind": "error", "file": test_file, "line": line, "message": _clip(message)}
+            )
+        for result in assertions:
+            counts["total"] += 1
+            status = result.get("status")
+            if status == "passed":
+                counts["passed"] += 1
+                continue
+            if status != "failed":
+                counts["skipped"] += 1  # pending, skipped, todo, disabled
+                continue
+            counts["failed"] += 1
+            messages = [str(m) for m in result.get("failureMessages") or []]
+            file, line = failure_location(messages, test_file)
+            if line is None and isinstance(result.get("location"), dict):
+                file, line = test_file, result["location"].get("line")
+            first = messages[0].split("\n    at ", 1)[0] if messages else ""
+            failures.append(
+                {
+                    "test": f"{test_file}::{result.get('fullName') or result.get('title', '')}",
+                    "kind": "failed",
+                    "file": file or test_file,
+                    "line": line,
+                    "message": _clip(first),
+                    "traceback": _clip(_own_frames("\n".join(messages)), 2500),
+                }
+            )
+    return {"counts": counts, "failures": failures}
+
+
+def _bundled_vitest_coverage(vitest: str) -> str | None:
+    """The v8 coverage provider next to a bundled vitest (vitest looks for it from the project root,
+    which has none when the workspace brings no node_modules)."""
+    for base in toolchain_dirs():
+        if str(Path(vitest).resolve()).startswith(str((base / "node_modules").resolve())):
+            module = base / "node_modules" / "@vitest" / "coverage-v8" / "dist" / "index.js"
+            if module.is_file():
+                return str(module)
+    return None
+
+
+def _has_module(pkg: JsPackage, ws: Workspace, name: str) -> bool:
+    return any((root / "node_modules" / name / "package.json").is_file() for root in (pkg.path, ws.root))
+
+
+def runner_argv(
+    runner: str,
+    executable: str,
+    pkg: JsPackage,
+    ws: Workspace,
+    tmp: Path,
+    *,
+    files: list[str] | None,
+    filter_path: str | None,
+    keyword: str | None,
+    coverage: bool,
+) -> tuple[list[str], str | None]:
+    """The command line, and why coverage could not be asked for (None: it was, or was not wanted)."""
+    no_coverage = None
+    if runner == "jest":
+        argv = [executable, "--ci", "--json", f"--outputFile={tmp / 'report.json'}", "--testLocationInResults"]
+        argv += ["--passWithNoTests", "--watchman=false"]
+        if coverage:
+            argv += ["--coverage", "--coverageReporters=json-summary", f"--coverageDirectory={tmp / 'cov'}"]
+        if keyword:
+            argv += ["-t", keyword]
+        if files is not None:
+            argv += ["--runTestsByPath", *files]
+        elif filter_path:
+            argv.append(filter_path)
+        return argv, None
+    argv = [executable, "run", "--no-cache", "--reporter=json", f"--outputFile={tmp / 'report.json'}"]
+    argv += ["--includeTaskLocation", "--passWithNoTests"]
+    if major_version(tool_version(executable)) >= 5:
+        argv.append("--no-fsModuleCache")  # else vitest writes its module cache into the workspace
+    if coverage:
+        custom = None if _has_module(pkg, ws, "@vitest/coverage-v8") else _bundled_vitest_coverage(executable)
+        if custom or _has_module(pkg, ws, "@vitest/coverage-v8"):
+            argv += ["--coverage.enabled", "--coverage.reporter=json-summary", "--coverage.reportOnFailure"]
+            argv += [f"--coverage.reportsDirectory={tmp / 'cov'}"]
+            argv += (
+                ["--coverage.provider=custom", f"--coverage.customProviderModule={custom}"]
+                if custom
+                else ["--coverage.provider=v8"]
+            )
+        else:
+            no_coverage = "@vitest/coverage-v8 is not installed next to the workspace's vitest"
+    if keyword:
+        argv += ["-t", keyword]
+    if files is not None:
+        argv += files
+    elif filter_path:
+        argv.append(filter_path)
+    return argv, no_coverage
+
+
+async def run_js_runner(
+    ws: Workspace,
+    pkg: JsPackage,
+    runner: str,
+    profile: Profile,
+    *,
+    files: list[str] | None = None,
+    filter_path: str | None = None,
+    keyword: str | None = None,
+    coverage: bool = True,
+    timeout: float | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Run one runner in one package.  `files` (package-relative) limits the run to those test files;
+    `filter_path` (package-relative) to a file or directory."""
+    timeout = timeout or profile.timeout("tests")
+    result: dict[str, Any] = {
+        "runner": runner,
+        "package": pkg.label,
+        "status": "ok",
+        "counts": empty_counts(),
+        "failures": [],
+        "skipped": [],
+    }
+    executable = node_tool(runner, pkg.path, ws.root)
+    if executable is None:
+        result.update(
+            status="error",
+            error={"code": "tool_missing", "message": f"{runner} is not installed (workspace or bundled toolchain)"},
+        )
+        return result
+    result["executable"] = executable
+    result["version"] = tool_version(executable)
+    with tempfile.TemporaryDirectory(prefix=f"paradise-{runner}-") as tmpdir:
+        tmp = Path(tmpdir)
+        argv, no_coverage = runner_argv(
+            runner, executable, pkg, ws, tmp, files=files, filter_path=filter_path, keyword=keyword, coverage=coverage
+        )
+        if no_coverage:
+            result["skipped"].append({"what": f"{runner} coverage ({pkg.label})", "reason": no_coverage})
+        beat = progress.heartbeat(f"{runner} ({pkg.label})", timeout) if progress else None
+        run = await run_command(
+            argv,
+            cwd=pkg.path,
+            timeout=timeout,
+            max_output=profile.max_output_bytes,
+            env=node_env(),
+            heartbeat=beat,
+        )
+        result.update(
+            command=[Path(argv[0]).name, *argv[1:]],
+            exit_code=run.returncode,
+            duration_s=run.duration_s,
+            timed_out=run.timed_out,
+            output_truncated=run.truncated,
+        )
+        text = read_bounded_file(tmp / "report.json")
+        if not text:
+            problem = run.problem(timeout, runner)
+            result.update(
+                status="partial" if run.timed_out else "error",
+                error={
+                    "code": "timeout" if run.timed_out else "run_failed",
+                    "message": problem or f"{runner} wrote no results (exit {run.returncode}): {run.tail(8)}",
+                },
+            )
+            return result
+        parsed = parse_js_report(json.loads(text))
+        result["counts"] = parsed["counts"]
+        result["failures"] = [
+            {**f, "test": ws.relative(f["test"]), "file": ws.relative(f["file"]) if f.get("file") else None}
+            for f in parsed["failures"]
+        ][: profile.max_findings]
+        summary = read_bounded_file(tmp / "cov" / "coverage-summary.json")
+        if summary:
+            cov = parse_jest_coverage(json.loads(summary))
+            cov["files"] = {ws.relative(k): v for k, v in cov["files"].items()}
+            result["coverage"] = cov
+        elif coverage and not no_coverage:
+            result["skipped"].append({"what": f"{runner} coverage ({pkg.label})", "reason": "no coverage report"})
+    return result
+
+
+async def list_test_files(ws: Workspace, pkg: JsPackage, runner: str) -> tuple[set[str], str]:
+    """Workspace-relative test files of `runner` in `pkg`, as the runner lists them with the
+    package's own configuration; the runner's default patterns when it cannot list (the second
+    element says which)."""
+    executable = node_tool(runner, pkg.path, ws.root)
+    if executable is not None:
+        argv = (
+            [executable, "--listTests", "--json"] if runner == "jest" else [executable, "list", "--filesOnly", "--json"]
+        )
+        run = await run_command(argv, cwd=pkg.path, timeout=_LIST_TIMEOUT, env=node_env())
+        start = run.stdout.find("[")
+        try:
+            listed = json.loads(run.stdout[start:]) if start >= 0 and run.returncode == 0 else None
+        except json.JSONDecodeError:
+            listed = None
+        if isinstance(listed, list):
+            paths = [item if isinstance(item, str) else item.get("file", "") for item in listed]
+            return {ws.relative(p) for p in paths if p}, f"listed by {runner}"
+    pattern = default_test_pattern(runner)
+    found = {f"{pkg.prefix()}{rel}" for rel in Workspace(pkg.path).files(JS_SUFFIXES) if pattern.search(rel)}
+    return found, f"{runner}'s default test patterns ({runner} could not list its tests)"
