@@ -18,6 +18,7 @@ import httpx
 
 from bridge.cli.common import CliError, bridge_url, call, emit, say
 from bridge.host.doctor import doctor_report, doctor_text
+from bridge.mcp import client as mcp_client
 from bridge.settings import BridgeSettings, load_settings
 
 PID_FILE = "bridge.pid"
@@ -174,24 +175,14 @@ def servers_to_check(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def check_server(name: str, server: dict[str, Any], env: dict[str, str], timeout: float) -> str:
-    import httpx2
-    from mcp import Client
-    from mcp.client.streamable_http import streamable_http_client
-
+    """One line saying the server answered initialize + tools/list; CliError when the bridge turns us away."""
     url = expand(server["url"], env)
     headers = {key: expand(value, env) for key, value in (server.get("headers") or {}).items()}
     refused = _refusal(url, headers)
     if refused:
         raise CliError(f"{name}: {refused}")
-    started = time.monotonic()
-    async with (
-        httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=timeout)) as http,
-        Client(streamable_http_client(url, http_client=http)) as client,
-    ):
-        tools = (await asyncio.wait_for(client.list_tools(), timeout)).tools
-        info = client.server_info
-    who = f"{info.name} {info.version}" if info else "server"
-    return f"{name}: initialize ok ({who}), tools/list: {len(tools)} tools in {time.monotonic() - started:.1f}s"
+    result = await mcp_client.check_server(url, headers, timeout=timeout)
+    return f"{name}: initialize ok ({result.server}), tools/list: {result.tools} tools in {result.seconds:.1f}s"
 
 
 def _refusal(url: str, headers: dict[str, str]) -> str | None:

@@ -15,27 +15,12 @@ from bridge.runtime.docker import LABEL, PIDS_LIMIT, labels_for, volume_name, wo
 PublishMode = Literal["ingress", "host"]
 SECOND = 1_000_000_000  # Swarm durations are nanoseconds
 
-# The Swarm health check: an MCP initialize inside the container, then the session is closed again.
-_HEALTH_SCRIPT = """\
-import json, sys, urllib.request as r
-url = "http://127.0.0.1:{port}{path}"
-body = json.dumps({{"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {{"protocolVersion": "2025-06-18",
-    "capabilities": {{}}, "clientInfo": {{"name": "swarm-healthcheck", "version": "1"}}}}}}).encode()
-head = {{"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}}
-with r.urlopen(r.Request(url, body, head), timeout=4) as resp:
-    answer, session = resp.read(65536), resp.headers.get("Mcp-Session-Id")
-if session:
-    try:
-        r.urlopen(r.Request(url, headers={{"Mcp-Session-Id": session}}, method="DELETE"), timeout=4).close()
-    except Exception:
-        pass
-sys.exit(0 if b'"result"' in answer else 1)
-"""
-
 
 def health_check(container_port: int, path: str = "/mcp", python: str = "/opt/venv/bin/python") -> dt.Healthcheck:
+    """An MCP initialize inside the container (bridge.mcp.healthcheck: our images carry the bridge package)."""
+    probe = ["-m", "bridge.mcp.healthcheck", "--port", str(container_port), "--path", path, "--timeout", "4"]
     return dt.Healthcheck(
-        test=["CMD", python, "-c", _HEALTH_SCRIPT.format(port=container_port, path=path)],
+        test=["CMD", python, *probe],
         interval=10 * SECOND,
         timeout=6 * SECOND,
         retries=3,

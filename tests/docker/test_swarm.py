@@ -199,8 +199,8 @@ def test_service_spec_carries_labels_ports_limits_security_and_an_mcp_healthchec
     assert template["Placement"]["Constraints"] == ["node.id==n1"]
     assert template["Networks"] == [{"Target": "net1"}]
     check = container["Healthcheck"]
-    assert check["Test"][:2] == ["CMD", "/opt/venv/bin/python"] and '"initialize"' in check["Test"][3]
-    compile(check["Test"][3], "healthcheck", "exec")  # the one-off script is valid Python
+    assert check["Test"][:4] == ["CMD", "/opt/venv/bin/python", "-m", "bridge.mcp.healthcheck"]
+    assert check["Test"][4:8] == ["--port", "8000", "--path", "/mcp"]
     assert check["Retries"] == 3 and check["StartPeriod"] > check["Interval"]
     ingress = built["endpoint_spec"]
     assert ingress["Mode"] == "vip"
