@@ -1,4 +1,4 @@
-"""lint: ruff (JSON output) for Python, eslint (JSON formatter) where the workspace configures it."""
+"""lint: ruff (JSON output) for Python; eslint and prettier for JavaScript/TypeScript (js/jslint.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from .js.jslint import run_eslint, run_prettier
 from .profiles import Profile
 from .progress import Progress
 from .runner import find_executable, read_bounded_file, run_command
@@ -44,27 +45,6 @@ def parse_ruff_json(entries: list[dict[str, Any]], ws: Workspace) -> list[dict[s
                 "url": entry.get("url"),
             }
         )
-    return findings
-
-
-def parse_eslint_json(files: list[dict[str, Any]], ws: Workspace) -> list[dict[str, Any]]:
-    findings = []
-    for file in files:
-        for message in file.get("messages", []):
-            findings.append(
-                {
-                    "tool": "eslint",
-                    "file": ws.relative(file.get("filePath", "")),
-                    "line": message.get("line"),
-                    "column": message.get("column"),
-                    "end_line": message.get("endLine"),
-                    "rule": message.get("ruleId") or ("parse-error" if message.get("fatal") else "eslint"),
-                    "message": message.get("message", ""),
-                    "severity": "error" if message.get("severity") == 2 else "warning",
-                    "fixable": "fix" in message,
-                    "url": None,
-                }
-            )
     return findings
 
 
@@ -120,50 +100,6 @@ async def run_ruff(ws: Workspace, profile: Profile, target: str, progress: Progr
     }
 
 
-async def run_eslint(ws: Workspace, profile: Profile, target: str, progress: Progress | None) -> dict[str, Any] | None:
-    pkg, _ = ws.package_json()
-    config = ws.eslint_config(pkg)
-    if config is None:
-        return None
-    eslint = ws.node_bin("eslint")
-    if eslint is None:
-        return {
-            "linter": "eslint",
-            "status": "skipped",
-            "reason": f"{config} configures eslint but node_modules/.bin/eslint is missing (run npm install)",
-        }
-    timeout = profile.timeout("lint")
-    with tempfile.TemporaryDirectory(prefix="paradise-eslint-") as tmpdir:
-        out = Path(tmpdir) / "eslint.json"
-        beat = progress.heartbeat("eslint", timeout) if progress else None
-        run = await run_command(
-            [eslint, "-f", "json", "-o", str(out), target],
-            cwd=ws.root,
-            timeout=timeout,
-            max_output=profile.max_output_bytes,
-            heartbeat=beat,
-        )
-        problem = run.problem(timeout)
-        text = read_bounded_file(out)
-    if problem or run.returncode not in (0, 1) or not text:
-        return {
-            "linter": "eslint",
-            "status": "error",
-            "duration_s": run.duration_s,
-            "error": {
-                "code": "timeout" if run.timed_out else "run_failed",
-                "message": problem or f"eslint exited with {run.returncode}: {run.tail(8)}",
-            },
-        }
-    return {
-        "linter": "eslint",
-        "status": "ok",
-        "config": config,
-        "duration_s": run.duration_s,
-        "findings": parse_eslint_json(json.loads(text), ws),
-    }
-
-
 async def lint(
     ws: Workspace,
     profile: Profile,
@@ -175,9 +111,10 @@ async def lint(
     target = ws.target(path)
     sections: dict[str, Any] = {"ruff": await run_ruff(ws, profile, target, progress)}
     if javascript:
-        eslint = await run_eslint(ws, profile, target, progress)
-        if eslint is not None:
-            sections["eslint"] = eslint
+        for name, run_js_linter in (("eslint", run_eslint), ("prettier", run_prettier)):
+            section = await run_js_linter(ws, profile, target, progress)
+            if section is not None:
+                sections[name] = section
     findings = [f for s in sections.values() for f in s.get("findings", [])]
     findings.sort(key=lambda f: (f["file"], f["line"] or 0, f["column"] or 0, f["rule"]))
     skipped = [{"what": name, "reason": s["reason"]} for name, s in sections.items() if s["status"] == "skipped"]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from instances.quality.lint import parse_eslint_json, parse_ruff_json, ruff_severity, summarize_findings
+from instances.quality.js.jslint import parse_eslint_report
+from instances.quality.lint import parse_ruff_json, ruff_severity, summarize_findings
 from instances.quality.profiles import Profile
 from instances.quality.render import to_html, to_markdown
 from instances.quality.reports import public, quality_report, quality_trends, read_history, write_report_files
@@ -61,7 +62,7 @@ def test_ruff_findings_and_severity(tmp_path: Path) -> None:
 
 def test_eslint_findings_from_real_output() -> None:
     ws = Workspace(Path("/ws"))
-    findings = parse_eslint_json(json.loads((DATA / "eslint.json").read_text()), ws)
+    findings = parse_eslint_report(json.loads((DATA / "eslint.json").read_text()), ws)
     assert [(f["file"], f["line"], f["rule"], f["severity"]) for f in findings] == [
         ("src/bad.js", 1, "eqeqeq", "error"),
         ("src/bad.js", 1, "no-undef", "error"),
