@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from .js.packages import node_env, node_tool
 from .profiles import Profile
 from .progress import Progress
 from .runner import find_executable, read_bounded_file, run_command
@@ -231,11 +232,15 @@ async def run_npm_audit(ws: Workspace, profile: Profile) -> dict[str, Any] | Non
     lockfiles = [n for n in ("package-lock.json", "npm-shrinkwrap.json") if (ws.root / n).is_file()]
     if not lockfiles:
         return None
-    npm = find_executable("npm")
+    npm = node_tool("npm", ws.root)
     if npm is None:
         return {"scanner": "npm-audit", "status": "skipped", "reason": "npm is not installed"}
     timeout = profile.timeout("dependencies")
-    run = await run_command([npm, "audit", "--json"], cwd=ws.root, timeout=timeout, max_output=profile.max_output_bytes)
+    # One retry and a bounded wait: offline, npm fails at once (ENOTFOUND) and that is reported.
+    argv = [npm, "audit", "--json", "--fetch-retries=1", "--fetch-timeout=30000"]
+    if not (ws.root / "node_modules").is_dir():
+        argv.append("--package-lock-only")  # audit what the lockfile pins; nothing is installed
+    run = await run_command(argv, cwd=ws.root, timeout=timeout, max_output=profile.max_output_bytes, env=node_env())
     problem = run.problem(timeout)
     try:
         data = json.loads(run.stdout) if run.stdout.strip() else None
