@@ -9,35 +9,29 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
-from sqlalchemy.engine import Engine
 
 from bridge import dashboard, store
 from bridge.api import routes as api
 from bridge.api.middleware import admin_middleware, error_middleware
-from bridge.catalog import CatalogError, ServiceSpec, load_catalog
+from bridge.catalog import CatalogError, load_catalog
+from bridge.catalog.services import describe_service
 from bridge.clients import ClientManager
 from bridge.events import EventLog
+from bridge.keys import CATALOG, ENGINE, EVENTS, HTTP, MANAGER, METRICS, PROXY, RUNTIME, SETTINGS
 from bridge.lifecycle.health import HealthMonitor
 from bridge.lifecycle.instances import InstanceManager
 from bridge.lifecycle.leader import Leadership, bridge_identity
+from bridge.lifecycle.reconcile import reconcile
+from bridge.lifecycle.routes import RouteTable
 from bridge.mcp import proxy
 from bridge.observability.alerts import AlertSender
-from bridge.observability.metrics import METRICS, BridgeMetrics, metrics_handler
+from bridge.observability.metrics import BridgeMetrics
 from bridge.ports import PortAllocator
 from bridge.runtime import select_runtime
-from bridge.runtime.base import Runtime
 from bridge.settings import BridgeSettings, SettingsError, ensure_admin_token, load_settings, prepare_data_dir
 from bridge.store import make_engine
 
 log = logging.getLogger("bridge")
-SETTINGS = web.AppKey("settings", BridgeSettings)
-CATALOG = web.AppKey("catalog", dict[str, ServiceSpec])
-ENGINE = web.AppKey("engine", Engine)
-HTTP = web.AppKey("http", aiohttp.ClientSession)
-RUNTIME = web.AppKey("runtime", Runtime)
-EVENTS = web.AppKey("events", EventLog)
-MANAGER = api.MANAGER
-PROXY = web.AppKey("proxy", proxy.McpProxy)
 
 
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -67,34 +61,34 @@ async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
     await runtime.close()
 
 
-async def manager_ctx(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
+def build_manager(app: web.Application) -> ClientManager:
+    """The lifecycle and its facade, from the app's resources (tests build the same with a fake runtime)."""
+    settings, catalog = app[SETTINGS], app[CATALOG]
+    table = RouteTable(app[ENGINE], app[EVENTS], describe=lambda name: describe_service(catalog, name))
     ports = PortAllocator(app[ENGINE], settings.port_pool)
     instances = InstanceManager(
         settings=settings,
-        engine=app[ENGINE],
+        table=table,
         runtime=app[RUNTIME],
-        catalog=app[CATALOG],
-        events=app[EVENTS],
+        catalog=catalog,
         http=app[HTTP],
         ports=ports,
         metrics=app[METRICS],
     )
-    manager = ClientManager(
-        settings=settings,
-        engine=app[ENGINE],
-        ports=ports,
-        instances=instances,
-        events=app[EVENTS],
-    )
-    manager.load()
+    return ClientManager(settings=settings, engine=app[ENGINE], ports=ports, instances=instances, events=app[EVENTS])
+
+
+async def manager_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    manager = build_manager(app)
+    await manager.load()
     app[MANAGER] = manager
+    instances = manager.instances
     # With bridges sharing one database, the lease holder reconciles and monitors; the others follow.
-    leadership = Leadership(
-        app[ENGINE], ttl=max(3 * settings.probe_interval, 2.0), holder=bridge_identity(settings.data_dir)
-    )
-    if leadership.renew():
-        await instances.reconcile()
+    identity = await asyncio.to_thread(bridge_identity, settings.data_dir)
+    leadership = Leadership(app[ENGINE], ttl=max(3 * settings.probe_interval, 2.0), holder=identity)
+    if await asyncio.to_thread(leadership.renew):
+        await reconcile(instances)
     else:
         log.warning("another bridge holds the monitor lease; following it (data from the shared database)")
     monitor = HealthMonitor(instances, leadership, follow=manager.refresh)
@@ -110,7 +104,7 @@ async def manager_ctx(app: web.Application) -> AsyncIterator[None]:
 async def healthz(request: web.Request) -> web.Response:
     app = request.app
     return web.json_response(
-        {"status": "ok", "runtime": app[RUNTIME].name, "clients": len(app[MANAGER].instances.clients)}
+        {"status": "ok", "runtime": app[RUNTIME].name, "clients": len(app[MANAGER].client_ids())}
     )
 
 
@@ -153,6 +147,12 @@ async def alerts_ctx(app: web.Application) -> AsyncIterator[None]:
     sender.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await sender
+
+
+async def metrics_handler(request: web.Request) -> web.Response:
+    """Prometheus text format (or OpenMetrics when the scraper asks)."""
+    body, content_type = request.app[METRICS].render(request.headers.get("Accept", ""))
+    return web.Response(body=body, headers={"Content-Type": content_type})
 
 
 async def proxy_ctx(app: web.Application) -> AsyncIterator[None]:

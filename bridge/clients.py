@@ -1,7 +1,8 @@
-"""ClientManager: registration, deletion, tokens and views of clients; delegates instances to InstanceManager.
+"""ClientManager: the one facade that the admin API, the proxy, the dashboard and the metrics call.
 
-Together with ``lifecycle.InstanceManager`` it is the only code that combines store, ports and runtime.
-Handlers in ``api`` and ``proxy`` call these methods and nothing below them.
+Registration, deletion, tokens and views of clients here; instances are delegated to the lifecycle
+(``InstanceManager``), whose every state change goes through ``RouteTable.transition``. Views and the hot
+path read only memory; registration, deletion and token changes write the database from a worker thread.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from sqlalchemy.engine import Engine
 from bridge import store
 from bridge.errors import Conflict, Invalid, NotFound
 from bridge.events import EventLog
-from bridge.lifecycle.instances import ClientInfo, InstanceManager
+from bridge.lifecycle.instances import InstanceManager
+from bridge.lifecycle.routes import ClientInfo, Route, RouteTable
 from bridge.models import (
-    Client,
     ClientCreate,
     ClientCreated,
     ClientView,
@@ -41,6 +42,15 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def read_state(engine: Engine) -> tuple[dict[str, ClientInfo], list[Any], dict[str, str]]:
+    """Clients, instance rows and the token index as the database has them (blocking)."""
+    with store.session(engine) as db:
+        clients = store.list_clients(db)
+        infos = {c.id: ClientInfo(c.workspace, c.profile, c.created_at) for c in clients}
+        tokens = {c.token_hash: c.id for c in clients}
+        return infos, store.list_instances(db), tokens
+
+
 class ClientManager:
     def __init__(
         self,
@@ -55,24 +65,20 @@ class ClientManager:
         self.engine = engine
         self.ports = ports
         self.instances = instances
+        self.table: RouteTable = instances.table
         self.events = events
         self._token_index: dict[str, str] = {}  # token hash -> client id, so auth never touches the DB
         self._lock = asyncio.Lock()
 
-    def load(self) -> None:
-        self.instances.load()
-        self._load_tokens()
+    async def load(self) -> None:
+        """Start-up, or a follower following the leader's database (see leader.py)."""
+        clients, rows, tokens = await asyncio.to_thread(read_state, self.engine)
+        self.table.load(clients, rows, keep=self.instances.starting())
+        self._token_index = tokens
 
-    def refresh(self) -> None:
-        """Follow changes other bridges made to the shared database (see leader.py)."""
-        self.instances.refresh()
-        self._load_tokens()
+    refresh = load
 
-    def _load_tokens(self) -> None:
-        with store.session(self.engine) as db:
-            self._token_index = {c.token_hash: c.id for c in store.list_clients(db)}
-
-    # ---- auth --------------------------------------------------------------------------------------
+    # ---- auth and the hot path ---------------------------------------------------------------------
 
     def authenticate(self, token: str) -> str | None:
         """The id of the client owning this token, or None."""
@@ -80,15 +86,29 @@ class ClientManager:
         return self._token_index.get(hash_token(token))
 
     def exists(self, client_id: str) -> bool:
-        return client_id in self.instances.clients
+        return self.table.client(client_id) is not None
+
+    def route(self, client_id: str, service: str) -> Route:
+        """The route of one instance (404 for an unknown one); no database access."""
+        return self.table.require(client_id, service)
+
+    async def wait_ready(self, client_id: str, service: str) -> Route:
+        return await self.instances.wait_ready(client_id, service)
+
+    def routes(self) -> list[Route]:
+        return self.table.routes()
+
+    def client_ids(self) -> list[str]:
+        return self.table.client_ids()
 
     # ---- registration ------------------------------------------------------------------------------
 
     def _validate(self, req: ClientCreate) -> tuple[Path, list[str]]:
-        services = req.services or [s for s in DEFAULT_SERVICES if s in self.instances.catalog]
-        unknown = [s for s in services if s not in self.instances.catalog]
+        catalog = self.instances.catalog
+        services = req.services or [s for s in DEFAULT_SERVICES if s in catalog]
+        unknown = [s for s in services if s not in catalog]
         if unknown:
-            known = ", ".join(sorted(self.instances.catalog))
+            known = ", ".join(sorted(catalog))
             raise Invalid(f"unknown service(s): {', '.join(unknown)} (known: {known})", field="services")
         workspace = Path(req.workspace).expanduser()
         if not workspace.is_absolute():
@@ -100,33 +120,19 @@ class ClientManager:
         return workspace.resolve(), services
 
     async def register(self, req: ClientCreate, *, wait: float = 0) -> ClientCreated:
-        workspace, services = self._validate(req)
+        workspace, services = await asyncio.to_thread(self._validate, req)
         profile = req.profile or DEFAULT_PROFILE
         token = secrets.token_urlsafe(32)
         async with self._lock:
             if self.exists(req.client_id):
                 raise Conflict(f"client {req.client_id!r} already exists", client_id=req.client_id)
             await self.instances.admit(services)
-            leased = self._lease_all(req.client_id, services)
-            try:
-                with store.session(self.engine) as db:
-                    store.add_client(
-                        db,
-                        client_id=req.client_id,
-                        workspace=str(workspace),
-                        profile=profile,
-                        token_hash=hash_token(token),
-                    )
-                    rows = [
-                        store.add_instance(db, client_id=req.client_id, service=s, port=p)
-                        for s, p in leased.items()
-                    ]
-            except Exception:
-                self.ports.release(client_id=req.client_id)
-                raise
+            rows, created_at = await asyncio.to_thread(
+                self._persist_client, req.client_id, str(workspace), profile, hash_token(token), services
+            )
             self._token_index[hash_token(token)] = req.client_id
-            self.instances.clients[req.client_id] = ClientInfo(str(workspace), profile)
-            routes = [self.instances.add_route(row) for row in rows]
+            self.table.add_client(req.client_id, ClientInfo(str(workspace), profile, created_at))
+            routes = [self.table.add_route(row) for row in rows]
         self.events.record(
             "client.registered",
             f"registered with workspace {workspace}, services {', '.join(services)}",
@@ -138,118 +144,126 @@ class ClientManager:
         view = self.view(req.client_id)
         return ClientCreated(**view.model_dump(), token=token, mcp_config=self.mcp_config(req.client_id))
 
-    def _lease_all(self, client_id: str, services: list[str]) -> dict[str, int]:
+    def _persist_client(
+        self, client_id: str, workspace: str, profile: str, token_hash: str, services: list[str]
+    ) -> tuple[list[Any], Any]:
+        """Lease the ports and write the client with its instances, all or nothing (blocking)."""
         leased: dict[str, int] = {}
         try:
             for service in services:
                 leased[service] = self.ports.lease(client_id=client_id, service=service)
+            with store.session(self.engine) as db:
+                client = store.add_client(
+                    db, client_id=client_id, workspace=workspace, profile=profile, token_hash=token_hash
+                )
+                rows = [store.add_instance(db, client_id=client_id, service=s, port=p) for s, p in leased.items()]
+                return rows, client.created_at
         except Exception:
             self.ports.release(client_id=client_id)
             raise
-        return leased
 
     # ---- changes -----------------------------------------------------------------------------------
 
     async def delete(self, client_id: str) -> bool:
         """Stop and remove the client's instances, release its ports, forget it. False if it was unknown."""
         async with self._lock:
-            routes = [r for r in self.instances.routes.values() if r.client_id == client_id]
-            for route in routes:
+            # Out of the table first: nothing (a request, the health monitor) can start them again meanwhile.
+            for route in self.table.drop_client(client_id):
                 await self.instances.remove(route)
-            released = self.ports.release(client_id=client_id)
-            with store.session(self.engine) as db:
-                known = store.get_client(db, client_id=client_id) is not None
-                store.delete_client(db, client_id=client_id)
             self._token_index = {h: c for h, c in self._token_index.items() if c != client_id}
-            self.instances.clients.pop(client_id, None)
+            await self.table.writer.flush()  # no queued write of these rows may land after the delete
+            released, known = await asyncio.to_thread(self._forget_client, client_id)
         if known:
             ports = ", ".join(map(str, released)) or "none"
             self.events.record("client.deleted", f"deleted; released ports {ports}", client_id=client_id)
         return known
 
+    def _forget_client(self, client_id: str) -> tuple[list[int], bool]:
+        released = self.ports.release(client_id=client_id)
+        with store.session(self.engine) as db:
+            known = store.get_client(db, client_id=client_id) is not None
+            store.delete_client(db, client_id=client_id)
+        return released, known
+
     async def restart(self, client_id: str) -> ClientView:
         self.require(client_id)
-        for route in [r for r in self.instances.routes.values() if r.client_id == client_id]:
+        for route in self.table.routes(client_id):
             await self.instances.restart(route)
         return self.view(client_id)
 
-    def rotate_token(self, client_id: str) -> TokenRotated:
+    async def rotate_token(self, client_id: str) -> TokenRotated:
         self.require(client_id)
         token = secrets.token_urlsafe(32)
-        with store.session(self.engine) as db:
-            store.set_token_hash(db, client_id=client_id, token_hash=hash_token(token))
+
+        def write() -> None:
+            with store.session(self.engine) as db:
+                store.set_token_hash(db, client_id=client_id, token_hash=hash_token(token))
+
+        await asyncio.to_thread(write)
         self._token_index = {h: c for h, c in self._token_index.items() if c != client_id}
         self._token_index[hash_token(token)] = client_id
         self.events.record("client.token_rotated", "token rotated; the old one no longer works", client_id=client_id)
         return TokenRotated(client_id=client_id, token=token, mcp_config=self.mcp_config(client_id))
 
-    # ---- views -------------------------------------------------------------------------------------
+    # ---- views (memory only) -----------------------------------------------------------------------
 
-    def require(self, client_id: str) -> None:
-        if not self.exists(client_id):
+    def require(self, client_id: str) -> ClientInfo:
+        client = self.table.client(client_id)
+        if client is None:
             raise NotFound(f"no client {client_id!r}", client_id=client_id)
+        return client
 
-    def _client_view(self, client: Client, rows: list[Any]) -> ClientView:
-        base = self.settings.public_url
+    def _instance_view(self, route: Route) -> InstanceView:
+        return InstanceView(
+            service=route.service,
+            state=route.state,
+            port=route.port,
+            url=f"{self.settings.public_url}/c/{route.client_id}/{route.service}/mcp",
+            restarts=route.restarts,
+            step=route.step if route.state != InstanceState.RUNNING else None,
+            last_error=route.last_error,
+            last_log=route.last_log,
+            notes=route.notes,
+            last_probe_at=route.last_probe_at,
+            last_probe_ms=route.last_probe_ms,
+            started_at=route.started_at,
+        )
+
+    def view(self, client_id: str) -> ClientView:
+        client = self.require(client_id)
+        routes = sorted(self.table.routes(client_id), key=lambda r: r.service)
         return ClientView(
-            client_id=client.id,
+            client_id=client_id,
             workspace=client.workspace,
             profile=client.profile,
             created_at=client.created_at,
-            instances=[
-                InstanceView(
-                    service=row.service,
-                    state=self._live_state(client.id, row.service, row.state),
-                    port=row.port,
-                    url=f"{base}/c/{client.id}/{row.service}/mcp",
-                    restarts=row.restarts,
-                    step=row.step if row.state != InstanceState.RUNNING else None,
-                    last_error=row.last_error,
-                    last_log=row.last_log or [],
-                    notes=row.notes or [],
-                    last_probe_at=row.last_probe_at,
-                    last_probe_ms=row.last_probe_ms,
-                    started_at=row.started_at,
-                )
-                for row in rows
-            ],
+            instances=[self._instance_view(r) for r in routes],
         )
 
-    def _live_state(self, client_id: str, service: str, stored: str) -> str:
-        route = self.instances.routes.get((client_id, service))
-        return route.state if route else stored
-
-    def view(self, client_id: str) -> ClientView:
-        with store.session(self.engine) as db:
-            client = store.get_client(db, client_id=client_id)
-            if client is None:
-                raise NotFound(f"no client {client_id!r}", client_id=client_id)
-            return self._client_view(client, store.list_instances(db, client_id=client_id))
-
     def list(self) -> list[ClientView]:
-        with store.session(self.engine) as db:
-            rows = store.list_instances(db)
-            return [
-                self._client_view(c, [r for r in rows if r.client_id == c.id]) for c in store.list_clients(db)
-            ]
+        return [self.view(client_id) for client_id in self.table.client_ids()]
 
     def mcp_config(self, client_id: str) -> dict[str, Any]:
         """The ``.mcp.json`` block for Claude Code; the token stays in an environment variable."""
         self.require(client_id)
         servers = {}
-        for route in sorted(self.instances.routes.values(), key=lambda r: r.service):
-            if route.client_id == client_id:
-                servers[f"paradise-{route.service}"] = {
-                    "type": "http",
-                    "url": f"{self.settings.public_url}/c/{client_id}/{route.service}/mcp",
-                    "headers": {"Authorization": "Bearer ${DEVOPS_PARADISE_TOKEN}"},
-                }
+        for route in sorted(self.table.routes(client_id), key=lambda r: r.service):
+            servers[f"paradise-{route.service}"] = {
+                "type": "http",
+                "url": f"{self.settings.public_url}/c/{client_id}/{route.service}/mcp",
+                "headers": {"Authorization": "Bearer ${DEVOPS_PARADISE_TOKEN}"},
+            }
         return {"mcpServers": servers}
 
-    def leases(self) -> list[PortView]:
-        with store.session(self.engine) as db:
-            return [PortView.model_validate(lease, from_attributes=True) for lease in store.list_leases(db)]
+    async def leases(self) -> list[PortView]:
+        def read() -> list[PortView]:
+            with store.session(self.engine) as db:
+                return [PortView.model_validate(lease, from_attributes=True) for lease in store.list_leases(db)]
+
+        return await asyncio.to_thread(read)
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
             await self.instances.close()
+        await self.table.writer.flush()
+        self.table.writer.close()

@@ -12,7 +12,7 @@ from pydantic import Field as PydField
 from sqlalchemy import JSON, Column, DateTime, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-CLIENT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+CLIENT_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")  # always used with fullmatch: "$" lets "\n" through
 CLIENT_ID_RULE = "client_id must match ^[a-z0-9][a-z0-9-]{0,39}$ (lower-case letters, digits, '-'; 1-40 chars)"
 
 
@@ -25,6 +25,7 @@ class InstanceState(StrEnum):
     RUNNING = "running"
     UNHEALTHY = "unhealthy"
     RESTARTING = "restarting"
+    PAUSED = "paused"
     IDLE = "idle"
     FAILED = "failed"
     STOPPED = "stopped"
@@ -104,7 +105,7 @@ class ClientCreate(BaseModel):
     @field_validator("client_id")
     @classmethod
     def _valid_id(cls, value: str) -> str:
-        if not CLIENT_ID.match(value):
+        if not CLIENT_ID.fullmatch(value):
             raise ValueError(CLIENT_ID_RULE)
         return value
 

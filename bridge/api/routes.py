@@ -6,6 +6,7 @@ OpenAPI document is generated from it, so the two cannot drift.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -14,8 +15,8 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from bridge.api.middleware import read_model
-from bridge.clients import ClientManager
 from bridge.errors import Invalid
+from bridge.keys import MANAGER
 from bridge.models import (
     ClientCreate,
     ClientCreated,
@@ -26,7 +27,6 @@ from bridge.models import (
 )
 
 PREFIX = "/api/v1"
-MANAGER = web.AppKey("manager", ClientManager)
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ async def restart_client(request: web.Request) -> web.Response:
 
 
 async def rotate_token(request: web.Request) -> web.Response:
-    return _dump(request.app[MANAGER].rotate_token(request.match_info["client_id"]))
+    return _dump(await request.app[MANAGER].rotate_token(request.match_info["client_id"]))
 
 
 async def mcp_config(request: web.Request) -> web.Response:
@@ -104,7 +104,8 @@ async def client_events(request: web.Request) -> web.StreamResponse:
     )
     await response.prepare(request)
     async with manager.events.subscribe(client_id=client_id) as live:
-        for event in reversed(manager.events.recent(client_id=client_id, limit=20)):
+        recent = await asyncio.to_thread(manager.events.recent, client_id=client_id, limit=20)
+        for event in reversed(recent):
             await response.write(_sse(event))
         with contextlib.suppress(ConnectionResetError):
             async for event in live:
@@ -117,13 +118,13 @@ def _sse(event: EventView) -> bytes:
 
 
 async def list_ports(request: web.Request) -> web.Response:
-    return _dump(request.app[MANAGER].leases())
+    return _dump(await request.app[MANAGER].leases())
 
 
 async def list_events(request: web.Request) -> web.Response:
     limit = int(_float_query(request, "limit", 100, 1000))
     client_id = request.query.get("client_id")
-    return _dump(request.app[MANAGER].events.recent(client_id=client_id, limit=limit))
+    return _dump(await asyncio.to_thread(request.app[MANAGER].events.recent, client_id=client_id, limit=limit))
 
 
 async def openapi(request: web.Request) -> web.Response:

@@ -115,3 +115,9 @@ def load_catalog(extra: Path | None = None) -> dict[str, ServiceSpec]:
             where = ".".join(str(p) for p in first["loc"])
             raise CatalogError(f"service {name!r}: {where}: {first['msg']}") from None
     return catalog
+
+
+def describe_service(catalog: dict[str, ServiceSpec], name: str) -> tuple[str, str]:
+    """(MCP path, transport) of a service; the defaults for one the catalog no longer has."""
+    spec = catalog.get(name)
+    return (spec.path, spec.transport) if spec else ("/mcp", "streamable-http")

@@ -27,13 +27,12 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from bridge.api.routes import MANAGER
 from bridge.clients import ClientManager
 from bridge.errors import NotFound
+from bridge.keys import ADMIN_TOKEN, MANAGER
 from bridge.models import EventView
 
 log = logging.getLogger(__name__)
-ADMIN_TOKEN = web.AppKey("dashboard_admin_token", str)
 STATIC = Path(__file__).parent / "static"
 ASSETS = {"index.html": "text/html", "app.js": "text/javascript", "style.css": "text/css"}
 CLOSE_AUTH = 4401  # private-use close code: the page asks for the token again
@@ -97,7 +96,7 @@ async def feed(request: web.Request) -> web.WebSocketResponse:
     # Subscribed before the snapshot is taken, so no event falls between the two.
     async with manager.events.subscribe() as live:
         with contextlib.suppress(ConnectionError):  # the page left at once
-            await ws.send_json(snapshot(manager, with_events=True))
+            await ws.send_json(await snapshot(manager, with_events=True))
             await _serve(ws, manager, live)
     return ws
 
@@ -164,12 +163,12 @@ async def _refresh(ws: web.WebSocketResponse, manager: ClientManager, dirty: asy
             await asyncio.wait_for(dirty.wait(), REFRESH_EVERY)
         await asyncio.sleep(REFRESH_DELAY)
         dirty.clear()
-        await ws.send_json(snapshot(manager))
+        await ws.send_json(await snapshot(manager))
 
 
-def snapshot(manager: ClientManager, *, with_events: bool = False) -> dict[str, Any]:
+async def snapshot(manager: ClientManager, *, with_events: bool = False) -> dict[str, Any]:
     """Everything the page shows: clients with their instances, the port pool, optionally recent events."""
-    leased, size = manager.ports.usage()
+    leased, size = await asyncio.to_thread(manager.ports.usage)
     data: dict[str, Any] = {
         "type": "snapshot",
         "server_time": datetime.now(UTC).isoformat(),
@@ -178,11 +177,12 @@ def snapshot(manager: ClientManager, *, with_events: bool = False) -> dict[str, 
             "range": manager.ports.range_text,
             "size": size,
             "leased": leased,
-            "leases": [lease.model_dump(mode="json") for lease in manager.leases()],
+            "leases": [lease.model_dump(mode="json") for lease in await manager.leases()],
         },
     }
     if with_events:
-        data["events"] = [e.model_dump(mode="json") for e in manager.events.recent(limit=RECENT_EVENTS)]
+        recent = await asyncio.to_thread(manager.events.recent, limit=RECENT_EVENTS)
+        data["events"] = [e.model_dump(mode="json") for e in recent]
     return data
 
 

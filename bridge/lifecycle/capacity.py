@@ -1,34 +1,36 @@
-"""Admission: a registration or a wake that would exceed the caps is refused (429) or makes room (LRU).
+"""Admission policy, pure: would starting more instances exceed the caps, and whom to put to sleep instead.
 
 Caps: PARADISE_MAX_INSTANCES (instances starting or running) and PARADISE_MAX_MEMORY (their summed memory
-limits from the catalog). With PARADISE_EVICT_LRU the least recently used running instance without open
-streams is put to sleep (``idle``, woken on its next request) instead of refusing.
+limits from the catalog). With PARADISE_EVICT_LRU the least recently used instance without open streams is
+put to sleep (paused ones first, then running ones; woken on their next request) instead of refusing. The
+lifecycle (``InstanceManager.admit``) acts on these answers; nothing here changes anything.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Mapping
 
-from bridge.errors import TooManyInstances
+from bridge.catalog import ServiceSpec
+from bridge.lifecycle.routes import ACTIVE, Route
 from bridge.models import InstanceState as S
+from bridge.settings import BridgeSettings
 
-if TYPE_CHECKING:
-    from bridge.lifecycle.instances import InstanceManager, Route
-
-ACTIVE = (S.STARTING, S.RUNNING, S.UNHEALTHY, S.RESTARTING)
 RETRY_AFTER = 30
+# Paused instances hold memory but no CPU: the cheapest to let go of when room is needed.
+EVICTABLE = (S.PAUSED, S.RUNNING)
 
 
-def _usage(instances: InstanceManager) -> tuple[int, int]:
-    active = [r for r in instances.routes.values() if r.state in ACTIVE]
-    memory = sum(instances.catalog[r.service].memory_bytes or 0 for r in active if r.service in instances.catalog)
-    return len(active), memory
+def _memory(catalog: Mapping[str, ServiceSpec], services: Iterable[str]) -> int:
+    return sum(catalog[s].memory_bytes or 0 for s in services if s in catalog)
 
 
-def _overflow(instances: InstanceManager, services: list[str]) -> str | None:
-    settings = instances.settings
-    count, memory = _usage(instances)
-    wanted_memory = sum(instances.catalog[s].memory_bytes or 0 for s in services)
+def overflow(
+    routes: Iterable[Route], catalog: Mapping[str, ServiceSpec], settings: BridgeSettings, services: list[str]
+) -> str | None:
+    """Why starting ``services`` would exceed a cap, in words; None when it fits."""
+    active = [r for r in routes if r.state in ACTIVE or r.state == S.PAUSED]
+    count, memory = len(active), _memory(catalog, (r.service for r in active))
+    wanted_memory = _memory(catalog, services)
     if settings.max_instances and count + len(services) > settings.max_instances:
         cap = settings.max_instances
         return f"{count} of PARADISE_MAX_INSTANCES={cap} instances are active; {len(services)} more asked"
@@ -39,17 +41,7 @@ def _overflow(instances: InstanceManager, services: list[str]) -> str | None:
     return None
 
 
-def _least_recently_used(instances: InstanceManager, spare: Route | None) -> Route | None:
-    candidates = [
-        r for r in instances.routes.values() if r.state == S.RUNNING and r.streams == 0 and r is not spare
-    ]
-    return min(candidates, key=lambda r: r.last_activity, default=None)
-
-
-async def admit(instances: InstanceManager, services: list[str], *, waking: Route | None = None) -> None:
-    """Return when starting ``services`` fits the caps; raise TooManyInstances (429) otherwise."""
-    while (reason := _overflow(instances, services)) is not None:
-        victim = _least_recently_used(instances, waking) if instances.settings.evict_lru else None
-        if victim is None:
-            raise TooManyInstances(f"capacity reached: {reason}", retry_after=RETRY_AFTER)
-        await instances.idle(victim, f"stopped to make room ({reason})")
+def eviction_candidate(routes: Iterable[Route], spare: Route | None = None) -> Route | None:
+    """The instance to put to sleep to make room: paused before running, then least recently used."""
+    candidates = [r for r in routes if r.state in EVICTABLE and r.streams == 0 and r is not spare]
+    return min(candidates, key=lambda r: (EVICTABLE.index(r.state), r.last_activity), default=None)

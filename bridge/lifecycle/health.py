@@ -8,37 +8,44 @@ Each sweep (every PROBE_INTERVAL, each probe jittered so instances are not probe
 * restarts back off exponentially (tenacity) and are budgeted: RESTART_LIMIT restarts within
   RESTART_WINDOW and the instance is ``failed``, keeping its exit code, OOM flag and last log lines;
 * with IDLE_TIMEOUT, an instance without MCP traffic (and without open streams) that long goes ``idle``.
+
+A failure inside one cycle (a database away, a runtime error) is logged and the next cycle goes on, as
+JupyterHub's hub keeps polling its spawners whatever one of them does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from tenacity import AsyncRetrying, RetryError, retry_if_result, stop_after_attempt, wait_exponential
 
-from bridge import store
-from bridge.lifecycle.instances import InstanceManager, Key, Route
+from bridge.lifecycle.instances import InstanceManager
 from bridge.lifecycle.leader import Leadership
+from bridge.lifecycle.reconcile import reconcile
+from bridge.lifecycle.routes import READY, Key, Route
 from bridge.mcp.client import McpPinger, ProbeFailed
 from bridge.models import InstanceState as S
 from bridge.models import utcnow
 
+log = logging.getLogger(__name__)
 MAX_BACKOFF = 30.0
-WATCHED = (S.RUNNING, S.UNHEALTHY)
+WATCHED = READY  # paused instances are frozen on purpose: not probed
 
 
 class HealthMonitor:
     def __init__(
-        self, instances: InstanceManager, leadership: Leadership, follow: Callable[[], None] | None = None
+        self, instances: InstanceManager, leadership: Leadership, follow: Callable[[], Awaitable[None]]
     ) -> None:
         self.instances = instances
+        self.table = instances.table
         self.settings = instances.settings
         self.leadership = leadership
-        self.follow = follow or instances.refresh
+        self.follow = follow  # a follower bridge reloads the leader's database with it
         self._pingers: dict[Key, McpPinger] = {}
         self._failures: dict[Key, int] = {}
         self._heals: dict[Key, asyncio.Task[None]] = {}
@@ -48,26 +55,36 @@ class HealthMonitor:
         reconciled = self.leadership.leading
         while True:
             await asyncio.sleep(self.settings.probe_interval)
-            if not self.leadership.renew():
-                reconciled = False
-                self.follow()
-                continue
-            if not reconciled:  # just took over from a bridge that died: see what runs first
-                self.follow()
-                await self.instances.reconcile()
-                reconciled = True
-            await self.sweep()
+            try:
+                reconciled = await self.cycle(reconciled)
+            except Exception:
+                log.exception("health monitor: this cycle failed; trying again in %gs", self.settings.probe_interval)
+
+    async def cycle(self, reconciled: bool) -> bool:
+        """One round; returns whether this bridge has reconciled since it (last) took the lease."""
+        if not await asyncio.to_thread(self.leadership.renew):
+            await self.follow()
+            return False
+        if not reconciled:  # just took over from a bridge that died: see what runs first
+            await self.follow()
+            await reconcile(self.instances)
+        await self.sweep()
+        return True
 
     async def sweep(self) -> None:
-        routes = [r for r in self.instances.routes.values() if r.state in WATCHED and r.key not in self._heals]
-        await asyncio.gather(*(self._jittered(r) for r in routes), return_exceptions=True)
+        routes = [r for r in self.table if r.state in WATCHED and r.key not in self._heals]
+        results = await asyncio.gather(*(self._jittered(r) for r in routes), return_exceptions=True)
+        for route, result in zip(routes, results, strict=True):
+            if isinstance(result, Exception):
+                log.error("health check of %s/%s failed: %r", route.client_id, route.service, result)
         await self._idle_sweep()
 
     async def close(self) -> None:
         for task in self._heals.values():
             task.cancel()
         await asyncio.gather(*self._heals.values(), return_exceptions=True)
-        self.leadership.release()
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(self.leadership.release)
 
     # ---- probing -----------------------------------------------------------------------------------
 
@@ -76,8 +93,8 @@ class HealthMonitor:
         await self.check(route)
 
     def _watched(self, route: Route) -> bool:
-        """Still ours to judge: not removed, restarted or stopped by someone else meanwhile."""
-        return self.instances.routes.get(route.key) is route and route.state in WATCHED
+        """Still ours to judge: not removed, restarted, paused or stopped by someone else meanwhile."""
+        return self.table.holds(route) and route.state in WATCHED
 
     async def check(self, route: Route) -> None:
         poll = await self.instances.runtime.poll(route.backend_state)
@@ -86,7 +103,7 @@ class HealthMonitor:
         if not poll.running:
             code = f" with code {poll.exit_code}" if poll.exit_code is not None else ""
             reason = f"exited{code}" + (" (killed: out of memory)" if poll.oom_killed else "")
-            self.instances.record(route, "instance.died", f"instance {reason}", "warning")
+            self.table.record(route, "instance.died", f"instance {reason}", "warning")
             self.heal(route, reason)
             return
         pinger = self._pingers.setdefault(route.key, McpPinger(self.instances.http))
@@ -99,25 +116,27 @@ class HealthMonitor:
 
     def _probe_ok(self, route: Route, seconds: float) -> None:
         self._failures.pop(route.key, None)
-        fields = {"last_probe_at": utcnow(), "last_probe_ms": round(seconds * 1000, 2)}
-        if route.state == S.UNHEALTHY and self._watched(route):
-            self.instances.set_state(route, S.RUNNING, last_error=None, **fields)
-            self.instances.record(route, "instance.recovered", f"answers again ({seconds * 1000:.0f} ms)")
+        if not self._watched(route):
             return
-        with store.session(self.instances.engine) as db:
-            store.update_instance(db, client_id=route.client_id, service=route.service, **fields)
+        fields = {"last_probe_at": utcnow(), "last_probe_ms": round(seconds * 1000, 2)}
+        if route.state == S.UNHEALTHY:
+            message = f"answers again ({seconds * 1000:.0f} ms)"
+            self.table.transition(route, S.RUNNING, last_error=None, event=("instance.recovered", message), **fields)
+        else:
+            self.table.update(route, **fields)
 
     def _probe_failed(self, route: Route, reason: str) -> None:
         if not self._watched(route):
             return
         failures = self._failures[route.key] = self._failures.get(route.key, 0) + 1
         if route.state == S.RUNNING:
-            self.instances.set_state(route, S.UNHEALTHY, last_error=f"health probe failed: {reason}")
-            self.instances.record(route, "instance.unhealthy", f"health probe failed: {reason}", "warning")
-        if failures >= self.settings.probe_failures:
-            self.instances.record(
-                route, "instance.unresponsive", f"{failures} failed probes in a row; restarting", "warning"
+            message = f"health probe failed: {reason}"
+            self.table.transition(
+                route, S.UNHEALTHY, last_error=message, event=("instance.unhealthy", message), level="warning"
             )
+        if failures >= self.settings.probe_failures:
+            message = f"{failures} failed probes in a row; restarting"
+            self.table.record(route, "instance.unresponsive", message, "warning")
             self.heal(route, f"unresponsive ({failures} failed probes: {reason})")
 
     # ---- healing -----------------------------------------------------------------------------------
@@ -141,7 +160,9 @@ class HealthMonitor:
     async def _heal(self, route: Route, reason: str) -> None:
         instances = self.instances
         tail = await instances.tail(route)
-        instances.set_state(route, S.RESTARTING, step="restarting", last_log=tail)
+        if not self._watched(route):
+            return  # removed, idled, paused or restarted by someone else meanwhile
+        self.table.transition(route, S.RESTARTING, step="restarting", last_log=tail)
         await instances.stop_quietly(route)
         left = self._budget_left(route)
         recent = self.settings.restart_limit - left
@@ -154,7 +175,7 @@ class HealthMonitor:
                     ok = await self._restart_once(route)
                 if not attempt.retry_state.outcome.failed:
                     attempt.retry_state.set_result(ok)
-        if not ok and instances.routes.get(route.key) is route and route.state != S.RUNNING:
+        if not ok and self.table.holds(route) and route.state == S.RESTARTING:
             await self._give_up(route, reason, tail)
 
     def _retrying(self, attempts: int) -> AsyncRetrying:
@@ -166,21 +187,20 @@ class HealthMonitor:
         )
 
     async def _restart_once(self, route: Route) -> bool:
-        instances = self.instances
-        if self._budget_left(route) <= 0 or instances.routes.get(route.key) is not route:
+        if self._budget_left(route) <= 0 or not self.table.holds(route) or route.state != S.RESTARTING:
             return False
         route.restart_times.append(time.monotonic())
-        route.restarts += 1
-        with store.session(instances.engine) as db:
-            store.update_instance(db, client_id=route.client_id, service=route.service, restarts=route.restarts)
-        return await instances.start(route, restarting=True, final=False)
+        self.table.update(route, restarts=route.restarts + 1)
+        return await self.instances.start(route, restarting=True, final=False)
 
     async def _give_up(self, route: Route, reason: str, tail: list[str]) -> None:
         window = self.settings.restart_window
         last = (await self.instances.tail(route)) or tail
-        self.instances.set_state(route, S.FAILED, last_error=f"crash loop: {reason}", last_log=last)
         message = f"{len(route.restart_times)} restarts within {window:.0f}s; giving up ({reason})"
-        self.instances.record(route, "instance.failed", message, "error")
+        self.table.transition(
+            route, S.FAILED, last_error=f"crash loop: {reason}", last_log=last,
+            event=("instance.failed", message), level="error",
+        )
 
     # ---- scale to zero -----------------------------------------------------------------------------
 
@@ -189,7 +209,7 @@ class HealthMonitor:
         if not timeout:
             return
         now = time.monotonic()
-        for route in list(self.instances.routes.values()):
+        for route in self.table:
             quiet = now - route.last_activity
             if route.state == S.RUNNING and route.streams == 0 and quiet > timeout and route.key not in self._heals:
                 await self.instances.idle(route, f"no MCP traffic for {quiet:.0f}s (PARADISE_IDLE_TIMEOUT={timeout:g})")

@@ -20,7 +20,7 @@ from yarl import URL
 
 from bridge.clients import ClientManager
 from bridge.errors import Forbidden, NotFound, Unauthorized, UpstreamError
-from bridge.lifecycle.instances import Route
+from bridge.lifecycle.routes import Route
 from bridge.mcp.client import instance_headers
 from bridge.observability.metrics import BridgeMetrics, RequestTrack
 
@@ -74,7 +74,7 @@ class McpProxy:
             raise NotFound(f"no client {client_id!r}")
         if owner != client_id:
             raise Forbidden(f"this token belongs to another client, not {client_id!r}")
-        self.manager.instances.route(client_id, service)  # 404 for an unknown service
+        self.manager.route(client_id, service)  # 404 for an unknown service
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         client_id = request.match_info["client_id"]
@@ -87,7 +87,7 @@ class McpProxy:
         self, request: web.Request, client_id: str, service: str, track: RequestTrack
     ) -> web.StreamResponse:
         tail = request.match_info["tail"]
-        route = await self.manager.instances.wait_ready(client_id, service)
+        route = await self.manager.wait_ready(client_id, service)
         path = _upstream_path(tail, route.path)
         url = URL.build(
             scheme="http",

@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import Any, Protocol
 
-from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -36,10 +35,13 @@ STARTUP_BUCKETS = (0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60, 120, 300, float("inf")
 
 
 class ManagerLike(Protocol):
-    """What the scrape-time collector reads: ``instances.routes``, ``instances.clients`` and ``ports``."""
+    """What the scrape-time collector reads of the ClientManager facade."""
 
-    instances: Any
     ports: Any
+
+    def routes(self) -> list[Any]: ...
+
+    def client_ids(self) -> list[str]: ...
 
 
 class BridgeMetrics:
@@ -112,7 +114,7 @@ class BridgeMetrics:
     def render(self, accept: str = "") -> tuple[bytes, str]:
         """The scrape body and its content type (Prometheus text, or OpenMetrics when the scraper asks)."""
         if self._state is not None:
-            self.prune(self._state.manager.instances.clients)
+            self.prune(set(self._state.manager.client_ids()))
         encoder, content_type = choose_encoder(accept)
         return encoder(self.registry), content_type
 
@@ -251,7 +253,7 @@ class StateCollector(Collector):
         yield from self._ports()
 
     def _instances(self) -> Iterator[Metric]:
-        routes = list(self.manager.instances.routes.values())
+        routes = self.manager.routes()
         state = GaugeMetricFamily(
             "paradise_instance_state",
             "1 for the state each instance is in, 0 for the others",
@@ -280,7 +282,7 @@ class StateCollector(Collector):
         for name, count in totals.items():
             by_state.add_metric([name], count)
         clients = GaugeMetricFamily("paradise_clients", "Registered clients")
-        clients.add_metric([], len(self.manager.instances.clients))
+        clients.add_metric([], len(self.manager.client_ids()))
         yield from (state, by_state, restarts, idle, clients)
 
     def _ports(self) -> Iterator[Metric]:
@@ -297,12 +299,3 @@ def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
     gauge = GaugeMetricFamily(name, documentation)
     gauge.add_metric([], value)
     return gauge
-
-
-METRICS = web.AppKey("metrics", BridgeMetrics)
-
-
-async def metrics_handler(request: web.Request) -> web.Response:
-    """Prometheus text format; unauthenticated like any scrape target (the bridge listens on loopback)."""
-    body, content_type = request.app[METRICS].render(request.headers.get("Accept", ""))
-    return web.Response(body=body, headers={"Content-Type": content_type})

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 
 import pytest
 from prometheus_client import REGISTRY
@@ -32,12 +31,22 @@ class FakePorts:
         return self.leased, self.size
 
 
-def fake_manager(*routes: FakeRoute, leased: int = 0, size: int = 10) -> SimpleNamespace:
-    instances = SimpleNamespace(
-        routes={(r.client_id, r.service): r for r in routes},
-        clients={r.client_id: object() for r in routes},
-    )
-    return SimpleNamespace(instances=instances, ports=FakePorts(leased, size))
+class FakeManager:
+    """The two reads the collector makes of the ClientManager facade, over a plain dict of routes."""
+
+    def __init__(self, routes: dict[tuple[str, str], FakeRoute], ports: FakePorts) -> None:
+        self.table = routes
+        self.ports = ports
+
+    def routes(self) -> list[FakeRoute]:
+        return list(self.table.values())
+
+    def client_ids(self) -> list[str]:
+        return sorted({r.client_id for r in self.table.values()})
+
+
+def fake_manager(*routes: FakeRoute, leased: int = 0, size: int = 10) -> FakeManager:
+    return FakeManager({(r.client_id, r.service): r for r in routes}, FakePorts(leased, size))
 
 
 def samples(metrics: BridgeMetrics) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -143,7 +152,7 @@ def test_deleted_clients_series_are_dropped() -> None:
     metrics.watch(manager)
     relay(metrics, "alice", "echo")
     relay(metrics, "bob", "echo", status=502)
-    del manager.instances.clients["bob"], manager.instances.routes[("bob", "echo")]
+    del manager.table[("bob", "echo")]
     text = metrics.render()[0].decode()
     assert 'client="alice"' in text
     assert 'client="bob"' not in text

@@ -1,0 +1,251 @@
+"""The in-memory truth about every instance, and the one place its state changes: ``RouteTable.transition``.
+
+A ``Route`` is what the proxy needs to reach one instance plus what a view shows of it, kept in memory so
+that a request never touches the database. The ``RouteTable`` owns every route and every client's
+registration; whatever changes an instance's state (start, health, reconcile, idle, pause, wake, restart)
+calls ``transition()``, which checks the change is allowed, sets the ready flag, records the event and
+persists the row. Persistence is write-behind through one ordered worker thread (``StateWriter``), so the
+event loop never waits for the database and writes land in the order they were made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from bridge import store
+from bridge.errors import NotFound
+from bridge.events import EventLog
+from bridge.models import Instance, utcnow
+from bridge.models import InstanceState as S
+
+log = logging.getLogger(__name__)
+Key = tuple[str, str]
+
+# A request may go through to these (an unhealthy instance may still answer: let requests try).
+READY = frozenset({S.RUNNING, S.UNHEALTHY})
+# Instances that run or are meant to run soon: what capacity counts and reconcile re-adopts.
+ACTIVE = frozenset({S.STARTING, S.RUNNING, S.UNHEALTHY, S.RESTARTING})
+# Every allowed change; a state may always be set again (to update its step or fields).
+ALLOWED: dict[S, frozenset[S]] = {
+    S.STARTING: frozenset({S.RUNNING, S.RESTARTING, S.FAILED, S.STOPPED}),
+    S.RESTARTING: frozenset({S.STARTING, S.RUNNING, S.FAILED, S.STOPPED}),
+    S.RUNNING: frozenset({S.UNHEALTHY, S.RESTARTING, S.PAUSED, S.IDLE, S.FAILED, S.STOPPED}),
+    S.UNHEALTHY: frozenset({S.RUNNING, S.RESTARTING, S.IDLE, S.FAILED, S.STOPPED}),
+    S.PAUSED: frozenset({S.RUNNING, S.RESTARTING, S.IDLE, S.FAILED, S.STOPPED}),
+    S.IDLE: frozenset({S.STARTING, S.RESTARTING, S.FAILED, S.STOPPED}),
+    S.FAILED: frozenset({S.STARTING, S.RESTARTING, S.STOPPED}),
+    S.STOPPED: frozenset({S.STARTING, S.RESTARTING}),
+}
+# Row fields a route mirrors in memory (so views and the hot path never read the database).
+MIRRORED = ("port", "restarts", "step", "last_error", "last_log", "notes", "last_probe_at", "last_probe_ms",
+            "started_at", "backend_state")
+
+
+class IllegalTransition(Exception):
+    """A state change the lifecycle does not allow: a bug in the caller, never a user's error."""
+
+
+@dataclass
+class ClientInfo:
+    workspace: str
+    profile: str
+    created_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass
+class Route:
+    client_id: str
+    service: str
+    port: int
+    path: str
+    transport: str
+    state: S
+    backend_state: dict[str, Any]
+    restarts: int = 0
+    step: str | None = None
+    last_error: str | None = None
+    last_log: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    last_probe_at: datetime | None = None
+    last_probe_ms: float | None = None
+    started_at: datetime | None = None
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    last_activity: float = field(default_factory=time.monotonic)
+    streams: int = 0  # SSE streams open through the proxy right now
+    stopping: asyncio.Future[None] | None = None  # an idle stop under way
+    restart_times: collections.deque[float] = field(default_factory=collections.deque)
+
+    @property
+    def key(self) -> Key:
+        return (self.client_id, self.service)
+
+    @property
+    def is_ready(self) -> bool:
+        return self.state in READY
+
+
+class StateWriter:
+    """Database writes of instance rows, in order, on one worker thread; ``flush()`` waits for them."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="state-writer")
+
+    def update(self, client_id: str, service: str, fields: dict[str, Any]) -> None:
+        self._pool.submit(self._write, client_id, service, fields)
+
+    def _write(self, client_id: str, service: str, fields: dict[str, Any]) -> None:
+        try:
+            with store.session(self.engine) as db:
+                store.update_instance(db, client_id=client_id, service=service, **fields)
+        except Exception:  # the memory is the truth meanwhile; the next write of this row carries it again
+            log.exception("could not persist %s/%s: %s", client_id, service, sorted(fields))
+
+    async def flush(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._pool, lambda: None)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
+class RouteTable:
+    """Every client and instance this bridge knows, and the one ``transition()`` of their states."""
+
+    def __init__(self, engine: Engine, events: EventLog, describe: Callable[[str], tuple[str, str]]) -> None:
+        self.engine = engine
+        self.events = events
+        self.writer = StateWriter(engine)
+        self._describe = describe  # service -> (MCP path, transport), from the catalog
+        self._routes: dict[Key, Route] = {}
+        self._clients: dict[str, ClientInfo] = {}
+
+    # ---- reading -----------------------------------------------------------------------------------
+
+    def get(self, client_id: str, service: str) -> Route | None:
+        return self._routes.get((client_id, service))
+
+    def require(self, client_id: str, service: str) -> Route:
+        route = self._routes.get((client_id, service))
+        if route is None:
+            raise NotFound(f"client {client_id!r} has no service {service!r}")
+        return route
+
+    def holds(self, route: Route) -> bool:
+        """True while ``route`` is still the table's (not removed, not replaced)."""
+        return self._routes.get(route.key) is route
+
+    def routes(self, client_id: str | None = None) -> list[Route]:
+        return [r for r in self._routes.values() if client_id is None or r.client_id == client_id]
+
+    def __iter__(self) -> Iterator[Route]:
+        return iter(list(self._routes.values()))
+
+    def client(self, client_id: str) -> ClientInfo | None:
+        return self._clients.get(client_id)
+
+    def client_ids(self) -> list[str]:
+        return sorted(self._clients)
+
+    # ---- registration ------------------------------------------------------------------------------
+
+    def add_client(self, client_id: str, info: ClientInfo) -> None:
+        self._clients[client_id] = info
+
+    def drop_client(self, client_id: str) -> list[Route]:
+        """Forget the client and its routes (marked stopped, so nothing waits on them); returns the routes."""
+        self._clients.pop(client_id, None)
+        gone = self.routes(client_id)
+        for route in gone:
+            self.transition(route, S.STOPPED)  # whoever waits on it (a request, a start) sees it end
+            self._routes.pop(route.key)
+        return gone
+
+    def add_route(self, row: Instance) -> Route:
+        path, transport = self._describe(row.service)
+        route = Route(
+            client_id=row.client_id,
+            service=row.service,
+            port=row.port,
+            path=path,
+            transport=transport,
+            state=S(row.state),
+            backend_state=dict(row.backend_state or {}),
+        )
+        self._mirror(route, row)
+        if route.state == S.RUNNING:  # an unhealthy one waits for its first probe after a reload
+            route.ready.set()
+        self._routes[route.key] = route
+        return route
+
+    def _mirror(self, route: Route, row: Instance) -> None:
+        for name in MIRRORED:
+            value = getattr(row, name)
+            setattr(route, name, list(value or []) if name in ("last_log", "notes") else value)
+        route.backend_state = dict(row.backend_state or {})
+
+    def load(self, clients: dict[str, ClientInfo], rows: list[Instance], *, keep: set[Key] = frozenset()) -> None:
+        """Take the database's word (start-up, or a follower refreshing), except for routes in ``keep``."""
+        self._clients = dict(clients)
+        wanted = {(r.client_id, r.service): r for r in rows}
+        for key in [k for k in self._routes if k not in wanted]:
+            self._routes.pop(key)
+        for key, row in wanted.items():
+            route = self._routes.get(key)
+            if route is None:
+                self.add_route(row)
+            elif key not in keep:
+                self._mirror(route, row)
+                route.state = S(row.state)
+                self._set_ready(route)
+
+    # ---- changing ----------------------------------------------------------------------------------
+
+    def transition(
+        self,
+        route: Route,
+        state: S,
+        *,
+        event: tuple[str, str] | None = None,
+        level: str = "info",
+        **fields: Any,
+    ) -> None:
+        """Move ``route`` to ``state``: check, set the ready flag, mirror and persist ``fields``, record ``event``.
+
+        ``step`` is cleared unless given. Raises IllegalTransition for a change the lifecycle does not allow.
+        """
+        if state != route.state and state not in ALLOWED[route.state]:
+            raise IllegalTransition(f"{route.client_id}/{route.service}: {route.state} -> {state}")
+        route.state = state
+        self._set_ready(route)
+        fields.setdefault("step", None)
+        self.update(route, state=state, **fields)
+        if event is not None:
+            self.record(route, *event, level=level)
+
+    def update(self, route: Route, **fields: Any) -> None:
+        """Mirror and persist fields of the route that are not its state (probe times, step, port...)."""
+        for name, value in fields.items():
+            if name in MIRRORED:
+                setattr(route, name, value)
+        if self.holds(route):  # a removed route's row is gone; writing it would do nothing but noise
+            self.writer.update(route.client_id, route.service, fields)
+
+    def record(self, route: Route, kind: str, message: str, level: str = "info") -> None:
+        self.events.record(kind, message, level=level, client_id=route.client_id, service=route.service)
+
+    @staticmethod
+    def _set_ready(route: Route) -> None:
+        if route.state in READY:
+            route.ready.set()
+        else:
+            route.ready.clear()
