@@ -8,10 +8,11 @@ import xml.etree.ElementTree as ET  # nosec B405 - only for ParseError
 from pathlib import Path
 from typing import Any
 
-from .js.jstests import merge_coverage, run_js_tests
+from .js.jstests import run_js_tests
 from .profiles import Profile
 from .progress import Progress
 from .runner import RunResult, clean_env, read_bounded_file, run_command
+from .testmerge import combine_sections
 from .testparse import (
     empty_counts,
     parse_coverage_json,
@@ -197,14 +198,6 @@ def _fill_pytest_result(result: dict[str, Any], run: RunResult, tmp: Path, timeo
         result["skipped"].append({"what": "coverage", "reason": "pytest-cov wrote no coverage report"})
 
 
-def _sum_counts(parts: list[dict[str, Any]]) -> dict[str, int]:
-    total = empty_counts()
-    for part in parts:
-        for key, value in part.get("counts", {}).items():
-            total[key] = total.get(key, 0) + value
-    return total
-
-
 async def run_tests(
     ws: Workspace,
     profile: Profile,
@@ -233,30 +226,4 @@ async def run_tests(
         )
         if len(sections) > 1 and python.get("status") == "skipped" and not ws.test_files():
             sections.pop("python")  # a JavaScript-only workspace: "no Python tests" is no gap
-    ran = [s for s in sections.values() if s.get("status") in ("ok", "partial")]
-    skipped = [{"what": s["runner"], "reason": s["reason"]} for s in sections.values() if s.get("status") == "skipped"]
-    for section in sections.values():
-        skipped += section.get("skipped", [])
-    if not ran:
-        status = "skipped" if all(s.get("status") == "skipped" for s in sections.values()) else "error"
-    elif len(ran) < len(sections) or any(s.get("status") == "partial" for s in ran) or skipped:
-        status = "partial"
-    else:
-        status = "ok"
-    counts = _sum_counts(ran)
-    failures = [{"runner": s["runner"], **f} for s in ran for f in s.get("failures", [])]
-    coverage_result = merge_coverage(sections)
-    for section in sections.values():
-        section.pop("failures", None)
-        section.pop("coverage", None)
-    return {
-        "tool": "run_tests",
-        "status": status,
-        "counts": counts,
-        "duration_s": round(sum(s.get("duration_s", 0.0) for s in sections.values()), 3),
-        "failures": failures,
-        "coverage": coverage_result,
-        "skipped": skipped,
-        "errors": [{"what": name, **s["error"]} for name, s in sections.items() if s.get("error")],
-        "runners": sections,
-    }
+    return combine_sections(sections)
