@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import httpx
 
+from bridge.mcp.protocol import initialize_request
 from tests.helpers import BridgeProcess, fixture_catalog, instance_pid, kill_leftovers, mcp_client
 
 FAST_HEALTH = {
@@ -106,16 +107,7 @@ async def test_idle_instance_sleeps_and_one_burst_wakes_it_once(tmp_path, worksp
         assert [lease["port"] for lease in bridge.api("GET", "/ports").json()] == [port]  # lease kept
         url = bridge.mcp_url("sleepy", "echo")
         headers = {"Authorization": f"Bearer {created['token']}", "Accept": "application/json, text/event-stream"}
-        init = {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-06-18",
-                "capabilities": {},
-                "clientInfo": {"name": "t", "version": "1"},
-            },
-        }
+        init = initialize_request("t")
         async with httpx.AsyncClient(timeout=30) as http:
             answers = await asyncio.gather(*(http.post(url, json=init, headers=headers) for _ in range(20)))
         assert [a.status_code for a in answers] == [200] * 20

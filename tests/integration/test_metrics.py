@@ -8,14 +8,10 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from bridge.mcp.protocol import initialize_request
 from tests.helpers import BridgeProcess, mcp_client
 
-INIT = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
-}
+INIT = initialize_request("t")
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 

@@ -8,15 +8,11 @@ import time
 import httpx
 import pytest
 
+from bridge.mcp.protocol import PROBE_PROTOCOL_VERSION, PROTOCOL_VERSION_HEADER, initialize_request
 from tests.helpers import BridgeProcess, mcp_client
 
 ACCEPT = "application/json, text/event-stream"
-INIT = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
-}
+INIT = initialize_request("t")
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +122,7 @@ async def test_get_stream_and_delete_pass_through(tenants, bridge: BridgeProcess
         init = await http.post(url, json=INIT, headers=auth)
         assert init.status_code == 200
         session = init.headers["Mcp-Session-Id"]
-        ready = {**auth, "Mcp-Session-Id": session, "MCP-Protocol-Version": "2025-06-18"}
+        ready = {**auth, "Mcp-Session-Id": session, PROTOCOL_VERSION_HEADER: PROBE_PROTOCOL_VERSION}
         note = await http.post(url, json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=ready)
         assert note.status_code == 202
         async with http.stream("GET", url, headers={**ready, "Accept": "text/event-stream"}) as stream:
