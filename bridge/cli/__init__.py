@@ -70,6 +70,9 @@ def parser() -> argparse.ArgumentParser:
     add_client_parsers(sub)
     add_mcp_config_parser(sub)
     add_host_parsers(sub)
+    from bridge.cli.setup import add_setup_parser
+
+    add_setup_parser(sub)
     return top
 
 

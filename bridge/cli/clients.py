@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.cli.common import CliError, call, deliver_token, emit, show_client, table
+from bridge.cli.setup_claude import ClaudeCodeError, register_for_cli
 from bridge.mcp.claude_config import claude_add_commands, write_mcp_json
 
 READY_STATES = ("running", "idle")  # idle: stopped by the idle timeout, woken by the next request
@@ -133,12 +134,25 @@ def add_to_claude(config: dict[str, Any], scope: str) -> None:
         print(f"added {name} to Claude Code ({scope} scope)", file=sys.stderr)
 
 
+def add_to_claude_local(args: argparse.Namespace, config: dict[str, Any]) -> None:
+    """``--claude``: the servers at local scope for the client's workspace, so Claude Code asks nothing."""
+    workspace = Path(call("GET", f"/clients/{args.name}")["workspace"])
+    try:
+        lines = register_for_cli(args.name, workspace, config, args.token_file)
+    except ClaudeCodeError as exc:
+        print("\n".join(exc.lines), file=sys.stderr)
+        raise CliError(str(exc)) from None
+    print("\n".join(lines), file=sys.stderr)
+
+
 def cmd_mcp_config(args: argparse.Namespace) -> None:
     config = call("GET", f"/clients/{args.name}/mcp-config")
     if args.write:
         write_config(Path(args.write).expanduser(), config)
     if args.scope:
         add_to_claude(config, args.scope)
+    if args.claude:
+        add_to_claude_local(args, config)
     text = json.dumps(config, indent=2) + "\n\n" + "\n".join(claude_add_commands(config))
     emit(args, config, text)
 
@@ -176,4 +190,8 @@ def add_mcp_config_parser(sub: Any) -> None:
     mcp.add_argument("name")
     mcp.add_argument("--write", metavar="DIR", nargs="?", const=".", help="merge into DIR/.mcp.json")
     mcp.add_argument("--scope", choices=["user", "local"], help="add to Claude Code with `claude mcp add-json`")
+    mcp.add_argument("--claude", action="store_true", help="register with Claude Code at local scope for the "
+                     "client's workspace, with the real token (kept in ~/.claude.json), then `claude mcp list`")
+    mcp.add_argument("--token-file", help="with --claude: the token file (default: DEVOPS_PARADISE_TOKEN, else "
+                     "DATA_DIR/tokens/NAME as setup writes it)")
     mcp.set_defaults(func=cmd_mcp_config)

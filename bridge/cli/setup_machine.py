@@ -1,0 +1,217 @@
+"""Steps 1-4 of ``devops-paradise setup``: this machine (prerequisites, the Python environment, the runtime and
+what it needs), plus the small probes every step uses. ``MachineSteps`` holds what one run has learnt so far;
+``setup_steps.SetupRun`` adds the bridge, the client and Claude Code on top."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+from bridge.cli.common import CliError
+from bridge.cli.host import cmd_images_build, install_serena_now
+from bridge.cli.setup_context import Reporter, SetupFailed, SetupOptions
+from bridge.host.doctor import bridge_report, choose_runtime, doctor_report, node_report
+from bridge.host.serena_install import serena_installed
+from bridge.settings import BridgeSettings, SettingsError, load_settings
+
+
+def ns(**values: Any) -> argparse.Namespace:
+    """The arguments a reused ``cmd_*`` function expects (never --json: setup reads the text)."""
+    return argparse.Namespace(json=False, **values)
+
+
+def running_runtime(url: str) -> str | None:
+    """The runtime of the bridge answering /healthz at ``url``; None when none answers."""
+    report = bridge_report(url)
+    return str(report.get("runtime") or "unknown") if report["reachable"] else None
+
+
+def port_taken(port: int) -> bool:
+    """True when the bridge could not bind the port (a listener, or any other socket holding it)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def live_pid(pid_file: Path) -> int | None:
+    """The pid in the pid file when that process is still alive."""
+    try:
+        pid = int(pid_file.read_text().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
+def quoted(text: str) -> str:
+    """Always single-quoted for the shell (the lines are pasted; a path with a space must survive)."""
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
+def last_line(path: Path) -> str:
+    try:
+        lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return ""
+    return lines[-1].removeprefix("devops-paradise: ") if lines else ""
+
+
+class MachineSteps:
+    """What one setup run has learnt so far, and the steps about this machine."""
+
+    def __init__(self, options: SetupOptions, report: Reporter) -> None:
+        self.o = options
+        self.r = report
+        self.settings: BridgeSettings | None = None
+        self.doctor: dict[str, Any] | None = None
+        self.runtime = ""
+        self.already_running: str | None = None
+
+    def fail(self, sentence: str) -> SetupFailed:
+        return self.r.fail(sentence)
+
+    def load_settings(self) -> BridgeSettings:
+        if self.settings is None:
+            try:
+                self.settings = load_settings()
+            except SettingsError as exc:
+                raise self.fail(str(exc)) from None
+        return self.settings
+
+    # ---- 1, 2: this machine and the Python environment -------------------------------------------------
+
+    def check_prerequisites(self) -> None:
+        self.r.step("Checking prerequisites")
+        version = ".".join(map(str, sys.version_info[:3]))
+        where = f"virtualenv {sys.prefix}" if sys.prefix != sys.base_prefix else sys.executable
+        self.r.info(f"python    {version} ({where})")
+        if not self.o.workspace.is_dir():
+            raise self.fail(f"the workspace '{self.o.workspace}' is not a directory; pass an existing project "
+                            "directory as the second argument.")
+        self.o.workspace = self.o.workspace.resolve()
+        self.r.info(f"workspace {self.o.workspace}")
+        self.r.info(f"client    {self.o.client} (quality profile {self.o.profile})")
+        self.r.info(f"data dir  {self.o.data_dir}")
+
+    def python_environment(self) -> None:
+        self.r.step("Python environment")
+        if self.o.given_venv:
+            self.r.info(f"using {self.o.given_venv} (PARADISE_VENV; nothing installed into it, code from "
+                        f"{self.o.repo_dir})")
+        else:
+            self.r.info(f"up to date ({sys.prefix})")
+        from instances.quality.profiles import load_profiles  # the quality server's own list of profiles
+
+        known = sorted(load_profiles())
+        if self.o.profile not in known:
+            raise self.fail(f"unknown quality profile '{self.o.profile}'; choose one of: {' '.join(known)}.")
+
+    # ---- 3, 4: the runtime ------------------------------------------------------------------------------
+
+    def wanted_runtime(self) -> tuple[str, str]:
+        if self.o.runtime_arg:
+            return self.o.runtime_arg, "asked for"
+        try:
+            last = self.o.runtime_file.read_text().strip()
+        except OSError:
+            last = ""
+        if last:
+            return last, "used last time; --runtime to change"
+        return os.environ.get("PARADISE_RUNTIME") or "auto", "PARADISE_RUNTIME"
+
+    def run_doctor(self) -> dict[str, Any]:
+        if self.doctor is None:
+            self.doctor = doctor_report(self.load_settings(), self.o.bridge_url)
+            self.r.log(json.dumps(self.doctor, indent=2))
+        return self.doctor
+
+    def choose_runtime(self) -> None:
+        self.r.step("Choosing the runtime")
+        self.already_running = running_runtime(self.o.bridge_url)
+        wanted, why = self.wanted_runtime()
+        if self.already_running:
+            self.runtime = self.already_running
+            self.r.info(f"the bridge already runs at {self.o.bridge_url} with the {self.runtime} runtime")
+            if self.o.runtime_arg not in ("", "auto", self.runtime):
+                self.r.warn(f"--runtime {self.o.runtime_arg} applies when the bridge starts; run --stop first to "
+                            "switch")
+            return
+        if wanted == "process":
+            self.runtime = "process"
+            self.r.info(f"process runtime ({why})")
+            return
+        docker = self.run_doctor()["docker"]
+        # The one selection table the bridge and doctor use (bridge.host.doctor.choose_runtime; it moves to
+        # bridge/runtime/selection.py): setup never decides differently from the bridge it starts.
+        verdict = choose_runtime(wanted, self.run_doctor()["python"], docker)
+        if wanted == "docker":
+            if not docker["engine"]:
+                raise self.fail("the docker runtime was asked for but no Docker engine answers; start Docker (Docker "
+                                "Desktop, or scripts/ensure-docker.sh on Linux) or use --runtime process.")
+            self.r.info(f"docker runtime ({why}; {docker['detail']})")
+        elif wanted == "auto" and verdict["chosen"] == "docker":
+            self.r.info("docker runtime: a Docker engine answers and the images exist "
+                        "(use --runtime process for local processes)")
+        elif wanted == "auto":
+            because = verdict["reason"].removeprefix("no Docker runtime: ")
+            hint = " (--runtime docker builds them)" if docker["engine"] else ""
+            self.r.info(f"process runtime: {because}{hint}")
+        else:
+            self.r.info(f"{wanted} runtime ({why}; the bridge checks what it needs when it starts)")
+        self.runtime = verdict["chosen"]
+
+    def prepare_runtime(self) -> None:
+        self.r.step(f"Preparing the {self.runtime} runtime")
+        if self.runtime == "docker":
+            self.prepare_docker()
+        elif self.runtime == "process":
+            self.prepare_process()
+        else:
+            self.r.info(f"nothing to prepare on this machine for the {self.runtime} runtime")
+
+    def prepare_docker(self) -> None:
+        missing = [image for image, ok in self.run_doctor()["docker"]["images"].items() if not ok]
+        if not missing:
+            self.r.info("images present")
+            return
+        self.r.info(f"images to build: {' '.join(missing)}")
+        if not self.r.confirm("Build the Docker images now (a few minutes the first time)?", True):
+            raise self.fail("the docker runtime needs its images; build them with 'devops-paradise images build' "
+                            "or use --runtime process.")
+        try:
+            with self.r.relay():
+                cmd_images_build(ns(names=[], base_image=None))
+        except CliError:
+            raise self.fail("building the Docker images failed; see the log, or run with --runtime process to use "
+                            "local processes instead.") from None
+
+    def prepare_process(self) -> None:
+        node = node_report()
+        if node.get("version"):
+            self.r.info(f"node      {node['version']} (runs Serena's pyright language server)")
+        else:
+            self.r.warn("node was not found; Serena's pyright will use the Node.js wheel from PyPI (install Node.js "
+                        "18+ to use your own: https://nodejs.org, brew install node, or apt-get install nodejs)")
+        venv = self.load_settings().serena_venv_path
+        if serena_installed(venv):
+            self.r.info(f"Serena installed ({venv})")
+            return
+        if not self.r.confirm(f"Install Serena into {venv} now (downloads about 100 MB once)?", True):
+            raise self.fail("the process runtime needs Serena; install it with 'devops-paradise doctor --install "
+                            "serena' or use --runtime docker.")
+        self.r.info(f"installing Serena into {venv} (first time only)")
+        try:
+            with self.r.relay():
+                install_serena_now(self.load_settings())
+        except CliError:
+            raise self.fail("installing Serena failed; see the log (pip and pyright output), then run this "
+                            "again.") from None
