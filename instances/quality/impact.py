@@ -10,8 +10,10 @@ from typing import Any
 from .errors import QualityError
 from .gitdiff import FileChange, Git, changed_definitions
 from .importgraph import ImportGraph
+from .js.jsimpact import analyze_js_changes, full_plan_for_all, js_plan, run_js_plan
 from .profiles import Profile
 from .progress import Progress
+from .testmerge import combine_sections
 from .tests_tool import run_pytest
 from .workspace import Workspace
 
@@ -129,7 +131,10 @@ async def analyze_changes(
     impacted = graph.impacted_tests(changed_py)
     changed_sources = sorted(p for p in changed_py if not graph.nodes[p].is_test and changes[p].status != "deleted")
     untested = [p for p in changed_sources[:_MAX_UNTESTED_CHECKS] if not graph.impacted_tests({p})]
-    reasons = fallback_reasons(changes, graph)
+    js = await analyze_js_changes(ws, changes)
+    owned = set(js["owned"])  # changes inside JavaScript packages: the JS side decides about them
+    reasons = fallback_reasons({p: c for p, c in changes.items() if p not in owned}, graph)
+    js_reasons = [f"{e['runner']} ({e['package']}): {r}" for e in js["full_suite"] for r in e["reasons"]]
     dynamic_elsewhere = [
         {"path": p, **d}
         for p, n in sorted(graph.nodes.items())
@@ -148,12 +153,16 @@ async def analyze_changes(
         "changed_modules": sorted(graph.module_name(p) for p in changed_py),
         "import_graph": summary,
         "impacted_tests": [
-            {"path": test, "reason": graph.describe_chain(chain, changed_py), "chain": chain}
+            {"path": test, "runner": "pytest", "reason": graph.describe_chain(chain, changed_py), "chain": chain}
             for test, chain in impacted.items()
-        ],
-        "untested_changes": untested,
-        "full_suite_required": bool(reasons),
-        "fallback_reasons": reasons,
+        ]
+        + js["impacted_tests"],
+        "untested_changes": untested + js["untested_changes"],
+        "full_suite_required": bool(reasons or js["full_suite"]),
+        "fallback_reasons": reasons + js_reasons,
+        "javascript": {k: js[k] for k in ("packages", "import_graph", "full_suite") if k in js},
+        "_python_fallback_reasons": reasons,
+        "_js": js,
         "warnings": notes
         + [
             f"{d['path']}:{d['line']} imports a computed name ({d['call']}); modules it loads are not in the graph"
@@ -180,9 +189,16 @@ async def run_impacted_tests(
         if exc.code not in ("not_a_git_repository", "no_commits"):
             raise
         reasons.append(f"{exc.message}: cannot tell what changed")
+    js_entries: list[dict[str, Any]] = []
     if analysis is not None:
-        reasons += analysis["fallback_reasons"]
-        selected = [t for t in analysis["impacted_tests"] if (ws.root / t["path"]).is_file()]
+        reasons += analysis["_python_fallback_reasons"]
+        selected = [
+            t for t in analysis["impacted_tests"] if t["runner"] == "pytest" and (ws.root / t["path"]).is_file()
+        ]
+        js_entries = js_plan(analysis["_js"])
+    elif reasons:
+        js_entries = full_plan_for_all(ws, reasons[0])
+    changed = analysis is None or bool(analysis["changed_files"])
     total_tests = len(ws.test_files())
     result: dict[str, Any] = {"tool": "run_impacted_tests", "base_ref": base_ref, "total_test_files": total_tests}
     if analysis is not None:
@@ -192,28 +208,54 @@ async def run_impacted_tests(
         }
     if progress:
         await progress.step(1, "running tests")
+    sections: dict[str, Any] = {}
+    by_runner: list[dict[str, Any]] = []
     if reasons:
-        tests = await run_pytest(ws, profile, coverage=coverage, progress=progress)
-        result.update(mode="full", reason="; ".join(reasons), fallback_reasons=reasons, selected_tests=[])
-    elif not selected:
-        changed = bool(analysis and analysis["changed_files"])
+        sections["python"] = await run_pytest(ws, profile, coverage=coverage, progress=progress)
+        by_runner.append(
+            {"runner": "pytest", "package": ".", "mode": "full", "tests": [], "reason": "; ".join(reasons)}
+        )
+    elif selected:
+        targets = [t["path"] for t in selected]
+        sections["python"] = await run_pytest(ws, profile, targets=targets, coverage=coverage, progress=progress)
+        reason = f"{len(selected)} of {total_tests} test files depend on the changes"
+        by_runner.append({"runner": "pytest", "package": ".", "mode": "impacted", "tests": targets, "reason": reason})
+    sections.update(await run_js_plan(ws, profile, js_entries, coverage=coverage, progress=progress))
+    if len(sections) > 1 and sections.get("python", {}).get("status") == "skipped" and not total_tests:
+        sections.pop("python")  # a JavaScript-only workspace: "no Python tests" is no gap
+    by_runner += js_entries
+    selected_tests = [{"path": t["path"], "reason": t["reason"]} for t in selected]
+    selected_tests += [
+        {"path": t["path"], "runner": t["runner"], "reason": t["reason"]}
+        for t in (analysis["_js"]["impacted_tests"] if analysis else [])
+        if any(e["mode"] == "impacted" and t["path"] in e["tests"] for e in js_entries)
+    ]
+    full = [e for e in by_runner if e["mode"] == "full"]
+    result["by_runner"] = by_runner
+    result["selected_tests"] = selected_tests
+    if not sections:
+        untested = (analysis or {}).get("untested_changes") or []
         result.update(
             status="ok",
-            mode="none",
-            selected_tests=[],
+            mode="impacted" if changed else "none",
             tests=None,
-            reason="no test depends on the changed files" if changed else "nothing changed",
+            reason=(
+                "no test depends on the changed files"
+                + (f" (not reached by any test: {', '.join(untested[:10])})" if untested else "")
+                if changed
+                else "nothing changed"
+            ),
         )
         return result
+    tests = combine_sections(sections)
+    if full:
+        js_full = [f"{e['key']}: {e['reason']}" for e in full if e["runner"] != "pytest"]
+        result.update(mode="full", fallback_reasons=reasons + js_full)
     else:
-        tests = await run_pytest(
-            ws, profile, targets=[t["path"] for t in selected], coverage=coverage, progress=progress
-        )
-        result.update(
-            mode="impacted",
-            reason=f"{len(selected)} of {total_tests} test files depend on the changes",
-            selected_tests=[{"path": t["path"], "reason": t["reason"]} for t in selected],
-        )
+        result["mode"] = "impacted"
+    result["reason"] = "; ".join(
+        e["reason"] if e["runner"] == "pytest" else f"{e['key']} {e['mode']}: {e['reason']}" for e in by_runner
+    )
     result["status"] = tests.get("status", "ok")
     result["tests"] = tests
     result["counts"] = tests.get("counts")

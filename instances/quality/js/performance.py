@@ -1,0 +1,141 @@
+"""run_performance: Lighthouse on a URL of the app under test (headless system Chromium, no network
+besides the app): category scores, the core metrics (FCP, LCP, TBT, CLS, plus Speed Index and TTI
+where measured) and the JSON and HTML reports saved under .paradise/reports/."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..profiles import Profile
+from ..progress import Progress
+from ..runner import read_bounded_file, run_command
+from ..workspace import Workspace
+from .appserver import app_under_test, loopback_url
+from .e2e import REPORTS, chromium_path, stamp
+from .packages import node_env, node_tool, tool_version
+
+CHROME_FLAGS = (
+    "--headless --no-sandbox --disable-gpu --disable-background-networking --disable-component-update "
+    "--no-first-run --disable-dev-shm-usage"
+)
+CATEGORIES = ("performance", "accessibility", "best-practices", "seo")
+METRICS = {
+    "first-contentful-paint": "fcp_ms",
+    "largest-contentful-paint": "lcp_ms",
+    "total-blocking-time": "tbt_ms",
+    "cumulative-layout-shift": "cls",
+    "speed-index": "speed_index_ms",
+    "interactive": "tti_ms",
+}
+
+
+def parse_lighthouse_report(data: dict[str, Any]) -> dict[str, Any]:
+    """Scores 0-100 per category, the metrics' numeric values and the failing audits of the run."""
+    categories = data.get("categories") or {}
+    scores = {
+        name: (round(100 * cat["score"]) if isinstance(cat.get("score"), int | float) else None)
+        for name, cat in categories.items()
+    }
+    audits = data.get("audits") or {}
+    metrics: dict[str, Any] = {}
+    for audit, key in METRICS.items():
+        value = (audits.get(audit) or {}).get("numericValue")
+        metrics[key] = round(value, 4 if key == "cls" else 1) if isinstance(value, int | float) else None
+    failing = sorted(
+        (
+            {"audit": name, "title": a.get("title"), "score": a.get("score"), "display": a.get("displayValue")}
+            for name, a in audits.items()
+            if isinstance(a.get("score"), int | float)
+            and a["score"] < 0.9
+            and a.get("scoreDisplayMode") != "informative"
+        ),
+        key=lambda a: (a["score"], a["audit"]),
+    )
+    runtime_error = data.get("runtimeError") or {}
+    return {
+        "scores": scores,
+        "metrics": metrics,
+        "failing_audits": failing[:30],
+        "final_url": data.get("finalDisplayedUrl") or data.get("finalUrl"),
+        "warnings": [str(w) for w in data.get("runWarnings", [])][:10],
+        "runtime_error": runtime_error.get("message"),
+    }
+
+
+async def run_performance(
+    ws: Workspace,
+    profile: Profile,
+    *,
+    url: str,
+    start_command: str | None = None,
+    wait_url: str | None = None,
+    timeout: float | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    loopback_url(url, "url")
+    timeout = timeout or profile.timeout("performance")
+    result: dict[str, Any] = {"tool": "run_performance", "status": "ok", "url": url}
+    lighthouse = node_tool("lighthouse", ws.root)
+    chromium = chromium_path()
+    if lighthouse is None or chromium is None:
+        missing = "lighthouse" if lighthouse is None else "Chromium (/usr/bin/chromium)"
+        result.update(status="error", error={"code": "tool_missing", "message": f"{missing} is not installed"})
+        return result
+    directory = ws.root / REPORTS
+    directory.mkdir(parents=True, exist_ok=True)
+    base = directory / f"lighthouse-{stamp()}"
+    result["version"] = tool_version(lighthouse)
+    if progress:
+        await progress.step(0, "starting the app under test" if start_command else "running Lighthouse")
+    async with app_under_test(ws, start_command, wait_url or url, min(timeout, 120.0)) as app:
+        result["app"] = app
+        argv = [
+            lighthouse,
+            url,
+            "--output=json",
+            "--output=html",
+            f"--output-path={base}",
+            f"--chrome-flags={CHROME_FLAGS}",
+            f"--only-categories={','.join(CATEGORIES)}",
+            "--quiet",
+            "--no-enable-error-reporting",
+        ]
+        beat = progress.heartbeat("lighthouse", timeout) if progress else None
+        run = await run_command(
+            argv,
+            cwd=ws.root,
+            timeout=timeout,
+            max_output=profile.max_output_bytes,
+            env=node_env({"CHROME_PATH": chromium}),
+            heartbeat=beat,
+        )
+    result.update(duration_s=run.duration_s, exit_code=run.returncode, timed_out=run.timed_out)
+    json_path, html_path = Path(f"{base}.report.json"), Path(f"{base}.report.html")
+    text = read_bounded_file(json_path)
+    if not text:
+        result.update(
+            status="partial" if run.timed_out else "error",
+            error={
+                "code": "timeout" if run.timed_out else "run_failed",
+                "message": run.problem(timeout, "lighthouse") or f"lighthouse wrote no report: {run.tail(10)}",
+            },
+        )
+        return result
+    parsed = parse_lighthouse_report(json.loads(text))
+    result.update(parsed)
+    result["files"] = {
+        kind: ws.relative(str(path)) for kind, path in (("json", json_path), ("html", html_path)) if path.is_file()
+    }
+    scores = [s for s in parsed["scores"].values() if s is not None]
+    result["counts"] = {
+        "categories": len(parsed["scores"]),
+        "scored": len(scores),
+        "failing_audits": len(parsed["failing_audits"]),
+    }
+    if parsed["runtime_error"]:
+        result.update(status="error", error={"code": "page_failed", "message": parsed["runtime_error"]})
+    elif len(scores) < len(parsed["scores"]):
+        result["status"] = "partial"
+    return result
