@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse
 
 from . import impact, lint, reports, security, tests_tool
 from .errors import QualityError
+from .js.tools_server import register_js_tools
 from .profiles import Profile, pick_profile
 from .progress import Progress
 from .sizing import Sizing, build_reply
@@ -23,7 +24,8 @@ log = logging.getLogger("instances.quality")
 ToolResult = Annotated[CallToolResult, dict[str, Any]]
 
 INSTRUCTIONS = (
-    "Quality tools for one workspace: run_tests (pytest/jest with coverage), lint (ruff/eslint), "
+    "Quality tools for one workspace: run_tests (pytest/jest/vitest with coverage), lint (ruff/eslint/prettier), "
+    "run_e2e (Playwright), run_api_tests (Newman), run_performance (Lighthouse), "
     "security_scan (bandit, pip-audit, npm audit), analyze_changes (git diff, changed functions, import "
     "graph, impacted tests), run_impacted_tests, quality_report (writes HTML/JSON/Markdown under "
     ".paradise/reports) and quality_trends.  Results are structured JSON; `status` is ok, partial "
@@ -76,9 +78,11 @@ def build_server(ws: Workspace, profiles: dict[str, Profile], default_profile: s
         return pick_profile(profiles, name or fallback)
 
     @server.tool(
-        description="Run the test suites (pytest with coverage; jest when package.json declares it). "
+        description="Run the test suites (pytest with coverage; jest/vitest in every package.json that declares them). "
         "Optional `path` (file or directory in the workspace) and `keyword` (-k / -t) filters. "
-        "Returns counts, each failure with file/line/message, and line/branch coverage per file."
+        "Returns counts, each failure with file/line/message, and line/branch coverage per file. "
+        "pytest runs on pytest-xdist workers where it pays (`workers`: a count or 'auto'; 0 or 1 for "
+        "serial), previously failed and slowest tests first; `max_failures` stops early; `plan` says why."
     )
     async def run_tests(
         ctx: Context,
@@ -86,6 +90,8 @@ def build_server(ws: Workspace, profiles: dict[str, Profile], default_profile: s
         keyword: str | None = None,
         coverage: bool | None = None,
         timeout_seconds: float | None = None,
+        workers: int | str | None = None,
+        max_failures: int | None = None,
         profile: str | None = None,
         detail: str = "summary",
         page: int = 1,
@@ -101,13 +107,16 @@ def build_server(ws: Workspace, profiles: dict[str, Profile], default_profile: s
                 coverage=coverage,
                 timeout=timeout_seconds,
                 progress=progress,
+                workers=workers,
+                max_failures=max_failures,
             )
 
         return await invoke("run_tests", ctx, 1, work, detail, page)
 
     @server.tool(
         name="lint",
-        description="Lint the workspace: ruff (Python) and eslint where configured. Findings carry "
+        description="Lint the workspace: ruff (Python), eslint (the workspace's config, else a default) and "
+        "prettier --check (JS/TS). Findings carry "
         "file, line, rule, message, severity; counts per rule and severity.",
     )
     async def lint_tool(
@@ -227,6 +236,8 @@ def build_server(ws: Workspace, profiles: dict[str, Profile], default_profile: s
             }
 
         return await invoke("list_profiles", ctx, 1, work)
+
+    register_js_tools(server, ws, profile_for, invoke)  # run_e2e, run_api_tests, run_performance
 
     @server.custom_route("/healthz", methods=["GET"])
     async def healthz(request: Request) -> JSONResponse:

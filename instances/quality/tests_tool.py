@@ -9,9 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from .js.jstests import run_js_tests
+from .plan import make_plan, normalise_xdist_output
 from .profiles import Profile
 from .progress import Progress
+from .pytestconfig import full_run_config
 from .runner import RunResult, clean_env, read_bounded_file, run_command
+from .testhistory import after_run
 from .testmerge import combine_sections
 from .testparse import (
     empty_counts,
@@ -85,8 +88,14 @@ async def run_pytest(
     coverage: bool = True,
     timeout: float | None = None,
     progress: Progress | None = None,
+    workers: int | str | None = None,
+    max_failures: int | None = None,
+    scope: str = "tests",
 ) -> dict[str, Any]:
-    """Run pytest in the workspace and return counts, failures, coverage and what was skipped."""
+    """Run pytest in the workspace and return counts, failures, coverage and what was skipped.
+
+    The execution plan (plan.py) picks workers and order; a run of selected targets gets the full
+    run's ini file and rootdir (pytestconfig.py); the run is recorded under .paradise/tests."""
     timeout = timeout or profile.timeout("tests")
     result: dict[str, Any] = {
         "runner": "pytest",
@@ -117,6 +126,8 @@ async def run_pytest(
             config_args = ["-c", str(tmp / "pytest.ini"), f"--rootdir={ws.root}"]
             result["notes"].append(f"{pyproject_error}; ran pytest with default settings instead")
             result["skipped"].append({"what": "pyproject.toml settings", "reason": pyproject_error})
+        elif targets:
+            config_args = full_run_config(ws).args()
         coverage_args: list[str] = []
         if coverage and not interp.has_pytest_cov:
             result["skipped"].append({"what": "coverage", "reason": f"pytest-cov is not installed in {interp.path}"})
@@ -127,13 +138,18 @@ async def run_pytest(
             else:
                 (tmp / "coveragerc").write_text(_DEFAULT_COVERAGERC, encoding="utf-8")
                 coverage_args[:0] = [f"--cov={ws.root}", f"--cov-config={tmp / 'coveragerc'}"]
-        argv = _pytest_argv(interp.path, tmp, targets or [], keyword, coverage_args, config_args)
+        plan = await make_plan(
+            ws, interp, tmp, targets=targets or [], keyword=keyword, workers=workers, max_failures=max_failures
+        )
+        argv = _pytest_argv(interp.path, tmp, targets or [], keyword, coverage_args + plan.args, config_args)
         beat = progress.heartbeat("pytest", timeout) if progress else None
-        env = clean_env({"COVERAGE_FILE": str(tmp / ".coverage")})
+        env = clean_env({"COVERAGE_FILE": str(tmp / ".coverage"), **plan.env})
         run = await run_command(
             argv, cwd=ws.root, timeout=timeout, max_output=profile.max_output_bytes, env=env, heartbeat=beat
         )
         _fill_pytest_result(result, run, tmp, timeout, profile.max_findings)
+        result["plan"] = {**plan.describe(), "workers_used": plan.distribution()}
+        await after_run(ws, tmp, result, scope=scope, workers=plan.workers)
     return result
 
 
@@ -155,7 +171,7 @@ def _fill_pytest_result(result: dict[str, Any], run: RunResult, tmp: Path, timeo
             result["notes"].append(f"the junit report could not be read ({exc}); counts come from pytest's output")
             junit = None
     if parsed is None and (run.timed_out or run.returncode is not None):
-        parsed = parse_verbose_output(run.stdout)
+        parsed = parse_verbose_output(normalise_xdist_output(run.stdout))
         result["running_test"] = parsed.get("running_test")
     elif parsed is None:
         parsed = {"counts": empty_counts(), "failures": []}
@@ -208,6 +224,8 @@ async def run_tests(
     timeout: float | None = None,
     javascript: bool = True,
     progress: Progress | None = None,
+    workers: int | str | None = None,
+    max_failures: int | None = None,
 ) -> dict[str, Any]:
     """pytest and every package's jest/vitest; one merged result, each runner keeping its own section."""
     coverage = profile.coverage if coverage is None else coverage
@@ -215,7 +233,15 @@ async def run_tests(
     if path:
         targets = [ws.target(path)]
     python = await run_pytest(
-        ws, profile, targets=targets, keyword=keyword, coverage=coverage, timeout=timeout, progress=progress
+        ws,
+        profile,
+        targets=targets,
+        keyword=keyword,
+        coverage=coverage,
+        timeout=timeout,
+        progress=progress,
+        workers=workers,
+        max_failures=max_failures,
     )
     sections: dict[str, Any] = {"python": python}
     if javascript:

@@ -23,7 +23,7 @@ async def test_report_files_history_and_trends(call_tool, quality_servers) -> No
         {"path": "lib/mathx.py", "name": "triple", "start_line": 5, "end_line": 6}
     ]
     assert "Changed function triple in lib/mathx.py (lines 5-6) is not executed by any test" in data["recommendations"]
-    assert [p[2] for p in progress][:4] == [
+    assert [p[2] for p in progress if "elapsed" not in p[2]][:4] == [  # heartbeats depend on the machine
         "running tests",
         "linting",
         "scanning for security issues",
