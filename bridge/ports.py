@@ -51,9 +51,15 @@ class PortAllocator:
             port_range=self.range_text,
         )
 
-    def release(self, *, client_id: str, service: str | None = None) -> list[int]:
+    def release(self, *, client_id: str, service: str | None = None, port: int | None = None) -> list[int]:
         with store.session(self.engine) as db:
-            return store.release_leases(db, client_id=client_id, service=service)
+            return store.release_leases(db, client_id=client_id, service=service, port=port)
+
+    def move(self, *, client_id: str, service: str, old: int) -> int:
+        """Lease another port for (client, service), then let ``old`` go (so it cannot come back)."""
+        new = self.lease(client_id=client_id, service=service)
+        self.release(client_id=client_id, service=service, port=old)
+        return new
 
     def usage(self) -> tuple[int, int]:
         """(leased, pool size)."""

@@ -148,10 +148,14 @@ def add_lease(db: Session, *, port: int, client_id: str, service: str) -> PortLe
     return lease
 
 
-def release_leases(db: Session, *, client_id: str, service: str | None = None) -> list[int]:
+def release_leases(
+    db: Session, *, client_id: str, service: str | None = None, port: int | None = None
+) -> list[int]:
     query = select(PortLease).where(PortLease.client_id == client_id)
     if service is not None:
         query = query.where(PortLease.service == service)
+    if port is not None:
+        query = query.where(PortLease.port == port)
     leases = list(db.exec(query))
     for lease in leases:
         db.delete(lease)

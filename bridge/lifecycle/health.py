@@ -143,8 +143,10 @@ class HealthMonitor:
 
     def heal(self, route: Route, reason: str) -> None:
         """Restart in the background (one heal per instance at a time)."""
-        if route.key in self._heals:
+        if route.key in self._heals or not self._watched(route):
             return
+        # At once, not in the task: from now on requests are held for the new instance, not sent to the dead one.
+        self.table.transition(route, S.RESTARTING, step="restarting")
         self._failures.pop(route.key, None)
         self._pingers.pop(route.key, None)
         task = asyncio.create_task(self._heal(route, reason), name=f"heal {route.key}")
@@ -160,9 +162,9 @@ class HealthMonitor:
     async def _heal(self, route: Route, reason: str) -> None:
         instances = self.instances
         tail = await instances.tail(route)
-        if not self._watched(route):
-            return  # removed, idled, paused or restarted by someone else meanwhile
-        self.table.transition(route, S.RESTARTING, step="restarting", last_log=tail)
+        if not self.table.holds(route) or route.state != S.RESTARTING:
+            return  # removed, or restarted by someone else meanwhile
+        self.table.update(route, last_log=tail)
         await instances.stop_quietly(route)
         left = self._budget_left(route)
         recent = self.settings.restart_limit - left

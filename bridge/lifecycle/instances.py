@@ -177,12 +177,8 @@ class InstanceManager:
     async def _move_port(self, route: Route, reason: str) -> InstanceSpec:
         """The leased port was taken behind our back: release it, lease the next one, remember the move."""
         old = route.port
-
-        def move() -> int:
-            self.ports.release(client_id=route.client_id, service=route.service)
-            return self.ports.lease(client_id=route.client_id, service=route.service)
-
-        self.table.update(route, port=await asyncio.to_thread(move))
+        moved = await asyncio.to_thread(self.ports.move, client_id=route.client_id, service=route.service, old=old)
+        self.table.update(route, port=moved)
         self.table.record(route, "port.moved", f"port {old} was taken ({reason}); moved to {route.port}", "warning")
         return self.spec_for(route)
 
