@@ -15,6 +15,7 @@ Protocol revisions and header names live in ``bridge.mcp.protocol``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -38,6 +39,7 @@ from bridge.mcp.protocol import (
 PROBE_PROTOCOL = PROBE_PROTOCOL_VERSION
 # A server that lost our session answers 404 (the specification) or 400 (servers that check the id first).
 SESSION_GONE = frozenset({400, 404})
+DRAIN_SECONDS = 1.0  # how long the rest of an SSE answer is read before the connection is dropped
 
 
 class ProbeFailed(Exception):
@@ -94,8 +96,19 @@ async def post_message(
             answer = json.loads(event["data"]) if event.get("data") else None
             # Skip progress notifications and the server's own requests: the answer carries our id.
             if isinstance(answer, dict) and answer.get("id") == message.get("id") and "method" not in answer:
+                await _drain(resp)
                 return Answer(200, session_id, answer)
     raise ProbeFailed("the stream ended without an answer")
+
+
+async def _drain(resp: aiohttp.ClientResponse) -> None:
+    """Read the stream to its end (the server closes it after the answer): the connection is then reused,
+    and the server (or the bridge in between) never writes to a connection we dropped. Bounded, because a
+    server may keep the stream open; then it is closed instead."""
+    with contextlib.suppress(TimeoutError, aiohttp.ClientError):
+        async with asyncio.timeout(DRAIN_SECONDS):
+            async for _ in resp.content:
+                pass
 
 
 async def sse_events(resp: aiohttp.ClientResponse) -> AsyncIterator[dict[str, str]]:
@@ -148,12 +161,17 @@ class McpSession:
             headers[SESSION_ID_HEADER] = self.session_id
         return headers
 
-    async def open(self) -> dict[str, Any]:
-        """initialize + notifications/initialized; returns the initialize result."""
+    async def initialize(self) -> dict[str, Any]:
+        """The initialize request alone (its answer is what a held request waits for); its result."""
         self.session_id, self.initialized = None, False
         answer = await post_message(self.http, self.url, self.headers, initialize_request(self.client_name))
         result = _result(answer, "initialize")
         self.session_id, self.initialized = answer.session_id, True
+        return result
+
+    async def open(self) -> dict[str, Any]:
+        """initialize + notifications/initialized: a session ready for requests; the initialize result."""
+        result = await self.initialize()
         await self.notify(INITIALIZED_NOTIFICATION["method"])
         return result
 

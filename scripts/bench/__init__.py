@@ -1,0 +1,1 @@
+"""The benchmarks, one module each: ``python -m scripts.bench.<name>``; the health set: ``python -m scripts.bench``."""
