@@ -55,6 +55,7 @@ def summarize_findings(findings: list[dict[str, Any]]) -> dict[str, Any]:
         "by_rule": dict(sorted(by_rule.items(), key=lambda kv: (-kv[1], kv[0]))),
         "by_severity": dict(Counter(f["severity"] for f in findings)),
         "files": len({f["file"] for f in findings}),
+        "by_tool": dict(Counter(f["tool"] for f in findings)),
     }
 
 

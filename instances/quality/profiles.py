@@ -11,7 +11,13 @@ from .errors import QualityError
 
 DEFAULT_PROFILES_FILE = Path(__file__).with_name("profiles.toml")
 DEFAULT_PROFILE = "python"
-KNOWN_TOOLS = ("tests", "lint", "security", "dependencies", "changes")
+KNOWN_TOOLS = ("tests", "lint", "security", "dependencies", "changes", "e2e", "api", "performance")
+# Per-profile settings of the app-level steps: [profiles.NAME.e2e], .api, .performance.
+APP_SETTINGS = {
+    "e2e": ("path", "start_command", "wait_url"),
+    "api": ("collection", "environment", "start_command", "wait_url"),
+    "performance": ("url", "start_command", "wait_url"),
+}
 THRESHOLD_KEYS = (
     "min_pass_rate",
     "min_coverage",
@@ -19,8 +25,18 @@ THRESHOLD_KEYS = (
     "max_high_severity",
     "max_medium_severity",
     "min_score",
+    "min_performance",
 )
-_BUILTIN_TIMEOUTS = {"tests": 600.0, "lint": 120.0, "security": 180.0, "dependencies": 120.0, "changes": 60.0}
+_BUILTIN_TIMEOUTS = {
+    "tests": 600.0,
+    "lint": 120.0,
+    "security": 180.0,
+    "dependencies": 120.0,
+    "changes": 60.0,
+    "e2e": 600.0,
+    "api": 300.0,
+    "performance": 300.0,
+}
 
 
 @dataclass(frozen=True)
@@ -35,6 +51,7 @@ class Profile:
     max_output_bytes: int = 2_000_000
     max_findings: int = 500
     vuln_probe_timeout: float = 3.0
+    apps: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def timeout(self, tool: str) -> float:
         return float(self.timeouts.get(tool, _BUILTIN_TIMEOUTS.get(tool, 300.0)))
@@ -48,6 +65,7 @@ class Profile:
             "javascript": self.javascript,
             "timeouts": dict(self.timeouts),
             "thresholds": dict(self.thresholds),
+            "apps": {step: dict(values) for step, values in self.apps.items()},
         }
 
 
@@ -77,6 +95,13 @@ def _build(name: str, raw: dict[str, Any], defaults: dict[str, Any]) -> Profile:
     for flag in ("coverage", "javascript"):
         if not isinstance(merged.get(flag, False), bool):
             raise QualityError("bad_profiles", f"profiles.{name}.{flag} must be true or false")
+    apps: dict[str, dict[str, str]] = {}
+    for step, keys in APP_SETTINGS.items():
+        table = raw.get(step, {})
+        if not isinstance(table, dict) or any(k not in keys or not isinstance(v, str) for k, v in table.items()):
+            raise QualityError("bad_profiles", f"profiles.{name}.{step} takes only text values for {list(keys)}")
+        if table:
+            apps[step] = dict(table)
     return Profile(
         name=name,
         description=str(merged.get("description", "")),
@@ -88,6 +113,7 @@ def _build(name: str, raw: dict[str, Any], defaults: dict[str, Any]) -> Profile:
         max_output_bytes=int(_number(merged.get("max_output_bytes", 2_000_000), f"profiles.{name}.max_output_bytes")),
         max_findings=int(_number(merged.get("max_findings", 500), f"profiles.{name}.max_findings")),
         vuln_probe_timeout=_number(merged.get("vuln_probe_timeout", 3.0), f"profiles.{name}.vuln_probe_timeout"),
+        apps=apps,
     )
 
 

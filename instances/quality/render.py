@@ -36,7 +36,26 @@ def _rows(report: dict[str, Any]) -> list[tuple[str, str]]:
             ("Branch coverage", f"{_fmt(cov.get('branch_percent'))}%"),
         ]
     if lint:
-        rows.append(("Lint findings", _fmt(lint.get("total"))))
+        by_language = ", ".join(f"{k} {v}" for k, v in (lint.get("by_language") or {}).items())
+        rows.append(("Lint findings", _fmt(lint.get("total")) + (f" ({by_language})" if by_language else "")))
+    for key, label in (("e2e", "E2E tests"), ("api", "API assertions")):
+        if m.get(key):
+            c = m[key]
+            rows.append(
+                (label, f"{c.get('passed', 0)} passed, {c.get('failed', 0)} failed, {c.get('errors', 0)} errors")
+            )
+    perf = m.get("performance") or {}
+    if perf:
+        scores = ", ".join(f"{k} {_fmt(v)}" for k, v in perf.get("scores", {}).items())
+        timing = perf.get("metrics", {})
+        rows.append(("Lighthouse", scores))
+        rows.append(
+            (
+                "Core metrics",
+                f"FCP {_fmt(timing.get('fcp_ms'))} ms, LCP {_fmt(timing.get('lcp_ms'))} ms, "
+                f"TBT {_fmt(timing.get('tbt_ms'))} ms, CLS {_fmt(timing.get('cls'))}",
+            )
+        )
     if sec:
         sev = sec.get("by_severity", {})
         rows.append(
@@ -55,6 +74,8 @@ def _findings(report: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
         ("Test failures", (sections.get("tests") or {}).get("failures", [])),
         ("Lint findings", (sections.get("lint") or {}).get("findings", [])),
         ("Security findings", (sections.get("security") or {}).get("findings", [])),
+        ("E2E failures", (sections.get("e2e") or {}).get("failures", [])),
+        ("API failures", (sections.get("api") or {}).get("failures", [])),
     ]
 
 

@@ -12,6 +12,8 @@ from typing import Any
 
 from .errors import QualityError
 from .impact import analyze_changes
+from .js.appsteps import run_app_step
+from .js.packages import JS_SUFFIXES
 from .lint import lint
 from .profiles import Profile
 from .progress import Progress
@@ -36,6 +38,9 @@ _STEP_LABELS = {
     "security": "scanning for security issues",
     "dependencies": "auditing dependencies",
     "changes": "analysing changes",
+    "e2e": "running end-to-end tests",
+    "api": "running API tests",
+    "performance": "measuring performance",
 }
 
 
@@ -58,6 +63,8 @@ async def _run_step(step: str, ws: Workspace, profile: Profile, base_ref: str, p
             return await security_scan(ws, profile, include_dependencies=False, progress=progress)
         if step == "dependencies":
             return await security_scan(ws, profile, include_code=False, javascript=profile.javascript)
+        if step in ("e2e", "api", "performance"):
+            return await run_app_step(step, ws, profile, progress)
         return await analyze_changes(ws, profile, base_ref=base_ref, include_edges=False)
     except QualityError as exc:
         return {"tool": step, "status": "error", "error": exc.as_dict()}
@@ -102,7 +109,7 @@ async def quality_report(
         sections[step] = await _run_step(step, ws, profile, base_ref, progress)
     await progress.step(len(profile.tools), "writing the report")
     python_lines = ws.source_lines(ws.python_files())
-    metrics = collect_metrics(sections, python_lines)
+    metrics = collect_metrics(sections, python_lines, ws.source_lines(ws.files(JS_SUFFIXES)))
     score = quality_score(metrics)
     checks = check_thresholds(profile.thresholds, metrics, score["value"])
     untested = untested_changed_functions(sections.get("changes"), (sections.get("tests") or {}).get("coverage"))

@@ -1,14 +1,17 @@
 """Metrics of one quality run, the 0-100 quality score, threshold checks, and recommendations derived
 only from findings (never invented text).
 
-Quality score (documented in README.md too).  Four components, each with a weight:
+Quality score (documented in README.md too).  Up to five components, each with a weight:
 
-    tests     40 x passed / (passed + failed + errors)          0 when no test ran
-    coverage  25 x line coverage % / 100
-    lint      15 x max(0, 1 - findings per 1000 non-blank Python lines / 20)
+    tests     40 x passed / (passed + failed + errors)          over unit, E2E and API tests; 0 when none ran
+    coverage  25 x line coverage % / 100                        Python and JS lines together
+    lint      15 x sum over languages of share x max(0, 1 - findings per 1000 non-blank lines / 20),
+              share = the language's non-blank lines / all (Python: ruff; JavaScript/TypeScript:
+              eslint + prettier), so each language weighs by its own size
     security  20 x max(0, 1 - penalty / 20), penalty = 10 per high, 4 per medium, 1 per low
               finding (bandit), 4 per known-vulnerable Python dependency, npm critical/high 10,
               moderate 4, low 1
+    performance 10 x Lighthouse performance score / 100
 
     score = 100 x sum(earned) / sum(weights of the components that were measured), rounded (half up)
 
@@ -21,7 +24,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-WEIGHTS = {"tests": 40.0, "coverage": 25.0, "lint": 15.0, "security": 20.0}
+WEIGHTS = {"tests": 40.0, "coverage": 25.0, "lint": 15.0, "security": 20.0, "performance": 10.0}
+LINT_LANGUAGES = {"ruff": "python", "eslint": "javascript", "prettier": "javascript"}
 LINT_ZERO_DENSITY = 20.0  # findings per 1000 lines at which the lint component reaches 0
 SECURITY_PENALTY = {"high": 10.0, "medium": 4.0, "low": 1.0}
 NPM_PENALTY = {"critical": 10.0, "high": 10.0, "moderate": 4.0, "low": 1.0}
@@ -33,9 +37,21 @@ def security_key(finding: dict[str, Any]) -> str:
     return f"{finding.get('rule')}|{finding.get('file')}|{finding.get('message')}"
 
 
-def collect_metrics(sections: dict[str, Any], python_lines: int) -> dict[str, Any]:
+def _pass_rate(counts: dict[str, Any]) -> float | None:
+    decided = counts.get("passed", 0) + counts.get("failed", 0) + counts.get("errors", 0)
+    return round(100.0 * counts.get("passed", 0) / decided, 2) if decided else None
+
+
+def collect_metrics(sections: dict[str, Any], python_lines: int, javascript_lines: int = 0) -> dict[str, Any]:
     """The numbers a report is judged on, from the sections the profile ran."""
-    metrics: dict[str, Any] = {"python_lines": python_lines}
+    metrics: dict[str, Any] = {"python_lines": python_lines, "javascript_lines": javascript_lines}
+    for step in ("e2e", "api"):
+        section = sections.get(step)
+        if section and section.get("status") in ("ok", "partial"):
+            metrics[step] = {**section["counts"], "pass_rate": _pass_rate(section["counts"])}
+    performance = sections.get("performance")
+    if performance and performance.get("status") in ("ok", "partial") and performance.get("scores"):
+        metrics["performance"] = {"scores": performance["scores"], "metrics": performance.get("metrics", {})}
     tests = sections.get("tests")
     if tests:
         counts = tests.get("counts") or {}
@@ -56,6 +72,7 @@ def collect_metrics(sections: dict[str, Any], python_lines: int) -> dict[str, An
             "total": lint["counts"]["total"],
             "by_rule": lint["counts"]["by_rule"],
             "by_severity": lint["counts"]["by_severity"],
+            "by_language": _by_language(lint["counts"].get("by_tool", {})),
         }
     security = sections.get("security")
     if security and security.get("status") in ("ok", "partial"):
@@ -72,6 +89,30 @@ def collect_metrics(sections: dict[str, Any], python_lines: int) -> dict[str, An
         if deps is not None:
             metrics["dependencies"] = deps
     return metrics
+
+
+def _by_language(by_tool: dict[str, int]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for tool, count in by_tool.items():
+        language = LINT_LANGUAGES.get(tool, "other")
+        out[language] = out.get(language, 0) + count
+    return out
+
+
+def _lint_component(metrics: dict[str, Any]) -> float:
+    """15 x the line-weighted health of each language's lint (see the module docstring)."""
+    lint = metrics["lint"]
+    by_language = dict(lint.get("by_language") or {"python": lint["total"]})
+    lines = {"python": metrics.get("python_lines", 0), "javascript": metrics.get("javascript_lines", 0)}
+    languages = [lang for lang in ("python", "javascript") if lines[lang] or by_language.get(lang)]
+    languages = languages or ["python"]
+    total_lines = sum(max(lines[lang], 1) for lang in languages)
+    earned = 0.0
+    for lang in languages:
+        kloc = max(lines[lang], 1) / 1000.0
+        density = by_language.get(lang, 0) / kloc
+        earned += max(lines[lang], 1) / total_lines * max(0.0, 1.0 - density / LINT_ZERO_DENSITY)
+    return WEIGHTS["lint"] * earned
 
 
 def _dependency_metrics(scanners: dict[str, Any]) -> dict[str, Any] | None:
@@ -95,16 +136,17 @@ def _dependency_metrics(scanners: dict[str, Any]) -> dict[str, Any] | None:
 def quality_score(metrics: dict[str, Any]) -> dict[str, Any]:
     """The score and each component's earned points (see the module docstring for the formula)."""
     components: dict[str, float] = {}
-    tests = metrics.get("tests")
-    if tests is not None:
-        rate = tests.get("pass_rate")
+    kinds = [metrics[k] for k in ("tests", "e2e", "api") if metrics.get(k) is not None]
+    if kinds:
+        rate = _pass_rate({k: sum(c.get(k, 0) for c in kinds) for k in ("passed", "failed", "errors")})
         components["tests"] = WEIGHTS["tests"] * (rate / 100.0 if rate is not None else 0.0)
     if "coverage" in metrics:
         components["coverage"] = WEIGHTS["coverage"] * metrics["coverage"]["line_percent"] / 100.0
     if "lint" in metrics:
-        kloc = max(metrics.get("python_lines", 0), 1) / 1000.0
-        density = metrics["lint"]["total"] / kloc
-        components["lint"] = WEIGHTS["lint"] * max(0.0, 1.0 - density / LINT_ZERO_DENSITY)
+        components["lint"] = _lint_component(metrics)
+    perf = ((metrics.get("performance") or {}).get("scores") or {}).get("performance")
+    if perf is not None:
+        components["performance"] = WEIGHTS["performance"] * perf / 100.0
     if "security" in metrics:
         sev = metrics["security"]["by_severity"]
         penalty = sum(SECURITY_PENALTY[s] * sev.get(s, 0) for s in SECURITY_PENALTY)
@@ -132,6 +174,7 @@ def check_thresholds(thresholds: dict[str, float], metrics: dict[str, Any], scor
         "max_high_severity": ((metrics.get("security") or {}).get("by_severity") or {}).get("high"),
         "max_medium_severity": ((metrics.get("security") or {}).get("by_severity") or {}).get("medium"),
         "min_score": score,
+        "min_performance": ((metrics.get("performance") or {}).get("scores") or {}).get("performance"),
     }
     checks = []
     for name, limit in thresholds.items():
@@ -185,6 +228,17 @@ def report_recommendations(
     for f in (sections.get("security") or {}).get("findings", []):
         if f["severity"] == "high":
             recs.append(f"Fix high-severity {f['rule']} ({f.get('name')}) at {f['file']}:{f['line']}: {f['message']}")
+    for step, label in (("e2e", "end-to-end"), ("api", "API")):
+        failures = (sections.get(step) or {}).get("failures") or []
+        if failures:
+            first = failures[0]
+            recs.append(
+                f"Fix {len(failures)} failing {label} test(s); first: {first.get('test')}"
+                f" - {str(first.get('message', ''))[:160]}"
+            )
+    for audit in ((sections.get("performance") or {}).get("failing_audits") or [])[:3]:
+        shown = audit.get("display") or f"score {audit.get('score')}"
+        recs.append(f"Lighthouse: improve {audit.get('title') or audit['audit']} ({shown})")
     lint = metrics.get("lint")
     if lint and lint["total"]:
         top = ", ".join(f"{rule} ({n})" for rule, n in list(lint["by_rule"].items())[:3])

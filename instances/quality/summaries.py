@@ -59,14 +59,53 @@ def _security(r: dict[str, Any]) -> str:
 
 def _changes(r: dict[str, Any]) -> str:
     py = sum(1 for f in r["changed_files"] if f["path"].endswith(".py"))
+    js_packages = (r.get("javascript") or {}).get("packages") or []
     text = (
         f"{len(r['changed_files'])} files changed ({py} Python) against {r['base_ref']}, "
         f"{len(r['changed_functions'])} functions/classes touched; "
-        f"{len(r['impacted_tests'])} test files impacted of {r['import_graph']['test_modules']}."
+        f"{len(r['impacted_tests'])} test files impacted of "
+        f"{r['import_graph']['test_modules'] + sum(p['test_files'] for p in js_packages)}."
     )
     if r["full_suite_required"]:
         text += " Full suite required: " + "; ".join(r["fallback_reasons"]) + "."
     return text
+
+
+def _app(r: dict[str, Any]) -> str:
+    app = r.get("app") or {}
+    return (
+        f" App: {' '.join(app['start_command'])} (ready after {app.get('ready_after_s')}s)."
+        if app.get("start_command")
+        else ""
+    )
+
+
+def _e2e(r: dict[str, Any]) -> str:
+    artifacts = f" Traces/screenshots: {r['artifacts_dir']}." if r.get("artifacts_dir") and r.get("failures") else ""
+    return (
+        f"E2E (Playwright, Chromium): {_counts(r.get('counts'))} in {r.get('duration_s', 0)}s."
+        f"{_first_failure(r.get('failures'))}{artifacts}{_app(r)}"
+    )
+
+
+def _api(r: dict[str, Any]) -> str:
+    requests = r.get("requests") or []
+    failing = next((f for f in r.get("failures") or []), None)
+    first = f" First failure: {failing['test']}: {str(failing.get('message'))[:200]}." if failing else ""
+    return (
+        f"API (Newman): {len(requests)} requests, assertions {_counts(r.get('counts'))}"
+        f" from {', '.join(r.get('collections') or [])}.{first}{_app(r)}"
+    )
+
+
+def _performance(r: dict[str, Any]) -> str:
+    scores = ", ".join(f"{k} {v}" for k, v in (r.get("scores") or {}).items())
+    m = r.get("metrics") or {}
+    files = f" Report: {r['files'].get('html') or r['files'].get('json')}." if r.get("files") else ""
+    return (
+        f"Lighthouse {r.get('url')}: {scores}. FCP {m.get('fcp_ms')} ms, LCP {m.get('lcp_ms')} ms, "
+        f"TBT {m.get('tbt_ms')} ms, CLS {m.get('cls')}.{files}{_app(r)}"
+    )
 
 
 def _impacted(r: dict[str, Any]) -> str:
@@ -104,6 +143,9 @@ _SUMMARIES = {
     "analyze_changes": _changes,
     "run_impacted_tests": _impacted,
     "quality_report": _report,
+    "run_e2e": _e2e,
+    "run_api_tests": _api,
+    "run_performance": _performance,
     "quality_trends": _trends,
 }
 

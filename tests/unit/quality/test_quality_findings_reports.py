@@ -57,6 +57,7 @@ def test_ruff_findings_and_severity(tmp_path: Path) -> None:
         "by_rule": {"F401": 1, "F821": 1, "syntax-error": 1},
         "by_severity": {"warning": 1, "error": 2},
         "files": 3,
+        "by_tool": {"ruff": 3},
     }
 
 

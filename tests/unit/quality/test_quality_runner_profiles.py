@@ -86,10 +86,12 @@ def test_clean_env_drops_outer_pytest_and_coverage_variables(monkeypatch: pytest
 
 def test_builtin_profiles() -> None:
     profiles = load_profiles()
-    assert set(profiles) == {"quick", "python", "comprehensive"}
+    assert set(profiles) == {"quick", "python", "comprehensive", "web"}
     assert profiles["quick"].tools == ("tests", "lint") and profiles["quick"].coverage is False
     assert profiles["quick"].timeout("tests") == 180.0 and profiles["quick"].timeout("security") == 180.0
-    assert profiles["comprehensive"].tools == ("tests", "lint", "security", "dependencies", "changes")
+    assert profiles["comprehensive"].tools == ("tests", "lint", "security", "dependencies", "changes", "e2e", "api")
+    assert profiles["web"].tools[-3:] == ("e2e", "api", "performance") and profiles["web"].javascript is True
+    assert profiles["web"].timeout("performance") == 300.0
     assert profiles["comprehensive"].thresholds["min_coverage"] == 80.0
     assert profiles["python"].max_findings == 500 and profiles["python"].vuln_probe_timeout == 3.0
     assert pick_profile(profiles, None).name == "python"

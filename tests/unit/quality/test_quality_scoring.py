@@ -60,7 +60,7 @@ def test_metrics_and_score_follow_the_documented_formula() -> None:
         "security": {"earned": 9.0, "weight": 20.0},
     }
     assert score["value"] == 69  # 68.5 rounds half up
-    assert score["excluded"] == []
+    assert score["excluded"] == ["performance"]
 
 
 def test_score_renormalises_over_measured_components() -> None:
@@ -68,7 +68,7 @@ def test_score_renormalises_over_measured_components() -> None:
         {"python_lines": 100, "tests": {"passed": 3, "pass_rate": 100.0}, "lint": {"total": 0, "by_rule": {}}}
     )
     assert score["value"] == 100
-    assert score["excluded"] == ["coverage", "security"]
+    assert score["excluded"] == ["coverage", "performance", "security"]
     assert quality_score({"python_lines": 10})["value"] is None
     no_tests = quality_score({"tests": {"total": 0, "pass_rate": None}})
     assert no_tests["value"] == 0
