@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 import bridge.cli.setup_claude as setup_claude
 from bridge.cli.common import CliError, call, show_client
 from bridge.cli.host import cmd_stop
-from bridge.cli.setup_context import Reporter, SetupFailed, SetupOptions, SetupUsageError
+from bridge.cli.setup_context import Reporter, SetupFailed, SetupOptions, SetupUsageError, program_name
 from bridge.cli.setup_machine import live_pid, running_runtime
 from bridge.cli.setup_steps import SetupRun
 
@@ -102,8 +102,7 @@ def parse_setup_words(words: list[str]) -> argparse.Namespace:
 
 
 def usage_exit(message: str) -> NoReturn:
-    prog = re.sub(r"\.(sh|ps1)$", "", Path(command_name().split()[0]).name)
-    print(f"{prog}: {message} (see --help)", file=sys.stderr)
+    print(f"{program_name(command_name())}: {message} (see --help)", file=sys.stderr)
     sys.exit(2)
 
 

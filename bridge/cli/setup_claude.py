@@ -47,6 +47,11 @@ def config_inside(workspace: Path) -> bool:
     return True
 
 
+def quoted(text: str) -> str:
+    """Always single-quoted for the shell (the lines are pasted; a path with a space must survive)."""
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
 def _servers(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return dict(config.get("mcpServers") or {})
 
@@ -56,7 +61,7 @@ def manual_commands(workspace: Path, config: dict[str, Any], token_shell: str) -
     lines = []
     for name, server in _servers(config).items():
         lines.append(
-            f"cd {shlex.quote(str(workspace))} && claude mcp add --scope local --transport http "
+            f"cd {quoted(str(workspace))} && claude mcp add --scope local --transport http "
             f"{shlex.quote(name)} {shlex.quote(server['url'])} --header \"Authorization: Bearer {token_shell}\""
         )
     return lines
@@ -78,7 +83,7 @@ def _run(claude: str, args: list[str], workspace: Path, timeout: float) -> subpr
         raise ClaudeCodeError(f"cannot run {claude} ({exc.strerror})") from None
 
 
-def _said(done: subprocess.CompletedProcess, token: str) -> str:
+def said_without(done: subprocess.CompletedProcess, token: str) -> str:
     text = (done.stderr or done.stdout or "").strip()
     if token:
         text = text.replace(token, "***")
@@ -98,7 +103,7 @@ def register(claude: str, workspace: Path, config: dict[str, Any], token: str) -
                 "--header", f"Authorization: Bearer {token}"]
         done = _run(claude, argv, workspace, CLAUDE_TIMEOUT)
         if done.returncode != 0:
-            raise ClaudeCodeError(f"claude mcp add {name} failed: {_said(done, token)}")
+            raise ClaudeCodeError(f"claude mcp add {name} failed: {said_without(done, token)}")
         lines.append(f"added {name} to Claude Code (local scope, {workspace})")
     return lines
 
@@ -116,7 +121,7 @@ def listed(claude: str, workspace: Path, names: list[str]) -> list[str]:
     """``claude mcp list`` in the workspace: the lines about our servers (each ``NAME: URL (HTTP) - status``)."""
     done = _run(claude, ["mcp", "list"], workspace, CLAUDE_LIST_TIMEOUT)
     if done.returncode != 0:
-        raise ClaudeCodeError(f"claude mcp list failed: {_said(done, '')}")
+        raise ClaudeCodeError(f"claude mcp list failed: {said_without(done, '')}")
     return [line.strip() for line in done.stdout.splitlines() if any(line.strip().startswith(f"{n}:") for n in names)]
 
 
@@ -130,7 +135,7 @@ def stored_token(client: str, token_file: str | None) -> tuple[str | None, str]:
     data_dir = Path(os.environ.get("PARADISE_DATA_DIR") or "~/.devops-paradise").expanduser()
     path = Path(token_file).expanduser().absolute() if token_file else data_dir / "tokens" / client
     if token_file or not os.environ.get("DEVOPS_PARADISE_TOKEN"):
-        shell = "$(cat " + "'" + str(path).replace("'", "'\\''") + "')"
+        shell = f"$(cat {quoted(str(path))})"
         try:
             return path.read_text().strip() or None, shell
         except OSError:

@@ -15,6 +15,13 @@ from pathlib import Path
 STEPS = 10
 
 
+def program_name(command: str) -> str:
+    """The error prefix: ``start-devops-paradise`` through a wrapper, else ``devops-paradise``."""
+    if command.startswith("devops-paradise"):
+        return "devops-paradise"
+    return re.sub(r"\.(sh|ps1)$", "", Path(command).name)
+
+
 class SetupFailed(Exception):
     """The run cannot go on; the message is the one sentence the user reads (exit status 1)."""
 
@@ -44,8 +51,7 @@ class SetupOptions:
 
     @property
     def prog(self) -> str:
-        name = Path(self.command.split()[0]).name
-        return re.sub(r"\.(sh|ps1)$", "", name)
+        return program_name(self.command)
 
     @property
     def bridge_url(self) -> str:

@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from bridge.cli.common import CliError
 from bridge.cli.host import cmd_images_build, install_serena_now
 from bridge.cli.setup_context import Reporter, SetupFailed, SetupOptions
@@ -43,18 +45,13 @@ def port_taken(port: int) -> bool:
 
 
 def live_pid(pid_file: Path) -> int | None:
-    """The pid in the pid file when that process is still alive."""
+    """The pid in the pid file when that process is still alive (psutil: ``os.kill(pid, 0)`` is a Ctrl-C on
+    Windows)."""
     try:
         pid = int(pid_file.read_text().strip())
-        os.kill(pid, 0)
     except (OSError, ValueError):
         return None
-    return pid
-
-
-def quoted(text: str) -> str:
-    """Always single-quoted for the shell (the lines are pasted; a path with a space must survive)."""
-    return "'" + text.replace("'", "'\\''") + "'"
+    return pid if psutil.pid_exists(pid) else None
 
 
 def last_line(path: Path) -> str:
@@ -148,6 +145,7 @@ class MachineSteps:
         if wanted == "process":
             self.runtime = "process"
             self.r.info(f"process runtime ({why})")
+            self.refuse_process_on_windows()
             return
         docker = self.run_doctor()["docker"]
         # The one selection table the bridge and doctor use (bridge.host.doctor.choose_runtime; it moves to
@@ -168,6 +166,12 @@ class MachineSteps:
         else:
             self.r.info(f"{wanted} runtime ({why}; the bridge checks what it needs when it starts)")
         self.runtime = verdict["chosen"]
+        self.refuse_process_on_windows()
+
+    def refuse_process_on_windows(self) -> None:
+        if self.runtime == "process" and os.name == "nt":  # instances need POSIX process groups and bubblewrap
+            raise self.fail("the process runtime does not run on native Windows; start Docker Desktop and run "
+                            "again, or use WSL2 with ./start-devops-paradise.sh.")
 
     def prepare_runtime(self) -> None:
         self.r.step(f"Preparing the {self.runtime} runtime")

@@ -16,8 +16,9 @@ from bridge.cli.clients import cmd_client_add, cmd_client_token, cmd_client_wait
 from bridge.cli.clients import write_config as write_mcp_json
 from bridge.cli.common import CliError, call
 from bridge.cli.host import cmd_check
+from bridge.cli.setup_claude import quoted
 from bridge.cli.setup_context import Reporter, SetupOptions
-from bridge.cli.setup_machine import MachineSteps, last_line, live_pid, ns, port_taken, quoted, running_runtime
+from bridge.cli.setup_machine import MachineSteps, last_line, live_pid, ns, port_taken, running_runtime
 
 BRIDGE_POLL = 0.25  # seconds between /healthz tries while the bridge starts
 
@@ -75,10 +76,12 @@ class SetupRun(MachineSteps):
             log.write(f"\n---- {stamp} started by {o.prog} (runtime {self.runtime})\n")
             log.flush()
             # its own session: a Ctrl-C of setup (or of the terminal later) never reaches the bridge
+            detached = {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.DETACHED_PROCESS} \
+                if os.name == "nt" else {"start_new_session": True}
             proc = subprocess.Popen(
                 [sys.executable, "-m", "bridge", "serve"], cwd=o.repo_dir, stdin=subprocess.DEVNULL,
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                env={**os.environ, "PARADISE_RUNTIME": self.runtime},
+                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PARADISE_RUNTIME": self.runtime},
+                **detached,  # type: ignore[arg-type]
             )
         o.pid_file.write_text(f"{proc.pid}\n")
 

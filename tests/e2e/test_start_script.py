@@ -1,4 +1,5 @@
-"""``start-devops-paradise.sh`` run the way a new user runs it, on the process runtime.
+"""``start-devops-paradise.sh`` (the thin wrapper) and ``devops-paradise setup`` behind it, run the way a new
+user runs them, on the process runtime, without Claude Code on PATH (tests/e2e/test_claude_code.py has it).
 
 A temporary HOME, a copy of the working tree (uncommitted work included; no .venv, .git or caches), a
 workspace with a Python class in it, the bridge on a free loopback port with its own free port block.
@@ -38,7 +39,8 @@ from tests.helpers import free_block
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT_NAME = "start-devops-paradise.sh"
 COPY_IGNORE = shutil.ignore_patterns(
-    ".venv", ".git", ".pytest_cache", ".ruff_cache", "__pycache__", "*.egg-info", ".paradise", ".mcp.json*"
+    ".venv", ".git", ".pytest_cache", ".ruff_cache", "__pycache__", "*.egg-info", ".paradise", ".mcp.json*",
+    "node_modules",
 )
 RUN_TIMEOUT = 600
 
@@ -95,10 +97,16 @@ class Setup:
                          headers={"Authorization": f"Bearer {token}"}, timeout=30)
 
 
+def path_without_claude() -> str:
+    """PATH less every directory holding a ``claude`` command (CI puts the real one on PATH)."""
+    entries = os.environ.get("PATH", "").split(os.pathsep)
+    return os.pathsep.join(e for e in entries if e and not (Path(e) / "claude").exists())
+
+
 def user_env(home: Path, **extra: str) -> dict[str, str]:
     """The test's environment without any PARADISE_* setting of the outer world, plus a fresh HOME."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PARADISE_") and k != "PYTHONPATH"}
-    return {**env, "HOME": str(home), **extra}
+    return {**env, "HOME": str(home), "PATH": path_without_claude(), **extra}
 
 
 def new_user(root: Path, client: str = "e2e-user", pool: int = 10) -> Setup:
@@ -202,8 +210,16 @@ def test_first_run_sets_everything_up_and_keeps_other_servers(user: Setup) -> No
     token = user.token_file.read_text().strip()
     assert len(token) >= 32 and token not in done.stdout + done.stderr
     assert token not in (user.data_dir / "setup.log").read_text()
-    assert "initialize ok" in done.stdout and "claude mcp add --transport http paradise-serena" in done.stdout
+    steps = [line.split("]")[0] for line in done.stdout.splitlines() if line.startswith("==> [")]
+    assert steps == [f"==> [{n}/10" for n in range(1, 11)]
+    assert "initialize ok" in done.stdout
     assert f'export DEVOPS_PARADISE_TOKEN="$(cat \'{user.token_file}\')"' in done.stdout
+    # no claude on PATH: the exact lines to register at local scope, and the approval Claude Code will ask for
+    assert "`claude` is not on PATH" in done.stdout and "asks you to approve the project's servers" in done.stdout
+    assert (f"cd '{user.workspace}' && claude mcp add --scope local --transport http paradise-serena "
+            f"http://127.0.0.1:{user.port}/c/{user.client}/serena/mcp --header \"Authorization: Bearer "
+            f"$(cat '{user.token_file}')\"") in done.stdout
+    assert f"Later: {user.repo / SCRIPT_NAME} --status | --stop | --remove {user.client}" in done.stdout
 
 
 @pytest.mark.serena
