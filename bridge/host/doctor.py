@@ -3,10 +3,13 @@ and which runtime the bridge would choose. Pure reports; the CLI renders them (c
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,6 +18,9 @@ from bridge.settings import BridgeSettings, SettingsError
 
 MIN_PYTHON = (3, 11)
 MIN_NODE_MAJOR = 14
+# The JS quality toolchain (instances/quality/node, pinned): the command each tool is run by, in report order
+JS_TOOLS = ("node", "npm", "jest", "vitest", "eslint", "tsc", "prettier", "playwright", "newman", "lighthouse")
+CHECKOUT_QUALITY_NODE_DIR = Path(__file__).resolve().parents[2] / "instances" / "quality" / "node"
 
 
 def python_report() -> dict[str, Any]:
@@ -32,6 +38,33 @@ def node_report() -> dict[str, Any]:
         version = ""
     match = re.match(r"v?(\d+)\.", version)
     return {"ok": bool(match) and int(match.group(1)) >= MIN_NODE_MAJOR, "version": version or None, "path": node}
+
+
+def js_tools_report() -> dict[str, Any]:
+    """Each JS quality tool's version, found as the quality instance finds it: in $PARADISE_QUALITY_NODE_DIR
+    (the image's /opt/quality-node) or this checkout's instances/quality/node, then on PATH. The toolchain's
+    .bin comes first on PATH while it runs, so its tools use its own Node (22), not an older system one."""
+    node_dir = Path(os.environ.get("PARADISE_QUALITY_NODE_DIR") or CHECKOUT_QUALITY_NODE_DIR)
+    bin_dir = node_dir / "node_modules" / ".bin"
+    search_path = os.pathsep.join([str(bin_dir), os.environ.get("PATH", "")]) if bin_dir.is_dir() else None
+
+    def version_of(tool: str) -> dict[str, Any]:
+        path = shutil.which(tool, path=search_path)
+        if path is None:
+            return {"ok": False, "version": None, "path": None}
+        try:
+            result = subprocess.run(  # a fixed tool name resolved to a file, no shell
+                [path, "--version"], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+                env={**os.environ, "PATH": search_path or os.environ.get("PATH", ""), "NO_UPDATE_NOTIFIER": "1"},
+            )
+            match = re.search(r"\d+\.\d+\.\d+\S*", result.stdout)
+        except (OSError, subprocess.TimeoutExpired):
+            match = None
+        return {"ok": match is not None, "version": match.group(0) if match else None, "path": path}
+
+    with ThreadPoolExecutor(max_workers=4) as pool:  # ~0.5 s each, mostly Node start-up
+        tools = dict(zip(JS_TOOLS, pool.map(version_of, JS_TOOLS), strict=True))
+    return {"dir": str(node_dir) if bin_dir.is_dir() else None, "tools": tools}
 
 
 def catalog_images(settings: BridgeSettings) -> list[str]:
@@ -109,6 +142,7 @@ def doctor_report(settings: BridgeSettings, url: str) -> dict[str, Any]:
     return {
         "python": python,
         "node": node_report(),
+        "js_tools": js_tools_report(),
         "docker": docker,
         "serena": serena_report(settings),
         "data_dir": {"path": str(data_dir), "exists": data_dir.is_dir(),
@@ -129,6 +163,12 @@ def doctor_text(report: dict[str, Any]) -> str:
              f"{mark(docker['engine'])}docker   {docker['detail']}"]
     lines += [f"{mark(ok)}image    {image}{'' if ok else ' (not built: devops-paradise images build)'}"
               for image, ok in docker["images"].items()]
+    js_dir = report["js_tools"]["dir"]
+    for tool, found in report["js_tools"]["tools"].items():
+        shown = f"{found['version']} ({found['path']})" if found["ok"] else f"not found{'' if js_dir else ':'}"
+        lines.append(f"{mark(found['ok'])}{'js/' + tool:<13} {shown}")
+    if js_dir is None:
+        lines.append(f"    the JS quality toolchain is not installed: npm ci --prefix {CHECKOUT_QUALITY_NODE_DIR}")
     state = "installed" if serena["installed"] else "not installed (devops-paradise doctor --install serena)"
     lines.append(f"{mark(serena['installed'])}serena   {serena['version']} {state} in {serena['venv']}")
     data, bridge, runtime = report["data_dir"], report["bridge"], report["runtime"]
