@@ -13,13 +13,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bridge.api.openapi import build_openapi
+from bridge.api.routes import ENDPOINTS, PREFIX
+
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from bridge.api.openapi import build_openapi  # noqa: E402 - after the path set-up above
-from bridge.api.routes import ENDPOINTS, PREFIX  # noqa: E402
-
 TARGET = ROOT / "docs" / "api.md"
 
 HEADER = """# Admin API reference

@@ -12,12 +12,9 @@ import sys
 import typing
 from pathlib import Path
 
+from bridge.settings import BridgeSettings
+
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from bridge.settings import BridgeSettings  # noqa: E402 - after the path set-up above
-
 TARGET = ROOT / "docs" / "configuration.md"
 
 HEADER = """# Configuration reference

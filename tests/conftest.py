@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from tests.helpers import BridgeProcess, fixture_catalog, kill_leftovers  # noqa: E402
+from tests.helpers import BridgeProcess, fixture_catalog, kill_leftovers
 
 
 @pytest.fixture(scope="module")

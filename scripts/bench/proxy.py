@@ -1,6 +1,6 @@
 """Proxy benchmark: a minimal MCP backend direct, through a bare aiohttp reverse proxy, and through the bridge.
 
-    python scripts/bench_proxy.py [--seconds 5] [--rounds 3] [--connections 1,32]
+    python -m scripts.bench.proxy [--seconds 5] [--rounds 3] [--connections 1,32]
 
 Needs ``wrk`` (Debian: apt-get install wrk). Everything listens on 127.0.0.1. Targets are measured
 interleaved (round by round) so that machine noise hits all three alike; the median round is reported.
@@ -23,17 +23,18 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from bridge.mcp.protocol import ACCEPT_BOTH
+from tests.helpers import BridgeProcess, free_block
 
-from tests.helpers import BridgeProcess, free_block  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
+BACKEND = Path(__file__).resolve().with_name("backend.py")  # run as a file: the bridge starts it too
 
 BODY = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "echo", "arguments": {"x": 1}}}
 LUA = """
 wrk.method = "POST"
 wrk.body = [[%s]]
 wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Accept"] = "application/json, text/event-stream"
+wrk.headers["Accept"] = "%s"
 %s
 done = function(summary, latency, requests)
   io.write(string.format("RESULT %%d %%d %%d %%d %%d\\n", summary.requests, summary.duration,
@@ -82,14 +83,14 @@ def main() -> None:
     first = free_block(3)
     backend_port, bare_port = first, first + 1
     procs = [
-        start(["scripts/bench_backend.py", "backend", "--port", str(backend_port)]),
+        start([str(BACKEND), "backend", "--port", str(backend_port)]),
         start(
-            ["scripts/bench_backend.py", "bare", "--port", str(bare_port), "--upstream", f"127.0.0.1:{backend_port}"]
+            [str(BACKEND), "bare", "--port", str(bare_port), "--upstream", f"127.0.0.1:{backend_port}"]
         ),
     ]
     catalog = work / "catalog.toml"
     catalog.write_text(
-        f'[services.bench]\ncommand = ["{sys.executable}", "{ROOT}/scripts/bench_backend.py", "backend", '
+        f'[services.bench]\ncommand = ["{sys.executable}", "{BACKEND}", "backend", '
         f'"--port", "{{port}}"]\n'
     )
     bridge = BridgeProcess(
@@ -107,7 +108,7 @@ def main() -> None:
         for name, (url, extra) in targets.items():
             wait_port(url) if name != "bridge" else None
             scripts[name] = work / f"{name}.lua"
-            scripts[name].write_text(LUA % (json.dumps(BODY), extra))
+            scripts[name].write_text(LUA % (json.dumps(BODY), ACCEPT_BOTH, extra))
             wrk(url, scripts[name], 4, 1)  # warm-up: connections, pools, caches
         results: dict[tuple[str, int], list[dict[str, float]]] = {}
         for _ in range(args.rounds):

@@ -1,6 +1,6 @@
 """Serena start-up cost: registration to first semantic answer, through the bridge, for N clients at once.
 
-    python scripts/bench_serena.py [--clients 1,5,10] [--runtime process|docker]
+    python -m scripts.bench.serena [--clients 1,5,10] [--runtime process|docker]
 
 For each N: N clients are registered concurrently, each on its own generated Python workspace, and each
 asks its Serena (through the bridge, with the official MCP SDK client) for ``find_symbol`` of a class in
@@ -30,10 +30,7 @@ import httpx
 import psutil
 from mcp import MCPError
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from tests.helpers import BridgeProcess, instance_pid, mcp_client  # noqa: E402
+from tests.helpers import BridgeProcess, instance_pid, mcp_client
 
 CONTAINER_UID = 10001
 

@@ -6,7 +6,7 @@ its result is wrong.  It times the quality instance's `run_impacted_tests` (git 
 + pytest on the selected files) against the full suite, and checks that every failing test the full
 suite finds is also found by the impacted run.
 
-    .venv/bin/python scripts/bench_impacted_tests.py [--modules 40] [--tests-per-module 5]
+    .venv/bin/python -m scripts.bench.impacted_tests [--modules 40] [--tests-per-module 5]
         [--test-cost-ms 10] [--repeat 3] [--keep DIR]
 
 Each test sleeps --test-cost-ms to stand for the I/O a real test does; with 0 the comparison is
@@ -25,8 +25,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from instances.quality.impact import run_impacted_tests
 from instances.quality.profiles import load_profiles

@@ -1,7 +1,7 @@
 """Minimal MCP backends for the proxy benchmark, and the bare aiohttp reverse proxy it is compared with.
 
-    python scripts/bench_backend.py backend --port P     # JSON-response Streamable HTTP MCP server
-    python scripts/bench_backend.py bare --port P --upstream 127.0.0.1:Q
+    python scripts/bench/backend.py backend --port P     # JSON-response Streamable HTTP MCP server
+    python scripts/bench/backend.py bare --port P --upstream 127.0.0.1:Q
 
 The backend is deliberately tiny (aiohttp, no SDK) so that the benchmark measures the proxies, not the
 backend: it answers initialize, ping, tools/list and an ``echo`` tools/call with JSON responses.
@@ -16,6 +16,8 @@ import uuid
 import aiohttp
 from aiohttp import web
 
+from bridge.mcp.protocol import PROBE_PROTOCOL_VERSION, SESSION_ID_HEADER
+
 TOOLS = [{"name": "echo", "description": "echo", "inputSchema": {"type": "object"}}]
 
 
@@ -26,9 +28,9 @@ async def mcp(request: web.Request) -> web.Response:
         return web.Response(status=202)
     headers = {}
     if method == "initialize":
-        headers["Mcp-Session-Id"] = uuid.uuid4().hex
+        headers[SESSION_ID_HEADER] = uuid.uuid4().hex
         result = {
-            "protocolVersion": message["params"].get("protocolVersion", "2025-06-18"),
+            "protocolVersion": message["params"].get("protocolVersion", PROBE_PROTOCOL_VERSION),
             "capabilities": {"tools": {}},
             "serverInfo": {"name": "bench", "version": "1"},
         }
