@@ -13,6 +13,8 @@ from .importgraph import ImportGraph
 from .js.jsimpact import analyze_js_changes, full_plan_for_all, js_plan, run_js_plan
 from .profiles import Profile
 from .progress import Progress
+from .selection import choose_targets, map_data_files, selection_report
+from .testhistory import load_timings, read_runs
 from .testmerge import combine_sections
 from .tests_tool import run_pytest
 from .workspace import Workspace
@@ -66,11 +68,13 @@ def fallback_reasons(changes: dict[str, FileChange], graph: ImportGraph) -> list
                     f"{path} imports dynamically ({dyn['call']}{target} at line {dyn['line']}): "
                     "the import graph cannot tell which tests load what it loads"
                 )
-        elif not (
-            path.startswith(("docs/", ".paradise/")) or name in _IGNORED_NAMES or name.endswith(_IGNORED_SUFFIXES)
-        ):
-            reasons.append(f"{path} is not Python code: the import graph cannot tell which tests read it")
+    # other non-Python files (data, unknown kinds): selection.map_data_files decides
     return reasons
+
+
+def _is_config(path: str) -> bool:
+    name = path.rsplit("/", 1)[-1]
+    return name == "conftest.py" or name in CONFIG_NAMES or bool(_REQUIREMENTS.match(name))
 
 
 def _read_sources(ws: Workspace, deleted: list[str]) -> dict[str, str | None]:
@@ -135,6 +139,10 @@ async def analyze_changes(
     owned = set(js["owned"])  # changes inside JavaScript packages: the JS side decides about them
     reasons = fallback_reasons({p: c for p, c in changes.items() if p not in owned}, graph)
     js_reasons = [f"{e['runner']} ({e['package']}): {r}" for e in js["full_suite"] for r in e["reasons"]]
+    python_side = {p: c for p, c in changes.items() if p not in owned}
+    data_files = map_data_files(python_side, graph, sources, skip={p for p in python_side if _is_config(p)})
+    reasons += data_files["full_suite_reasons"]
+    data_tests = [t for t in data_files["impacted_tests"] if t["path"] not in impacted]
     dynamic_elsewhere = [
         {"path": p, **d}
         for p, n in sorted(graph.nodes.items())
@@ -156,7 +164,11 @@ async def analyze_changes(
             {"path": test, "runner": "pytest", "reason": graph.describe_chain(chain, changed_py), "chain": chain}
             for test, chain in impacted.items()
         ]
+        + data_tests
         + js["impacted_tests"],
+        "data_files": data_files["files"],
+        "_changes": changes,
+        "_graph": graph,
         "untested_changes": untested + js["untested_changes"],
         "full_suite_required": bool(reasons or js["full_suite"]),
         "fallback_reasons": reasons + js_reasons,
@@ -215,11 +227,14 @@ async def run_impacted_tests(
         by_runner.append(
             {"runner": "pytest", "package": ".", "mode": "full", "tests": [], "reason": "; ".join(reasons)}
         )
-    elif selected:
-        targets = [t["path"] for t in selected]
-        sections["python"] = await run_pytest(ws, profile, targets=targets, coverage=coverage, progress=progress)
-        reason = f"{len(selected)} of {total_tests} test files depend on the changes"
+    elif selected and analysis is not None:
+        pick = await choose_targets(ws, analysis, selected)
+        selected, targets = pick.listing(), pick.targets()
+        if targets:
+            sections["python"] = await run_pytest(ws, profile, targets=targets, coverage=coverage, progress=progress)
+        reason = pick.reason(total_tests)
         by_runner.append({"runner": "pytest", "package": ".", "mode": "impacted", "tests": targets, "reason": reason})
+        result["selection"] = selection_report(pick, sections.get("python"), load_timings(ws), read_runs(ws, 50))
     sections.update(await run_js_plan(ws, profile, js_entries, coverage=coverage, progress=progress))
     if len(sections) > 1 and sections.get("python", {}).get("status") == "skipped" and not total_tests:
         sections.pop("python")  # a JavaScript-only workspace: "no Python tests" is no gap

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .contexts import save_contexts
 from .runner import read_bounded_file, run_command
 from .testparse import _nodeid as junit_nodeid
 from .workspace import Workspace
@@ -150,8 +151,11 @@ async def git_state(ws: Workspace) -> tuple[str | None, list[str]]:
     return head.stdout.strip() or None, changed
 
 
-async def after_run(ws: Workspace, tmp: Path, result: dict[str, Any], *, scope: str, workers: int) -> None:
-    """Record a finished pytest run (timings, junit, runs.jsonl); a read-only workspace only costs a note."""
+async def after_run(
+    ws: Workspace, tmp: Path, result: dict[str, Any], *, scope: str, workers: int, contexts: bool = False
+) -> None:
+    """Record a finished pytest run (timings, junit, runs.jsonl, and with `contexts` its per-test
+    coverage); a read-only workspace only costs a note."""
     try:
         commit, changed = await git_state(ws)
         record_run(
@@ -163,5 +167,7 @@ async def after_run(ws: Workspace, tmp: Path, result: dict[str, Any], *, scope: 
             duration_s=float(result.get("duration_s") or 0.0),
             workers=workers,
         )
+        if contexts:
+            save_contexts(ws, tmp / ".coverage", commit)
     except OSError as exc:
         result["notes"].append(f"the run was not recorded under {HISTORY_DIR.as_posix()}: {exc}")

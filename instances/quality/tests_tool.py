@@ -8,6 +8,7 @@ import xml.etree.ElementTree as ET  # nosec B405 - only for ParseError
 from pathlib import Path
 from typing import Any
 
+from .contexts import CONTEXT_ARGS
 from .js.jstests import run_js_tests
 from .plan import make_plan, normalise_xdist_output
 from .profiles import Profile
@@ -90,7 +91,6 @@ async def run_pytest(
     progress: Progress | None = None,
     workers: int | str | None = None,
     max_failures: int | None = None,
-    scope: str = "tests",
 ) -> dict[str, Any]:
     """Run pytest in the workspace and return counts, failures, coverage and what was skipped.
 
@@ -138,6 +138,9 @@ async def run_pytest(
             else:
                 (tmp / "coveragerc").write_text(_DEFAULT_COVERAGERC, encoding="utf-8")
                 coverage_args[:0] = [f"--cov={ws.root}", f"--cov-config={tmp / 'coveragerc'}"]
+        full_suite = not targets and not keyword
+        if coverage_args and full_suite:
+            coverage_args += CONTEXT_ARGS  # per-test coverage for impact selection (contexts.py)
         plan = await make_plan(
             ws, interp, tmp, targets=targets or [], keyword=keyword, workers=workers, max_failures=max_failures
         )
@@ -149,7 +152,14 @@ async def run_pytest(
         )
         _fill_pytest_result(result, run, tmp, timeout, profile.max_findings)
         result["plan"] = {**plan.describe(), "workers_used": plan.distribution()}
-        await after_run(ws, tmp, result, scope=scope, workers=plan.workers)
+        await after_run(
+            ws,
+            tmp,
+            result,
+            scope="full" if full_suite else "selected",
+            workers=plan.workers,
+            contexts=bool(coverage_args) and full_suite and not run.timed_out and not max_failures,
+        )
     return result
 
 
