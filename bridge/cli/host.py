@@ -18,6 +18,7 @@ import httpx
 
 from bridge.cli.common import CliError, bridge_url, call, emit, say
 from bridge.host.doctor import doctor_report, doctor_text
+from bridge.host.images import ImageBuildError, build_images
 from bridge.mcp import client as mcp_client
 from bridge.settings import BridgeSettings, load_settings
 
@@ -49,10 +50,6 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_images_build(args: argparse.Namespace) -> None:
-    try:
-        from bridge.host.images import ImageBuildError, build_images
-    except ImportError as exc:
-        raise CliError(f"image building is not available in this checkout (bridge.images: {exc})") from None
     started = time.monotonic()
     try:
         built = build_images(args.names or ["serena", "quality"], base_image=args.base_image, progress=say)
@@ -110,12 +107,13 @@ def _instance_states(settings: BridgeSettings) -> list[tuple[str, dict[str, Any]
 
 
 async def _stop_one(state: dict[str, Any], grace: float) -> bool:
-    from bridge.runtime.process import ProcessRuntime, _same_process
+    from bridge.runtime.process import ProcessRuntime
 
     if state.get("pid"):
-        if _same_process(state["pid"], state.get("create_time", 0.0)) is None:
+        runtime = ProcessRuntime(Path(state.get("dir", ".")))
+        if not (await runtime.poll(state)).running:  # gone, or its pid now belongs to another process
             return False
-        await ProcessRuntime(Path(state.get("dir", "."))).stop(state, grace=grace)
+        await runtime.stop(state, grace=grace)
         return True
     if state.get("container_id"):
         from bridge.runtime.docker import DockerRuntime

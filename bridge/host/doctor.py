@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from bridge.host.images import image_exists
 from bridge.settings import BridgeSettings, SettingsError
 
 MIN_PYTHON = (3, 11)
@@ -86,18 +87,10 @@ def docker_report(images: list[str]) -> dict[str, Any]:
     except Exception as exc:  # no SDK, no socket, a dead DOCKER_HOST: all mean "no engine"
         return {"engine": False, "detail": f"no Docker engine answers ({exc.__class__.__name__})", "images": {}}
     try:
-        found = {image: _image_exists(client, image) for image in images}
+        found = {image: image_exists(image, client) for image in images}
     finally:
         client.close()
     return {"engine": True, "detail": f"engine {version} answers", "images": found}
-
-
-def _image_exists(client: Any, tag: str) -> bool:
-    try:
-        from bridge.host.images import image_exists
-    except ImportError:  # a checkout without the image builder: ask the engine directly
-        return bool(client.images.list(name=tag))
-    return image_exists(tag, client)
 
 
 def serena_report(settings: BridgeSettings) -> dict[str, Any]:
