@@ -20,6 +20,7 @@ from bridge.cli.common import CliError, bridge_url, call, emit, say
 from bridge.host.doctor import doctor_report, doctor_text
 from bridge.host.images import ImageBuildError, build_images
 from bridge.mcp import client as mcp_client
+from bridge.mcp.protocol import ACCEPT_STREAM
 from bridge.settings import BridgeSettings, load_settings
 
 PID_FILE = "bridge.pid"
@@ -186,7 +187,7 @@ async def check_server(name: str, server: dict[str, Any], env: dict[str, str], t
 def _refusal(url: str, headers: dict[str, str]) -> str | None:
     """Why the bridge turns a request away (401/403/404/503), in words; None when it would let it through."""
     try:
-        resp = httpx.request("GET", url, headers={**headers, "Accept": "text/event-stream"},
+        resp = httpx.request("GET", url, headers={**headers, "Accept": ACCEPT_STREAM},
                              timeout=httpx.Timeout(10, read=2))
     except httpx.ReadTimeout:
         return None  # an open event stream: the bridge let us through

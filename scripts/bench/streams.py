@@ -23,6 +23,7 @@ import httpx
 import psutil
 
 from bridge.mcp.client import McpSession, sse_events
+from bridge.mcp.protocol import ACCEPT_STREAM
 from scripts.bench.common import (
     FIGURES,
     MIB,
@@ -68,7 +69,7 @@ class Streams:
 
     async def _legacy(self) -> aiohttp.ClientResponse:
         url = f"{self.bridge.url}/c/streams/legacy/sse"
-        headers = {"Authorization": f"Bearer {self.token}", "Accept": "text/event-stream"}
+        headers = {"Authorization": f"Bearer {self.token}", "Accept": ACCEPT_STREAM}
         resp = await self.http.get(url, headers=headers)
         async for event in sse_events(resp):  # the first event: the endpoint, rewritten to the bridge's path
             if event.get("event") == "endpoint":
