@@ -129,6 +129,20 @@ def render_text(tool: str, sized: dict[str, Any], limit: int) -> str:
             "Selection: "
             + ", ".join(f"{k}={v}" for k, v in selection.items() if not isinstance(v, dict | list) and v is not None)
         )
+    backtest = sized.get("risk_backtest")
+    if isinstance(backtest, dict):
+        if backtest.get("runs_evaluated"):
+            lines.append(
+                f"Risk backtest: the top {backtest['top']} risks held a failing test in {backtest['hits']} of "
+                f"{backtest['runs_evaluated']} recorded runs with failures (hit rate {backtest['hit_rate']}; a "
+                f"random pick of {backtest['top']}: {backtest['random_pick_hit_rate']})."
+                + (f" {backtest['note']}." if backtest.get("note") else "")
+            )
+        else:
+            lines.append(f"Risk backtest: {backtest.get('note', 'nothing to evaluate')}.")
+    risk = sized.get("risk") or (sized.get("analysis") or {}).get("risk")
+    if isinstance(risk, dict) and risk.get("method"):
+        lines.append(f"Risk method ({risk.get('recorded_runs', 0)} recorded runs): {risk['method']}")
     found: list[tuple[str, str, list[Any]]] = []
     _walk(sized, "", found)
     for path, key, items in found:

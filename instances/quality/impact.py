@@ -13,6 +13,7 @@ from .importgraph import ImportGraph
 from .js.jsimpact import analyze_js_changes, full_plan_for_all, js_plan, run_js_plan
 from .profiles import Profile
 from .progress import Progress
+from .risk import assess as assess_risk
 from .selection import choose_targets, map_data_files, selection_report
 from .testhistory import load_timings, read_runs
 from .testmerge import combine_sections
@@ -143,6 +144,7 @@ async def analyze_changes(
     data_files = map_data_files(python_side, graph, sources, skip={p for p in python_side if _is_config(p)})
     reasons += data_files["full_suite_reasons"]
     data_tests = [t for t in data_files["impacted_tests"] if t["path"] not in impacted]
+    risk = await assess_risk(ws, git, base_commit, changes, graph, impacted)
     dynamic_elsewhere = [
         {"path": p, **d}
         for p, n in sorted(graph.nodes.items())
@@ -167,6 +169,7 @@ async def analyze_changes(
         + data_tests
         + js["impacted_tests"],
         "data_files": data_files["files"],
+        "risk": risk,
         "_changes": changes,
         "_graph": graph,
         "untested_changes": untested + js["untested_changes"],
@@ -216,7 +219,7 @@ async def run_impacted_tests(
     if analysis is not None:
         result["analysis"] = {
             k: analysis[k]
-            for k in ("base_commit", "changed_files", "changed_functions", "untested_changes", "warnings")
+            for k in ("base_commit", "changed_files", "changed_functions", "untested_changes", "risk", "warnings")
         }
     if progress:
         await progress.step(1, "running tests")

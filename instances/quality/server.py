@@ -12,7 +12,7 @@ from mcp.types import CallToolResult, TextContent
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from . import impact, lint, reports, security, tests_tool
+from . import impact, lint, reports, risk, security, tests_tool
 from .errors import QualityError
 from .js.tools_server import register_js_tools
 from .profiles import Profile, pick_profile
@@ -220,7 +220,9 @@ def build_server(ws: Workspace, profiles: dict[str, Profile], default_profile: s
         page: int = 1,
     ) -> ToolResult:
         async def work(progress: Progress) -> dict[str, Any]:
-            return reports.quality_trends(ws, last=last, profile=profile)
+            result = reports.quality_trends(ws, last=last, profile=profile)
+            result["risk_backtest"] = await risk.backtest_workspace(ws)
+            return result
 
         return await invoke("quality_trends", ctx, 1, work, detail, page)
 
