@@ -215,6 +215,8 @@ async def run_impacted_tests(
         js_entries = full_plan_for_all(ws, reasons[0])
     changed = analysis is None or bool(analysis["changed_files"])
     total_tests = len(ws.test_files())
+    if reasons and not total_tests and (js_entries or (analysis and analysis["_js"]["packages"])):
+        reasons = []  # a JavaScript-only workspace: no Python suite to fall back to
     result: dict[str, Any] = {"tool": "run_impacted_tests", "base_ref": base_ref, "total_test_files": total_tests}
     if analysis is not None:
         result["analysis"] = {

@@ -116,6 +116,8 @@ async def lint(
             section = await run_js_linter(ws, profile, target, progress)
             if section is not None:
                 sections[name] = section
+    if len(sections) > 1 and sections["ruff"]["status"] == "skipped" and not ws.python_files():
+        sections.pop("ruff")  # a JavaScript-only workspace: no Python to lint is no gap
     findings = [f for s in sections.values() for f in s.get("findings", [])]
     findings.sort(key=lambda f: (f["file"], f["line"] or 0, f["column"] or 0, f["rule"]))
     skipped = [{"what": name, "reason": s["reason"]} for name, s in sections.items() if s["status"] == "skipped"]

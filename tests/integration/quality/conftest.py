@@ -128,3 +128,46 @@ def call_tool(quality_servers: dict[str, RunningServer]):
         return result, progress
 
     return call
+
+
+@pytest.fixture(scope="session")
+def js_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, RunningServer]]:
+    """One quality server per JavaScript sample workspace (js_workspaces.py)."""
+    from js_workspaces import build_js, require_node_toolchain
+
+    require_node_toolchain()
+    base = tmp_path_factory.mktemp("quality-js")
+    logs = tmp_path_factory.mktemp("quality-js-logs")
+    servers: dict[str, RunningServer] = {}
+    try:
+        for name, path in build_js(base).items():
+            servers[name] = start_server(name, path, logs)
+        deadline = time.monotonic() + 60
+        for server in servers.values():
+            wait_ready(server, deadline)
+        yield servers
+    finally:
+        for server in servers.values():
+            server.proc.terminate()
+        for server in servers.values():
+            try:
+                server.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                server.proc.kill()
+
+
+@pytest.fixture(scope="session")
+def js_call(js_servers: dict[str, RunningServer]):
+    """await js_call("jest", "run_tests", {...}) -> (CallToolResult, progress notifications)."""
+
+    async def call(name: str, tool: str, args: dict[str, Any] | None = None) -> tuple[Any, list[tuple]]:
+        progress: list[tuple] = []
+
+        async def on_progress(value: float, total: float | None, message: str | None) -> None:
+            progress.append((value, total, message))
+
+        async with Client(js_servers[name].url, read_timeout_seconds=300) as client:
+            result = await client.call_tool(tool, args or {}, progress_callback=on_progress)
+        return result, progress
+
+    return call
