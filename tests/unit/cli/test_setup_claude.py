@@ -111,3 +111,15 @@ def test_what_a_failing_claude_said_never_repeats_the_token() -> None:
     assert setup_claude.said_without(said, TOKEN) == "rejected header Bearer ***"
     silent = subprocess.run([sys.executable, "-c", "raise SystemExit(4)"], capture_output=True, text=True)
     assert setup_claude.said_without(silent, TOKEN) == "exit status 4"
+
+
+def test_mcp_config_takes_claude_and_token_file(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                                home: Path) -> None:
+    from bridge.cli import main
+    from tests.helpers import free_block
+
+    monkeypatch.setenv("PARADISE_ADMIN_TOKEN", "admin")
+    monkeypatch.delenv("PARADISE_URL", raising=False)
+    monkeypatch.setenv("PARADISE_PORT", str(free_block(1)))  # nothing listens there
+    assert main(["mcp-config", "alice", "--claude", "--token-file", str(home / "t"), "--json"]) == 1
+    assert "cannot reach the bridge at http://127.0.0.1:" in capsys.readouterr().err
