@@ -40,6 +40,7 @@ PROBE_PROTOCOL = PROBE_PROTOCOL_VERSION
 # A server that lost our session answers 404 (the specification) or 400 (servers that check the id first).
 SESSION_GONE = frozenset({400, 404})
 DRAIN_SECONDS = 1.0  # how long the rest of an SSE answer is read before the connection is dropped
+MAX_JSON_ANSWER = 4 * 2**20  # an SSE answer is bounded by aiohttp's line limit instead
 
 
 class ProbeFailed(Exception):
@@ -87,11 +88,15 @@ async def post_message(
         session_id = resp.headers.get(SESSION_ID_HEADER)
         if resp.status == 202:
             return Answer(202, session_id, None)
+        method = str(message.get("method", "request"))
         if resp.status != 200:
-            body = (await resp.text())[:200]
-            raise McpStatusError(resp.status, repr(body), request=str(message.get("method", "request")))
+            body = (await resp.content.read(200)).decode("utf-8", "replace")
+            raise McpStatusError(resp.status, repr(body), request=method)
         if resp.content_type != "text/event-stream":
-            return Answer(200, session_id, await resp.json(content_type=None))
+            answer = json.loads(await _read_bounded(resp, method))
+            if not isinstance(answer, dict):
+                raise ProbeFailed(f"{method} answered {type(answer).__name__}, not a JSON-RPC response")
+            return Answer(200, session_id, answer)
         async for event in sse_events(resp):
             answer = json.loads(event["data"]) if event.get("data") else None
             # Skip progress notifications and the server's own requests: the answer carries our id.
@@ -99,6 +104,17 @@ async def post_message(
                 await _drain(resp)
                 return Answer(200, session_id, answer)
     raise ProbeFailed("the stream ended without an answer")
+
+
+async def _read_bounded(resp: aiohttp.ClientResponse, method: str) -> bytes:
+    """The whole body, at most MAX_JSON_ANSWER bytes: the instance is not ours to trust."""
+    chunks, size = [], 0
+    async for chunk in resp.content.iter_chunked(65536):
+        size += len(chunk)
+        if size > MAX_JSON_ANSWER:
+            raise ProbeFailed(f"{method} answered more than {MAX_JSON_ANSWER} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 async def _drain(resp: aiohttp.ClientResponse) -> None:
@@ -347,5 +363,5 @@ async def check_server(url: str, headers: dict[str, str], *, timeout: float) -> 
     ):
         tools = (await asyncio.wait_for(client.list_tools(), timeout)).tools
         info = client.server_info
-    who = f"{info.name} {info.version}" if info else "server"
+    who = f"{info.name} {info.version}".strip() if info else "server"
     return CheckResult(who, len(tools), time.monotonic() - started)

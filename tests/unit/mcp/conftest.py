@@ -99,6 +99,7 @@ class Recorder:
     """The HTTP method of every request an aiohttp session made, in order."""
 
     methods: list[str] = field(default_factory=list)
+    connections: int = 0  # TCP connections opened (a kept-alive one is reused instead)
 
     def count(self, method: str) -> int:
         return self.methods.count(method)
@@ -112,6 +113,10 @@ async def http() -> AsyncIterator[tuple[aiohttp.ClientSession, Recorder]]:
     async def on_start(_session: object, _ctx: object, params: aiohttp.TraceRequestStartParams) -> None:
         recorder.methods.append(params.method)
 
+    async def on_connect(_session: object, _ctx: object, _params: object) -> None:
+        recorder.connections += 1
+
     trace.on_request_start.append(on_start)
+    trace.on_connection_create_end.append(on_connect)
     async with aiohttp.ClientSession(trace_configs=[trace]) as session:
         yield session, recorder

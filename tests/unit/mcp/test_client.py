@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 import aiohttp
 import mcp_types.version as sdk_versions
 import pytest
+from aiohttp import web
 
 from bridge.mcp import protocol
 from bridge.mcp.client import (
@@ -187,3 +189,53 @@ def test_container_healthcheck_needs_nothing_but_the_standard_library(sdk_server
     assert check("--port", str(closed_port())) == 1
     assert check("--port", str(served.port), "--path", "@evil.example/mcp") == 2  # refused by the parser
 
+
+
+async def test_sse_answers_are_read_to_the_end_so_the_connection_is_kept(sdk_server, http: Http) -> None:
+    served = sdk_server()  # answers on an SSE stream that it closes after the answer
+    session, seen = http
+    for _ in range(3):
+        await probe(session, served.port, served.path, "streamable", timeout=5)
+    assert seen.connections == 1  # six requests (initialize, DELETE) x 3 on one kept-alive connection
+
+
+# ---- instances that misbehave (an instance is not the bridge's to trust) --------------------------------
+
+
+@pytest.fixture
+async def odd_server():
+    """A real HTTP server whose /mcp answers the way ``mode`` says a broken or hostile instance would."""
+    async def answer(request: web.Request) -> web.StreamResponse:
+        mode = request.query.get("mode", "")
+        if mode == "batch":
+            return web.json_response([{"jsonrpc": "2.0", "id": 1, "result": {}}])
+        if mode == "huge":
+            return web.Response(body=b" " * (5 * 2**20), content_type="application/json")
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        if mode == "open-after-answer":  # the answer, then the stream stays open (servers SHOULD close it)
+            await resp.write(b'data: {"jsonrpc": "2.0", "id": 1, "result": {}}\n\n')
+        await asyncio.sleep(5)  # "silent": the stream opens and no answer comes (before the test gives up)
+        return resp
+
+    app = web.Application()
+    app.router.add_post("/mcp", answer)
+    runner = web.AppRunner(app, shutdown_timeout=0.1, handler_cancellation=True)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    yield runner.addresses[0][1]
+    await runner.cleanup()
+
+
+async def test_answers_of_a_misbehaving_instance_fail_cleanly(odd_server: int, http: Http) -> None:
+    session, _ = http
+    with pytest.raises(ProbeFailed, match="not a JSON-RPC response"):
+        await probe(session, odd_server, "/mcp?mode=batch", "streamable", timeout=5)
+    with pytest.raises(ProbeFailed, match="more than"):
+        await probe(session, odd_server, "/mcp?mode=huge", "streamable", timeout=5)
+    with pytest.raises(ProbeFailed, match="TimeoutError"):
+        await probe(session, odd_server, "/mcp?mode=silent", "streamable", timeout=0.5)
+    # An answer whose stream stays open still counts; the rest of the stream is waited for a bounded while.
+    seconds = await probe(session, odd_server, "/mcp?mode=open-after-answer", "streamable", timeout=5)
+    assert seconds < 3
