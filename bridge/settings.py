@@ -80,6 +80,19 @@ class BridgeSettings(BaseSettings):
     serena_venv: Path | None = Field(None, description="Virtualenv holding Serena; default DATA_DIR/serena-venv.")
     serena_version: str | None = Field(None, description="Serena version to install; default the pinned one.")
     log_level: str = Field("INFO", description="Logging level of the bridge.")
+    allow_unsandboxed: bool = Field(
+        False,
+        description="Process runtime without bubblewrap: serve more than one client although instances can then "
+        "read each other's files (and the bridge's). Without it an unsandboxed bridge serves one client only.",
+    )
+    instance_cpus: float = Field(
+        1.0, ge=0, description="CPU limit of a container instance when its catalog entry sets none; 0 = no limit."
+    )
+    instance_egress: Literal["none", "registries", "all"] = Field(
+        "none",
+        description="Where a container instance may connect: none (no NAT: nothing beyond the host answers), "
+        "registries (as none, plus the host's HTTP(S)_PROXY for package registries) or all (the engine's NAT).",
+    )
 
     @field_validator("port_range")
     @classmethod

@@ -112,20 +112,34 @@ def bridge_report(url: str) -> dict[str, Any]:
     return {"url": url, "reachable": True, "runtime": health.get("runtime"), "clients": health.get("clients")}
 
 
-def choose_runtime(setting: str, python: dict[str, Any], docker: dict[str, Any]) -> dict[str, Any]:
-    missing = [image for image, ok in docker["images"].items() if not ok]
-    docker_ok = docker["engine"] and not missing
-    why_not = docker["detail"] if not docker["engine"] else f"images not built: {', '.join(missing)}"
-    if setting not in ("auto", "docker", "process"):  # e.g. a cluster runtime: the bridge checks it at start-up
-        return {"setting": setting, "chosen": setting, "usable": docker["engine"],
-                "reason": "needs a Docker engine; the bridge checks the rest when it starts"}
-    if setting == "docker" or (setting == "auto" and docker_ok):
-        reason = "Docker engine answers and the images exist" if docker_ok else why_not
-        return {"setting": setting, "chosen": "docker", "usable": docker_ok, "reason": reason}
-    reason = "PARADISE_RUNTIME=process" if setting == "process" else f"no Docker runtime: {why_not}"
-    if not python["ok"]:
-        reason = f"Python {python['version']} is too old; 3.11 or newer is needed"
-    return {"setting": setting, "chosen": "process", "usable": python["ok"], "reason": reason}
+def choose_runtime(
+    setting: str, python: dict[str, Any], docker: dict[str, Any], *, allow_unsandboxed: bool = False
+) -> dict[str, Any]:
+    """The bridge's own selection table (bridge/runtime/selection.py) over this report's facts; the dict has
+    setting, chosen, usable, reason, sandboxed (process runtime) and warning (said loudly when unsandboxed)."""
+    from bridge.runtime.sandbox import bwrap_usable
+    from bridge.runtime.selection import MachineFacts
+    from bridge.runtime.selection import choose_runtime as choose
+
+    swarm: dict[str, Any] = {}
+    if setting == "swarm":
+        from bridge.runtime.engine import probe_engine
+
+        probe = probe_engine()
+        swarm = {"swarm_usable": probe.swarm_usable, "swarm_detail": probe.swarm_detail}
+    sandbox_usable, sandbox_detail = bwrap_usable()
+    facts = MachineFacts(
+        engine_answers=bool(docker["engine"]),
+        engine_detail=docker["detail"],
+        missing_images=[image for image, ok in docker["images"].items() if not ok],
+        python_ok=bool(python["ok"]),
+        python_version=python["version"],
+        sandbox_usable=sandbox_usable,
+        sandbox_detail=sandbox_detail,
+        allow_unsandboxed=allow_unsandboxed,
+        **swarm,
+    )
+    return choose(setting, facts).as_dict()
 
 
 def doctor_report(settings: BridgeSettings, url: str) -> dict[str, Any]:
@@ -141,7 +155,7 @@ def doctor_report(settings: BridgeSettings, url: str) -> dict[str, Any]:
         "data_dir": {"path": str(data_dir), "exists": data_dir.is_dir(),
                      "admin_token": (data_dir / "admin-token").is_file() or settings.admin_token is not None},
         "bridge": bridge_report(url),
-        "runtime": choose_runtime(settings.runtime, python, docker),
+        "runtime": choose_runtime(settings.runtime, python, docker, allow_unsandboxed=settings.allow_unsandboxed),
     }
 
 

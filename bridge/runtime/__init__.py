@@ -1,4 +1,4 @@
-"""Runtimes: where instances run. One module per backend behind ``base.Runtime``."""
+"""Runtimes: where instances run. One module per backend behind ``base.Runtime``; the choice is selection.py's."""
 
 from __future__ import annotations
 
@@ -7,36 +7,43 @@ import logging
 from bridge.catalog import ServiceSpec
 from bridge.runtime.base import Runtime
 from bridge.runtime.process import ProcessRuntime
+from bridge.runtime.sandbox import Sandbox
+from bridge.runtime.selection import RuntimeChoice, choose_runtime, gather_facts
 from bridge.settings import BridgeSettings, SettingsError
 
 log = logging.getLogger(__name__)
+
+
+def catalog_images(catalog: dict[str, ServiceSpec]) -> list[str]:
+    return sorted({spec.image for spec in catalog.values() if spec.image})
+
+
+def runtime_choice(settings: BridgeSettings, catalog: dict[str, ServiceSpec]) -> RuntimeChoice:
+    """What PARADISE_RUNTIME picks on this machine (blocking: it asks the engine, runs bwrap once)."""
+    facts = gather_facts(settings.runtime, catalog_images(catalog), allow_unsandboxed=settings.allow_unsandboxed)
+    return choose_runtime(settings.runtime, facts)
 
 
 def select_runtime(
     settings: BridgeSettings, catalog: dict[str, ServiceSpec], installation: str | None = None
 ) -> Runtime:
     """PARADISE_RUNTIME: ``docker``, ``process``, ``swarm``, or ``auto`` = Docker when an engine answers and the
-    images exist, else local processes; ``swarm`` = services on the Swarm this engine manages. Blocking (it
-    asks the engine): call it in a worker thread."""
-    if settings.runtime == "swarm":
-        from bridge.runtime.swarm import SwarmRuntime, swarm_available
+    images exist, else local processes (sandboxed by bubblewrap where it runs). Blocking: call it in a thread."""
+    choice = runtime_choice(settings, catalog)
+    if not choice.usable:
+        raise SettingsError(f"PARADISE_RUNTIME={settings.runtime} but {choice.reason}")
+    log.info("runtime: %s (PARADISE_RUNTIME=%s; %s)", choice.chosen, settings.runtime, choice.reason)
+    if choice.warning:
+        log.warning("!!! %s. Install bubblewrap (apt-get install bubblewrap) or use the docker runtime. !!!",
+                    choice.warning)  # fmt: skip
+    cpus = settings.instance_cpus or None
+    if choice.chosen == "swarm":
+        from bridge.runtime.swarm import SwarmRuntime
 
-        usable, reason = swarm_available()
-        if not usable:
-            raise SettingsError(f"PARADISE_RUNTIME=swarm but {reason}")
-        log.info("runtime: swarm (%s)", reason)
-        return SwarmRuntime(stop_grace=settings.stop_grace, installation=installation)
-    if settings.runtime in ("docker", "auto"):
-        from bridge.runtime.docker import DockerRuntime, docker_available
+        return SwarmRuntime(stop_grace=settings.stop_grace, installation=installation, default_cpus=cpus)
+    if choice.chosen == "docker":
+        from bridge.runtime.docker import DockerRuntime
 
-        images = sorted({spec.image for spec in catalog.values() if spec.image})
-        usable, reason = docker_available(images)
-        if usable:
-            log.info("runtime: docker (PARADISE_RUNTIME=%s; %s)", settings.runtime, reason)
-            return DockerRuntime(installation=installation)
-        if settings.runtime == "docker":
-            raise SettingsError(f"PARADISE_RUNTIME=docker but {reason}")
-        log.info("runtime: process (PARADISE_RUNTIME=auto; %s)", reason)
-    else:
-        log.info("runtime: process (PARADISE_RUNTIME=process)")
-    return ProcessRuntime(settings.instances_dir)
+        return DockerRuntime(installation=installation, default_cpus=cpus, egress=settings.instance_egress)
+    sandbox = Sandbox(settings.data_dir, shared=(settings.serena_venv_path,)) if choice.sandboxed else None
+    return ProcessRuntime(settings.instances_dir, sandbox=sandbox, allow_unsandboxed=settings.allow_unsandboxed)

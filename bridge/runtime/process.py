@@ -1,10 +1,13 @@
-"""ProcessRuntime: instances as local child processes, the embedded fallback where Docker is absent.
+"""ProcessRuntime: instances as local processes, each in a bubblewrap sandbox (sandbox.py).
 
-Each instance runs in its own session and process group (so a stop reaches the language servers it
-spawns, and a crash or kill -9 of the bridge does not take it down), with its own HOME and log file under
-its instance directory. ``runtime.json`` in that directory is this backend's "label": the source of truth
-``discover()`` reads. A pid alone is never trusted: the process start time must match too, so a recycled
-pid is not mistaken for an instance.
+Each instance runs in its own session and process group (a crash or kill -9 of the bridge does not take it
+down; a restarted bridge re-adopts it), with an environment built from an allow-list and its own HOME
+under its instance directory; its output goes to a log file the instance itself cannot see. ``runtime.json``
+in that directory is this backend's "label": the source of truth ``discover()`` reads. A pid alone is never
+trusted: the process start time must match too, so a recycled pid is not mistaken for an instance.
+
+Where bubblewrap cannot run, instances run unsandboxed, as the bridge's user: then this runtime serves one
+client only, unless ``PARADISE_ALLOW_UNSANDBOXED=true`` says that is wanted (docs/security.md).
 """
 
 from __future__ import annotations
@@ -21,85 +24,89 @@ from typing import Any
 
 import psutil
 
-from bridge.runtime.base import Discovered, InstanceSpec, PollResult, PortTaken, Runtime, port_is_free
+from bridge.runtime.base import Discovered, InstanceSpec, PollResult, PortTaken, Runtime, RuntimeError_, port_is_free
+from bridge.runtime.process_tree import family, identity, same_process, signal_all
+from bridge.runtime.sandbox import Sandbox, instance_environment
 
+__all__ = ["LOG_FILE", "STATE_FILE", "ProcessRuntime", "same_process"]
 log = logging.getLogger(__name__)
 STATE_FILE = "runtime.json"
 LOG_FILE = "instance.log"
-# Bridge settings (the admin token among them) must never leak into an instance's environment.
-_PRIVATE_ENV_PREFIXES = ("PARADISE_",)
-
-
-def _instance_env(spec: InstanceSpec, home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_PRIVATE_ENV_PREFIXES)}
-    env.update(spec.env)
-    env.update(
-        HOME=str(home),
-        PARADISE_CLIENT=spec.client_id,
-        PARADISE_SERVICE=spec.service,
-        PARADISE_WORKSPACE=str(spec.workspace),
-        PYTHONUNBUFFERED="1",
-    )
-    return env
-
-
-def _same_process(pid: int, create_time: float) -> psutil.Process | None:
-    """The live process with this pid and start time, or None (gone, zombie, or a recycled pid)."""
-    try:
-        proc = psutil.Process(pid)
-        if abs(proc.create_time() - create_time) > 0.05 or proc.status() == psutil.STATUS_ZOMBIE:
-            return None
-        return proc
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return None
+LABEL_KEYS = ("client_id", "service", "port")
+_same_process = same_process  # the name bridge/cli/host.py still imports
 
 
 class ProcessRuntime(Runtime):
     name = "process"
     installs_on_host = True
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, sandbox: Sandbox | None = None, allow_unsandboxed: bool = False) -> None:
         self.root = root
+        self.sandbox = sandbox
+        self.allow_unsandboxed = allow_unsandboxed
         # Our own children, kept so their exit codes can be read; asyncio reaps them (no zombies).
         self._children: dict[int, asyncio.subprocess.Process] = {}
+
+    @property
+    def sandboxed(self) -> bool:
+        return self.sandbox is not None
 
     async def start(self, spec: InstanceSpec) -> dict[str, Any]:
         if not spec.command:
             raise ValueError(f"service {spec.service!r} has no command for the process runtime")
         if not port_is_free(spec.port):
             raise PortTaken(f"127.0.0.1:{spec.port} is in use by another program")
+        self._refuse_second_unsandboxed_client(spec.client_id)
         home = spec.instance_dir / "home"
         home.mkdir(parents=True, exist_ok=True)
+        command = self.sandbox.command(spec, home) if self.sandbox else spec.command
         log_path = spec.instance_dir / LOG_FILE
         with log_path.open("ab") as out:
-            out.write(f"---- starting {' '.join(spec.command)}\n".encode())
+            out.write(f"---- starting {' '.join(spec.command)}{'' if self.sandbox else ' (unsandboxed)'}\n".encode())
             out.flush()
             proc = await asyncio.create_subprocess_exec(
-                *spec.command,
+                *command,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=out,
                 stderr=asyncio.subprocess.STDOUT,
-                env=_instance_env(spec, home),
-                cwd=spec.instance_dir,
-                start_new_session=True,
+                env=instance_environment(spec, home),  # to bwrap itself: never in an argv others can read
+                cwd=home,
+                start_new_session=True,  # its own session and group: a bridge crash does not reach it
             )
         self._children[proc.pid] = proc
         state = {
             "pid": proc.pid,
             "create_time": psutil.Process(proc.pid).create_time(),
+            "pgid": proc.pid,
             "log": str(log_path),
             "dir": str(spec.instance_dir),
         }
+        if self.sandbox:
+            sandboxed = await _sandbox_init(proc.pid)
+            if sandboxed is not None:
+                state["sandbox"] = identity(sandboxed)
         label = {"client_id": spec.client_id, "service": spec.service, "port": spec.port, **state}
         (spec.instance_dir / STATE_FILE).write_text(json.dumps(label))
-        log.info("started %s (pid %d) on 127.0.0.1:%d", spec.name, proc.pid, spec.port)
+        log.info("started %s (pid %d%s) on 127.0.0.1:%d", spec.name, proc.pid, _how(state), spec.port)
         return state
+
+    def _refuse_second_unsandboxed_client(self, client_id: str) -> None:
+        """Unsandboxed instances can read each other's workspaces: then there is room for one tenant only."""
+        if self.sandbox is not None or self.allow_unsandboxed:
+            return
+        others = sorted({p.parent.parent.name for p in self.root.glob(f"*/*/{STATE_FILE}")} - {client_id})
+        if others:
+            raise RuntimeError_(
+                f"the process runtime runs without a sandbox here (bubblewrap cannot run) and already serves "
+                f"client {others[0]!r}; one client only. Install bubblewrap, use the docker runtime, or set "
+                "PARADISE_ALLOW_UNSANDBOXED=true to accept clients that can read each other's files"
+            )
 
     async def poll(self, state: dict[str, Any]) -> PollResult:
         pid = state.get("pid")
         if not pid:
             return PollResult(running=False, detail="never started")
-        if _same_process(pid, state.get("create_time", 0.0)) is not None:
+        if same_process(pid, state.get("create_time", 0.0)) is not None:
             return PollResult(running=True)
         child = self._children.get(pid)
         exit_code = None
@@ -109,24 +116,23 @@ class ProcessRuntime(Runtime):
         return PollResult(running=False, exit_code=exit_code)
 
     async def stop(self, state: dict[str, Any], *, grace: float = 5.0) -> None:
+        """End the whole family: the leader if it lives, the sandbox (its PID 1 takes the namespace with it)
+        and whatever is left in the recorded process group, also when the leader died long ago."""
         pid = state.get("pid")
-        leader = _same_process(pid, state.get("create_time", 0.0)) if pid else None
-        if leader is None:
-            self._forget(pid)
-            return
-        members = [leader, *self._descendants(leader)]
-        self._signal_group(leader.pid, members, signal.SIGTERM)
-        if not await self._wait_gone(leader, members, grace):
-            log.warning("pid %d did not stop within %.1fs; killing", leader.pid, grace)
-            self._signal_group(leader.pid, [m for m in members if m.is_running()], signal.SIGKILL)
-            await self._wait_gone(leader, members, 5)
+        members = await asyncio.to_thread(family, state)
+        if members:
+            signal_all(members, signal.SIGTERM)
+            if not await self._wait_gone(pid, members, grace):
+                log.warning("pid %s did not stop within %.1fs; killing its family", pid, grace)
+                signal_all([m for m in members if m.is_running()], signal.SIGKILL)
+                await self._wait_gone(pid, members, 5)
         self._forget(pid)
 
-    async def _wait_gone(self, leader: psutil.Process, members: list[psutil.Process], timeout: float) -> bool:
+    async def _wait_gone(self, pid: int | None, members: list[psutil.Process], timeout: float) -> bool:
         """Wait for the family to exit. Our own child is awaited through asyncio, which reaps it and keeps
         its exit code; psutil would reap it behind asyncio's back (a bogus 255 and a warning)."""
-        child = self._children.get(leader.pid)
-        others = [m for m in members if m.pid != leader.pid] if child is not None else members
+        child = self._children.get(pid) if pid else None
+        others = [m for m in members if child is None or m.pid != child.pid]
         _, alive = await asyncio.to_thread(psutil.wait_procs, others, timeout=timeout)
         if child is not None:
             try:
@@ -146,15 +152,9 @@ class ProcessRuntime(Runtime):
         for label_file in sorted(self.root.glob(f"*/*/{STATE_FILE}")):
             try:
                 label = json.loads(label_file.read_text())
-                found.append(
-                    Discovered(
-                        client_id=label["client_id"],
-                        service=label["service"],
-                        port=int(label["port"]),
-                        state={k: label[k] for k in ("pid", "create_time", "log", "dir")},
-                    )
-                )
-            except (OSError, ValueError, KeyError) as exc:
+                state = {k: v for k, v in label.items() if k not in LABEL_KEYS}
+                found.append(Discovered(label["client_id"], label["service"], int(label["port"]), state))
+            except (OSError, ValueError, KeyError, TypeError) as exc:
                 log.warning("ignoring unreadable %s: %s", label_file, exc)
         return found
 
@@ -171,21 +171,25 @@ class ProcessRuntime(Runtime):
         if pid is not None:
             self._children.pop(pid, None)
 
-    @staticmethod
-    def _descendants(proc: psutil.Process) -> list[psutil.Process]:
-        try:
-            return proc.children(recursive=True)
-        except psutil.Error:
-            return []
 
-    @staticmethod
-    def _signal_group(pgid: int, members: list[psutil.Process], sig: signal.Signals) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, sig)
-        # Descendants that started their own session escape killpg; signal them one by one.
-        for member in members:
-            with contextlib.suppress(psutil.Error):
-                member.send_signal(sig)
+async def _sandbox_init(bwrap_pid: int, timeout: float = 2.0) -> psutil.Process | None:
+    """The sandbox's PID 1 as the host sees it: bwrap's one child, once it has made it (None if bwrap failed)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        try:
+            children = psutil.Process(bwrap_pid).children()
+        except psutil.Error:
+            return None
+        if children:
+            return children[0]
+        await asyncio.sleep(0.01)
+    return None
+
+
+def _how(state: dict[str, Any]) -> str:
+    sandbox = state.get("sandbox")
+    return f", sandbox pid {sandbox['pid']}" if sandbox else ""
 
 
 def _tail(path: Path, lines: int) -> list[str]:

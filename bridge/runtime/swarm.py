@@ -11,27 +11,27 @@ without IPVS or when asked, in ``host`` mode with tasks kept on the bridge's own
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import logging
-import threading
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import docker
-from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+from docker.errors import APIError, ImageNotFound, NotFound
 from docker.utils import version_gte
 
-from bridge.runtime.base import (
-    Discovered,
-    InstanceSpec,
-    PollResult,
-    PortTaken,
-    RuntimeError_,
-    ThreadedRuntime,
-    port_is_free,
+from bridge.runtime.base import InstanceSpec, PollResult, PortTaken, RuntimeError_, port_is_free
+from bridge.runtime.engine import (
+    EGRESS_LABEL,
+    LABEL,
+    EngineRuntime,
+    image_home,
+    network_name,
+    probe_engine,
+    start_error,
+    volume_name,
 )
-from bridge.runtime.docker import LABEL, labels_for, network_name, volume_name
 from bridge.runtime.swarm_spec import PublishMode, build_service, health_check, routing_mesh_available
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,6 @@ WORKSPACE_NODE_LABEL = f"{LABEL}.workspaces"
 SERVICE_LABEL = "com.docker.swarm.service.id"
 # Task states in which the task is, or is about to be, running (Swarm's own order, up to "running").
 LIVE = {"new", "pending", "assigned", "accepted", "preparing", "ready", "starting", "running"}
-_PORT_ERRORS = ("already in use", "port is already allocated", "address already in use", "bind for")
 
 
 def _stamp(value: str | None) -> tuple[str, int]:
@@ -48,7 +47,7 @@ def _stamp(value: str | None) -> tuple[str, int]:
     return whole, int((fraction + "000000000")[:9] or 0)
 
 
-class SwarmRuntime(ThreadedRuntime):
+class SwarmRuntime(EngineRuntime):
     name = "swarm"
 
     def __init__(
@@ -60,18 +59,17 @@ class SwarmRuntime(ThreadedRuntime):
         stop_grace: float = 5.0,
         settle_timeout: float = 30.0,
         installation: str | None = None,
+        default_cpus: float | None = None,
     ) -> None:
         """publish_mode None: ingress where this kernel has IPVS, else host. workspace_constraints None:
         nodes labelled devops-paradise.workspaces=true if any, else the bridge's own node. installation: as
         for the Docker runtime, another installation's services are neither adopted nor removed."""
-        self.client = client or docker.from_env()
+        # Overlay networks have no NAT switch: a Swarm instance's egress is the engine's (docs/swarm.md).
+        super().__init__(client, installation=installation, default_cpus=default_cpus, egress="all")
         self.publish_mode: PublishMode = publish_mode or ("ingress" if routing_mesh_available() else "host")
         self.workspace_constraints = workspace_constraints
         self.stop_grace = stop_grace
         self.settle_timeout = settle_timeout
-        self.installation = installation
-        self._own = {f"{LABEL}.installation": installation} if installation else {}
-        self._client_locks: dict[str, threading.Lock] = collections.defaultdict(threading.Lock)
         self._node_id: str | None = None
         log.info("swarm runtime: ports published in %s mode", self.publish_mode)
 
@@ -80,7 +78,7 @@ class SwarmRuntime(ThreadedRuntime):
     def service_spec(self, spec: InstanceSpec, *, force_update: int = 0) -> dict[str, Any]:
         if not spec.image:
             raise RuntimeError_(f"service {spec.service!r} has no image for the swarm runtime")
-        image, ours = self._image(spec.image)
+        image, ours, home = self._image(spec.image)
         with self._client_locks[spec.client_id]:
             network = self._ensure_network(spec.client_id)
         return build_service(
@@ -94,11 +92,14 @@ class SwarmRuntime(ThreadedRuntime):
             no_new_privileges=version_gte(self.client.api.api_version, "1.46"),
             force_update=force_update,
             installation=self.installation,
+            cpus=self.cpus_for(spec),
+            env=self.env_for(spec),
+            home=home,
         )
 
     def _start(self, spec: InstanceSpec) -> dict[str, Any]:
         existing = self._find(spec.name)
-        if existing and not self._mine(existing, spec.client_id, spec.service):
+        if existing and not self.is_mine(existing["Spec"].get("Labels"), spec.client_id, spec.service):
             raise RuntimeError_(f"a swarm service named {spec.name} exists and is not this installation's")
         if existing and self._live_tasks(existing["ID"]):
             published = [p.get("PublishedPort") for p in existing.get("Endpoint", {}).get("Ports") or []]
@@ -119,10 +120,7 @@ class SwarmRuntime(ThreadedRuntime):
                 self.client.api.update_service(existing["ID"], existing["Version"]["Index"], **kwargs)
                 service_id = existing["ID"]
         except APIError as exc:
-            text = str(exc).lower()
-            if any(marker in text for marker in _PORT_ERRORS):
-                raise PortTaken(f"port {spec.port} is taken in the swarm: {exc.explanation}") from None
-            raise RuntimeError_(f"swarm could not start {spec.name}: {exc.explanation or exc}") from None
+            raise start_error(exc, spec, "swarm") from None
         _wait(lambda: bool(self._live_tasks(service_id)), 10)  # launched = Swarm has made its task
         log.info("swarm service %s (%s) on port %d (%s)", spec.name, service_id[:12], spec.port, self.publish_mode)
         return {"service_id": service_id, "name": spec.name}
@@ -176,7 +174,7 @@ class SwarmRuntime(ThreadedRuntime):
     def _remove(self, client_id: str, service: str, state: dict[str, Any]) -> None:
         ids = {state["service_id"]} if state.get("service_id") else set()
         found = self._find(f"paradise-{client_id}-{service}")
-        if found and self._mine(found, client_id, service):
+        if found and self.is_mine(found["Spec"].get("Labels"), client_id, service):
             ids.add(found["ID"])
         for service_id in ids:
             with contextlib.suppress(NotFound):
@@ -187,29 +185,16 @@ class SwarmRuntime(ThreadedRuntime):
         with contextlib.suppress(NotFound):  # this node's copy only: Swarm cannot remove it on other nodes
             volume = self.client.volumes.get(volume_name(client_id, service))
             _wait(lambda: _try(lambda: volume.remove(force=True)), deadline - time.monotonic())
-        with self._client_locks[client_id]:
-            if self.client.api.services(filters={"label": [*self._selector(), f"{LABEL}.client={client_id}"]}):
-                return
-            for network in self.client.networks.list(names=[network_name(client_id)]):
-                if network.name == network_name(client_id):  # attachments linger briefly after the tasks
-                    _wait(lambda n=network: _try(n.remove), deadline - time.monotonic())
 
-    def _discover(self) -> list[Discovered]:
-        found = []
-        for service in self.client.api.services(filters={"label": self._selector()}):
-            labels = service["Spec"].get("Labels") or {}
-            try:
-                found.append(
-                    Discovered(
-                        client_id=labels[f"{LABEL}.client"],
-                        service=labels[f"{LABEL}.service"],
-                        port=int(labels[f"{LABEL}.port"]),
-                        state={"service_id": service["ID"], "name": service["Spec"]["Name"]},
-                    )
-                )
-            except (KeyError, ValueError):
-                log.warning("swarm service %s has incomplete devops-paradise labels; ignored", service["ID"])
-        return found
+        def still_used() -> bool:
+            return bool(self.client.api.services(filters={"label": self.selector(client_id)}))
+
+        self.remove_network_if_unused(client_id, still_used, lambda done: _wait(done, deadline - time.monotonic()))
+
+    def _managed_objects(self) -> Iterable[tuple[str, dict[str, str], dict[str, Any]]]:
+        for service in self.client.api.services(filters={"label": self.selector()}):
+            name = service["Spec"]["Name"]
+            yield name, service["Spec"].get("Labels") or {}, {"service_id": service["ID"], "name": name}
 
     def _logs(self, state: dict[str, Any], lines: int) -> list[str]:
         with contextlib.suppress(NotFound, APIError, KeyError):
@@ -218,15 +203,6 @@ class SwarmRuntime(ThreadedRuntime):
         return []
 
     # ---- helpers -----------------------------------------------------------------------------------
-
-    def _selector(self) -> list[str]:
-        return [f"{LABEL}.managed=true", *(f"{key}={value}" for key, value in self._own.items())]
-
-    def _mine(self, service: dict[str, Any], client_id: str, name: str) -> bool:
-        """Labelled for this client and service, and not another installation's (unlabelled ones predate it)."""
-        labels = service["Spec"].get("Labels") or {}
-        other = labels.get(f"{LABEL}.installation") not in (None, self.installation)
-        return labels.get(f"{LABEL}.client") == client_id and labels.get(f"{LABEL}.service") == name and not other
 
     def _find(self, name: str) -> dict[str, Any] | None:
         matches = [s for s in self.client.api.services(filters={"name": name}) if s["Spec"]["Name"] == name]
@@ -252,15 +228,15 @@ class SwarmRuntime(ThreadedRuntime):
 
         _wait(lambda: not left(), self.stop_grace + self.settle_timeout)
 
-    def _image(self, image: str) -> tuple[str, bool]:
-        """(reference for the spec, is it one of our images). A local-only build (no registry digest) is
-        referenced by its id, so no node tries a registry for it; anything else by name, for the nodes to pull."""
+    def _image(self, image: str) -> tuple[str, bool, str]:
+        """(reference for the spec, is it one of our images, its $HOME). A local-only build (no registry digest)
+        is referenced by its id, so no node tries a registry for it; anything else by name, for the nodes to pull."""
         try:
             attrs = self.client.images.get(image).attrs
         except ImageNotFound:
-            return image, False
+            return image, False, image_home(None)
         ours = f"{LABEL}.image" in ((attrs.get("Config") or {}).get("Labels") or {})
-        return (image if attrs.get("RepoDigests") else attrs["Id"]), ours
+        return (image if attrs.get("RepoDigests") else attrs["Id"]), ours, image_home(attrs)
 
     def _constraints(self) -> list[str]:
         """Where a task may run: the bridge's node in host mode (it is reached on 127.0.0.1); else nodes that
@@ -281,12 +257,12 @@ class SwarmRuntime(ThreadedRuntime):
         return self._node_id
 
     def _ensure_network(self, client_id: str) -> str:
-        name = network_name(client_id)
-        existing = [n for n in self.client.networks.list(names=[name]) if n.name == name]
-        if existing:
-            return existing[0].id
+        existing = self._existing_network(client_id)
+        if existing is not None:
+            return existing.id
+        labels = {**self.owned_labels(client_id), EGRESS_LABEL: self.egress}
         return self.client.networks.create(
-            name, driver="overlay", attachable=True, scope="swarm", labels={**labels_for(client_id), **self._own}
+            network_name(client_id), driver="overlay", attachable=True, scope="swarm", labels=labels
         ).id
 
     def _oom_killed(self, container_id: str | None) -> bool:
@@ -317,16 +293,5 @@ def _wait(done: Any, timeout: float) -> bool:
 
 def swarm_available() -> tuple[bool, str]:
     """(usable, reason): the local engine answers and is a Swarm manager."""
-    try:
-        client = docker.from_env(timeout=5)
-        try:
-            swarm = client.info().get("Swarm") or {}
-        finally:
-            client.close()
-    except DockerException as exc:
-        return False, f"no Docker engine answers ({exc.__class__.__name__})"
-    if swarm.get("LocalNodeState") != "active":
-        return False, "this engine is not in a swarm (run: docker swarm init)"
-    if not swarm.get("ControlAvailable"):
-        return False, "this engine is a swarm worker; run the bridge on a manager node"
-    return True, f"swarm manager {swarm.get('NodeID')} ({swarm.get('Nodes')} nodes, {swarm.get('Managers')} managers)"
+    probe = probe_engine()
+    return probe.swarm_usable, probe.swarm_detail

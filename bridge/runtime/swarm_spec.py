@@ -10,7 +10,19 @@ from typing import Any, Literal
 from docker import types as dt
 
 from bridge.runtime.base import InstanceSpec
-from bridge.runtime.docker import LABEL, PIDS_LIMIT, labels_for, volume_name, workspace_user
+from bridge.runtime.engine import (
+    DEFAULT_HOME,
+    INSTALLATION_LABEL,
+    PIDS_LIMIT,
+    STATE_MOUNT,
+    TMP_MOUNT,
+    TMPFS_OPTIONS,
+    WORKSPACE_MOUNT,
+    instance_env,
+    labels_for,
+    volume_name,
+    workspace_user,
+)
 
 PublishMode = Literal["ingress", "host"]
 SECOND = 1_000_000_000  # Swarm durations are nanoseconds
@@ -53,32 +65,39 @@ def build_service(
     no_new_privileges: bool = False,
     force_update: int = 0,
     installation: str | None = None,
+    cpus: float | None = None,
+    env: dict[str, str] | None = None,
+    home: str = DEFAULT_HOME,
 ) -> dict[str, Any]:
-    """The keyword arguments of ``APIClient.create_service``/``update_service`` for one instance."""
-    extra = {f"{LABEL}.installation": installation} if installation else {}  # as the Docker runtime
+    """The keyword arguments of ``APIClient.create_service``/``update_service`` for one instance. ``cpus`` and
+    ``env`` default to the catalog's limit and the engine runtimes' environment block (engine.py)."""
+    extra = {INSTALLATION_LABEL: installation} if installation else {}  # as the Docker runtime
     labels = {**labels_for(spec.client_id, spec.service, spec.port), **extra}
-    env = {**spec.env, "PARADISE_CLIENT": spec.client_id, "PARADISE_SERVICE": spec.service}
-    env |= {"PARADISE_WORKSPACE": "/workspace", "PARADISE_PUBLIC_PORT": str(spec.port)}  # as the Docker runtime
     own = {**labels_for(spec.client_id, spec.service), **extra}
-    state = dt.Mount("/state", volume_name(spec.client_id, spec.service), labels=own)
+    cpus = cpus if cpus is not None else spec.cpus
+    state = dt.Mount(STATE_MOUNT, volume_name(spec.client_id, spec.service), labels=own)
+    # A read-only root as in the Docker runtime: what an instance writes goes to its workspace, /state,
+    # $HOME or /tmp (tmpfs, any uid may write: the task runs as the workspace's owner).
+    scratch = [_tmpfs(path) for path in (TMP_MOUNT, home)]
     container = dt.ContainerSpec(
         image,
-        env=env,
+        env=env if env is not None else instance_env(spec),
         user=workspace_user(spec.workspace),
         labels=labels,
-        mounts=[dt.Mount("/workspace", str(spec.workspace), type="bind"), state],
+        mounts=[dt.Mount(WORKSPACE_MOUNT, str(spec.workspace), type="bind"), state, *scratch],
         healthcheck=healthcheck,
         init=True,
         cap_drop=["ALL"],
         stop_grace_period=int(stop_grace * SECOND),
+        read_only=True,
     )
     if no_new_privileges:  # ContainerSpec.Privileges.NoNewPrivileges exists from API 1.46 (Docker 27) on
         container["Privileges"] = {"NoNewPrivileges": True}
     resources = dt.Resources(
         mem_limit=spec.memory_bytes,
         mem_reservation=int(spec.memory_bytes * reserve) if spec.memory_bytes else None,
-        cpu_limit=int(spec.cpus * SECOND) if spec.cpus else None,
-        cpu_reservation=int(spec.cpus * reserve * SECOND) if spec.cpus else None,
+        cpu_limit=int(cpus * SECOND) if cpus else None,
+        cpu_reservation=int(cpus * reserve * SECOND) if cpus else None,
     )
     resources.setdefault("Limits", {})["Pids"] = PIDS_LIMIT  # API 1.41; the SDK has no argument for it
     port = {"Protocol": "tcp", "PublishedPort": spec.port, "TargetPort": spec.container_port}
@@ -102,3 +121,6 @@ def build_service(
     }
 
 
+def _tmpfs(target: str) -> dt.Mount:
+    size = int(TMPFS_OPTIONS.rsplit("size=", 1)[1].rstrip("m")) * 1024 * 1024
+    return dt.Mount(target, None, type="tmpfs", tmpfs_size=size, tmpfs_mode=0o1777)
