@@ -124,7 +124,12 @@ async def analyze_changes(
     git = Git(ws, timeout=profile.timeout("changes"))
     await git.require_repo()
     base_commit = await git.resolve(base_ref)
-    changes = {p: c for p, c in (await git.changes(base_commit)).items() if not p.startswith(".paradise/")}
+    # Our reports and installed dependencies (node_modules, also when not gitignored) are no change.
+    changes = {
+        p: c
+        for p, c in (await git.changes(base_commit)).items()
+        if not p.startswith(".paradise/") and "node_modules" not in p.split("/")
+    }
     if progress:
         await progress.step(0, f"{len(changes)} changed files; building the import graph")
     py_changes = [c for c in changes.values() if c.path.endswith(".py")]

@@ -36,7 +36,8 @@ def _affected(packages: list[JsPackage], path: str) -> list[JsPackage]:
     directory = posixpath.dirname(path)
     owner = innermost_runner_package(packages, path)
     below = [p for p in runner_packages(packages) if not directory or p.rel.startswith(directory + "/")]
-    return list(dict.fromkeys([*([owner] if owner else []), *below]))
+    unique = {p.label: p for p in [*([owner] if owner else []), *below]}
+    return list(unique.values())
 
 
 def classify(path: str, graph_nodes: set[str], imported: set[str]) -> str:

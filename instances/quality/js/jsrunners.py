@@ -247,9 +247,12 @@ async def list_test_files(ws: Workspace, pkg: JsPackage, runner: str) -> tuple[s
     element says which)."""
     executable = node_tool(runner, pkg.path, ws.root)
     if executable is not None:
-        argv = (
-            [executable, "--listTests", "--json"] if runner == "jest" else [executable, "list", "--filesOnly", "--json"]
-        )
+        if runner == "jest":
+            argv = [executable, "--listTests", "--json"]
+        else:
+            argv = [executable, "list", "--filesOnly", "--json"]
+            if major_version(tool_version(executable)) >= 5:
+                argv.append("--no-fsModuleCache")  # listing must not write into the workspace either
         run = await run_command(argv, cwd=pkg.path, timeout=_LIST_TIMEOUT, env=node_env())
         start = run.stdout.find("[")
         try:

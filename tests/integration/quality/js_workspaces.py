@@ -7,7 +7,7 @@ import json
 import os
 
 import pytest
-from quality_workspaces import write
+from quality_workspaces import make_git_workspace, write
 
 # ----- jest, CommonJS: 3 tests (1 fails), coverage of two modules --------------------------------------
 JEST = {
@@ -189,6 +189,84 @@ def require_node_toolchain() -> None:
         pytest.skip(message)
 
 
+# ----- TypeScript change impact: tsconfig paths, a workspace package's exports, index files, .js -> .ts ----
+TS_IMPACT = {
+    "package.json": json.dumps(
+        {"name": "tsshop", "type": "module", "private": True, "devDependencies": {"vitest": "5"}}
+    ),
+    # vitest needs the same aliases at run time (no node_modules here, so no workspace links either)
+    "vitest.config.mjs": """
+        import path from "node:path";
+
+        const here = import.meta.dirname;
+        export default {
+          resolve: {
+            alias: {
+              "@lib": path.join(here, "lib"),
+              "@shop/format": path.join(here, "packages/format/src/index.ts"),
+            },
+          },
+        };
+        """,
+    "tsconfig.json": """
+        {
+          // TypeScript allows comments and trailing commas here
+          "compilerOptions": {
+            "baseUrl": ".",
+            "paths": { "@lib/*": ["lib/*"] },
+          },
+        }
+        """,
+    "packages/format/package.json": json.dumps(
+        {"name": "@shop/format", "exports": {".": {"types": "./src/index.ts", "import": "./dist/index.js"}}}
+    ),
+    "packages/format/src/index.ts": 'export * from "./money";\n',
+    "packages/format/src/money.ts": """
+        export const money = (cents: number): string => `${(cents / 100).toFixed(2)} EUR`;
+        """,
+    "lib/tax.ts": "export function withTax(net: number): number {\n  return Math.round(net * 1.2);\n}\n",
+    "src/cart.ts": """
+        import { withTax } from "@lib/tax";
+        import { money } from "@shop/format";
+
+        export function label(net: number): string {
+          return money(withTax(net));
+        }
+        """,
+    "src/util/index.ts": "export const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);\n",
+    "src/stats.ts": """
+        import { sum } from "./util";
+
+        export const mean = (xs: number[]): number => sum(xs) / xs.length;
+        """,
+    "src/loader.js": "export function load(name) {\n  return import(name);\n}\n",
+    "data/rates.json": '{"vat": 20}\n',
+    "tests/cart.test.ts": """
+        import { expect, test } from "vitest";
+        import { label } from "../src/cart.js";
+
+        test("label", () => {
+          expect(label(1000)).toBe("12.00 EUR");
+        });
+        """,
+    "tests/stats.test.ts": """
+        import { expect, test } from "vitest";
+        import { mean } from "../src/stats";
+
+        test("mean", () => {
+          expect(mean([1, 2, 3])).toBe(2);
+        });
+        """,
+    "tests/other.test.ts": """
+        import { expect, test } from "vitest";
+
+        test("other", () => {
+          expect(1 + 1).toBe(2);
+        });
+        """,
+}
+
+
 def build_js(base) -> dict:
     return {
         "jest": write(base / "jest", JEST),
@@ -196,4 +274,5 @@ def build_js(base) -> dict:
         "mixed": write(base / "mixed", MIXED),
         "jslint": write(base / "jslint", LINT),
         "ownconfig": write(base / "ownconfig", LINT_OWN_CONFIG),
+        "tsimpact": make_git_workspace(base / "tsimpact", TS_IMPACT, {}),
     }
