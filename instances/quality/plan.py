@@ -196,7 +196,12 @@ class ExecutionPlan:
                 continue
             tests = data.get("tests", [])
             rows.append(
-                {"worker": data.get("worker"), "tests": len(tests), "seconds": round(sum(t[1] for t in tests), 3)}
+                {
+                    "worker": data.get("worker"),
+                    "tests": len(tests),
+                    "seconds": round(sum(t[1] for t in tests), 3),
+                    "first": tests[0][0] if tests else None,
+                }
             )
         return rows
 
