@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 from aiohttp import web
@@ -16,6 +17,7 @@ from bridge.api.middleware import admin_middleware, error_middleware
 from bridge.catalog import CatalogError, load_catalog
 from bridge.catalog.services import describe_service
 from bridge.clients import ClientManager
+from bridge.errors import Unauthorized
 from bridge.events import EventLog
 from bridge.keys import CATALOG, ENGINE, EVENTS, HTTP, MANAGER, METRICS, PROXY, RUNTIME, SETTINGS
 from bridge.lifecycle.health import HealthMonitor
@@ -32,13 +34,15 @@ from bridge.settings import BridgeSettings, SettingsError, ensure_admin_token, l
 from bridge.store import make_engine
 
 log = logging.getLogger("bridge")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     engine = make_engine(app[SETTINGS].db_url)
     app[ENGINE] = engine
-    app[EVENTS] = EventLog(engine)
+    app[EVENTS] = EventLog(engine, keep=app[SETTINGS].events_keep)
     yield
+    app[EVENTS].close()
     engine.dispose()
 
 
@@ -128,7 +132,9 @@ def create_app(settings: BridgeSettings | None = None) -> web.Application:
     app[METRICS] = BridgeMetrics()  # a registry of this app's own, never the process-wide default
     app.cleanup_ctx.extend([database_ctx, http_ctx, runtime_ctx, manager_ctx, proxy_ctx, alerts_ctx])
     app.router.add_get("/healthz", healthz)
-    app.router.add_get("/metrics", metrics_handler)  # unauthenticated, like any Prometheus target
+    # The metrics name every client: admin token (Prometheus: authorization credentials) unless made public.
+    metrics = metrics_handler if settings.metrics_public else admin_only(metrics_handler, admin_token)
+    app.router.add_get("/metrics", metrics)
     dashboard.add_routes(app, admin_token)
     api.add_routes(app)
     app.router.add_route("*", r"/c/{client_id}/{service}/{tail:.*}", _proxy_handler)
@@ -147,6 +153,19 @@ async def alerts_ctx(app: web.Application) -> AsyncIterator[None]:
     sender.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await sender
+
+
+def admin_only(handler: Handler, admin_token: str) -> Handler:
+    """``handler`` behind ``Authorization: Bearer <admin token>`` (401 JSON error without it)."""
+    expected = admin_token.encode()
+
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected):
+            raise Unauthorized("missing or invalid admin token", headers={"WWW-Authenticate": "Bearer"})
+        return await handler(request)
+
+    return guarded
 
 
 async def metrics_handler(request: web.Request) -> web.Response:

@@ -32,6 +32,7 @@ from bridge.models import (
 )
 from bridge.ports import PortAllocator
 from bridge.settings import BridgeSettings
+from bridge.workspaces import WorkspaceIdentity, resolve_workspace
 
 DEFAULT_SERVICES = ("serena", "quality")
 DEFAULT_PROFILE = "comprehensive"
@@ -46,7 +47,10 @@ def read_state(engine: Engine) -> tuple[dict[str, ClientInfo], list[Any], dict[s
     """Clients, instance rows and the token index as the database has them (blocking)."""
     with store.session(engine) as db:
         clients = store.list_clients(db)
-        infos = {c.id: ClientInfo(c.workspace, c.profile, c.created_at) for c in clients}
+        infos = {
+            c.id: ClientInfo(c.workspace, c.profile, c.created_at, WorkspaceIdentity.from_json(c.workspace_identity))
+            for c in clients
+        }
         tokens = {c.token_hash: c.id for c in clients}
         return infos, store.list_instances(db), tokens
 
@@ -103,24 +107,19 @@ class ClientManager:
 
     # ---- registration ------------------------------------------------------------------------------
 
-    def _validate(self, req: ClientCreate) -> tuple[Path, list[str]]:
+    def _validate(self, req: ClientCreate) -> tuple[Path, WorkspaceIdentity, list[str]]:
+        """The services, and the workspace resolved with its identity; 422 for anything not allowed (blocking)."""
         catalog = self.instances.catalog
         services = req.services or [s for s in DEFAULT_SERVICES if s in catalog]
         unknown = [s for s in services if s not in catalog]
         if unknown:
             known = ", ".join(sorted(catalog))
             raise Invalid(f"unknown service(s): {', '.join(unknown)} (known: {known})", field="services")
-        workspace = Path(req.workspace).expanduser()
-        if not workspace.is_absolute():
-            raise Invalid(f"workspace must be an absolute path, got {req.workspace!r}", field="workspace")
-        if not workspace.exists():
-            raise Invalid(f"workspace {workspace} does not exist", field="workspace")
-        if not workspace.is_dir():
-            raise Invalid(f"workspace {workspace} is not a directory", field="workspace")
-        return workspace.resolve(), services
+        workspace, identity = resolve_workspace(req.workspace, self.settings)
+        return workspace, identity, services
 
     async def register(self, req: ClientCreate, *, wait: float = 0) -> ClientCreated:
-        workspace, services = await asyncio.to_thread(self._validate, req)
+        workspace, identity, services = await asyncio.to_thread(self._validate, req)
         profile = req.profile or DEFAULT_PROFILE
         token = secrets.token_urlsafe(32)
         async with self._lock:
@@ -128,10 +127,10 @@ class ClientManager:
                 raise Conflict(f"client {req.client_id!r} already exists", client_id=req.client_id)
             await self.instances.admit(services)
             rows, created_at = await asyncio.to_thread(
-                self._persist_client, req.client_id, str(workspace), profile, hash_token(token), services
+                self._persist_client, req.client_id, str(workspace), identity, profile, hash_token(token), services
             )
             self._token_index[hash_token(token)] = req.client_id
-            self.table.add_client(req.client_id, ClientInfo(str(workspace), profile, created_at))
+            self.table.add_client(req.client_id, ClientInfo(str(workspace), profile, created_at, identity))
             routes = [self.table.add_route(row) for row in rows]
         self.events.record(
             "client.registered",
@@ -145,7 +144,13 @@ class ClientManager:
         return ClientCreated(**view.model_dump(), token=token, mcp_config=self.mcp_config(req.client_id))
 
     def _persist_client(
-        self, client_id: str, workspace: str, profile: str, token_hash: str, services: list[str]
+        self,
+        client_id: str,
+        workspace: str,
+        identity: WorkspaceIdentity,
+        profile: str,
+        token_hash: str,
+        services: list[str],
     ) -> tuple[list[Any], Any]:
         """Lease the ports and write the client with its instances, all or nothing (blocking)."""
         leased: dict[str, int] = {}
@@ -154,7 +159,8 @@ class ClientManager:
                 leased[service] = self.ports.lease(client_id=client_id, service=service)
             with store.session(self.engine) as db:
                 client = store.add_client(
-                    db, client_id=client_id, workspace=workspace, profile=profile, token_hash=token_hash
+                    db, client_id=client_id, workspace=workspace, profile=profile, token_hash=token_hash,
+                    workspace_identity=identity.as_json(),
                 )
                 rows = [store.add_instance(db, client_id=client_id, service=s, port=p) for s, p in leased.items()]
                 return rows, client.created_at

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -14,12 +15,18 @@ from bridge.models import Event, EventView
 
 log = logging.getLogger("bridge.events")
 _LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+PRUNE_EVERY = 100  # inserts between prunes: the table holds at most keep + PRUNE_EVERY rows
 
 
 class EventLog:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, keep: int = 10000) -> None:
         self.engine = engine
+        self.keep = keep
         self._subscribers: set[asyncio.Queue[EventView]] = set()
+        # Pruning runs on a worker thread of its own, so a DELETE never holds up the event loop.
+        self._pruner = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="event-pruner")
+        self._pending: concurrent.futures.Future[int] | None = None
+        self._since_prune = PRUNE_EVERY  # the first event prunes what an earlier run left
 
     def record(
         self,
@@ -35,12 +42,32 @@ class EventLog:
                 db, kind=kind, message=message, level=level, client_id=client_id, service=service
             )
             view = to_view(row)
+        self._maybe_prune()
         where = f"{client_id}/{service}" if service else (client_id or "-")
         log.log(_LEVELS.get(level, logging.INFO), "[%s] %s: %s", where, kind, message)
         for queue in list(self._subscribers):
             with contextlib.suppress(asyncio.QueueFull):
                 queue.put_nowait(view)  # a slow subscriber loses events rather than slowing the bridge
         return view
+
+    def _maybe_prune(self) -> None:
+        self._since_prune += 1
+        if self._since_prune < PRUNE_EVERY or (self._pending is not None and not self._pending.done()):
+            return
+        self._since_prune = 0
+        self._pending = self._pruner.submit(self.prune)
+
+    def prune(self) -> int:
+        """Keep the newest ``keep`` events (blocking); the number deleted. Never raises: events are history."""
+        try:
+            with store.session(self.engine) as db:
+                return store.prune_events(db, keep=self.keep)
+        except Exception:
+            log.exception("could not prune the events table")
+            return 0
+
+    def close(self) -> None:
+        self._pruner.shutdown(wait=True)
 
     def recent(self, *, client_id: str | None = None, limit: int = 100) -> list[EventView]:
         with store.session(self.engine) as db:

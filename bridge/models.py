@@ -37,6 +37,9 @@ class Client(SQLModel, table=True):
     profile: str = "comprehensive"
     token_hash: str = Field(index=True, unique=True)
     created_at: datetime = Field(default_factory=utcnow)
+    # The workspace's device, inode and owner at registration ({"dev", "ino", "uid"}), checked before every
+    # start so a swapped directory is never mounted; JSON, since an inode may not fit a signed 64-bit column.
+    workspace_identity: dict[str, int] | None = Field(default=None, sa_column=Column(JSON))
 
 
 class Instance(SQLModel, table=True):

@@ -5,18 +5,40 @@ Built by the app factory or the CLI, never at import time, so tests can build as
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
 import re
 import secrets
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _RANGE = re.compile(r"^\s*(\d{1,5})\s*-\s*(\d{1,5})\s*$")
 _MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+# Shorter (or empty) admin tokens are guessable or a configuration mistake; either way, they are refused.
+MIN_ADMIN_TOKEN = 16
+_HOST_VALUE = re.compile(r"[^\s/,@]+")
+_ORIGIN_VALUE = re.compile(r"https?://[^\s/,@]+")
+log = logging.getLogger(__name__)
+
+
+def bridge_user_home() -> Path:
+    """The home directory of the user running the bridge (from the user database, not from $HOME)."""
+    try:
+        import pwd
+
+        return Path(pwd.getpwuid(os.getuid()).pw_dir)
+    except (ImportError, KeyError):
+        return Path.home()
+
+
+def _comma_set(value: str | None) -> frozenset[str]:
+    """A comma list as lower-case entries without surrounding blanks or a trailing slash."""
+    return frozenset(part.strip().rstrip("/").lower() for part in (value or "").split(",") if part.strip())
 
 
 def parse_memory(value: str | int | None) -> int | None:
@@ -93,6 +115,25 @@ class BridgeSettings(BaseSettings):
         description="Where a container instance may connect: none (no NAT: nothing beyond the host answers), "
         "registries (as none, plus the host's HTTP(S)_PROXY for package registries) or all (the engine's NAT).",
     )
+    workspace_roots: str | None = Field(
+        None,
+        description=f"Directories a client's workspace must lie under, separated by '{os.pathsep}'; default the "
+        "home directory of the user running the bridge. / and system directories are refused whatever this says.",
+    )
+    allowed_hosts: str | None = Field(
+        None,
+        description="Comma list of Host values (host:port) the MCP routes accept; default the bridge's loopback "
+        "names with its port (127.0.0.1, localhost, [::1]) and HOST when it is a single address. * accepts any.",
+    )
+    allowed_origins: str | None = Field(
+        None,
+        description="Comma list of browser origins (scheme://host:port) that may call the MCP routes; default none, "
+        "so a request carrying an Origin header is refused (Claude Code sends none). * accepts any.",
+    )
+    metrics_public: bool = Field(False, description="Serve /metrics without the admin token (Bearer) when true.")
+    events_keep: int = Field(
+        10000, ge=100, description="Rows the events table keeps; older events are pruned as new ones arrive."
+    )
 
     @field_validator("port_range")
     @classmethod
@@ -109,6 +150,47 @@ class BridgeSettings(BaseSettings):
     @classmethod
     def _check_memory(cls, value: str | None) -> str | None:
         parse_memory(value)
+        return value
+
+    @field_validator("admin_token")
+    @classmethod
+    def _check_admin_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        token = value.get_secret_value().strip()
+        if len(token) < MIN_ADMIN_TOKEN:
+            raise ValueError(
+                f"must be at least {MIN_ADMIN_TOKEN} characters, got {len(token)} (an empty or short token "
+                "would open the admin API); unset it to have one generated"
+            )
+        return SecretStr(token)
+
+    @field_validator("workspace_roots")
+    @classmethod
+    def _check_roots(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        roots = [part.strip() for part in value.split(os.pathsep) if part.strip()]
+        if not roots:
+            raise ValueError("must name at least one directory (unset it for the default, your home directory)")
+        for root in roots:
+            path = Path(root).expanduser()
+            if not path.is_absolute():
+                raise ValueError(f"{root!r} is not an absolute path")
+            if path.resolve() == Path(path.anchor):
+                raise ValueError(f"{root!r} cannot be a workspace root: it would allow every directory")
+        return os.pathsep.join(roots)
+
+    @field_validator("allowed_hosts", "allowed_origins")
+    @classmethod
+    def _check_lists(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        pattern = _ORIGIN_VALUE if info.field_name == "allowed_origins" else _HOST_VALUE
+        example = "http://localhost:3000" if info.field_name == "allowed_origins" else "bridge.example:8100"
+        for entry in _comma_set(value):
+            if entry != "*" and not pattern.fullmatch(entry):
+                raise ValueError(f"{entry!r} is not a valid entry (e.g. {example}, or *)")
         return value
 
     @field_validator("data_dir", "catalog", "serena_venv")
@@ -144,6 +226,36 @@ class BridgeSettings(BaseSettings):
         return self.serena_venv or self.data_dir / "serena-venv"
 
     @property
+    def workspace_root_paths(self) -> tuple[Path, ...]:
+        """The workspace roots with symlinks resolved (workspaces are compared after resolving, too)."""
+        raw = self.workspace_roots.split(os.pathsep) if self.workspace_roots else [str(bridge_user_home())]
+        return tuple(Path(root.strip()).expanduser().resolve() for root in raw if root.strip())
+
+    @functools.cached_property
+    def allowed_host_set(self) -> frozenset[str]:
+        """Host header values the MCP routes accept (lower case); ``*`` in it accepts any."""
+        if self.allowed_hosts is not None:
+            return _comma_set(self.allowed_hosts)
+        names = ["127.0.0.1", "localhost", "[::1]"]
+        if self.host not in ("0.0.0.0", "::", ""):  # a single address: the URL the bridge hands out names it
+            names.append(f"[{self.host}]" if ":" in self.host else self.host)
+        hosts = {f"{name}:{self.port}" for name in names}
+        if self.port == 80:  # clients leave the default port out of Host
+            hosts.update(names)
+        return frozenset(host.lower() for host in hosts)
+
+    @functools.cached_property
+    def allowed_origin_set(self) -> frozenset[str]:
+        """Origin header values the MCP routes accept (lower case, no trailing slash); empty by default."""
+        return _comma_set(self.allowed_origins)
+
+    def host_allowed(self, host: str) -> bool:
+        return "*" in self.allowed_host_set or host.strip().lower() in self.allowed_host_set
+
+    def origin_allowed(self, origin: str) -> bool:
+        return "*" in self.allowed_origin_set or origin.strip().rstrip("/").lower() in self.allowed_origin_set
+
+    @property
     def public_url(self) -> str:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
         return f"http://{host}:{self.port}"
@@ -159,7 +271,8 @@ def load_settings(**overrides: object) -> BridgeSettings:
         return BridgeSettings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         problems = "; ".join(
-            f"PARADISE_{'_'.join(str(p) for p in err['loc']).upper() or 'SETTINGS'}: {err['msg']}"
+            f"PARADISE_{'_'.join(str(p) for p in err['loc']).upper() or 'SETTINGS'}: "
+            f"{err['msg'].removeprefix('Value error, ')}"
             for err in exc.errors()
         )
         raise SettingsError(f"invalid settings: {problems}") from None
@@ -178,14 +291,60 @@ def prepare_data_dir(settings: BridgeSettings) -> None:
 
 
 def ensure_admin_token(settings: BridgeSettings) -> str:
-    """The admin token from the settings, else from DATA_DIR/admin-token, generated (0600) if missing."""
+    """The admin token from the settings, else from DATA_DIR/admin-token, generated (0600) if missing.
+
+    An empty or short file (a crash while it was written by an older version, or a hand edit) would open
+    the admin API to an empty bearer token: it is replaced by a new token. A symlink there is refused.
+    """
     if settings.admin_token is not None:
         return settings.admin_token.get_secret_value()
     path = settings.data_dir / "admin-token"
-    if path.exists():
-        return path.read_text().strip()
-    token = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(token + "\n")
-    return token
+    for _ in range(3):
+        current = _read_token_file(path)
+        if current is not None and len(current) >= MIN_ADMIN_TOKEN:
+            return current
+        token = secrets.token_urlsafe(32)
+        if _install_token_file(path, token, replace=current is not None):
+            if current is not None:
+                log.warning("%s held an empty or short token; replaced it by a new one", path)
+            return token
+    raise SettingsError(f"{path} keeps changing while the bridge starts; is another bridge using this data dir?")
+
+
+def _read_token_file(path: Path) -> str | None:
+    """The file's token (stripped), or None when there is no file. Never follows a symlink."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if path.is_symlink():
+            raise SettingsError(f"{path} is a symlink; refusing to use it (remove it to get a new token)") from None
+        raise SettingsError(f"cannot read {path}: {exc.strerror}") from None
+    with os.fdopen(fd) as handle:
+        return handle.read().strip()
+
+
+def _install_token_file(path: Path, token: str, *, replace: bool) -> bool:
+    """Write the token atomically: a fresh 0600 temp file (O_EXCL, no symlink followed), then one rename.
+
+    A new file is linked into place, which fails if another bridge made one meanwhile (False: read that
+    one); a bad file is replaced by ``os.replace``, which swaps the name and never writes through a link.
+    """
+    tmp = path.with_name(f".admin-token.{secrets.token_hex(8)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(token + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        if replace:
+            os.replace(tmp, path)
+            return True
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -78,8 +78,19 @@ def list_clients(db: Session) -> list[Client]:
     return list(db.exec(select(Client).order_by(Client.id)))
 
 
-def add_client(db: Session, *, client_id: str, workspace: str, profile: str, token_hash: str) -> Client:
-    client = Client(id=client_id, workspace=workspace, profile=profile, token_hash=token_hash)
+def add_client(
+    db: Session,
+    *,
+    client_id: str,
+    workspace: str,
+    profile: str,
+    token_hash: str,
+    workspace_identity: dict[str, int] | None = None,
+) -> Client:
+    client = Client(
+        id=client_id, workspace=workspace, profile=profile, token_hash=token_hash,
+        workspace_identity=workspace_identity,
+    )
     db.add(client)
     db.flush()
     return client
@@ -231,6 +242,14 @@ def add_event(
     db.add(event)
     db.flush()
     return event
+
+
+def prune_events(db: Session, *, keep: int) -> int:
+    """Delete every event but the newest ``keep``; the number deleted."""
+    cutoff = db.exec(select(Event.id).order_by(col(Event.id).desc()).offset(keep).limit(1)).first()
+    if cutoff is None:
+        return 0
+    return db.exec(delete(Event).where(col(Event.id) <= cutoff)).rowcount  # type: ignore[attr-defined]
 
 
 def list_events(db: Session, *, client_id: str | None = None, limit: int = 100) -> list[Event]:

@@ -43,7 +43,8 @@ OUTSIDE = (
     ("/c/{client_id}/{service}/mcp", "client token (`Authorization: Bearer`)",
      "the client's MCP server (Streamable HTTP: POST, GET, DELETE); 401 bad token, 403 another client's token, "
      "404 unknown client or service, 503 + `Retry-After` when the instance cannot become ready"),
-    ("GET /metrics", "none", "Prometheus metrics"),
+    ("GET /metrics", "admin token (`Authorization: Bearer`), none with `PARADISE_METRICS_PUBLIC=true`",
+     "Prometheus metrics (they name every client); 401 without the token"),
     ("GET /dashboard", "none for the page; its live feed needs the admin token", "the live dashboard"),
 )
 

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import BridgeProcess, fixture_catalog, kill_leftovers
+
+# Tests make their workspaces in the temp dir, so every bridge they build or start accepts workspaces there
+# (the default root, the user's home, would refuse them); the tests of the roots themselves set their own.
+os.environ.setdefault("PARADISE_WORKSPACE_ROOTS", str(Path(tempfile.gettempdir()).resolve()))
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,16 @@ from typing import Any
 from bridge.cli.common import CliError, call, deliver_token, emit, show_client, table
 from bridge.cli.setup_claude import ClaudeCodeError, register_for_cli
 from bridge.mcp.claude_config import claude_add_commands, write_mcp_json
+from bridge.models import CLIENT_ID, CLIENT_ID_RULE
 
 READY_STATES = ("running", "idle")  # idle: stopped by the idle timeout, woken by the next request
+
+
+def client_name(value: str) -> str:
+    """argparse type: a client id as the bridge accepts it, as a full match (a trailing newline is refused too)."""
+    if not CLIENT_ID.fullmatch(value):
+        raise argparse.ArgumentTypeError(f"{value!r}: {CLIENT_ID_RULE}")
+    return value
 
 
 def cmd_client_add(args: argparse.Namespace) -> None:
@@ -160,7 +168,7 @@ def cmd_mcp_config(args: argparse.Namespace) -> None:
 def add_client_parsers(sub: Any) -> None:
     client = sub.add_parser("client", help="manage clients").add_subparsers(dest="action", required=True)
     add = client.add_parser("add", help="register a client and start its instances")
-    add.add_argument("name")
+    add.add_argument("name", type=client_name)
     add.add_argument("--workspace", default=".", help="project directory (default: current)")
     add.add_argument("--profile", help="quality profile (quick, python, comprehensive)")
     add.add_argument("--service", action="append", help="service to run (repeatable; default serena and quality)")
@@ -175,7 +183,7 @@ def add_client_parsers(sub: Any) -> None:
         ("wait", cmd_client_wait, "wait until every instance of a client runs, printing each state change"),
     ):
         one = client.add_parser(name, help=text)
-        one.add_argument("name")
+        one.add_argument("name", type=client_name)
         one.set_defaults(func=func)
         if name == "token":
             one.add_argument("--token-file", help="store the new token in this file (0600) instead of printing it")
@@ -187,7 +195,7 @@ def add_client_parsers(sub: Any) -> None:
 
 def add_mcp_config_parser(sub: Any) -> None:
     mcp = sub.add_parser("mcp-config", help="print (or --write) the Claude Code configuration of a client")
-    mcp.add_argument("name")
+    mcp.add_argument("name", type=client_name)
     mcp.add_argument("--write", metavar="DIR", nargs="?", const=".", help="merge into DIR/.mcp.json")
     mcp.add_argument("--scope", choices=["user", "local"], help="add to Claude Code with `claude mcp add-json`")
     mcp.add_argument("--claude", action="store_true", help="register with Claude Code at local scope for the "

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from bridge.cli.clients import client_name
 from bridge.cli.common import CliError, bridge_url, call, emit, say
 from bridge.host.doctor import doctor_report, doctor_text
 from bridge.host.images import ImageBuildError, build_images
@@ -238,7 +239,7 @@ def add_host_parsers(sub: Any) -> None:
     stop.set_defaults(func=cmd_stop)
 
     check = sub.add_parser("check", help="MCP initialize + tools/list through the bridge, as Claude Code would")
-    check.add_argument("name", help="client id")
+    check.add_argument("name", type=client_name, help="client id")
     check.add_argument("--mcp-json", help="use the servers of this .mcp.json (default: ask the bridge)")
     check.add_argument("--token-file", help="read DEVOPS_PARADISE_TOKEN from this file")
     check.add_argument("--timeout", type=float, default=60, help="seconds per server")

@@ -29,6 +29,7 @@ from bridge.observability.metrics import BridgeMetrics, observe_startup
 from bridge.ports import PortAllocator
 from bridge.runtime.base import InstanceSpec, PortTaken, Runtime
 from bridge.settings import BridgeSettings
+from bridge.workspaces import verify_workspace
 
 log = logging.getLogger(__name__)
 WAKEABLE = (S.IDLE, S.STOPPED)
@@ -126,6 +127,8 @@ class InstanceManager:
         """Host-side requirements (Serena's virtualenv) and the notes on what the workspace lacks."""
         client = self.table.client(route.client_id)
         notes: list[str] = []
+        if client is not None:  # never mount a workspace swapped since registration (WorkspaceChanged fails it)
+            await asyncio.to_thread(verify_workspace, client.workspace, client.identity, self.settings)
         if service.requires == "serena" and client is not None:
             notes = await asyncio.to_thread(workspace_notes, Path(client.workspace))
         if service.requires and self.runtime.installs_on_host:

@@ -27,6 +27,7 @@ from bridge.errors import NotFound
 from bridge.events import EventLog
 from bridge.models import Instance, utcnow
 from bridge.models import InstanceState as S
+from bridge.workspaces import WorkspaceIdentity
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]
@@ -60,6 +61,7 @@ class ClientInfo:
     workspace: str
     profile: str
     created_at: datetime = field(default_factory=utcnow)
+    identity: WorkspaceIdentity | None = None  # the workspace as registered; checked before every start
 
 
 @dataclass

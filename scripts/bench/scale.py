@@ -137,8 +137,9 @@ async def run(bench: Bench) -> None:
                 p: await api_latency(api, p)
                 for p in ("/clients", f"/clients/{names[0]}", "/ports", "/events?limit=100")
             }
-            async with httpx.AsyncClient(base_url=bridge.url, timeout=60) as plain:
-                latency["/metrics"] = await api_latency(plain, "/metrics")
+            bearer = {"Authorization": f"Bearer {bridge.admin_token}"}  # /metrics needs the admin token
+            async with httpx.AsyncClient(base_url=bridge.url, headers=bearer, timeout=60) as scraper:
+                latency["/metrics"] = await api_latency(scraper, "/metrics")
             fds = psutil.Process(pid).num_fds()
     print(
         f"\nscale: {args.clients} clients (echo), MAX_INSTANCES={args.running} with EVICT_LRU, "

@@ -145,7 +145,7 @@ async def close_and_wait(bridge: BridgeProcess, streams: Streams) -> tuple[float
 
 async def open_streams_metric(bridge: BridgeProcess, service: str) -> float:
     async with httpx.AsyncClient(timeout=30) as http:
-        text = (await http.get(bridge.url + "/metrics")).text
+        text = (await http.get(bridge.url + "/metrics", headers={"Authorization": f"Bearer {bridge.admin_token}"})).text
     pattern = rf'^paradise_open_streams\{{[^}}]*client="streams"[^}}]*service="{service}"[^}}]*\}} (\S+)$'
     match = re.search(pattern, text, re.MULTILINE)
     return float(match.group(1)) if match else 0.0

@@ -15,8 +15,13 @@ INIT = initialize_request("t")
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
+def get_metrics(bridge: BridgeProcess) -> httpx.Response:
+    """A scrape as Prometheus does it, with the admin token as its bearer credentials."""
+    return httpx.get(bridge.url + "/metrics", headers={"Authorization": f"Bearer {bridge.admin_token}"}, timeout=10)
+
+
 def scrape(bridge: BridgeProcess) -> Samples:
-    resp = httpx.get(bridge.url + "/metrics", timeout=10)  # no token: an ordinary Prometheus target
+    resp = get_metrics(bridge)
     assert resp.status_code == 200, resp.text
     assert resp.headers["content-type"].startswith("text/plain; version=0.0.4")
     out = {}
@@ -91,7 +96,7 @@ def test_unauthenticated_requests_create_no_series(bridge: BridgeProcess, metere
     for path in ("/c/nobody/echo/mcp", "/c/metered/echo/mcp"):
         resp = httpx.post(bridge.url + path, json={}, headers={"Authorization": "Bearer wrong"}, timeout=10)
         assert resp.status_code == 401
-    text = httpx.get(bridge.url + "/metrics", timeout=10).text
+    text = get_metrics(bridge).text
     assert 'client="nobody"' not in text
 
 
@@ -117,6 +122,6 @@ def test_deleted_client_disappears_from_metrics(bridge: BridgeProcess, workspace
         timeout=30,
     )
     assert resp.status_code < 500
-    assert 'client="metered-gone"' in httpx.get(bridge.url + "/metrics", timeout=10).text
+    assert 'client="metered-gone"' in get_metrics(bridge).text
     assert bridge.api("DELETE", "/clients/metered-gone").status_code == 204
-    assert 'client="metered-gone"' not in httpx.get(bridge.url + "/metrics", timeout=10).text
+    assert 'client="metered-gone"' not in get_metrics(bridge).text

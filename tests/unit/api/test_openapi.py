@@ -6,7 +6,7 @@ from bridge.settings import load_settings
 
 
 def test_openapi_document_matches_the_registered_routes(tmp_path) -> None:
-    app = create_app(load_settings(data_dir=tmp_path, admin_token="t"))
+    app = create_app(load_settings(data_dir=tmp_path, admin_token="openapi-test-admin-token"))
     registered = {
         (route.method, route.resource.canonical)
         for route in app.router.routes()
