@@ -36,6 +36,8 @@ let base = {{}};
 if (settings.config) {{
   const loaded = await import(pathToFileURL(settings.config).href);
   base = loaded.default ?? loaded;
+  // a transpiled TypeScript config arrives as CommonJS exports {{ default: config }}
+  if (base?.default && Object.keys(base).every((k) => k === "default" || k === "__esModule")) base = base.default;
 }}
 const abs = (p) => (p === undefined ? undefined : path.resolve(settings.root, p));
 const forced = {{
@@ -98,6 +100,8 @@ def parse_playwright_report(data: dict[str, Any], ws: Workspace, test_dir: Path)
     failures: list[dict[str, Any]] = []
     found: list[dict[str, Any]] = []
     _walk_suites(data.get("suites", []), found, [])
+    root_dir = (data.get("config") or {}).get("rootDir")  # spec files are relative to it
+    test_dir = Path(root_dir) if root_dir else test_dir
     for item in found:
         spec, test = item["spec"], item["test"]
         results = test.get("results") or [{}]

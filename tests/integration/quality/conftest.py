@@ -141,7 +141,8 @@ def js_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, R
     servers: dict[str, RunningServer] = {}
     try:
         for name, path in build_js(base).items():
-            servers[name] = start_server(name, path, logs)
+            extra = ["--profiles", str(path / "profiles.toml")] if (path / "profiles.toml").is_file() else None
+            servers[name] = start_server(name, path, logs, extra)
         deadline = time.monotonic() + 60
         for server in servers.values():
             wait_ready(server, deadline)
