@@ -5,7 +5,6 @@ what it needs), plus the small probes every step uses. ``MachineSteps`` holds wh
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import socket
 import sys
@@ -17,8 +16,9 @@ import psutil
 from bridge.cli.common import CliError
 from bridge.cli.host import cmd_images_build, install_serena_now
 from bridge.cli.setup_context import Reporter, SetupFailed, SetupOptions
-from bridge.host.doctor import bridge_report, choose_runtime, doctor_report, node_report
+from bridge.host.doctor import bridge_report, catalog_images, node_report
 from bridge.host.serena_install import serena_installed
+from bridge.runtime.selection import MachineFacts, choose_runtime, gather_facts
 from bridge.settings import BridgeSettings, SettingsError, load_settings
 
 
@@ -69,7 +69,7 @@ class MachineSteps:
         self.o = options
         self.r = report
         self.settings: BridgeSettings | None = None
-        self.doctor: dict[str, Any] | None = None
+        self.facts: MachineFacts | None = None
         self.runtime = ""
         self.already_running: str | None = None
 
@@ -125,11 +125,13 @@ class MachineSteps:
             return last, "used last time; --runtime to change"
         return os.environ.get("PARADISE_RUNTIME") or "auto", "PARADISE_RUNTIME"
 
-    def run_doctor(self) -> dict[str, Any]:
-        if self.doctor is None:
-            self.doctor = doctor_report(self.load_settings(), self.o.bridge_url)
-            self.r.log(json.dumps(self.doctor, indent=2))
-        return self.doctor
+    def machine_facts(self, setting: str) -> MachineFacts:
+        """What this machine has for ``setting`` (the engine, its images, bubblewrap), looked at once."""
+        if self.facts is None:
+            settings = self.load_settings()
+            self.facts = gather_facts(setting, catalog_images(settings), allow_unsandboxed=settings.allow_unsandboxed)
+            self.r.log(f"machine facts: {self.facts}")
+        return self.facts
 
     def choose_runtime(self) -> None:
         self.r.step("Choosing the runtime")
@@ -142,30 +144,31 @@ class MachineSteps:
                 self.r.warn(f"--runtime {self.o.runtime_arg} applies when the bridge starts; run --stop first to "
                             "switch")
             return
+        facts = self.machine_facts(wanted)
+        # The one selection table (bridge/runtime/selection.py) that the bridge and doctor use too: setup never
+        # decides differently from the bridge it starts.
+        choice = choose_runtime(wanted, facts)
+        because = choice.reason.replace(f"; {choice.warning}", "") if choice.warning else choice.reason
         if wanted == "process":
-            self.runtime = "process"
             self.r.info(f"process runtime ({why})")
-            self.refuse_process_on_windows()
-            return
-        docker = self.run_doctor()["docker"]
-        # The one selection table the bridge and doctor use (bridge.host.doctor.choose_runtime; it moves to
-        # bridge/runtime/selection.py): setup never decides differently from the bridge it starts.
-        verdict = choose_runtime(wanted, self.run_doctor()["python"], docker)
-        if wanted == "docker":
-            if not docker["engine"]:
+        elif wanted == "docker":
+            if not facts.engine_answers:
                 raise self.fail("the docker runtime was asked for but no Docker engine answers; start Docker (Docker "
                                 "Desktop, or scripts/ensure-docker.sh on Linux) or use --runtime process.")
-            self.r.info(f"docker runtime ({why}; {docker['detail']})")
-        elif wanted == "auto" and verdict["chosen"] == "docker":
+            self.r.info(f"docker runtime ({why}; {facts.engine_detail})")
+        elif wanted == "auto" and choice.chosen == "docker":
             self.r.info("docker runtime: a Docker engine answers and the images exist "
                         "(use --runtime process for local processes)")
         elif wanted == "auto":
-            because = verdict["reason"].removeprefix("no Docker runtime: ")
-            hint = " (--runtime docker builds them)" if docker["engine"] else ""
-            self.r.info(f"process runtime: {because}{hint}")
+            hint = " (--runtime docker builds them)" if facts.engine_answers else ""
+            self.r.info(f"process runtime: {because.removeprefix('no Docker runtime: ')}{hint}")
         else:
-            self.r.info(f"{wanted} runtime ({why}; the bridge checks what it needs when it starts)")
-        self.runtime = verdict["chosen"]
+            self.r.info(f"{choice.chosen} runtime ({why}; {because})")
+        if not choice.usable and choice.chosen != "docker":  # docker without its images: step 4 builds them
+            raise self.fail(f"the {wanted} runtime cannot run here: {because}.")
+        if choice.warning:
+            self.r.warn(choice.warning)
+        self.runtime = choice.chosen
         self.refuse_process_on_windows()
 
     def refuse_process_on_windows(self) -> None:
@@ -183,7 +186,7 @@ class MachineSteps:
             self.r.info(f"nothing to prepare on this machine for the {self.runtime} runtime")
 
     def prepare_docker(self) -> None:
-        missing = [image for image, ok in self.run_doctor()["docker"]["images"].items() if not ok]
+        missing = self.machine_facts("docker").missing_images
         if not missing:
             self.r.info("images present")
             return

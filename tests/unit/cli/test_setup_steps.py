@@ -137,3 +137,47 @@ def test_an_unknown_profile_names_the_known_ones(tmp_path: Path, report: Reporte
     with pytest.raises(SetupFailed, match=r"unknown quality profile 'fastest'; choose one of: .*comprehensive"):
         MachineSteps(options(tmp_path, profile="fastest"), report).python_environment()
     MachineSteps(options(tmp_path, profile="python"), report).python_environment()
+
+
+@pytest.fixture
+def no_bridge_no_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> int:
+    """No bridge on the port, no Docker engine behind DOCKER_HOST: the machine as a laptop without Docker."""
+    from tests.helpers import free_block
+
+    for name in list(os.environ):
+        if name.startswith("PARADISE_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("PARADISE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    return free_block(1)
+
+
+@pytest.mark.parametrize(("runtime_arg", "said"), [
+    ("process", "    process runtime (asked for)\n"),
+    ("", "    process runtime: no Docker engine answers (DockerException)"),
+])
+def test_the_runtime_comes_from_the_shared_selection_table(
+        tmp_path: Path, report: Reporter, capsys: pytest.CaptureFixture[str], no_bridge_no_engine: int,
+        runtime_arg: str, said: str) -> None:
+    steps = MachineSteps(options(tmp_path, runtime_arg=runtime_arg, port=no_bridge_no_engine), report)
+    steps.choose_runtime()
+    assert steps.runtime == "process" and steps.already_running is None
+    assert said in capsys.readouterr().out
+
+
+def test_docker_asked_for_without_an_engine_fails_in_one_sentence(
+        tmp_path: Path, report: Reporter, no_bridge_no_engine: int) -> None:
+    from bridge.cli.setup_context import SetupFailed
+
+    steps = MachineSteps(options(tmp_path, runtime_arg="docker", port=no_bridge_no_engine), report)
+    with pytest.raises(SetupFailed, match=r"^the docker runtime was asked for but no Docker engine answers; "):
+        steps.choose_runtime()
+
+
+def test_an_unknown_remembered_runtime_is_refused(tmp_path: Path, report: Reporter, no_bridge_no_engine: int) -> None:
+    from bridge.cli.setup_context import SetupFailed
+
+    (tmp_path / "data" / "runtime").write_text("kubernetes\n")
+    steps = MachineSteps(options(tmp_path, port=no_bridge_no_engine), report)
+    with pytest.raises(SetupFailed, match=r"^the kubernetes runtime cannot run here: unknown runtime 'kubernetes'"):
+        steps.choose_runtime()
