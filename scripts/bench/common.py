@@ -40,7 +40,7 @@ from tests.helpers import BridgeProcess, fixture_catalog, port_free
 
 MIB = 2**20
 FIGURES: dict[str, Any] = {}  # every figure of the run, printed as one JSON line at the end
-HIDDEN = {"PARADISE_ADMIN_TOKEN", "PARADISE_DATA_DIR", "PARADISE_CATALOG", "PARADISE_PORT"}
+HIDDEN = {"PARADISE_ADMIN_TOKEN", "PARADISE_DATA_DIR", "PARADISE_CATALOG", "PARADISE_PORT", "PARADISE_WORKSPACE_ROOTS"}
 
 
 # ---- bridges -----------------------------------------------------------------------------------------
@@ -57,7 +57,9 @@ class Bench:
 
     @contextlib.contextmanager
     def bridge(self, name: str, env: dict[str, str], pool_size: int = 30) -> Iterator[BridgeProcess]:
+        # The workspaces are temporary directories: the bridge allows only those under WORKSPACE_ROOTS.
         env = {"PARADISE_CATALOG": str(self.catalog), "PARADISE_LOG_LEVEL": "WARNING", **env}
+        env["PARADISE_WORKSPACE_ROOTS"] = str(self.work)
         bridge = BridgeProcess(self.work / name, env=env, pool_size=pool_size)
         first = quiet_block(pool_size + 1)  # helpers' free_block may land in the ephemeral range
         bridge.port, bridge.pool = first, range(first + 1, first + 1 + pool_size)

@@ -23,17 +23,7 @@ from typing import Any
 
 import aiohttp
 
-from scripts.bench.common import (
-    FIGURES,
-    Bench,
-    ExchangeFailed,
-    admin,
-    main,
-    mcp_exchange,
-    mcp_http,
-    pct,
-    register,
-)
+from scripts.bench import common
 from tests.helpers import BridgeProcess, instance_pid
 
 NAME = "death"
@@ -54,7 +44,7 @@ def event_times(bridge: BridgeProcess, client: str) -> dict[str, float]:
 
 async def one_death(bridge: BridgeProcess, http: aiohttp.ClientSession, client: str, token: str) -> dict[str, Any]:
     url = bridge.mcp_url(client, "echo")
-    await mcp_exchange(http, url, token)  # serving before the kill
+    await common.mcp_exchange(http, url, token)  # serving before the kill
     await asyncio.sleep(random.uniform(0, 1.5))  # any phase of the probe cycle
     pid = instance_pid(bridge, client, "echo")
     killed_at, began = time.time(), time.perf_counter()
@@ -62,9 +52,9 @@ async def one_death(bridge: BridgeProcess, http: aiohttp.ClientSession, client: 
     failures: Counter[str] = Counter()
     while time.perf_counter() - began < 60:
         try:
-            await mcp_exchange(http, url, token)
+            await common.mcp_exchange(http, url, token)
             break
-        except ExchangeFailed as exc:
+        except common.ExchangeFailed as exc:
             failures[exc.what] += 1
             await asyncio.sleep(0.05)
     else:
@@ -80,12 +70,12 @@ async def one_death(bridge: BridgeProcess, http: aiohttp.ClientSession, client: 
     }
 
 
-async def run(bench: Bench) -> None:
+async def run(bench: common.Bench) -> None:
     n = bench.args.repeat
     with bench.bridge("death", {"PARADISE_PROBE_INTERVAL": "1"}) as bridge:
-        async with admin(bridge) as api, mcp_http(timeout=30) as http:
+        async with common.admin(bridge) as api, common.mcp_http(timeout=30) as http:
             clients = [f"death-{i}" for i in range(n)]
-            tokens = await asyncio.gather(*(register(api, c, bench.workspace, "echo") for c in clients))
+            tokens = await asyncio.gather(*(common.register(api, c, bench.workspace, "echo") for c in clients))
             runs = [await one_death(bridge, http, c, t) for c, t in zip(clients, tokens, strict=True)]
     serving = [r["serving_s"] for r in runs]
     failures: Counter[str] = Counter()
@@ -98,13 +88,13 @@ async def run(bench: Bench) -> None:
         ("kill -> instance.ready event", "ready_s"),
         ("kill -> MCP exchange succeeds", "serving_s"),
     ):
-        p50, worst = pct([r[key] for r in runs])
+        p50, worst = common.pct([r[key] for r in runs])
         print(f"{label:<34}{p50:>8.2f}{worst:>8.2f}")
     print(
         f"goal <= 5 s: {'met' if max(serving) <= 5 else 'NOT met'}; new pid each time: "
         f"{all(r['new_pid'] for r in runs)}; failed attempts meanwhile (every 50 ms): {dict(failures) or 'none'}"
     )
-    FIGURES["death"] = {
+    common.FIGURES["death"] = {
         "n": n,
         "probe_interval_s": 1,
         "runs": runs,
@@ -114,4 +104,4 @@ async def run(bench: Bench) -> None:
 
 
 if __name__ == "__main__":
-    main([sys.modules[__name__]], title="bench.death", description=__doc__.splitlines()[0])
+    common.main([sys.modules[__name__]], title="bench.death", description=__doc__.splitlines()[0])

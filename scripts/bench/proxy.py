@@ -94,7 +94,9 @@ def main() -> None:
         f'"--port", "{{port}}"]\n'
     )
     bridge = BridgeProcess(
-        work / "data", env={"PARADISE_CATALOG": str(catalog), "PARADISE_LOG_LEVEL": "WARNING"}, pool_size=4
+        work / "data",
+        env={"PARADISE_CATALOG": str(catalog), "PARADISE_LOG_LEVEL": "WARNING", "PARADISE_WORKSPACE_ROOTS": str(work)},
+        pool_size=4,
     )
     try:
         bridge.start()

@@ -23,20 +23,7 @@ import httpx
 import psutil
 
 from bridge.mcp.client import McpSession
-from scripts.bench.common import (
-    FIGURES,
-    MIB,
-    Bench,
-    ExchangeFailed,
-    admin,
-    bridge_session,
-    counted_failure,
-    main,
-    mcp_http,
-    register,
-    rss,
-    sample_bridge,
-)
+from scripts.bench import common
 from tests.helpers import BridgeProcess, instance_pid
 
 NAME = "scale"
@@ -50,14 +37,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scale-probe-interval", type=float, default=5)
 
 
-async def register_all(api: httpx.AsyncClient, bench: Bench, names: list[str]) -> tuple[dict[str, str], list[float]]:
+async def register_all(
+    api: httpx.AsyncClient, bench: common.Bench, names: list[str]
+) -> tuple[dict[str, str], list[float]]:
     tokens: dict[str, str] = {}
     latencies: list[float] = []
     batch = bench.args.batch
 
     async def one(name: str) -> None:
         began = time.perf_counter()
-        tokens[name] = await register(api, name, bench.workspace, "echo", wait=120)
+        tokens[name] = await common.register(api, name, bench.workspace, "echo", wait=120)
         latencies.append(time.perf_counter() - began)
 
     for start in range(0, len(names), batch):
@@ -87,16 +76,16 @@ class Pinger:
         self.sent = 0
 
     async def open(self, name: str) -> None:
-        session = bridge_session(self.http, self.bridge.mcp_url(name, "echo"), self.tokens[name])
+        session = common.bridge_session(self.http, self.bridge.mcp_url(name, "echo"), self.tokens[name])
         await session.open()
         self.sessions[name] = session
 
     async def ping(self, session: McpSession) -> None:
         self.sent += 1
         try:
-            with counted_failure():
+            with common.counted_failure():
                 await session.request("ping")
-        except ExchangeFailed as exc:
+        except common.ExchangeFailed as exc:
             self.errors[exc.what] += 1
 
     async def tick(self, _tick: int) -> None:
@@ -106,7 +95,7 @@ class Pinger:
         await asyncio.gather(*(session.close() for session in self.sessions.values()))
 
 
-async def run(bench: Bench) -> None:
+async def run(bench: common.Bench) -> None:
     args = bench.args
     env = {
         "PARADISE_PROBE_INTERVAL": str(args.scale_probe_interval),
@@ -118,8 +107,8 @@ async def run(bench: Bench) -> None:
     names = [f"scale-{i:03d}" for i in range(args.clients)]
     with bench.bridge("scale", env, pool_size=args.clients + 10) as bridge:
         pid = bridge.proc.pid  # type: ignore[union-attr]
-        baseline = rss(pid) / MIB
-        async with admin(bridge, timeout=300) as api, mcp_http(timeout=60) as http:
+        baseline = common.rss(pid) / common.MIB
+        async with common.admin(bridge, timeout=300) as api, common.mcp_http(timeout=60) as http:
             began = time.perf_counter()
             tokens, reg_latency = await register_all(api, bench, names)
             registration = time.perf_counter() - began
@@ -127,11 +116,12 @@ async def run(bench: Bench) -> None:
             clients = (await api.get("/clients")).json()
             states = Counter(i["state"] for c in clients for i in c["instances"])
             running = [c["client_id"] for c in clients if c["instances"][0]["state"] == "running"]
-            instances_rss = sum(rss(instance_pid(bridge, name, "echo"), tree=True) for name in running) / MIB
-            quiet = await sample_bridge(pid, args.sample)
+            alive = (common.rss(instance_pid(bridge, name, "echo"), tree=True) for name in running)
+            instances_rss = sum(alive) / common.MIB
+            quiet = await common.sample_bridge(pid, args.sample)
             pinger = Pinger(bridge, http, tokens)
             await asyncio.gather(*(pinger.open(name) for name in running))
-            busy = await sample_bridge(pid, args.sample, pinger.tick)
+            busy = await common.sample_bridge(pid, args.sample, pinger.tick)
             await pinger.close()
             latency = {
                 p: await api_latency(api, p)
@@ -163,7 +153,7 @@ async def run(bench: Bench) -> None:
         + f"{args.clients} clients, p50 of 5: "
         + ", ".join(f"GET {p} {ms:.0f} ms" for p, ms in latency.items())
     )
-    FIGURES["scale"] = {
+    common.FIGURES["scale"] = {
         "clients": args.clients,
         "running": len(running),
         "states": dict(states),
@@ -182,4 +172,4 @@ async def run(bench: Bench) -> None:
 
 
 if __name__ == "__main__":
-    main([sys.modules[__name__]], title="bench.scale", description=__doc__.splitlines()[0])
+    common.main([sys.modules[__name__]], title="bench.scale", description=__doc__.splitlines()[0])

@@ -118,6 +118,7 @@ def main() -> None:
             "PARADISE_READY_TIMEOUT": "300",
             "PARADISE_LOG_LEVEL": "WARNING",
             "PARADISE_RUNTIME": args.runtime,
+            "PARADISE_WORKSPACE_ROOTS": str(work),  # the generated workspaces live there
         },
         pool_size=40,
     )

@@ -24,19 +24,7 @@ import psutil
 
 from bridge.mcp.client import McpSession, sse_events
 from bridge.mcp.protocol import ACCEPT_STREAM
-from scripts.bench.common import (
-    FIGURES,
-    MIB,
-    Bench,
-    ExchangeFailed,
-    admin,
-    bridge_session,
-    counted_failure,
-    main,
-    register,
-    rss,
-    sample_bridge,
-)
+from scripts.bench import common
 from tests.helpers import BridgeProcess, instance_pid
 
 NAME = "streams"
@@ -64,7 +52,7 @@ class Streams:
             async with asyncio.timeout(60):
                 resp = await (self._legacy() if self.kind == "legacy" else self._streamable())
             self.open.append(resp)
-        except (aiohttp.ClientError, TimeoutError, ExchangeFailed) as exc:
+        except (aiohttp.ClientError, TimeoutError, common.ExchangeFailed) as exc:
             self.errors[f"{exc.__class__.__name__}: {str(exc)[:80]}"] += 1
 
     async def _legacy(self) -> aiohttp.ClientResponse:
@@ -75,14 +63,14 @@ class Streams:
             if event.get("event") == "endpoint":
                 if not event.get("data", "").startswith("/c/streams/legacy/messages"):
                     resp.close()
-                    raise ExchangeFailed(f"endpoint not rewritten: {event.get('data')}")
+                    raise common.ExchangeFailed(f"endpoint not rewritten: {event.get('data')}")
                 return resp
         resp.close()
-        raise ExchangeFailed(f"HTTP {resp.status}, no endpoint event")
+        raise common.ExchangeFailed(f"HTTP {resp.status}, no endpoint event")
 
     async def _streamable(self) -> aiohttp.ClientResponse:
-        session = bridge_session(self.http, self.bridge.mcp_url("streams", "echo"), self.token)
-        with counted_failure():
+        session = common.bridge_session(self.http, self.bridge.mcp_url("streams", "echo"), self.token)
+        with common.counted_failure():
             await session.open()
             self.sessions.append(session)
             return await session.stream()
@@ -151,31 +139,31 @@ async def open_streams_metric(bridge: BridgeProcess, service: str) -> float:
     return float(match.group(1)) if match else 0.0
 
 
-async def measure(bench: Bench, bridge: BridgeProcess, streams: Streams) -> dict[str, Any]:
+async def measure(bench: common.Bench, bridge: BridgeProcess, streams: Streams) -> dict[str, Any]:
     """Open STREAMS, hold them, close them; then a second round. The figures of one kind."""
     args = bench.args
     proc = psutil.Process(bridge.proc.pid)  # type: ignore[union-attr]
     await streams.open_all(10)  # warm-up: code paths, pools
     await streams.close_all()
     await asyncio.sleep(2)
-    before, fds_before = proc.memory_info().rss / MIB, proc.num_fds()
+    before, fds_before = proc.memory_info().rss / common.MIB, proc.num_fds()
     instance = instance_pid(bridge, "streams", streams.service)
     runtime = bridge.data_dir / "instances/streams" / streams.service / "runtime.json"
     instance_port = json.loads(runtime.read_text())["port"]
     conns_before = connections(proc, bridge.port, instance_port)
-    instance_before = rss(instance, tree=True) / MIB
+    instance_before = common.rss(instance, tree=True) / common.MIB
     began = time.perf_counter()
     await streams.open_all(args.streams)
     opening = time.perf_counter() - began
     opened = len(streams.open)
     metric_open = await open_streams_metric(bridge, streams.service)
-    held = await sample_bridge(proc.pid, args.hold)
-    fds_with, instance_with = proc.num_fds(), rss(instance, tree=True) / MIB
+    held = await common.sample_bridge(proc.pid, args.hold)
+    fds_with, instance_with = proc.num_fds(), common.rss(instance, tree=True) / common.MIB
     conns_with = connections(proc, bridge.port, instance_port)
     metric_held = await open_streams_metric(bridge, streams.service)
     closed_in, metric_after = await close_and_wait(bridge, streams)
     await asyncio.sleep(2)
-    after, fds_after = proc.memory_info().rss / MIB, proc.num_fds()
+    after, fds_after = proc.memory_info().rss / common.MIB, proc.num_fds()
     conns_after = connections(proc, bridge.port, instance_port)
     await streams.open_all(1)
     still_serving = len(streams.open) == 1
@@ -183,10 +171,10 @@ async def measure(bench: Bench, bridge: BridgeProcess, streams: Streams) -> dict
     # A second round, opened and closed at once: does the bridge reuse what the first one left?
     await streams.open_all(args.streams)
     second = len(streams.open)
-    second_with = proc.memory_info().rss / MIB
+    second_with = proc.memory_info().rss / common.MIB
     await close_and_wait(bridge, streams)
     await asyncio.sleep(2)
-    second_after = proc.memory_info().rss / MIB
+    second_after = proc.memory_info().rss / common.MIB
     return {
         "asked": args.streams,
         "opened": opened,
@@ -252,19 +240,19 @@ def report(kind: str, fig: dict[str, Any]) -> None:
     )
 
 
-async def run_kind(bench: Bench, kind: str) -> None:
+async def run_kind(bench: common.Bench, kind: str) -> None:
     with bench.bridge(f"streams-{kind}", {"PARADISE_PROBE_INTERVAL": "5"}, pool_size=5) as bridge:
-        async with admin(bridge) as api:
-            token = await register(api, "streams", bench.workspace, "legacy" if kind == "legacy" else "echo")
+        async with common.admin(bridge) as api:
+            token = await common.register(api, "streams", bench.workspace, "legacy" if kind == "legacy" else "echo")
         connector = aiohttp.TCPConnector(limit=0, force_close=False)
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=None)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
             figures = await measure(bench, bridge, Streams(bridge, http, token, kind))
     report(kind, figures)
-    FIGURES[f"streams_{kind}"] = figures
+    common.FIGURES[f"streams_{kind}"] = figures
 
 
-async def run(bench: Bench) -> None:
+async def run(bench: common.Bench) -> None:
     needed = 3 * bench.args.streams + 200  # a stream holds a client socket, a bridge socket and an upstream one
     if bench.nofile < needed:
         bench.args.streams = (bench.nofile - 200) // 3
@@ -274,4 +262,4 @@ async def run(bench: Bench) -> None:
 
 
 if __name__ == "__main__":
-    main([sys.modules[__name__]], title="bench.streams", description=__doc__.splitlines()[0])
+    common.main([sys.modules[__name__]], title="bench.streams", description=__doc__.splitlines()[0])

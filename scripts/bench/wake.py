@@ -22,7 +22,7 @@ import aiohttp
 import httpx
 import psutil
 
-from scripts.bench.common import FIGURES, Bench, admin, main, mcp_exchange, mcp_http, register, wait_state
+from scripts.bench import common
 from tests.helpers import BridgeProcess, instance_pid
 
 NAME = "wake"
@@ -44,7 +44,7 @@ async def one_wake(
 ) -> dict[str, Any]:
     """Wait for ``idle``; with ``clean`` also for the old process to be gone; then time the first exchange."""
     pid = instance_pid(bridge, "sleepy", "echo")
-    await wait_state(api, "sleepy", "echo", {"idle"}, timeout=30)
+    await common.wait_state(api, "sleepy", "echo", {"idle"}, timeout=30)
     idle_at, stop_lag = time.perf_counter(), float("nan")
     while clean and time.perf_counter() - idle_at < 15:
         if gone(pid):
@@ -54,10 +54,10 @@ async def one_wake(
     still_stopping = not gone(pid)
     url = bridge.mcp_url("sleepy", "echo")
     began = time.perf_counter()
-    first = await mcp_exchange(http, url, token)
+    first = await common.mcp_exchange(http, url, token)
     whole = time.perf_counter() - began
     began = time.perf_counter()
-    await mcp_exchange(http, url, token)
+    await common.mcp_exchange(http, url, token)
     return {
         "first_s": first,
         "exchange_s": whole,
@@ -67,12 +67,12 @@ async def one_wake(
     }
 
 
-async def run(bench: Bench) -> None:
+async def run(bench: common.Bench) -> None:
     n = bench.args.repeat
     env = {"PARADISE_PROBE_INTERVAL": "1", "PARADISE_IDLE_TIMEOUT": "2"}
     with bench.bridge("wake", env) as bridge:
-        async with admin(bridge) as api, mcp_http(timeout=60) as http:
-            token = await register(api, "sleepy", bench.workspace, "echo")
+        async with common.admin(bridge) as api, common.mcp_http(timeout=60) as http:
+            token = await common.register(api, "sleepy", bench.workspace, "echo")
             clean = [await one_wake(bridge, api, http, token, clean=True) for _ in range(n)]
             eager = [await one_wake(bridge, api, http, token, clean=False) for _ in range(n)]
             events = (await api.get("/events", params={"client_id": "sleepy", "limit": 1000})).json()
@@ -94,7 +94,7 @@ async def run(bench: Bench) -> None:
     racing = sum(r["old_still_stopping"] for r in eager)
     print(f"requests sent while the old process was still stopping: {racing} of {n}")
     exchange = [r["exchange_s"] for r in clean]
-    FIGURES["wake"] = {
+    common.FIGURES["wake"] = {
         "n": n,
         "idle_timeout_s": 2,
         "after_stop": clean,
@@ -106,4 +106,4 @@ async def run(bench: Bench) -> None:
 
 
 if __name__ == "__main__":
-    main([sys.modules[__name__]], title="bench.wake", description=__doc__.splitlines()[0])
+    common.main([sys.modules[__name__]], title="bench.wake", description=__doc__.splitlines()[0])
