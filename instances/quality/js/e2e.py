@@ -47,6 +47,9 @@ const forced = {{
   screenshot: "only-on-failure",
   launchOptions: {{ ...(base.use?.launchOptions ?? {{}}), executablePath: settings.chromium, args: settings.flags }},
 }};
+// the workspace config's relative paths meant its own directory, not this file's
+const withCwd = (server) => ({{ ...server, cwd: abs(server.cwd ?? ".") }});
+const servers = (w) => (Array.isArray(w) ? w.map(withCwd) : w ? withCwd(w) : undefined);
 const chromiumOnly = (base.projects ?? []).filter(
   (p) => (p.use?.browserName ?? p.use?.defaultBrowserType ?? "chromium") === "chromium",
 );
@@ -64,7 +67,7 @@ export default {{
         use: {{ ...(p.use ?? {{}}), ...forced }},
       }}))
     : undefined,
-  webServer: settings.dropWebServer ? undefined : base.webServer,
+  webServer: settings.dropWebServer ? undefined : servers(base.webServer),
 }};
 """
 

@@ -111,3 +111,28 @@ async def test_start_command_runs_without_a_shell(js_call, js_servers) -> None:
     result, _ = await js_call("webapp", "run_api_tests", args)
     assert result.structured_content["error"]["code"] in ("app_failed", "app_not_ready")
     assert not (workspace / "pwned").exists()
+
+
+async def test_web_profile_report_has_e2e_and_api_sections_and_scores_them(js_call, js_servers) -> None:
+    result, progress = await js_call("webapp", "quality_report", {"profile": "web"})
+    data = result.structured_content
+    sections = data["sections"]
+    assert set(sections) == {"tests", "lint", "e2e", "api"}
+    # e2e ran through the workspace's own playwright webServer (no start_command in the profile)
+    assert sections["e2e"]["counts"]["passed"] == 1 and sections["e2e"]["counts"]["failed"] == 1
+    assert sections["api"]["counts"]["passed"] == 2 and sections["api"]["counts"]["failed"] == 1
+    metrics = data["metrics"]
+    assert (metrics["e2e"]["pass_rate"], metrics["api"]["pass_rate"]) == (50.0, 66.67)
+    assert metrics["tests"]["passed"] == 1 and metrics["javascript_lines"] > 0
+    assert set(metrics["lint"]["by_language"]) <= {"javascript"}
+    components = data["score"]["components"]
+    # tests: 1 jest + 1 e2e + 2 api passed of 6 decided -> 40 x 4/6
+    assert components["tests"]["earned"] == pytest.approx(26.67, abs=0.01)
+    assert {"tests", "coverage", "lint"} <= set(components) and "performance" in data["score"]["excluded"]
+    assert any(r.startswith("Fix 1 failing end-to-end test(s)") for r in data["recommendations"])
+    assert any(r.startswith("Fix 1 failing API test(s)") for r in data["recommendations"])
+    workspace = js_servers["webapp"].workspace
+    html = (workspace / data["files"]["html"]).read_text()
+    assert "E2E tests" in html and "API assertions" in html
+    assert any("end-to-end" in (m or "") for _, _, m in progress)
+    assert not accepts(port_of(js_servers))
