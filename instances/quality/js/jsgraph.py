@@ -69,19 +69,44 @@ def strip_comments(text: str) -> str:
     return "".join(out)
 
 
+def mask_strings(code: str) -> str:
+    """`code` with the inside of every string and template literal replaced by "x" (same length), so
+    that words inside strings ("import(") are never taken for code."""
+    out = list(code)
+    quote: str | None = None
+    i = 0
+    while i < len(code):
+        ch = code[i]
+        if quote:
+            if ch == "\\" and i + 1 < len(code):
+                out[i] = out[i + 1] = "x"
+                i += 2
+                continue
+            if ch == quote or (ch == "\n" and quote != "`"):
+                quote = None
+            elif ch != "\n":
+                out[i] = "x"
+        elif ch in "'\"`":
+            quote = ch
+        i += 1
+    return "".join(out)
+
+
 def scan_js_imports(text: str) -> tuple[list[tuple[str, int]], list[dict[str, Any]]]:
     """(specifier, line) of every import/export-from/require/import()/jest.mock, and the calls whose
-    argument is computed (the graph cannot follow those)."""
+    argument is computed (the graph cannot follow those).  Patterns are found in the code with string
+    contents masked; the specifier itself is read from the same offsets of the unmasked text."""
     code = strip_comments(text)
+    masked = mask_strings(code)
 
     def line_of(offset: int) -> int:
         return code.count("\n", 0, offset) + 1
 
     imports: list[tuple[str, int]] = []
     for pattern in _STATIC:
-        imports += [(m.group("spec"), line_of(m.start())) for m in pattern.finditer(code)]
+        imports += [(code[m.start("spec") : m.end("spec")], line_of(m.start())) for m in pattern.finditer(masked)]
     dynamic: list[dict[str, Any]] = []
-    for match in _CALLS.finditer(code):
+    for match in _CALLS.finditer(masked):
         arg = _LITERAL_ARG.match(code, match.end())
         line = line_of(match.start())
         if arg:
