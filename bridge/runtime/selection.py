@@ -68,7 +68,7 @@ def choose_runtime(setting: str, facts: MachineFacts) -> RuntimeChoice:
                              else why_not)  # fmt: skip
     if setting == "auto" and docker_ok:
         return RuntimeChoice(setting, "docker", True, "Docker engine answers and the images exist")
-    reason = "PARADISE_RUNTIME=process" if setting == "process" else f"no Docker runtime: {why_not}"
+    reason = "asked for" if setting == "process" else f"no Docker runtime: {why_not}"
     return _process_choice(setting, facts, reason)
 
 

@@ -25,7 +25,9 @@ async def test_bridge_kill9_then_restart_adopts_and_old_session_answers(bridge: 
         bridge.start()
         # Same MCP session, no re-initialize: the adopted instance still knows it.
         again = (await client.call_tool("whoami", {})).structured_content
-    assert again["pid"] == first["pid"] == str(pid_before)
+    # The same instance process (its own pid is 1 inside a sandbox's PID namespace: compare its boot id).
+    assert (again["pid"], again["boot"]) == (first["pid"], first["boot"])
+    assert instance_pid(bridge, "survivor", "echo") == pid_before
     state = bridge.state("survivor", "echo")
     assert state["state"] == "running"
     assert state["port"] == created["instances"][0]["port"]
@@ -60,6 +62,8 @@ async def test_killed_instance_comes_back_on_its_port(bridge: BridgeProcess, wor
     created = bridge.register("phoenix", workspace, ["echo"])
     port = created["instances"][0]["port"]
     pid = instance_pid(bridge, "phoenix", "echo")
+    async with mcp_client(bridge.mcp_url("phoenix", "echo"), created["token"]) as client:
+        boot = (await client.call_tool("whoami", {})).structured_content["boot"]
     os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 20
     while instance_pid(bridge, "phoenix", "echo") == pid and time.monotonic() < deadline:
@@ -68,7 +72,7 @@ async def test_killed_instance_comes_back_on_its_port(bridge: BridgeProcess, wor
     assert state["state"] == "running" and state["port"] == port and state["restarts"] == 1
     async with mcp_client(bridge.mcp_url("phoenix", "echo"), created["token"]) as client:
         who = (await client.call_tool("whoami", {})).structured_content
-    assert who["pid"] != str(pid)
+    assert who["boot"] != boot  # a new instance process
     kinds = [e["kind"] for e in bridge.api("GET", "/events", params={"client_id": "phoenix"}).json()]
     assert "instance.died" in kinds
     bridge.api("DELETE", "/clients/phoenix")

@@ -1,4 +1,5 @@
-"""ProcessRuntime against real processes: groups, identity, stop, discovery, environment."""
+"""ProcessRuntime against real processes (unsandboxed; tests/security covers the sandbox): groups, identity,
+stop of a whole family also after its leader died, discovery, environment, the one-client rule."""
 
 from __future__ import annotations
 
@@ -116,3 +117,54 @@ async def test_missing_command_is_refused(tmp_path) -> None:
     runtime = ProcessRuntime(tmp_path / "instances")
     with pytest.raises(ValueError, match="no command"):
         await runtime.start(spec(tmp_path, []))
+
+
+# A server that starts a child in its own process group (which ignores SIGTERM), then crashes.
+CRASH_LEAVING_A_CHILD = (
+    "import json, signal, subprocess, sys, time;"
+    "child = subprocess.Popen([sys.executable, '-c',"
+    " 'import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)']);"
+    "print(json.dumps({'child': child.pid}), flush=True); time.sleep(0.5); raise SystemExit(5)"
+)
+
+
+async def test_a_crash_leaves_children_and_stop_kills_the_recorded_group(tmp_path) -> None:
+    import asyncio
+
+    runtime = ProcessRuntime(tmp_path / "instances")
+    state = await runtime.start(spec(tmp_path, [sys.executable, "-c", CRASH_LEAVING_A_CHILD]))
+    child = (await wait_for_line(runtime, state))["child"]
+    for _ in range(100):
+        if not (result := await runtime.poll(state)).running:
+            break
+        await asyncio.sleep(0.05)
+    assert result.exit_code == 5
+    orphan = psutil.Process(child)
+    assert orphan.is_running() and os.getpgid(child) == state["pgid"]  # the leader is dead, its child is not
+    await runtime.stop(state, grace=0.5)  # as heal and delete do: the leader is gone, the group is not
+    assert not orphan.is_running() or orphan.status() == psutil.STATUS_ZOMBIE
+
+
+async def test_stop_spares_a_group_whose_id_came_back_for_someone_else(tmp_path) -> None:
+    """A dead leader's group id that now belongs to another process (pid reuse) is left alone."""
+    me = psutil.Process()
+    fake = {"pid": os.getpgid(0), "create_time": me.create_time() - 1000, "pgid": os.getpgid(0)}
+    runtime = ProcessRuntime(tmp_path / "instances")
+    await runtime.stop(fake, grace=0.1)
+    assert me.is_running()
+
+
+async def test_unsandboxed_serves_one_client_unless_allowed(tmp_path) -> None:
+    from bridge.runtime.base import RuntimeError_
+
+    runtime = ProcessRuntime(tmp_path / "instances")
+    sleeper = [sys.executable, "-c", "import time; time.sleep(600)"]
+    first = await runtime.start(spec(tmp_path, sleeper, "alice"))
+    try:
+        with pytest.raises(RuntimeError_, match=r"one client only.*PARADISE_ALLOW_UNSANDBOXED=true"):
+            await runtime.start(spec(tmp_path, sleeper, "bob"))
+        allowed = ProcessRuntime(tmp_path / "instances", allow_unsandboxed=True)
+        second = await allowed.start(spec(tmp_path, sleeper, "bob"))
+        await allowed.stop(second, grace=1)
+    finally:
+        await runtime.stop(first, grace=1)
