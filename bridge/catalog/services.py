@@ -48,6 +48,9 @@ class ServiceSpec(BaseModel):
     requires: Literal["serena"] | None = None
     # Called after MCP initialize succeeds; until it answers the instance stays "starting".
     ready_tool: ReadyTool | None = None
+    # The service checks X-Paradise-Instance-Key (PARADISE_INSTANCE_KEY from its environment) and refuses
+    # requests without it: then nothing but the bridge can drive it through its port.
+    instance_key: bool = False
 
     @field_validator("path")
     @classmethod

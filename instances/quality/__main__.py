@@ -7,6 +7,11 @@ import os
 import sys
 from pathlib import Path
 
+import anyio
+import uvicorn
+
+from instances.keyguard import InstanceKeyError, guard, take_instance_key
+
 from .errors import QualityError
 from .profiles import load_profiles, pick_profile
 from .server import build_server
@@ -39,6 +44,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    try:
+        # Taken out of the environment first, before any tool can run the tenant's code in a child process.
+        key = take_instance_key()
+    except InstanceKeyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if not args.workspace:
         print("error: no workspace: pass --workspace DIR or set PARADISE_WORKSPACE", file=sys.stderr)
         return 2
@@ -57,7 +68,16 @@ def main(argv: list[str] | None = None) -> int:
         file=sys.stderr,
         flush=True,
     )
-    server.run("streamable-http", host=args.host, port=args.port, streamable_http_path=args.path)
+    # What MCPServer.run("streamable-http") does, with the app behind the instance key check. ``host`` goes
+    # to the app too: the SDK derives its DNS-rebinding protection (allowed Host headers) from it.
+    app = server.streamable_http_app(streamable_http_path=args.path, host=args.host)
+    config = uvicorn.Config(
+        guard(app, key, server_name="quality instance"),
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level.lower(),
+    )
+    anyio.run(uvicorn.Server(config).serve)
     return 0
 
 

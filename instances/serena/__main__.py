@@ -2,6 +2,8 @@
 
 Writes the instance's private Serena home, then replaces itself (``os.execv``) with Serena's MCP server,
 so the PID the runtime started is Serena itself. Used by the process runtime and the Docker image alike.
+Serena is started through ``guarded.py`` (in Serena's venv, same process), which makes it refuse requests
+without the ``PARADISE_INSTANCE_KEY`` this process got in its environment.
 """
 
 from __future__ import annotations
@@ -11,7 +13,13 @@ import os
 import sys
 from pathlib import Path
 
-from instances.serena.config import serena_command, serena_environment, write_serena_home
+from instances.serena.config import (
+    guarded_serena_command,
+    serena_environment,
+    serena_executable,
+    venv_executable,
+    write_serena_home,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,12 +47,14 @@ def main(argv: list[str] | None = None) -> None:
     workspace = args.workspace.absolute()
     if not workspace.is_dir():
         parser.error(f"workspace is not a directory: {workspace}")
-    command = serena_command(args.venv.absolute(), args.host, args.port, workspace, dashboard=args.dashboard)
-    if not os.access(command[0], os.X_OK):
-        parser.error(f"Serena is not installed in {args.venv} (missing {command[0]})")
+    venv = args.venv.absolute()
+    for needed in (serena_executable(venv), venv_executable(venv, "python")):
+        if not os.access(needed, os.X_OK):
+            parser.error(f"Serena is not installed in {args.venv} (missing {needed})")
+    command = guarded_serena_command(venv, args.host, args.port, workspace, dashboard=args.dashboard)
 
     home = args.home.absolute()
-    write_serena_home(home, serena_venv=args.venv.absolute(), log_dir=args.log_dir, dashboard=args.dashboard)
+    write_serena_home(home, serena_venv=venv, log_dir=args.log_dir, dashboard=args.dashboard)
     os.environ.update(serena_environment(home))
     sys.stdout.flush()
     sys.stderr.flush()

@@ -7,7 +7,8 @@ Docker image (the same entrypoint inside the container), so both run Serena iden
   language server pointed at the pre-installed ``pyright-langserver`` (no run-time downloads), no GUI,
   no browser, the dashboard off unless asked, and project data kept out of the client's workspace.
 * ``serena_environment`` gives the variables the Serena process needs (HOME, SERENA_HOME, no usage ping).
-* ``serena_command`` is the exact argv.
+* ``serena_command`` is Serena's own argv; ``guarded_serena_command`` runs the same command line in the
+  same process through ``guarded.py``, which enforces the instance key (``instances.keyguard``).
 
 Standard library only: this module is imported by the bridge, which has no YAML dependency; every
 value is inserted as a JSON scalar, which is valid YAML.
@@ -24,6 +25,7 @@ from importlib import resources
 from pathlib import Path
 
 TEMPLATE_NAME = "serena_config.template.yml"
+GUARDED_LAUNCHER = Path(__file__).resolve().with_name("guarded.py")
 SERENA_DIR_NAME = ".serena"
 CONFIG_FILE_NAME = "serena_config.yml"
 WORKSPACE_DATA_DIR_NAME = "workspaces"
@@ -81,6 +83,15 @@ def serena_command(
         "--enable-gui-log-window",
         "False",
     ]
+
+
+def guarded_serena_command(
+    serena_venv: Path, host: str, port: int, workspace: Path | str, *, dashboard: bool = False
+) -> list[str]:
+    """``serena_command`` run by the venv's Python through ``guarded.py``: the same Serena server, which then
+    refuses requests without the instance key. The key itself stays in the environment, never in argv."""
+    serena_argv = serena_command(serena_venv, host, port, workspace, dashboard=dashboard)
+    return [str(venv_executable(serena_venv, "python")), str(GUARDED_LAUNCHER), *serena_argv[1:]]
 
 
 def serena_environment(home: Path) -> dict[str, str]:

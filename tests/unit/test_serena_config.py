@@ -14,6 +14,7 @@ import yaml
 from bridge.host import serena_install
 from instances.serena import __main__ as entrypoint
 from instances.serena.config import (
+    GUARDED_LAUNCHER,
     load_template,
     render_serena_config,
     serena_command,
@@ -209,10 +210,10 @@ def test_environment_isolates_home_and_turns_usage_reporting_off(tmp_path: Path)
 
 
 def test_entrypoint_writes_home_and_execs_serena(tmp_path: Path, venv: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    serena = venv / "bin" / "serena"
-    serena.parent.mkdir(parents=True)
-    serena.write_text("#!/bin/sh\n")
-    serena.chmod(0o755)
+    (venv / "bin").mkdir(parents=True)
+    for name in ("serena", "python"):
+        (venv / "bin" / name).write_text("#!/bin/sh\n")
+        (venv / "bin" / name).chmod(0o755)
     workspace = tmp_path / "ws"
     workspace.mkdir()
     calls: list[tuple[str, list[str]]] = []
@@ -223,7 +224,10 @@ def test_entrypoint_writes_home_and_execs_serena(tmp_path: Path, venv: Path, mon
         ["--venv", str(venv), "--port", "8201", "--workspace", str(workspace), "--home", str(tmp_path / "home")]
     )
 
-    assert calls == [(str(serena), serena_command(venv, "127.0.0.1", 8201, workspace))]
+    # Serena's own command line, run by its venv's Python through the launcher that enforces the instance key
+    serena_argv = serena_command(venv, "127.0.0.1", 8201, workspace)
+    guarded = [str(venv / "bin" / "python"), str(GUARDED_LAUNCHER), *serena_argv[1:]]
+    assert calls == [(guarded[0], guarded)]
     assert entrypoint.os.environ["HOME"] == str(tmp_path / "home")
     assert (tmp_path / "home" / ".serena" / "serena_config.yml").is_file()
 

@@ -1,0 +1,124 @@
+"""The instance key: a built-in instance answers only the bridge that started it.
+
+The bridge gives every launch a fresh random key in the instance's environment (``PARADISE_INSTANCE_KEY``)
+and sends it on every upstream request as ``X-Paradise-Instance-Key``. An instance port is reachable by
+any local process (and, through DNS rebinding, by a web page), so without this check anyone could drive a
+tenant's Serena (which edits files) or quality server (which runs the tenant's code).
+
+``InstanceKeyGuard`` is a pure ASGI middleware (standard library only, so the Serena launcher can use it
+inside Serena's own virtualenv, whatever its Starlette version): an HTTP request without the header gets
+401, with a wrong key 403, both as the bridge's JSON error shape; the key is compared in constant time.
+Lifespan events pass through untouched, so the wrapped app still starts and stops its session manager.
+
+The names must match bridge/mcp/protocol.py (the instance side imports nothing from the bridge).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import os
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+INSTANCE_KEY_ENV = "PARADISE_INSTANCE_KEY"
+INSTANCE_KEY_HEADER = "X-Paradise-Instance-Key"
+# A shorter key is a mistake (the bridge's are 43 characters): refuse to start rather than guard weakly.
+MIN_KEY_LENGTH = 16
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+log = logging.getLogger(__name__)
+
+_HEADER_NAME = INSTANCE_KEY_HEADER.lower().encode("latin-1")  # ASGI gives header names lower-cased, as bytes
+_WEBSOCKET_POLICY_VIOLATION = 1008
+
+
+class InstanceKeyError(ValueError):
+    """``PARADISE_INSTANCE_KEY`` is set but unusable (empty or too short)."""
+
+
+def take_instance_key(environ: MutableMapping[str, str] | None = None) -> str | None:
+    """Read the key from the environment and remove it there, so nothing this process starts (the tenant's
+    tests, language servers) inherits it. ``None`` when unset: the server was started by hand."""
+    environ = os.environ if environ is None else environ
+    key = environ.pop(INSTANCE_KEY_ENV, None)
+    if key is None:
+        return None
+    if len(key) < MIN_KEY_LENGTH:
+        raise InstanceKeyError(f"{INSTANCE_KEY_ENV} is set but shorter than {MIN_KEY_LENGTH} characters")
+    return key
+
+
+def guard(app: ASGIApp, key: str | None, *, server_name: str = "instance") -> ASGIApp:
+    """``app`` behind the key check; without a key, ``app`` itself, with a warning that anyone may call it."""
+    if key is None:
+        log.warning(
+            "%s: %s is not set, so this server accepts requests from anyone who can reach its port "
+            "(fine for a server started by hand on a trusted machine; the bridge always sets it)",
+            server_name,
+            INSTANCE_KEY_ENV,
+        )
+        return app
+    return InstanceKeyGuard(app, key)
+
+
+class InstanceKeyGuard:
+    """ASGI middleware: HTTP and WebSocket connections must carry the instance key; lifespan passes."""
+
+    def __init__(self, app: ASGIApp, key: str) -> None:
+        if len(key) < MIN_KEY_LENGTH:
+            raise InstanceKeyError(f"the instance key must have at least {MIN_KEY_LENGTH} characters")
+        self.app = app
+        self._key = key.encode("utf-8")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope.get("type")
+        if kind not in ("http", "websocket"):  # lifespan (start-up, shut-down): no request to check
+            await self.app(scope, receive, send)
+            return
+        status = self._refusal(scope)
+        if status is None:
+            await self.app(scope, receive, send)
+        elif kind == "http":
+            await _send_error(send, status)
+        else:  # never accept the handshake; 1008 is "policy violation"
+            await send({"type": "websocket.close", "code": _WEBSOCKET_POLICY_VIOLATION})
+
+    def _refusal(self, scope: Scope) -> int | None:
+        """None when the request carries the key exactly once; else the status that refuses it."""
+        presented = [value for name, value in scope.get("headers") or () if name == _HEADER_NAME]
+        if not presented:
+            return 401
+        # Two values are refused too, so no proxy in between can make us read a different one than it checked.
+        if len(presented) != 1 or not hmac.compare_digest(presented[0], self._key):
+            return 403
+        return None
+
+
+_REFUSED = f"this instance answers only the bridge that started it: the {INSTANCE_KEY_HEADER} header is"
+_ERRORS = {
+    401: ("instance_key_missing", f"{_REFUSED} missing"),
+    403: ("instance_key_invalid", f"{_REFUSED} wrong"),
+}
+
+
+async def _send_error(send: Send, status: int) -> None:
+    code, message = _ERRORS[status]
+    body = json.dumps({"error": {"code": code, "message": message}}).encode("utf-8")
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode("ascii")),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
