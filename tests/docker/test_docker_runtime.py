@@ -17,12 +17,13 @@ import httpx
 import pytest
 from mcp import Client
 
+from bridge.runtime.base import InstanceSpec
 from bridge.runtime.docker import DockerRuntime
 from tests.docker.conftest import INSTANCE_UID, owned_workspace, remove_managed
-from tests.helpers import BridgeProcess, mcp_client
+from tests.helpers import BridgeProcess, free_block, mcp_client
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
-CLIENTS = {"dk-ann", "dk-ben", "dk-cy", "dk-kill", "dk-adopt", "dk-gone", "dk-move"}
+CLIENTS = {"dk-ann", "dk-ben", "dk-cy", "dk-kill", "dk-adopt", "dk-gone", "dk-move", "dk-safe", "dk-open"}
 
 
 workspace = owned_workspace
@@ -188,3 +189,80 @@ def test_a_port_taken_meanwhile_is_released_and_the_next_leased(docker_bridge: B
     kinds = [e["kind"] for e in docker_bridge.api("GET", "/events", params={"client_id": "dk-move"}).json()]
     assert "port.moved" in kinds
     docker_bridge.api("DELETE", "/clients/dk-move")
+
+
+# ---- secure defaults of the runtime itself (no bridge): CPU limit, read-only root, egress policy -----------
+
+MASQUERADE = "com.docker.network.bridge.enable_ip_masquerade"
+WRITES = (
+    "import os, sys\n"
+    "for path in ('/opt/venv/x', '/etc/x', '/tmp/x', os.environ['HOME'] + '/x', '/state/x', '/workspace/x'):\n"
+    "    try:\n        open(path, 'w').close(); print(path, 'ok')\n"
+    "    except OSError as exc:\n        print(path, type(exc).__name__)\n"
+)
+
+
+async def answers_mcp(port: int) -> set[str]:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            async with Client(f"http://127.0.0.1:{port}/mcp") as client:
+                return {tool.name for tool in (await client.list_tools()).tools}
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
+def quality_spec(work: Path, client_id: str, cpus: float | None = None) -> InstanceSpec:
+    root = owned_workspace(work / client_id, "Safe")
+    return InstanceSpec(
+        client_id=client_id,
+        service="quality",
+        port=free_block(1),
+        workspace=root,
+        instance_dir=work / "instances" / client_id,
+        image="devops-paradise/quality:latest",
+        memory_bytes=512 * 1024**2,
+        cpus=cpus,
+    )
+
+
+async def test_containers_get_a_cpu_limit_a_read_only_root_and_no_egress(engine, images, work) -> None:
+    runtime = DockerRuntime(default_cpus=1.0, egress="none")
+    spec = quality_spec(work, "dk-safe")
+    try:
+        state = await runtime.start(spec)
+        assert {"run_tests", "lint"} <= await answers_mcp(spec.port)  # it serves on the read-only root
+        container = engine.containers.get(state["container_id"])
+        host = container.attrs["HostConfig"]
+        assert host["NanoCpus"] == 1_000_000_000 and host["ReadonlyRootfs"] is True
+        assert set(host["Tmpfs"]) == {"/tmp", "/home/paradise"}
+        result = container.exec_run(["/opt/venv/bin/python", "-c", WRITES])
+        written = dict(line.rsplit(" ", 1) for line in result.output.decode().splitlines())
+        assert written["/opt/venv/x"] == written["/etc/x"] == "OSError"  # EROFS
+        assert written["/tmp/x"] == written["/home/paradise/x"] == written["/state/x"] == "ok"
+        assert written["/workspace/x"] == "ok"
+        network = engine.networks.get("paradise-dk-safe")
+        assert network.attrs["Options"].get(MASQUERADE) == "false"  # no NAT: nothing beyond the host answers
+        assert network.attrs["Labels"]["devops-paradise.egress"] == "none"
+    finally:
+        await runtime.remove("dk-safe", "quality", locals().get("state", {}))
+        await runtime.close()
+    assert not engine.networks.list(names=["paradise-dk-safe"])
+
+
+async def test_the_catalog_cpu_limit_wins_and_egress_all_is_the_engines_nat(engine, images, work) -> None:
+    runtime = DockerRuntime(default_cpus=1.0, egress="all")
+    spec = quality_spec(work, "dk-open", cpus=0.5)
+    try:
+        state = await runtime.start(spec)
+        container = engine.containers.get(state["container_id"])
+        assert container.attrs["HostConfig"]["NanoCpus"] == 500_000_000
+        network = engine.networks.get("paradise-dk-open")
+        assert MASQUERADE not in (network.attrs.get("Options") or {})
+        assert network.attrs["Labels"]["devops-paradise.egress"] == "all"
+        assert [d.port for d in await runtime.discover() if d.client_id == "dk-open"] == [spec.port]  # labels
+    finally:
+        await runtime.remove("dk-open", "quality", locals().get("state", {}))
+        await runtime.close()
