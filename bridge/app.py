@@ -26,6 +26,7 @@ from bridge.lifecycle.leader import Leadership, bridge_identity
 from bridge.lifecycle.reconcile import reconcile
 from bridge.lifecycle.routes import RouteTable
 from bridge.mcp import proxy
+from bridge.mcp.sessions import SessionMap
 from bridge.observability.alerts import AlertSender
 from bridge.observability.metrics import BridgeMetrics
 from bridge.ports import PortAllocator
@@ -96,6 +97,7 @@ async def manager_ctx(app: web.Application) -> AsyncIterator[None]:
     else:
         log.warning("another bridge holds the monitor lease; following it (data from the shared database)")
     monitor = HealthMonitor(instances, leadership, follow=manager.refresh)
+    manager.monitor = monitor
     watcher = asyncio.create_task(monitor.run(), name="health monitor")
     yield
     watcher.cancel()
@@ -175,8 +177,15 @@ async def metrics_handler(request: web.Request) -> web.Response:
 
 
 async def proxy_ctx(app: web.Application) -> AsyncIterator[None]:
-    app[METRICS].watch(app[MANAGER])
-    app[PROXY] = proxy.McpProxy(app[MANAGER], app[HTTP], app[METRICS])
+    manager, settings = app[MANAGER], app[SETTINGS]
+    app[METRICS].watch(manager)
+    sessions = SessionMap(app[ENGINE], manager.table.writer)
+    await sessions.load()
+    manager.on_delete.append(sessions.drop_client)
+    app[PROXY] = proxy.McpProxy(
+        manager, app[HTTP], sessions, host_allowed=settings.host_allowed, origin_allowed=settings.origin_allowed,
+        metrics=app[METRICS],
+    )
     yield
 
 

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import hashlib
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,9 @@ from sqlalchemy.engine import Engine
 from bridge import store
 from bridge.errors import Conflict, Invalid, NotFound
 from bridge.events import EventLog
+from bridge.lifecycle.health import HealthMonitor
 from bridge.lifecycle.instances import InstanceManager
-from bridge.lifecycle.routes import ClientInfo, Route, RouteTable
+from bridge.lifecycle.routes import READY, ClientInfo, Route, RouteTable
 from bridge.models import (
     ClientCreate,
     ClientCreated,
@@ -73,6 +75,8 @@ class ClientManager:
         self.events = events
         self._token_index: dict[str, str] = {}  # token hash -> client id, so auth never touches the DB
         self._lock = asyncio.Lock()
+        self.monitor: HealthMonitor | None = None  # set once the app has one (a follower's does not heal)
+        self.on_delete: list[Callable[[str], None]] = []  # who else forgets a deleted client (its MCP sessions)
 
     async def load(self) -> None:
         """Start-up, or a follower following the leader's database (see leader.py)."""
@@ -98,6 +102,12 @@ class ClientManager:
 
     async def wait_ready(self, client_id: str, service: str) -> Route:
         return await self.instances.wait_ready(client_id, service)
+
+    async def recover(self, route: Route) -> bool:
+        """A request could not reach ``route``'s instance: check it now; True when it does not serve."""
+        if self.monitor is None:
+            return route.state not in READY
+        return await self.monitor.check_now(route)
 
     def routes(self) -> list[Route]:
         return self.table.routes()
@@ -177,6 +187,8 @@ class ClientManager:
             for route in self.table.drop_client(client_id):
                 await self.instances.remove(route)
             self._token_index = {h: c for h, c in self._token_index.items() if c != client_id}
+            for forget in self.on_delete:
+                forget(client_id)
             await self.table.writer.flush()  # no queued write of these rows may land after the delete
             released, known = await asyncio.to_thread(self._forget_client, client_id)
         if known:

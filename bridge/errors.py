@@ -15,12 +15,6 @@ class BridgeError(Exception):
         self.headers = headers or {}
         self.details = details
 
-    def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.details:
-            body["details"] = self.details
-        return {"error": body}
-
 
 class BadRequest(BridgeError):
     status, code = 400, "bad_request"
@@ -40,6 +34,12 @@ class NotFound(BridgeError):
 
 class Conflict(BridgeError):
     status, code = 409, "conflict"
+
+
+class MisdirectedRequest(BridgeError):
+    """The request names a Host this bridge does not answer for (a DNS-rebinding page, a wrong proxy)."""
+
+    status, code = 421, "misdirected_request"
 
 
 class PayloadTooLarge(BridgeError):
@@ -71,3 +71,12 @@ class PortPoolExhausted(Unavailable):
 
 class UpstreamError(BridgeError):
     status, code = 502, "upstream_error"
+
+
+class TooManyStreams(BridgeError):
+    """A client holds as many open event streams as it may; one must close before another opens."""
+
+    status, code = 429, "too_many_streams"
+
+    def __init__(self, message: str, *, retry_after: int = 5, **details: Any) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)}, **details)

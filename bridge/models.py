@@ -62,6 +62,8 @@ class Instance(SQLModel, table=True):
     last_probe_ms: float | None = None
     started_at: datetime | None = None
     step: str | None = None
+    # The secret of the current launch, sent upstream as X-Paradise-Instance-Key; never in a view or an event.
+    instance_key: str | None = None
 
 
 class PortLease(SQLModel, table=True):
@@ -84,6 +86,22 @@ class Lease(SQLModel, table=True):
     name: str = Field(primary_key=True)
     holder: str
     expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class McpSessionRow(SQLModel, table=True):
+    """A client's MCP session as the bridge issued it, mapped to the instance's own session of the moment.
+
+    ``init`` is the client's initialize request, replayed against a new instance behind the same session;
+    ``incarnation`` names the instance launch the upstream session belongs to (its start time).
+    """
+
+    id: str = Field(primary_key=True, max_length=64)
+    client_id: str = Field(index=True, max_length=40)
+    service: str = Field(max_length=64)
+    upstream_id: str
+    init: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    incarnation: str = ""
+    created_at: datetime = Field(default_factory=utcnow)
 
 
 class Event(SQLModel, table=True):

@@ -79,6 +79,10 @@ class BridgeSettings(BaseSettings):
     idle_timeout: float = Field(
         0, ge=0, description="Seconds without MCP traffic before an instance is stopped; 0 = never."
     )
+    pause_after: float = Field(
+        0, ge=0, description="Seconds without MCP traffic before an instance is frozen (memory kept, no CPU; "
+        "thawed by the next request in milliseconds); 0 = never. IDLE_TIMEOUT still stops it later.",
+    )
     probe_interval: float = Field(5.0, gt=0, description="Seconds between health probes of an instance.")
     restart_limit: int = Field(
         5, ge=1, description="Restarts allowed within RESTART_WINDOW before an instance is failed."

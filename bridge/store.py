@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col, create_engine, delete, select, update
 
-from bridge.models import Client, Event, Instance, Lease, Meta, PortLease, utcnow
+from bridge.models import Client, Event, Instance, Lease, McpSessionRow, Meta, PortLease, utcnow
 
 __all__ = ["IntegrityError", "Session"]
 
@@ -171,6 +171,27 @@ def release_leases(
     for lease in leases:
         db.delete(lease)
     return [lease.port for lease in leases]
+
+
+# ---- MCP sessions ------------------------------------------------------------------------------------
+
+
+def list_mcp_sessions(db: Session) -> list[McpSessionRow]:
+    return list(db.exec(select(McpSessionRow)))
+
+
+def put_mcp_session(db: Session, row: McpSessionRow) -> None:
+    db.merge(row)
+
+
+def delete_mcp_sessions(db: Session, *, ids: list[str] | None = None, client_id: str | None = None) -> None:
+    query = select(McpSessionRow)
+    if ids is not None:
+        query = query.where(McpSessionRow.id.in_(ids))  # type: ignore[attr-defined]
+    if client_id is not None:
+        query = query.where(McpSessionRow.client_id == client_id)
+    for row in db.exec(query):
+        db.delete(row)
 
 
 # ---- installation facts ------------------------------------------------------------------------------

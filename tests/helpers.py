@@ -151,12 +151,17 @@ class BridgeProcess:
 
 
 @contextlib.asynccontextmanager
-async def mcp_client(url: str, token: str | None, read_timeout: float = 120) -> AsyncIterator[Client]:
-    """The official MCP SDK client, speaking Streamable HTTP with the client token as a bearer token."""
+async def mcp_client(
+    url: str, token: str | None, read_timeout: float = 120, mode: str = "auto"
+) -> AsyncIterator[Client]:
+    """The official MCP SDK client, speaking Streamable HTTP with the client token as a bearer token.
+
+    ``mode="legacy"`` makes it a session-era client (initialize handshake, Mcp-Session-Id), as Claude Code is
+    with servers that do not speak 2026-07-28."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     async with (
         httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=read_timeout)) as http,
-        Client(streamable_http_client(url, http_client=http)) as client,
+        Client(streamable_http_client(url, http_client=http), mode=mode) as client,
     ):
         yield client
 
@@ -166,6 +171,19 @@ def instance_pid(bridge: BridgeProcess, client_id: str, service: str) -> int:
 
     label = bridge.data_dir / "instances" / client_id / service / "runtime.json"
     return int(json.loads(label.read_text())["pid"])
+
+
+def listener_pid(port: int) -> int:
+    """The process that listens on 127.0.0.1:port: the server itself, however deep in a sandbox it runs."""
+    for conn in psutil.net_connections(kind="tcp"):
+        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid:
+            return conn.pid
+    raise LookupError(f"nothing listens on port {port}")
+
+
+def crash_instance(bridge: BridgeProcess, client_id: str, service: str) -> None:
+    """kill -9 of the instance's server process, as a crash or the OOM killer would end it."""
+    os.kill(listener_pid(bridge.state(client_id, service)["port"]), signal.SIGKILL)
 
 
 def kill_leftovers(data_dir: Path) -> None:

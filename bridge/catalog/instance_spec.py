@@ -6,12 +6,20 @@ import sys
 from pathlib import Path
 
 from bridge.catalog import ServiceSpec
+from bridge.mcp.protocol import INSTANCE_KEY_ENV
 from bridge.runtime.base import InstanceSpec
 from bridge.settings import BridgeSettings
 
 
 def instance_spec(
-    settings: BridgeSettings, service: ServiceSpec, client_id: str, port: int, workspace: str, profile: str
+    settings: BridgeSettings,
+    service: ServiceSpec,
+    client_id: str,
+    port: int,
+    workspace: str,
+    profile: str,
+    *,
+    instance_key: str | None = None,
 ) -> InstanceSpec:
     """Everything a runtime needs to start ``service`` for one client: the catalog entry made concrete."""
     instance_dir = settings.instances_dir / client_id / service.name
@@ -26,6 +34,8 @@ def instance_spec(
         "python": sys.executable,
         "serena_venv": str(settings.serena_venv_path),
     }
+    # The key reaches the instance in its environment only (never its argv, which any local user can read).
+    key_env = {INSTANCE_KEY_ENV: instance_key} if instance_key else {}
     return InstanceSpec(
         client_id=client_id,
         service=service.name,
@@ -35,7 +45,7 @@ def instance_spec(
         command=service.render_command(values) if service.command else None,
         image=service.image,
         container_port=service.container_port,
-        env={**service.render_env(values), "PARADISE_PROFILE": profile},
+        env={**service.render_env(values), "PARADISE_PROFILE": profile, **key_env},
         memory_bytes=service.memory_bytes,
         cpus=service.cpus,
     )

@@ -49,6 +49,7 @@ class HealthMonitor:
         self._pingers: dict[Key, McpPinger] = {}
         self._failures: dict[Key, int] = {}
         self._heals: dict[Key, asyncio.Task[None]] = {}
+        self._checks: dict[Key, asyncio.Task[None]] = {}
 
     async def run(self) -> None:
         """Sweep while this bridge holds the monitor lease; follow the leader's database otherwise."""
@@ -92,6 +93,21 @@ class HealthMonitor:
         await asyncio.sleep(random.uniform(0, self.settings.probe_interval * 0.25))
         await self.check(route)
 
+    async def check_now(self, route: Route) -> bool:
+        """A request could not reach the instance: judge it now, not at the next sweep (one check at a time).
+
+        True when it does not serve (dead and being healed, or not ready): the request waits for it.
+        """
+        if route.state in WATCHED and route.key not in self._heals:
+            task = self._checks.get(route.key)
+            if task is None:
+                task = asyncio.create_task(self.check(route), name=f"check {route.key}")
+                self._checks[route.key] = task
+                task.add_done_callback(lambda _: self._checks.pop(route.key, None))
+            with contextlib.suppress(Exception):
+                await asyncio.shield(task)
+        return route.state not in READY
+
     def _watched(self, route: Route) -> bool:
         """Still ours to judge: not removed, restarted, paused or stopped by someone else meanwhile."""
         return self.table.holds(route) and route.state in WATCHED
@@ -108,7 +124,9 @@ class HealthMonitor:
             return
         pinger = self._pingers.setdefault(route.key, McpPinger(self.instances.http))
         try:
-            seconds = await pinger.ping(route.port, route.path, route.transport, timeout=self.settings.probe_timeout)
+            seconds = await pinger.ping(
+                route.port, route.path, route.transport, timeout=self.settings.probe_timeout, key=route.instance_key
+            )
         except ProbeFailed as exc:
             self._probe_failed(route, str(exc))
             return
@@ -207,11 +225,18 @@ class HealthMonitor:
     # ---- scale to zero -----------------------------------------------------------------------------
 
     async def _idle_sweep(self) -> None:
-        timeout = self.settings.idle_timeout
-        if not timeout:
+        """PAUSE_AFTER freezes quiet instances; IDLE_TIMEOUT stops quiet ones (paused ones too) to free memory."""
+        pause_after, timeout = self.settings.pause_after, self.settings.idle_timeout
+        if not (pause_after or timeout):
             return
         now = time.monotonic()
         for route in self.table:
             quiet = now - route.last_activity
-            if route.state == S.RUNNING and route.streams == 0 and quiet > timeout and route.key not in self._heals:
+            if route.key in self._heals:
+                continue
+            if timeout and route.state in (S.RUNNING, S.PAUSED) and route.streams == 0 and quiet > timeout:
                 await self.instances.idle(route, f"no MCP traffic for {quiet:.0f}s (PARADISE_IDLE_TIMEOUT={timeout:g})")
+            elif pause_after and route.state == S.RUNNING and route.busy == 0 and quiet > pause_after:
+                # An open listening stream does not keep it awake: it is quiet, and resumes on thaw.
+                why = f"no MCP traffic for {quiet:.0f}s (PARADISE_PAUSE_AFTER={pause_after:g})"
+                await self.instances.pause(route, why)

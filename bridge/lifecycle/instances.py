@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from pathlib import Path
 from typing import Any
@@ -72,7 +73,10 @@ class InstanceManager:
         if client is None:
             raise NotFound(f"client {route.client_id!r} was removed")
         service = self.catalog[route.service]
-        return instance_spec(self.settings, service, route.client_id, route.port, client.workspace, client.profile)
+        return instance_spec(
+            self.settings, service, route.client_id, route.port, client.workspace, client.profile,
+            instance_key=route.instance_key,
+        )
 
     # ---- start -------------------------------------------------------------------------------------
 
@@ -100,6 +104,8 @@ class InstanceManager:
         try:
             notes = await self._prepare(route, service)
             self.set_step(route, "launching")
+            # A fresh key for every launch: whatever learnt an old one (a log, a core dump) cannot use it.
+            self.table.update(route, instance_key=secrets.token_urlsafe(32))
             backend_state = await self._launch(self.spec_for(route), route)
             step = "waiting for MCP initialize"
             self.table.update(route, backend_state=backend_state, started_at=utcnow(), step=step)
@@ -164,7 +170,10 @@ class InstanceManager:
         tool = service.ready_tool
         self.set_step(route, f"waiting for {tool.name} to answer")
         try:
-            await mcp_call_tool(self.http, route.port, route.path, tool.name, tool.arguments, timeout=tool.timeout)
+            await mcp_call_tool(
+                self.http, route.port, route.path, tool.name, tool.arguments, timeout=tool.timeout,
+                key=route.instance_key,
+            )
         except (ProbeFailed, McpToolError) as exc:
             return [f"{tool.name} does not work yet: {exc}"]
         return []
@@ -205,7 +214,7 @@ class InstanceManager:
                 detail = f"exited with code {poll.exit_code}" if poll.exit_code is not None else "exited"
                 raise StartFailed(f"{detail} before it was ready", await self.tail(route))
             try:
-                await probe(self.http, route.port, route.path, route.transport, timeout=5)
+                await probe(self.http, route.port, route.path, route.transport, timeout=5, key=route.instance_key)
                 return
             except ProbeFailed as exc:
                 last = str(exc)
@@ -232,6 +241,10 @@ class InstanceManager:
         if route.state == S.FAILED:
             reason = route.last_error or "unknown error"
             raise Unavailable(f"{service} of {client_id} has failed: {reason}", retry_after=30, state=route.state)
+        if route.state == S.PAUSED:
+            await self.thaw(route)
+            if route.state == S.RUNNING:
+                return route
         if route.state in WAKEABLE and route.key not in self.starting():
             await self.admit([route.service], waking=route)
             self.start(route)
@@ -261,10 +274,49 @@ class InstanceManager:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
+    async def pause(self, route: Route, reason: str) -> bool:
+        """Freeze a running, unbusy instance (PAUSE_AFTER): memory and sessions kept, no CPU; True if frozen."""
+        if not self.runtime.can_pause:
+            return False
+        async with route.freeze:
+            if route.state != S.RUNNING or route.busy or not self.table.holds(route):
+                return False
+            # Marked first: a request arriving now waits for the thaw instead of reaching a frozen process.
+            self.table.transition(route, S.PAUSED, event=("instance.paused", reason))
+            try:
+                await self.runtime.pause(route.backend_state)
+            except Exception as exc:
+                self.table.transition(
+                    route, S.RUNNING, event=("instance.pause_failed", f"could not pause: {exc}"), level="warning"
+                )
+                return False
+        return True
+
+    async def thaw(self, route: Route) -> None:
+        """Thaw a frozen instance for a request; one that cannot be thawed is started afresh."""
+        async with route.freeze:
+            if route.state != S.PAUSED:
+                return
+            began = time.perf_counter()
+            try:
+                await self.runtime.unpause(route.backend_state)
+            except Exception as exc:
+                self.table.transition(route, S.RESTARTING, event=("instance.thaw_failed", f"could not thaw: {exc}"),
+                                      level="warning")
+                self.start(route, restarting=True)
+                return
+            route.last_activity = time.monotonic()
+            elapsed = (time.perf_counter() - began) * 1000
+            self.table.transition(route, S.RUNNING, event=("instance.thawed", f"thawed in {elapsed:.0f} ms"))
+
     async def idle(self, route: Route, reason: str) -> None:
         """Scale to zero: stop the instance but keep its port; the next request wakes it."""
-        # First, so the monitor does not take the stop for a crash.
-        self.table.transition(route, S.IDLE, event=("instance.idle", reason))
+        async with route.freeze:  # never between a thaw and the state it sets
+            if route.state == S.PAUSED:  # a frozen process cannot take a graceful stop: thaw it for its end
+                with contextlib.suppress(Exception):
+                    await self.runtime.unpause(route.backend_state)
+            # First, so the monitor does not take the stop for a crash.
+            self.table.transition(route, S.IDLE, event=("instance.idle", reason))
         # A wake arriving while this stop runs waits for it (see _start), so the port is free again.
         route.stopping = asyncio.ensure_future(self.stop_quietly(route))
         await route.stopping

@@ -62,7 +62,7 @@ async def _one(instances: InstanceManager, route: Route, discovered: Discovered 
     if alive:
         route.backend_state = state
         try:
-            await probe(instances.http, route.port, route.path, route.transport, timeout=5)
+            await probe(instances.http, route.port, route.path, route.transport, timeout=5, key=route.instance_key)
         except ProbeFailed:
             pass  # running but not answering: start it afresh below
         else:

@@ -49,7 +49,7 @@ ALLOWED: dict[S, frozenset[S]] = {
 }
 # Row fields a route mirrors in memory (so views and the hot path never read the database).
 MIRRORED = ("port", "restarts", "step", "last_error", "last_log", "notes", "last_probe_at", "last_probe_ms",
-            "started_at", "backend_state")
+            "started_at", "backend_state", "instance_key")
 
 
 class IllegalTransition(Exception):
@@ -81,9 +81,12 @@ class Route:
     last_probe_at: datetime | None = None
     last_probe_ms: float | None = None
     started_at: datetime | None = None
+    instance_key: str | None = None  # this launch's secret; the instance accepts only requests that carry it
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     last_activity: float = field(default_factory=time.monotonic)
     streams: int = 0  # SSE streams open through the proxy right now
+    busy: int = 0  # requests in flight other than listening GET streams: a busy instance is never frozen
+    freeze: asyncio.Lock = field(default_factory=asyncio.Lock)  # pause and thaw one at a time, in order
     stopping: asyncio.Future[None] | None = None  # an idle stop under way
     restart_times: collections.deque[float] = field(default_factory=collections.deque)
 
@@ -95,6 +98,12 @@ class Route:
     def is_ready(self) -> bool:
         return self.state in READY
 
+    @property
+    def incarnation(self) -> str:
+        """Names this launch of the instance: a new one (restart, crash, wake) has forgotten every session."""
+        # Naive and to the microsecond: a database may hand back the time without its zone after a reload.
+        return self.started_at.replace(tzinfo=None).isoformat(timespec="microseconds") if self.started_at else ""
+
 
 class StateWriter:
     """Database writes of instance rows, in order, on one worker thread; ``flush()`` waits for them."""
@@ -105,6 +114,17 @@ class StateWriter:
 
     def update(self, client_id: str, service: str, fields: dict[str, Any]) -> None:
         self._pool.submit(self._write, client_id, service, fields)
+
+    def submit(self, what: str, write: Callable[[Any], None]) -> None:
+        """Any other write, ``write(db)`` in a session of its own, in the same order as the rest."""
+        self._pool.submit(self._run, what, write)
+
+    def _run(self, what: str, write: Callable[[Any], None]) -> None:
+        try:
+            with store.session(self.engine) as db:
+                write(db)
+        except Exception:
+            log.exception("could not persist %s", what)
 
     def _write(self, client_id: str, service: str, fields: dict[str, Any]) -> None:
         try:

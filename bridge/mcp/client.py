@@ -28,6 +28,7 @@ from bridge.mcp.protocol import (
     ACCEPT_BOTH,
     ACCEPT_STREAM,
     INITIALIZED_NOTIFICATION,
+    INSTANCE_KEY_HEADER,
     PROBE_CLIENT_NAME,
     PROBE_PROTOCOL_VERSION,
     PROTOCOL_VERSION_HEADER,
@@ -64,9 +65,13 @@ def instance_url(port: int, path: str) -> str:
     return f"http://127.0.0.1:{port}{path}"
 
 
-def instance_headers(port: int) -> dict[str, str]:
-    # The Python MCP SDK answers 421 to any Host but 127.0.0.1:<port> / localhost:<port>.
-    return {"Host": f"127.0.0.1:{port}"}
+def instance_headers(port: int, key: str | None = None) -> dict[str, str]:
+    """What every request to an instance carries: its own Host (the Python MCP SDK answers 421 to any Host but
+    127.0.0.1:<port> / localhost:<port>) and the launch's instance key (built-in instances refuse without)."""
+    headers = {"Host": f"127.0.0.1:{port}"}
+    if key:
+        headers[INSTANCE_KEY_HEADER] = key
+    return headers
 
 
 # ---- one JSON-RPC message over Streamable HTTP -------------------------------------------------------------
@@ -248,9 +253,11 @@ def _failure(what: str, exc: BaseException) -> ProbeFailed:
 # ---- what the lifecycle calls ------------------------------------------------------------------------------
 
 
-async def mcp_initialize(http: aiohttp.ClientSession, port: int, path: str, *, timeout: float = 5.0) -> float:
+async def mcp_initialize(
+    http: aiohttp.ClientSession, port: int, path: str, *, timeout: float = 5.0, key: str | None = None
+) -> float:
     """An MCP initialize against 127.0.0.1:port/path (session closed again); seconds it took; ProbeFailed."""
-    session = McpSession(http, instance_url(port, path), instance_headers(port))
+    session = McpSession(http, instance_url(port, path), instance_headers(port, key))
     began = time.perf_counter()
     try:
         async with asyncio.timeout(timeout):
@@ -264,10 +271,12 @@ async def mcp_initialize(http: aiohttp.ClientSession, port: int, path: str, *, t
     return time.perf_counter() - began
 
 
-async def sse_endpoint(http: aiohttp.ClientSession, port: int, path: str, *, timeout: float = 5.0) -> float:
+async def sse_endpoint(
+    http: aiohttp.ClientSession, port: int, path: str, *, timeout: float = 5.0, key: str | None = None
+) -> float:
     """Old HTTP+SSE servers: GET the stream and wait for its ``endpoint`` event; raise ProbeFailed."""
     began = time.perf_counter()
-    headers = {**instance_headers(port), "Accept": ACCEPT_STREAM}
+    headers = {**instance_headers(port, key), "Accept": ACCEPT_STREAM}
     try:
         async with asyncio.timeout(timeout), http.get(instance_url(port, path), headers=headers) as resp:
             if resp.status != 200:
@@ -280,18 +289,27 @@ async def sse_endpoint(http: aiohttp.ClientSession, port: int, path: str, *, tim
     raise ProbeFailed("SSE stream ended without an endpoint event")
 
 
-async def probe(http: aiohttp.ClientSession, port: int, path: str, transport: str, *, timeout: float = 5.0) -> float:
+async def probe(
+    http: aiohttp.ClientSession, port: int, path: str, transport: str, *, timeout: float = 5.0, key: str | None = None
+) -> float:
     """Probe an instance the way its transport speaks; seconds it took; raise ProbeFailed."""
     if transport == "sse":
-        return await sse_endpoint(http, port, path, timeout=timeout)
-    return await mcp_initialize(http, port, path, timeout=timeout)
+        return await sse_endpoint(http, port, path, timeout=timeout, key=key)
+    return await mcp_initialize(http, port, path, timeout=timeout, key=key)
 
 
 async def mcp_call_tool(
-    http: aiohttp.ClientSession, port: int, path: str, name: str, arguments: dict[str, Any], *, timeout: float
+    http: aiohttp.ClientSession,
+    port: int,
+    path: str,
+    name: str,
+    arguments: dict[str, Any],
+    *,
+    timeout: float,
+    key: str | None = None,
 ) -> str:
     """A whole MCP exchange (initialize, initialized, tools/call, DELETE); returns the tool's text."""
-    session = McpSession(http, instance_url(port, path), instance_headers(port))
+    session = McpSession(http, instance_url(port, path), instance_headers(port, key))
     try:
         async with asyncio.timeout(timeout):
             await session.open()
@@ -309,13 +327,13 @@ class McpPinger:
         self.http = http
         self.session: McpSession | None = None
 
-    async def ping(self, port: int, path: str, transport: str, *, timeout: float) -> float:
+    async def ping(self, port: int, path: str, transport: str, *, timeout: float, key: str | None = None) -> float:
         """Seconds the ping took; raises ProbeFailed."""
         if transport == "sse":
-            return await sse_endpoint(self.http, port, path, timeout=timeout)
-        url = instance_url(port, path)
-        if self.session is None or self.session.url != url:  # first probe, or the instance moved port
-            self.session = McpSession(self.http, url, instance_headers(port))
+            return await sse_endpoint(self.http, port, path, timeout=timeout, key=key)
+        url, headers = instance_url(port, path), instance_headers(port, key)
+        if self.session is None or (self.session.url, self.session.base_headers) != (url, headers):
+            self.session = McpSession(self.http, url, headers)  # first probe, or a new launch (port, key)
         began = time.perf_counter()
         try:
             async with asyncio.timeout(timeout):

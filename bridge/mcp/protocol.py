@@ -25,6 +25,9 @@ LAST_EVENT_ID_HEADER: Final = "Last-Event-ID"
 METHOD_HEADER: Final = "Mcp-Method"
 NAME_HEADER: Final = "Mcp-Name"
 PARAM_HEADER_PREFIX: Final = "Mcp-Param-"
+# The bridge's own: the secret of one instance launch, on every request the bridge sends it.
+INSTANCE_KEY_HEADER: Final = "X-Paradise-Instance-Key"
+INSTANCE_KEY_ENV: Final = "PARADISE_INSTANCE_KEY"
 # A Streamable HTTP client must accept both a JSON answer and an SSE stream.
 ACCEPT_BOTH: Final = "application/json, text/event-stream"
 ACCEPT_STREAM: Final = "text/event-stream"

@@ -1,9 +1,13 @@
 """The MCP reverse proxy: ``/c/{client_id}/{service}/mcp`` to that client's instance, streaming.
 
 Transparent for every MCP transport revision: POST, GET (SSE) and DELETE pass; MCP headers pass both ways;
-the client's Authorization and hop-by-hop headers never reach the instance; Host is rewritten to the
-instance's own address (the Python SDK refuses others with 421). SSE is relayed chunk by chunk as it
-arrives, with no total timeout, and closing the client side closes the upstream side.
+the client's Authorization, cookies and hop-by-hop headers never reach the instance; Host is rewritten to
+the instance's own address (the Python SDK refuses others with 421) and the instance's key is added. SSE is
+relayed chunk by chunk as it arrives, with no total timeout; closing the client side closes the upstream.
+
+A client never sees its instance die, sleep or wake: a request that cannot reach the instance is held
+while the instance is checked at once and healed (bounded by START_TIMEOUT), and sessions of the
+session-era protocol revisions are the bridge's own, replayed onto a new instance (``sessions.py``).
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import Callable
 
 import aiohttp
 from aiohttp import web
@@ -19,51 +24,77 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from bridge.clients import ClientManager
-from bridge.errors import Forbidden, NotFound, Unauthorized, UpstreamError
+from bridge.errors import (
+    Forbidden,
+    MisdirectedRequest,
+    NotFound,
+    TooManyStreams,
+    Unauthorized,
+    Unavailable,
+    UpstreamError,
+)
 from bridge.lifecycle.routes import Route
-from bridge.mcp.client import instance_headers
+from bridge.mcp import legacy_sse
+from bridge.mcp.client import ProbeFailed
+from bridge.mcp.protocol import INSTANCE_KEY_HEADER, SESSION_ID_HEADER
+from bridge.mcp.sessions import Mapped, SessionMap, initialize_message
 from bridge.observability.metrics import BridgeMetrics, RequestTrack
 
 HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "trailers",
-        "transfer-encoding",
-        "upgrade",
-    }
+    {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te",
+     "trailer", "trailers", "transfer-encoding", "upgrade"}
 )
-# Never forwarded upstream: the client's credential, and what aiohttp or the rewrite sets itself.
-_DROP_REQUEST = HOP_BY_HOP | {"authorization", "host", "content-length", "accept-encoding"}
-_DROP_RESPONSE = HOP_BY_HOP | {"content-length", "content-encoding", "server", "date"}
+# Never forwarded upstream: the client's credential and cookies, what the bridge sets itself, and Origin
+# (checked here; the instance is reached by the bridge, not by the page).
+_DROP_REQUEST = HOP_BY_HOP | {"authorization", "cookie", "host", "content-length", "accept-encoding", "origin",
+                              "mcp-session-id", INSTANCE_KEY_HEADER.lower()}
+# Never relayed back: cookies an instance sets (they would be the bridge origin's), and what aiohttp sets.
+_DROP_RESPONSE = HOP_BY_HOP | {"content-length", "content-encoding", "server", "date", "set-cookie", "mcp-session-id"}
 # No total timeout: SSE streams live as long as the client wants; a dead upstream is caught by sock_connect.
 UPSTREAM_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=None)
-_LEGACY_TAIL = re.compile(r"^(sse|messages/?)$")
+MAX_ANSWER = 32 * 1024 * 1024  # a JSON answer larger than this is an instance gone wrong, not a reply
+MAX_STREAMS_PER_CLIENT = 64
 _BEARER = re.compile(r"^\s*bearer\s+(\S+)\s*$", re.IGNORECASE)
-
-
-def _upstream_path(tail: str, mcp_path: str) -> str:
-    if tail == "mcp":
-        return mcp_path
-    if _LEGACY_TAIL.match(tail):  # old HTTP+SSE transport: /sse and /messages/?session_id=
-        return "/" + tail
-    raise NotFound(f"no such MCP path: {tail!r}")
+# Reaching the instance failed before the request was sent: always safe to send again.
+_NEVER_SENT = (aiohttp.ClientConnectorError,)
+# The connection broke under the request: safe to send again only if the instance turns out to be dead.
+_BROKEN = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
 
 
 class McpProxy:
     def __init__(
-        self, manager: ClientManager, http: aiohttp.ClientSession, metrics: BridgeMetrics | None = None
+        self,
+        manager: ClientManager,
+        http: aiohttp.ClientSession,
+        sessions: SessionMap,
+        *,
+        host_allowed: Callable[[str], bool],
+        origin_allowed: Callable[[str], bool],
+        metrics: BridgeMetrics | None = None,
+        max_streams: int = MAX_STREAMS_PER_CLIENT,
     ) -> None:
         self.manager = manager
         self.http = http
+        self.sessions = sessions
+        self.host_allowed = host_allowed  # PARADISE_ALLOWED_HOSTS (default: the bridge's loopback names)
+        self.origin_allowed = origin_allowed  # PARADISE_ALLOWED_ORIGINS (default: none)
         self.metrics = metrics or BridgeMetrics()
+        self.max_streams = max_streams
+        self.hold = manager.settings.start_timeout
+        self._streams: Counter[str] = Counter()
 
-    def authorize(self, request: web.Request, client_id: str, service: str) -> None:
+    # ---- who may ask -------------------------------------------------------------------------------
+
+    def check_origin(self, request: web.Request) -> None:
+        """The MCP specification's DNS-rebinding defence: a foreign Host or a foreign Origin is refused."""
+        host = request.headers.get("Host", "")
+        if not self.host_allowed(host):
+            raise MisdirectedRequest(f"this bridge does not answer for Host {host!r} (PARADISE_ALLOWED_HOSTS)")
+        origin = request.headers.get("Origin")
+        if origin is not None and not self.origin_allowed(origin):
+            raise Forbidden(f"Origin {origin!r} is not allowed (PARADISE_ALLOWED_ORIGINS)")
+
+    def authorize(self, request: web.Request, client_id: str, service: str) -> Route:
         match = _BEARER.match(request.headers.get("Authorization", ""))
         owner = self.manager.authenticate(match.group(1)) if match else None
         if owner is None:
@@ -74,53 +105,126 @@ class McpProxy:
             raise NotFound(f"no client {client_id!r}")
         if owner != client_id:
             raise Forbidden(f"this token belongs to another client, not {client_id!r}")
-        self.manager.route(client_id, service)  # 404 for an unknown service
+        return self.manager.route(client_id, service)  # 404 for an unknown service
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         client_id = request.match_info["client_id"]
         service = request.match_info["service"]
-        self.authorize(request, client_id, service)
-        with self.metrics.track(client_id, service, request.method) as track:
-            return await self._forward(request, client_id, service, track)
+        self.check_origin(request)
+        route = self.authorize(request, client_id, service)
+        listening = request.method == "GET"  # a listening stream may stay open while its instance is frozen
+        if not listening:
+            route.busy += 1
+        try:
+            with self.metrics.track(client_id, service, request.method) as track:
+                return await self._forward(request, client_id, service, track)
+        finally:
+            if not listening:
+                route.busy -= 1
+
+    # ---- forwarding --------------------------------------------------------------------------------
 
     async def _forward(
         self, request: web.Request, client_id: str, service: str, track: RequestTrack
     ) -> web.StreamResponse:
         tail = request.match_info["tail"]
-        route = await self.manager.wait_ready(client_id, service)
-        path = _upstream_path(tail, route.path)
-        url = URL.build(
-            scheme="http",
-            host="127.0.0.1",
-            port=route.port,
-            path=path,
-            query_string=request.rel_url.raw_query_string,
-            encoded=True,  # relay the query exactly as the client sent it (session_id of old SSE servers)
-        )
-        headers = CIMultiDict(
-            (k, v) for k, v in request.headers.items() if k.lower() not in _DROP_REQUEST
-        )
-        headers.update(instance_headers(route.port))
+        if request.method == "GET" and self._streams[client_id] >= self.max_streams:
+            raise TooManyStreams(f"{client_id} already holds {self.max_streams} open streams")
         body = await request.read() if request.body_exists else None
         track.sent(len(body) if body else 0)
-        route.last_activity = time.monotonic()
+        forwarded = CIMultiDict((k, v) for k, v in request.headers.items() if k.lower() not in _DROP_REQUEST)
+        session_id = request.headers.get(SESSION_ID_HEADER)
+        init = initialize_message(body) if session_id is None and request.method == "POST" else None
+        route, upstream, mapped = await self._send(request, client_id, service, tail, forwarded, body, session_id)
         try:
-            upstream = await self.http.request(
-                request.method,
-                url,
-                headers=headers,
-                data=body,
-                allow_redirects=False,
-                timeout=UPSTREAM_TIMEOUT,
-            )
-        except (aiohttp.ClientError, OSError) as exc:
-            raise UpstreamError(f"{service} of {client_id} did not answer: {exc.__class__.__name__}") from None
-        try:
+            reply_session = self._session_answer(route, upstream, mapped, init, request.method)
             prefix = f"/c/{client_id}/{service}" if tail == "sse" else None
-            return await self._relay(request, upstream, prefix, route, track)
+            return await self._relay(request, upstream, prefix, route, track, reply_session)
         finally:
             upstream.release()
             route.last_activity = time.monotonic()
+
+    async def _send(
+        self,
+        request: web.Request,
+        client_id: str,
+        service: str,
+        tail: str,
+        forwarded: CIMultiDict[str],
+        body: bytes | None,
+        session_id: str | None,
+    ) -> tuple[Route, aiohttp.ClientResponse, Mapped | None]:
+        """Send the request to a live instance; hold it (bounded) while the instance is healed or woken."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.hold
+        refused: str | None = None
+        while True:
+            route = await self.manager.wait_ready(client_id, service)
+            mapped = self.sessions.get(session_id, route) if session_id else None
+            headers = self._upstream_headers(forwarded, route)
+            try:
+                if mapped is not None:
+                    await self.sessions.ensure_current(mapped, route, self.http, headers, refused=refused)
+                    headers[SESSION_ID_HEADER] = mapped.upstream_id
+                elif session_id is not None:
+                    headers[SESSION_ID_HEADER] = session_id  # not one of ours: the instance judges it
+                route.last_activity = time.monotonic()
+                upstream = await self.http.request(
+                    request.method, self._url(route, tail, request), headers=headers, data=body,
+                    allow_redirects=False, timeout=UPSTREAM_TIMEOUT,
+                )
+            except (*_NEVER_SENT, *_BROKEN, ProbeFailed) as exc:
+                down = await self.manager.recover(route)
+                what = f"{service} of {client_id}"
+                if isinstance(exc, _BROKEN) and not isinstance(exc, _NEVER_SENT) and not down:
+                    # It may have acted on the request and lives on: sending it again could do it twice.
+                    raise UpstreamError(f"{what} dropped the request: {exc.__class__.__name__}") from None
+                if loop.time() >= deadline:
+                    raise Unavailable(f"{what} cannot be reached: {exc.__class__.__name__}") from None
+                await asyncio.sleep(0.05)
+                continue
+            if mapped is not None and upstream.status == 404 and refused is None:
+                refused = mapped.upstream_id  # the instance forgot the session: replay once, then send again
+                upstream.release()
+                continue
+            return route, upstream, mapped
+
+    def _upstream_headers(self, forwarded: CIMultiDict[str], route: Route) -> dict[str, str]:
+        headers = dict(forwarded)
+        headers["Host"] = f"127.0.0.1:{route.port}"
+        headers["Accept-Encoding"] = "identity"  # bytes are relayed as they come: nothing to decompress
+        if route.instance_key:
+            headers[INSTANCE_KEY_HEADER] = route.instance_key
+        return headers
+
+    @staticmethod
+    def _url(route: Route, tail: str, request: web.Request) -> URL:
+        return URL.build(
+            scheme="http",
+            host="127.0.0.1",
+            port=route.port,
+            path=legacy_sse.upstream_path(tail, route.path),
+            query_string=request.rel_url.raw_query_string,
+            encoded=True,  # relay the query exactly as the client sent it (session_id of old SSE servers)
+        )
+
+    def _session_answer(
+        self,
+        route: Route,
+        upstream: aiohttp.ClientResponse,
+        mapped: Mapped | None,
+        init: dict | None,
+        method: str,
+    ) -> str | None:
+        """The session id the client sees: the bridge's own for a mapped or a new session."""
+        upstream_id = upstream.headers.get(SESSION_ID_HEADER)
+        if init is not None and upstream.status == 200 and upstream_id:
+            return self.sessions.issue(route, upstream_id, init).id
+        if mapped is not None:
+            if method == "DELETE" and upstream.status < 300:
+                self.sessions.drop(mapped)
+            return mapped.id if upstream_id else None
+        return upstream_id
 
     async def _relay(
         self,
@@ -129,15 +233,29 @@ class McpProxy:
         legacy_prefix: str | None,
         route: Route,
         track: RequestTrack,
+        session_id: str | None,
     ) -> web.StreamResponse:
-        headers = CIMultiDict(
-            (k, v) for k, v in upstream.headers.items() if k.lower() not in _DROP_RESPONSE
-        )
+        headers = CIMultiDict((k, v) for k, v in upstream.headers.items() if k.lower() not in _DROP_RESPONSE)
+        if session_id:
+            headers[SESSION_ID_HEADER] = session_id
         streaming = upstream.content_type == "text/event-stream" or upstream.content_length is None
         if not streaming:
-            body = await upstream.read()
+            body = await upstream.content.read(MAX_ANSWER + 1)
+            if len(body) > MAX_ANSWER:
+                raise UpstreamError(f"the instance's answer is larger than {MAX_ANSWER // 2**20} MiB")
             track.answered(upstream.status, len(body))
             return web.Response(status=upstream.status, headers=headers, body=body)
+        return await self._stream(request, upstream, legacy_prefix, route, track, headers)
+
+    async def _stream(
+        self,
+        request: web.Request,
+        upstream: aiohttp.ClientResponse,
+        legacy_prefix: str | None,
+        route: Route,
+        track: RequestTrack,
+        headers: CIMultiDict[str],
+    ) -> web.StreamResponse:
         headers["X-Accel-Buffering"] = "no"
         headers.setdefault("Cache-Control", "no-cache")
         response = web.StreamResponse(status=upstream.status, headers=headers)
@@ -145,8 +263,9 @@ class McpProxy:
         track.stream_opened(upstream.status)
         chunks = upstream.content.iter_any()
         if legacy_prefix is not None:
-            chunks = _rewrite_endpoint(chunks, legacy_prefix)
+            chunks = legacy_sse.rewrite_endpoint(chunks, legacy_prefix)
         route.streams += 1  # an open stream keeps the instance from idling
+        self._streams[route.client_id] += 1
         try:
             async for chunk in chunks:
                 await response.write(chunk)
@@ -160,43 +279,12 @@ class McpProxy:
             return response
         except aiohttp.ClientPayloadError:
             track.aborted()
-            upstream.close()  # the instance went away mid-stream; end ours cleanly
+            upstream.close()  # the instance went away mid-stream; end ours cleanly (the client reconnects)
         finally:
             route.streams -= 1
+            self._streams[route.client_id] -= 1
         await response.write_eof()
         return response
-
-
-async def _rewrite_endpoint(chunks: AsyncIterator[bytes], prefix: str) -> AsyncIterator[bytes]:
-    """Old HTTP+SSE servers announce their POST URL in a first ``endpoint`` event: point it at the bridge."""
-    buffer = b""
-    async for chunk in chunks:
-        buffer += chunk
-        end = buffer.find(b"\n\n") if b"\r\n\r\n" not in buffer else buffer.find(b"\r\n\r\n")
-        if end < 0 and len(buffer) < 64 * 1024:
-            continue
-        head, rest = (buffer[:end], buffer[end:]) if end >= 0 else (buffer, b"")
-        yield _rewrite_event(head.decode("utf-8", "replace"), prefix).encode() + rest
-        break
-    else:
-        if buffer:
-            yield buffer
-        return
-    async for chunk in chunks:
-        yield chunk
-
-
-def _rewrite_event(event: str, prefix: str) -> str:
-    if "event: endpoint" not in event and "event:endpoint" not in event:
-        return event
-    lines = []
-    for line in event.splitlines():
-        if line.startswith("data:"):
-            target = line[5:].strip()
-            target = re.sub(r"^https?://[^/]+", "", target)
-            line = f"data: {prefix}{target}"
-        lines.append(line)
-    return "\n".join(lines)
 
 
 async def not_found(_request: web.Request) -> web.Response:

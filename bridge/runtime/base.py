@@ -118,6 +118,17 @@ class Runtime(abc.ABC):
     async def close(self) -> None:
         """Release the runtime's own resources (clients, watchers). Instances keep running."""
 
+    # Freezing (PAUSE_AFTER): a runtime that can stop an instance's CPU while keeping its memory says so.
+    can_pause: bool = False
+
+    async def pause(self, state: dict[str, Any]) -> None:
+        """Freeze the instance: same process, memory kept, no CPU. Only called when ``can_pause``."""
+        raise RuntimeError_(f"the {self.name} runtime cannot pause instances")
+
+    async def unpause(self, state: dict[str, Any]) -> None:
+        """Thaw a frozen instance; idempotent."""
+        raise RuntimeError_(f"the {self.name} runtime cannot pause instances")
+
 
 class ThreadedRuntime(Runtime):
     """A runtime over a synchronous SDK (docker): each call runs in a worker thread, off the event loop.

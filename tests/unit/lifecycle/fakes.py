@@ -19,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bridge.mcp.protocol import INSTANCE_KEY_ENV, INSTANCE_KEY_HEADER
 from bridge.runtime.base import Discovered, InstanceSpec, PollResult, PortTaken, Runtime, RuntimeError_
 
 _ids = itertools.count(1)
@@ -41,6 +42,7 @@ class FakeInstance:
 class FakeRuntime(Runtime):
     name = "fake"
     ready_status = 200
+    can_pause = True
 
     def __init__(self) -> None:
         self.instances: dict[int, FakeInstance] = {}
@@ -99,6 +101,15 @@ class FakeRuntime(Runtime):
             await self._halt(instance, exit_code=0)
         self.instances.clear()
 
+    async def pause(self, state: dict[str, Any]) -> None:
+        self.instances[state["fake_id"]].frozen = True
+
+    async def unpause(self, state: dict[str, Any]) -> None:
+        instance = self.instances.get(state.get("fake_id", -1))
+        if instance is None or not instance.running:
+            raise RuntimeError_("no such container")
+        instance.frozen = False
+
     # ---- what tests do to instances ----------------------------------------------------------------
 
     def live(self, client_id: str, service: str) -> FakeInstance | None:
@@ -127,6 +138,10 @@ class FakeRuntime(Runtime):
 
     async def _serve(self, instance: FakeInstance) -> web.AppRunner:
         async def mcp(request: web.Request) -> web.StreamResponse:
+            if request.headers.get(INSTANCE_KEY_HEADER) != instance.spec.env.get(INSTANCE_KEY_ENV):
+                return web.Response(status=401, text="no or wrong instance key")  # as the built-ins answer
+            if instance.frozen:  # a frozen process answers nothing; the fake says so loudly instead
+                return web.Response(status=599, text="frozen")
             if request.method == "DELETE":
                 return web.Response(status=200)
             message = json.loads(await request.read())

@@ -24,6 +24,18 @@ async def test_register_starts_the_instance_and_persists_it(make_lifecycle: Make
     assert any("ready on 127.0.0.1:" in m for m in life.events("instance.ready"))
 
 
+async def test_every_launch_gets_a_fresh_instance_key_that_no_view_shows(make_lifecycle: MakeLifecycle) -> None:
+    life = await make_lifecycle()
+    await life.register("alice")
+    first = life.route("alice").instance_key
+    assert first and life.runtime.live("alice", "echo").spec.env["PARADISE_INSTANCE_KEY"] == first
+    await life.manager.restart("alice")
+    await until(lambda: life.route("alice").state == S.RUNNING)
+    assert life.route("alice").instance_key not in (None, first)  # and the probes used the new one
+    shown = life.manager.view("alice").model_dump_json() + "".join(m for m in life.events("instance.ready"))
+    assert first not in shown and life.route("alice").instance_key not in shown
+
+
 async def test_view_comes_from_memory_and_matches_the_route(make_lifecycle: MakeLifecycle) -> None:
     life = await make_lifecycle()
     await life.register("alice")

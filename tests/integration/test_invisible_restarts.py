@@ -1,0 +1,119 @@
+"""A client holding an MCP session sees nothing when its instance dies, sleeps or wakes, or when the bridge
+itself is killed: real bridge process, real SDK server instances, the official SDK client as a
+session-era client (``mode="legacy"``: initialize handshake and Mcp-Session-Id, as Claude Code is)."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+import httpx
+
+from bridge.mcp.protocol import SESSION_ID_HEADER, initialize_request
+from tests.helpers import crash_instance, mcp_client
+from tests.integration.test_health import running_bridge
+
+
+async def whoami(client) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    result = await client.call_tool("whoami", {})
+    assert not result.is_error, result
+    return result.structured_content
+
+
+async def test_kill_9_between_two_calls_is_not_seen_by_the_session(tmp_path, workspace) -> None:
+    with running_bridge(tmp_path, PARADISE_PROBE_INTERVAL="30") as bridge:  # no probe will notice on its own
+        token = bridge.register("alice", workspace, ["echo"])["token"]
+        async with mcp_client(bridge.mcp_url("alice", "echo"), token, mode="legacy") as client:
+            before = await whoami(client)
+            crash_instance(bridge, "alice", "echo")
+            for _ in range(5):  # each call on the same session: held, healed, replayed — never 404 or 502
+                after = await whoami(client)
+            assert after["boot"] != before["boot"] and after["client"] == "alice"
+            assert (await client.call_tool("echo", {"text": "still here"})).content[0].text == "still here"
+        events = [e["kind"] for e in bridge.api("GET", "/events", params={"client_id": "alice"}).json()]
+        assert "instance.died" in events and "instance.ready" in events
+
+
+async def test_a_crash_found_by_the_monitor_is_not_seen_either(tmp_path, workspace) -> None:
+    with running_bridge(tmp_path) as bridge:
+        token = bridge.register("bob", workspace, ["echo"])["token"]
+        async with mcp_client(bridge.mcp_url("bob", "echo"), token, mode="legacy") as client:
+            before = await whoami(client)
+            crash_instance(bridge, "bob", "echo")
+            assert bridge.wait_state("bob", "echo", {"restarting", "starting"}, timeout=10)["state"] != "failed"
+            bridge.wait_state("bob", "echo", {"running"}, timeout=30)
+            assert (await whoami(client))["boot"] != before["boot"]
+
+
+async def test_idle_stop_and_wake_keep_the_session(tmp_path, workspace) -> None:
+    # A session without an open GET stream (an open stream keeps an instance awake on purpose).
+    with running_bridge(tmp_path, PARADISE_IDLE_TIMEOUT="1") as bridge:
+        token = bridge.register("carol", workspace, ["echo"])["token"]
+        url, session = open_session(bridge.mcp_url("carol", "echo"), token)
+        before = call_whoami(url, session)
+        assert bridge.wait_state("carol", "echo", {"idle"}, timeout=20)["state"] == "idle"
+        after = call_whoami(url, session)  # woken, initialize replayed: the same session id works
+        assert after["boot"] != before["boot"] and after["client"] == "carol"
+        assert bridge.state("carol", "echo")["state"] == "running"
+
+
+async def test_the_session_survives_a_bridge_kill_9(tmp_path, workspace) -> None:
+    with running_bridge(tmp_path) as bridge:
+        token = bridge.register("dave", workspace, ["echo"])["token"]
+        async with mcp_client(bridge.mcp_url("dave", "echo"), token, mode="legacy") as client:
+            before = await whoami(client)
+            bridge.kill(signal.SIGKILL)
+            bridge.start()
+            assert (await whoami(client))["boot"] == before["boot"]  # adopted: the same instance, same session
+            crash_instance(bridge, "dave", "echo")
+            assert (await whoami(client))["boot"] != before["boot"]  # the mapping survived the bridge too
+
+
+def rpc(url: str, headers: dict[str, str], message: dict) -> tuple[httpx.Response, dict | None]:
+    """One JSON-RPC message by hand; the answer from a JSON body or the SSE event that carries the id."""
+    resp = httpx.post(url, json=message, headers=headers, timeout=30)
+    if resp.status_code != 200:
+        return resp, None
+    if resp.headers.get("content-type", "").startswith("text/event-stream"):
+        for line in resp.text.splitlines():
+            if line.startswith("data:") and '"id"' in line:
+                return resp, json.loads(line[5:])
+        return resp, None
+    return resp, resp.json()
+
+
+def open_session(url: str, token: str) -> tuple[str, dict[str, str]]:
+    """initialize + initialized by hand, as a 2025-06-18 client; the headers of the session."""
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json, text/event-stream"}
+    resp, _ = rpc(url, headers, initialize_request("t", version="2025-06-18"))
+    assert resp.status_code == 200, resp.text
+    session = {**headers, SESSION_ID_HEADER: resp.headers[SESSION_ID_HEADER], "MCP-Protocol-Version": "2025-06-18"}
+    assert rpc(url, session, {"jsonrpc": "2.0", "method": "notifications/initialized"})[0].status_code == 202
+    return url, session
+
+
+def call_whoami(url: str, session: dict[str, str]) -> dict[str, str]:
+    call = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "whoami", "arguments": {}}}
+    resp, answer = rpc(url, session, call)
+    assert resp.status_code == 200 and answer is not None, resp.text
+    return answer["result"]["structuredContent"]
+
+
+async def test_the_client_sees_the_bridge_session_id_never_the_instance_one(tmp_path, workspace) -> None:
+    with running_bridge(tmp_path) as bridge:
+        token = bridge.register("erin", workspace, ["echo"])["token"]
+        url = bridge.mcp_url("erin", "echo")
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json, text/event-stream"}
+        resp, _ = rpc(url, headers, initialize_request("t", version="2025-06-18"))
+        assert resp.status_code == 200, resp.text
+        ours = resp.headers[SESSION_ID_HEADER]
+        session = {**headers, SESSION_ID_HEADER: ours, "MCP-Protocol-Version": "2025-06-18"}
+        assert rpc(url, session, {"jsonrpc": "2.0", "method": "notifications/initialized"})[0].status_code == 202
+        call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "headers", "arguments": {}}}
+        resp, answer = rpc(url, session, call)
+        seen = answer["result"]["structuredContent"]
+        assert seen["mcp-session-id"] and seen["mcp-session-id"] != ours  # the instance knows only its own id
+        assert "authorization" not in seen and seen["host"].startswith("127.0.0.1:")
+        assert httpx.delete(url, headers=session, timeout=30).status_code in (200, 204)
+        ping = {"jsonrpc": "2.0", "id": 3, "method": "ping"}
+        assert rpc(url, session, ping)[0].status_code == 404  # ended on both sides
