@@ -46,4 +46,4 @@ def test_invalid_profiles_file(tmp_path: Path) -> None:
 def test_unknown_default_profile(tmp_path: Path) -> None:
     done = _start("--workspace", str(tmp_path), "--profile", "nightly")
     assert done.returncode == 2
-    assert "unknown profile 'nightly'; known: ['comprehensive', 'python', 'quick']" in done.stderr
+    assert "unknown profile 'nightly'; known: ['comprehensive', 'python', 'quick', 'web']" in done.stderr

@@ -79,7 +79,7 @@ async def test_quick_report_on_a_workspace_without_tests(call_tool, quality_serv
     assert data["status"] == "partial"
     assert data["metrics"]["tests"]["total"] == 0
     assert data["score"]["components"]["tests"]["earned"] == 0.0
-    assert data["score"]["excluded"] == ["coverage", "security"]
+    assert data["score"]["excluded"] == ["coverage", "performance", "security"]
     assert "No tests ran: add tests (test_*.py) so changes can be verified" in data["recommendations"]
     assert (quality_servers["empty"].workspace / data["files"]["json"]).is_file()
     trends, _ = await call_tool("empty", "quality_trends")

@@ -97,7 +97,7 @@ async def test_run_tests_reports_the_failure_with_file_line_and_message(call_too
     assert profiles.structured_content["default"] == "comprehensive"  # started with --profile comprehensive
 
 
-async def test_lint_reports_ruff_findings_and_no_eslint_without_js_files(call_tool) -> None:
+async def test_lint_reports_ruff_findings_and_runs_eslint_with_the_workspace_config(call_tool) -> None:
     result, _ = await call_tool("findings", "lint")
     data = result.structured_content
     assert data["status"] == "ok"
@@ -111,7 +111,9 @@ async def test_lint_reports_ruff_findings_and_no_eslint_without_js_files(call_to
     ]
     assert data["findings"][0]["message"] == "`os` imported but unused"
     assert data["skipped"] == []
-    assert set(data["linters"]) == {"ruff"}  # eslint.config.js but no JS/TS file: nothing for eslint to lint
+    # eslint.config.js is the only JS file: linted (with that config) and formatted, nothing to report
+    assert set(data["linters"]) == {"ruff", "eslint", "prettier"}
+    assert data["linters"]["eslint"]["config"] == "eslint.config.js"
 
 
 async def test_security_scan_reports_bandit_findings_and_unreachable_advisories(call_tool) -> None:
