@@ -388,6 +388,14 @@ def webapp(port: int) -> dict[str, str]:
     }
 
 
+# ----- a jest suite with a test that never ends (timeout: partial result, runner killed) --------------
+JEST_HANG = {
+    "package.json": json.dumps({"name": "hang", "private": True, "devDependencies": {"jest": "30"}}),
+    "fast.test.js": 'test("fast", () => {\n  expect(1).toBe(1);\n});\n',
+    "hang.test.js": 'test("hangs", () => new Promise(() => {}), 600000);\n',
+}
+
+
 def build_js(base) -> dict:
     return {
         "jest": write(base / "jest", JEST),
@@ -397,6 +405,7 @@ def build_js(base) -> dict:
         "ownconfig": write(base / "ownconfig", LINT_OWN_CONFIG),
         "tsimpact": make_git_workspace(base / "tsimpact", TS_IMPACT, {}),
         "webapp": write(base / "webapp", webapp(free_port())),
+        "jesthang": write(base / "jesthang", JEST_HANG),
     }
 
 

@@ -110,3 +110,12 @@ async def test_the_workspace_eslint_config_wins(js_call) -> None:
     eslint = [f for f in data["findings"] if f["tool"] == "eslint"]
     assert [(f["file"], f["line"], f["rule"]) for f in eslint] == [("index.js", 1, "no-console")]
     assert data["linters"]["eslint"]["config"] == "eslint.config.js"
+
+
+async def test_a_hanging_jest_run_is_killed_at_its_timeout(js_call) -> None:
+    result, _ = await js_call("jesthang", "run_tests", {"timeout_seconds": 8, "coverage": False})
+    data = result.structured_content
+    jest = data["runners"]["jest"]
+    assert jest["timed_out"] is True and jest["error"]["code"] == "timeout"
+    assert data["status"] in ("partial", "error")
+    assert {"what": "jest", "code": "timeout", "message": jest["error"]["message"]} in data["errors"]
