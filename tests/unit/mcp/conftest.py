@@ -14,6 +14,7 @@ import pytest
 import uvicorn
 from starlette.types import ASGIApp
 
+from instances.keyguard import guard
 from tests.fixtures.mcp_server import build_server
 
 
@@ -47,15 +48,19 @@ def serve(app: ASGIApp, path: str) -> ServedApp:
 
 @pytest.fixture(scope="module")
 def sdk_server() -> Iterator[Callable[..., ServedApp]]:
-    """A factory of SDK servers: streamable (SSE or JSON answers, stateful or stateless) or the old HTTP+SSE."""
+    """A factory of SDK servers: streamable (SSE or JSON answers, stateful or stateless) or the old HTTP+SSE,
+    optionally behind the instance-key guard of the built-in instances."""
     started: list[ServedApp] = []
 
-    def make(*, kind: str = "streamable", json_response: bool = False, stateless: bool = False) -> ServedApp:
+    def make(
+        *, kind: str = "streamable", json_response: bool = False, stateless: bool = False, key: str | None = None
+    ) -> ServedApp:
         mcp = build_server()
         if kind == "sse":
-            served = serve(mcp.sse_app(), "/sse")
+            app, path = mcp.sse_app(), "/sse"
         else:
-            served = serve(mcp.streamable_http_app(json_response=json_response, stateless_http=stateless), "/mcp")
+            app, path = mcp.streamable_http_app(json_response=json_response, stateless_http=stateless), "/mcp"
+        served = serve(guard(app, key) if key else app, path)  # with a key: as the built-in instances run
         started.append(served)
         return served
 

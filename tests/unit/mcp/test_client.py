@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import subprocess
 import sys
@@ -31,6 +32,7 @@ from tests.unit.mcp.conftest import Recorder, closed_port
 
 ROOT = Path(__file__).resolve().parents[3]
 Http = tuple[aiohttp.ClientSession, Recorder]
+KEY = "k" * 43  # as long as the bridge's own keys
 
 
 def test_protocol_revisions_are_the_sdks() -> None:
@@ -179,15 +181,21 @@ def test_container_healthcheck_needs_nothing_but_the_standard_library(sdk_server
         (tmp_path / "bridge" / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / "bridge" / name, tmp_path / "bridge" / name)
 
-    def check(*args: str) -> int:
+    def check(*args: str, key: str | None = None) -> int:
         # -S: no site-packages, so an import of aiohttp, mcp or anything installed would fail here.
         command = [sys.executable, "-S", "-m", "bridge.mcp.healthcheck", *args]
-        return subprocess.run(command, cwd=tmp_path, capture_output=True, timeout=30).returncode
+        env = {"PATH": os.environ.get("PATH", ""), **({protocol.INSTANCE_KEY_ENV: key} if key else {})}
+        return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, timeout=30).returncode
 
     assert check("--port", str(served.port), "--path", served.path) == 0
     assert check("--port", str(served.port), "--path", "/elsewhere") == 1
     assert check("--port", str(closed_port())) == 1
     assert check("--port", str(served.port), "--path", "@evil.example/mcp") == 2  # refused by the parser
+    # A built-in instance answers only with its launch's key, which the check finds in the container's env.
+    keyed = sdk_server(key=KEY)
+    assert check("--port", str(keyed.port), key=KEY) == 0
+    assert check("--port", str(keyed.port)) == 1
+    assert check("--port", str(keyed.port), key="x" * len(KEY)) == 1
 
 
 
