@@ -8,7 +8,8 @@
 # http://deb.debian.org/debian; an apt proxy (Acquire::http(s)::Proxy) is honoured too. Only a Debian
 # mirror is needed: this is the path for air-gapped hosts and hosts behind a corporate proxy.
 # Then build the instance images on top of it:  BASE_IMAGE=devops-paradise/base:bookworm
-# (bridge/images.py picks it automatically when no registry is reachable).
+# (bridge/host/images.py builds the foundation image images/base on it automatically when no registry
+# is reachable; the serena, quality and bridge images build FROM that foundation).
 set -euo pipefail
 
 NAME=devops-paradise/base:bookworm
@@ -20,7 +21,7 @@ while (($#)); do
     --force) FORCE=1 ;;
     --mirror) MIRROR=${2:?--mirror needs a URL}; shift ;;
     --mirror=*) MIRROR=${1#--mirror=} ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     -*) echo "build-base-image: unknown option $1" >&2; exit 2 ;;
     *) NAME=$1 ;;
   esac

@@ -172,10 +172,10 @@ def doctor_text(report: dict[str, Any]) -> str:
               for image, ok in docker["images"].items()]
     js_dir = report["js_tools"]["dir"]
     for tool, found in report["js_tools"]["tools"].items():
-        shown = f"{found['version']} ({found['path']})" if found["ok"] else f"not found{'' if js_dir else ':'}"
+        shown = f"{found['version']} ({found['path']})" if found["ok"] else "not found"
         lines.append(f"{mark(found['ok'])}{'js/' + tool:<13} {shown}")
     if js_dir is None:
-        lines.append(f"    the JS quality toolchain is not installed: npm ci --prefix {CHECKOUT_QUALITY_NODE_DIR}")
+        lines.append(f"    the JS quality toolchain is not installed: sh {CHECKOUT_QUALITY_NODE_DIR}/install.sh")
     state = "installed" if serena["installed"] else "not installed (devops-paradise doctor --install serena)"
     lines.append(f"{mark(serena['installed'])}serena   {serena['version']} {state} in {serena['venv']}")
     data, bridge, runtime = report["data_dir"], report["bridge"], report["runtime"]

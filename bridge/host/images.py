@@ -1,64 +1,34 @@
 """Build the instance and bridge images with the Docker SDK (``devops-paradise images build``).
 
-The build context is the repository root; the Dockerfiles are ``images/<name>/Dockerfile`` and take a
-``BASE_IMAGE`` build arg: the official ``python:3.11-slim`` normally, or the registry-free Debian base
-(``scripts/build-base-image.sh`` → ``devops-paradise/base:bookworm``) when no image registry is reachable.
+The build context is the repository root; the Dockerfiles are ``images/<name>/Dockerfile``. Every image
+builds FROM the foundation (``images/base`` → ``devops-paradise/foundation:1``: Python, /opt/venv, the
+host's CA bundle and package index settings, the non-root user), which ``build_images`` builds first; the
+layer cache makes that quick when it has not changed. The foundation takes a ``BASE_IMAGE`` build arg: the
+official ``python:3.11-slim`` normally, or the registry-free Debian base (``scripts/build-base-image.sh`` →
+``devops-paradise/base:bookworm``) when no image registry is reachable. How the host reaches PyPI, its
+Debian mirror and the npm registry goes into the foundation as build args (bridge/host/build_settings.py);
+the other images get only ``FOUNDATION_IMAGE`` and the host's proxy variables.
 
-Builds must reach PyPI and the Debian mirror the way this host does, so every build gets:
-
-* the host's CA bundle, copied to ``images/certs/`` and trusted inside the image (TLS-intercepting proxies,
-  private mirrors);
-* the host's pip index settings (``PIP_INDEX_URL``, ``PIP_EXTRA_INDEX_URL``, ``PIP_TRUSTED_HOST``,
-  ``PIP_DEFAULT_TIMEOUT``, from the environment or pip's configuration files; local ``file://`` indexes
-  and directories are left out, a build cannot see them);
-* the host's apt proxy and a non-default Debian mirror (``APT_PROXY``, ``APT_MIRROR``), the npm registry when
-  it is not the default one (``NPM_CONFIG_REGISTRY``) and the usual ``*_PROXY`` variables.
-
-Every build arg is passed only when it has a value. Synchronous on purpose (call it in a worker thread from
-async code); no aiohttp, no sqlmodel.
+Synchronous on purpose (call it in a worker thread from async code); no aiohttp, no sqlmodel.
 """
 
 from __future__ import annotations
 
-import os
-import re
-import shutil
 import ssl
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
-CERTS_DIR = ROOT / "images" / "certs"
-HOST_BUNDLE_NAME = "host-ca-bundle.crt"
+from bridge.host.build_settings import CERTS_DIR, ROOT, copy_host_ca_bundle, host_build_args, proxy_build_args
 
 OFFICIAL_BASE_IMAGE = "python:3.11-slim"
 LOCAL_BASE_IMAGE = "devops-paradise/base:bookworm"
 REGISTRY_PROBE_URL = "https://registry-1.docker.io/v2/"
-DEFAULT_NPM_REGISTRY = "https://registry.npmjs.org/"
-DEFAULT_DEBIAN_MIRROR = "http://deb.debian.org/debian"
 TAIL_LINES = 30
-
-CA_BUNDLE_CANDIDATES = (
-    "/etc/ssl/certs/ca-certificates.crt",  # Debian, Ubuntu, Alpine
-    "/etc/pki/tls/certs/ca-bundle.crt",  # Fedora, RHEL
-    "/etc/ssl/ca-bundle.pem",  # openSUSE
-    "/etc/ssl/cert.pem",  # macOS, BSD
-)
-PIP_SETTINGS = {  # pip configuration key -> build arg
-    "index-url": "PIP_INDEX_URL",
-    "extra-index-url": "PIP_EXTRA_INDEX_URL",
-    "trusted-host": "PIP_TRUSTED_HOST",
-    "default-timeout": "PIP_DEFAULT_TIMEOUT",
-}
-PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
 
 
 @dataclass(frozen=True)
@@ -78,6 +48,11 @@ IMAGES: dict[str, ImageSpec] = {
     ),
     "bridge": ImageSpec("bridge", "devops-paradise/bridge:latest", "images/bridge/Dockerfile", "the bridge itself"),
 }
+# Not one of IMAGES (nothing runs it): built first, whenever any of them is built. The tag's number is the
+# foundation's contract (paths, helpers, user) that the other Dockerfiles' FOUNDATION_IMAGE default names.
+FOUNDATION = ImageSpec(
+    "foundation", "devops-paradise/foundation:1", "images/base/Dockerfile", "shared foundation of the images"
+)
 
 
 class ImageBuildError(RuntimeError):
@@ -138,122 +113,6 @@ def base_image_default(client: Any = None) -> str:
     return OFFICIAL_BASE_IMAGE
 
 
-# ---- what the host uses to reach its package registries -------------------------------------------
-
-
-def host_ca_bundle() -> Path | None:
-    """The CA bundle this host's tools trust (the env variables first, then the usual system paths)."""
-    for variable in ("PARADISE_CA_BUNDLE", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "PIP_CERT", "CURL_CA_BUNDLE"):
-        value = os.environ.get(variable)
-        if value and Path(value).is_file():
-            return Path(value)
-    for candidate in CA_BUNDLE_CANDIDATES:
-        if Path(candidate).is_file():
-            return Path(candidate)
-    return None
-
-
-def copy_host_ca_bundle(certs_dir: Path = CERTS_DIR) -> Path | None:
-    """Copy the host's CA bundle into the build context (only when it changed, to keep the build cache)."""
-    source = host_ca_bundle()
-    if source is None:
-        return None
-    certs_dir.mkdir(parents=True, exist_ok=True)
-    target = certs_dir / HOST_BUNDLE_NAME
-    data = source.read_bytes()
-    if not target.is_file() or target.read_bytes() != data:
-        target.write_bytes(data)
-    return target
-
-
-def _remote_urls(value: str) -> str:
-    """Keep only http(s) URLs from a whitespace-separated list: a build cannot see file:// or local paths."""
-    return " ".join(url for url in value.split() if re.match(r"https?://", url))
-
-
-def pip_config() -> dict[str, str]:
-    """``pip config list`` merged over all configuration files and PIP_* variables: {key: value}."""
-    try:
-        result = subprocess.run(
-            [sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True, timeout=60
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return {}
-    settings: dict[str, str] = {}
-    for line in result.stdout.splitlines():  # e.g. global.index-url='https://…'  or  :env:.index-url='…'
-        match = re.match(r"^[^.]*\.([a-z-]+)='(.*)'$", line.strip())
-        if match and match.group(1) in PIP_SETTINGS:
-            settings[match.group(1)] = match.group(2)
-    for key, variable in PIP_SETTINGS.items():  # also when pip itself is missing from this environment
-        if os.environ.get(variable):
-            settings[key] = os.environ[variable]
-    return settings
-
-
-def apt_settings() -> dict[str, str]:
-    """The apt proxy and, when it is not deb.debian.org, the Debian mirror this host's apt uses."""
-    args: dict[str, str] = {}
-    if shutil.which("apt-config"):
-        try:
-            dump = subprocess.run(["apt-config", "dump"], capture_output=True, text=True, timeout=30).stdout
-        except (OSError, subprocess.TimeoutExpired):
-            dump = ""
-        match = re.search(r'^Acquire::https?::Proxy "([^"]+)";', dump, re.MULTILINE)
-        if match and match.group(1).upper() not in ("DIRECT", "FALSE"):
-            args["APT_PROXY"] = match.group(1)
-    mirror = _host_debian_mirror()
-    if mirror and mirror.rstrip("/") != DEFAULT_DEBIAN_MIRROR:
-        args["APT_MIRROR"] = mirror.rstrip("/")
-    return args
-
-
-def _host_debian_mirror() -> str | None:
-    parts = Path("/etc/apt/sources.list.d")
-    sources = [*sorted(parts.glob("*.sources")), Path("/etc/apt/sources.list"), *sorted(parts.glob("*.list"))]
-    pattern = re.compile(r"^\s*(?:URIs:\s*|deb\s+(?:\[[^\]]*\]\s+)?)(\S+)", re.MULTILINE)
-    for path in sources:
-        try:
-            text = path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            continue
-        for uri in pattern.findall(text):
-            if uri.rstrip("/").endswith("/debian"):
-                return uri
-    return None
-
-
-def npm_registry() -> str | None:
-    """The npm registry when this host uses a non-default one (npm config, else NPM_CONFIG_REGISTRY)."""
-    registry = os.environ.get("NPM_CONFIG_REGISTRY")
-    if not registry and shutil.which("npm"):
-        try:
-            registry = subprocess.run(
-                ["npm", "config", "get", "registry"], capture_output=True, text=True, timeout=30
-            ).stdout.strip()
-        except (OSError, subprocess.TimeoutExpired):
-            registry = None
-    if registry and registry.rstrip("/") != DEFAULT_NPM_REGISTRY.rstrip("/"):
-        return registry
-    return None
-
-
-def host_build_args() -> dict[str, str]:
-    """Build args that let pip, apt and npm inside the build reach their registries as this host does."""
-    args: dict[str, str] = {}
-    for key, value in pip_config().items():
-        value = _remote_urls(value) if key.endswith("index-url") else value
-        if value:
-            args[PIP_SETTINGS[key]] = value
-    args.update(apt_settings())
-    registry = npm_registry()
-    if registry:
-        args["NPM_CONFIG_REGISTRY"] = registry
-    for variable in PROXY_VARIABLES:
-        if os.environ.get(variable):
-            args[variable] = os.environ[variable]
-    return args
-
-
 # ---- building -------------------------------------------------------------------------------------
 
 
@@ -265,11 +124,15 @@ def build_images(
     client: Any = None,
     nocache: bool = False,
 ) -> dict[str, str]:
-    """Build the named images (keys of IMAGES) in order; stream each output line to ``progress``.
+    """Build the foundation, then the named images (keys of IMAGES) in order; stream each output line to
+    ``progress``. ``base_image`` is the foundation's BASE_IMAGE (default: see base_image_default).
 
-    Returns {name: image id}. Raises ImageBuildError naming the image and its last output lines.
+    Returns {name: image id} of the named images. Raises ImageBuildError naming the image and its last
+    output lines.
     """
     names = list(names)
+    if not names:
+        return {}
     unknown = [name for name in names if name not in IMAGES]
     if unknown:
         raise ImageBuildError(", ".join(unknown), f"unknown image name(s); known: {', '.join(IMAGES)}")
@@ -288,14 +151,14 @@ def build_images(
     except OSError as exc:  # e.g. a read-only checkout: build without the host's extra CAs
         bundle = None
         progress(f"warning: cannot copy the host CA bundle into {CERTS_DIR}: {exc}")
-    buildargs = {"BASE_IMAGE": base, **host_build_args()}
-    progress(f"base image {base}; build args: {', '.join(sorted(buildargs))}")
+    foundation_args = {"BASE_IMAGE": base, **host_build_args()}
+    progress(f"base image {base}; foundation build args: {', '.join(sorted(foundation_args))}")
     if bundle is not None:
         progress(f"trusting the host CA bundle inside the images ({bundle.relative_to(ROOT)})")
-    built: dict[str, str] = {}
-    for name in names:
-        built[name] = _build_one(IMAGES[name], client, buildargs, progress, nocache=nocache)
-    return built
+    labels = {"devops-paradise.base-image": base}
+    _build_one(FOUNDATION, client, foundation_args, labels, progress, nocache=nocache)
+    image_args = {"FOUNDATION_IMAGE": FOUNDATION.tag, **proxy_build_args()}
+    return {name: _build_one(IMAGES[name], client, image_args, labels, progress, nocache=nocache) for name in names}
 
 
 def _pulls_from_docker_hub(reference: str, client: Any) -> bool:
@@ -314,7 +177,13 @@ def _pulls_from_docker_hub(reference: str, client: Any) -> bool:
 
 
 def _build_one(
-    spec: ImageSpec, client: Any, buildargs: dict[str, str], progress: Callable[[str], None], *, nocache: bool
+    spec: ImageSpec,
+    client: Any,
+    buildargs: dict[str, str],
+    labels: dict[str, str],
+    progress: Callable[[str], None],
+    *,
+    nocache: bool,
 ) -> str:
     import docker
     import requests
@@ -343,7 +212,7 @@ def _build_one(
             pull=False,
             nocache=nocache,
             timeout=None,
-            labels={"devops-paradise.image": spec.name, "devops-paradise.base-image": buildargs["BASE_IMAGE"]},
+            labels={"devops-paradise.image": spec.name, **labels},
         )
         for chunk in stream:
             if "error" in chunk or "errorDetail" in chunk:
