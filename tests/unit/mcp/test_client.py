@@ -247,3 +247,14 @@ async def test_answers_of_a_misbehaving_instance_fail_cleanly(odd_server: int, h
     # An answer whose stream stays open still counts; the rest of the stream is waited for a bounded while.
     seconds = await probe(session, odd_server, "/mcp?mode=open-after-answer", "streamable", timeout=5)
     assert seconds < 3
+
+
+async def test_a_guarded_instance_answers_only_with_its_launch_key(sdk_server, http: Http) -> None:
+    served = sdk_server(key=KEY)
+    session, _ = http
+    assert await probe(session, served.port, served.path, "streamable", timeout=5, key=KEY) > 0
+    assert await McpPinger(session).ping(served.port, served.path, "streamable", timeout=5, key=KEY) > 0
+    for key, status in ((None, 401), ("w" * len(KEY), 403)):
+        with pytest.raises(McpStatusError) as refused:
+            await probe(session, served.port, served.path, "streamable", timeout=5, key=key)
+        assert refused.value.status == status
