@@ -9,6 +9,7 @@ SDK is synchronous: every call runs in a worker thread.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Iterable
@@ -111,7 +112,29 @@ class DockerRuntime(EngineRuntime):
             return
         with contextlib.suppress(NotFound):
             container = self.client.containers.get(container_id)
+            if container.status == "paused":  # a frozen container cannot take its SIGTERM: thaw it first
+                gone_or_done(container.unpause, tolerate=(404, 409))
             gone_or_done(lambda: container.stop(timeout=max(1, int(grace))), tolerate=(304, 404, 409))
+
+    # Docker's cgroup freezer: the same processes, memory kept, no CPU; unpause takes ~40 ms here.
+    can_pause = True
+
+    async def pause(self, state: dict[str, Any]) -> None:
+        await asyncio.to_thread(self._freeze, state, True)
+
+    async def unpause(self, state: dict[str, Any]) -> None:
+        await asyncio.to_thread(self._freeze, state, False)
+
+    def _freeze(self, state: dict[str, Any], frozen: bool) -> None:
+        try:
+            container = self.client.containers.get(state.get("container_id") or "")
+            (container.pause if frozen else container.unpause)()
+        except NotFound:
+            raise RuntimeError_("the container is gone") from None
+        except APIError as exc:
+            container.reload()
+            if exc.status_code != 409 or container.status != ("paused" if frozen else "running"):
+                raise RuntimeError_(f"docker {'pause' if frozen else 'unpause'} failed: {exc.explanation}") from None
 
     def _remove(self, client_id: str, service: str, state: dict[str, Any]) -> None:
         self._stop(state, 2)

@@ -122,11 +122,26 @@ class ProcessRuntime(Runtime):
         members = await asyncio.to_thread(family, state)
         if members:
             signal_all(members, signal.SIGTERM)
+            signal_all(members, signal.SIGCONT)  # a frozen (paused) family receives its SIGTERM only once thawed
             if not await self._wait_gone(pid, members, grace):
                 log.warning("pid %s did not stop within %.1fs; killing its family", pid, grace)
                 signal_all([m for m in members if m.is_running()], signal.SIGKILL)
                 await self._wait_gone(pid, members, 5)
         self._forget(pid)
+
+    # Freezing: SIGSTOP to the whole family (sandbox and language servers included), SIGCONT to thaw.
+    can_pause = True
+
+    async def pause(self, state: dict[str, Any]) -> None:
+        await self._signal_family(state, signal.SIGSTOP)
+
+    async def unpause(self, state: dict[str, Any]) -> None:
+        await self._signal_family(state, signal.SIGCONT)
+
+    async def _signal_family(self, state: dict[str, Any], sig: signal.Signals) -> None:
+        if same_process(state.get("pid"), state.get("create_time", 0.0)) is None:
+            raise RuntimeError_("the instance's process is gone")
+        signal_all(await asyncio.to_thread(family, state), sig)
 
     async def _wait_gone(self, pid: int | None, members: list[psutil.Process], timeout: float) -> bool:
         """Wait for the family to exit. Our own child is awaited through asyncio, which reaps it and keeps

@@ -8,9 +8,10 @@ import json
 import signal
 
 import httpx
+import psutil
 
 from bridge.mcp.protocol import SESSION_ID_HEADER, initialize_request
-from tests.helpers import crash_instance, mcp_client
+from tests.helpers import crash_instance, listener_pid, mcp_client
 from tests.integration.test_health import running_bridge
 
 
@@ -55,6 +56,20 @@ async def test_idle_stop_and_wake_keep_the_session(tmp_path, workspace) -> None:
         after = call_whoami(url, session)  # woken, initialize replayed: the same session id works
         assert after["boot"] != before["boot"] and after["client"] == "carol"
         assert bridge.state("carol", "echo")["state"] == "running"
+
+
+async def test_pause_and_thaw_keep_the_same_process_and_session(tmp_path, workspace) -> None:
+    with running_bridge(tmp_path, PARADISE_PAUSE_AFTER="1") as bridge:
+        token = bridge.register("fay", workspace, ["echo"])["token"]
+        async with mcp_client(bridge.mcp_url("fay", "echo"), token, mode="legacy") as client:
+            before = await whoami(client)
+            assert bridge.wait_state("fay", "echo", {"paused"}, timeout=20)["state"] == "paused"
+            server = psutil.Process(listener_pid(bridge.state("fay", "echo")["port"]))
+            assert server.status() == psutil.STATUS_STOPPED  # frozen for real: SIGSTOP, no CPU
+            assert (await whoami(client))["boot"] == before["boot"]  # thawed: the same process
+            assert server.status() != psutil.STATUS_STOPPED
+        kinds = [e["kind"] for e in bridge.api("GET", "/events", params={"client_id": "fay"}).json()]
+        assert "instance.paused" in kinds and "instance.thawed" in kinds
 
 
 async def test_the_session_survives_a_bridge_kill_9(tmp_path, workspace) -> None:
