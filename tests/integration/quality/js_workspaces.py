@@ -406,6 +406,7 @@ def build_js(base) -> dict:
         "tsimpact": make_git_workspace(base / "tsimpact", TS_IMPACT, {}),
         "webapp": write(base / "webapp", webapp(free_port())),
         "jesthang": write(base / "jesthang", JEST_HANG),
+        "mixedrepo": make_git_workspace(base / "mixedrepo", MIXED, {}),
     }
 
 

@@ -88,3 +88,37 @@ async def test_lockfile_config_and_computed_imports_force_the_full_suite(js_call
 async def test_nothing_changed_is_the_only_none(js_call, repo: Path) -> None:
     run, _ = await js_call("tsimpact", "run_impacted_tests")
     assert (run.structured_content["mode"], run.structured_content["reason"]) == ("none", "nothing changed")
+
+
+@pytest.fixture
+def mixed(js_servers) -> Iterator[Path]:
+    root = js_servers["mixedrepo"].workspace
+    yield root
+    git(root, "checkout", "-q", "--", ".")
+    git(root, "clean", "-q", "-fd")
+
+
+async def test_mixed_repo_runs_only_the_runner_a_change_reaches(js_call, mixed: Path) -> None:
+    edit(mixed, "packages/api/src/route.js", '"home"', '"start"')
+    run, _ = await js_call("mixedrepo", "run_impacted_tests")
+    result = run.structured_content
+    assert [(e["runner"], e["package"], e["mode"]) for e in result["by_runner"]] == [
+        ("jest", "packages/api", "impacted")
+    ]
+    assert set(result["tests"]["runners"]) == {"jest:packages/api"}  # neither pytest nor vitest ran
+    assert result["selected_tests"] == [
+        {"path": "packages/api/src/route.test.js", "runner": "jest", "reason": "imports packages/api/src/route.js"}
+    ]
+    assert result["counts"]["failed"] == 1
+
+
+async def test_mixed_repo_root_lockfile_runs_every_js_package_and_not_pytest(js_call, mixed: Path) -> None:
+    (mixed / "package-lock.json").write_text('{"lockfileVersion": 3}\n', encoding="utf-8")
+    run, _ = await js_call("mixedrepo", "run_impacted_tests")
+    result = run.structured_content
+    assert result["mode"] == "full"
+    assert sorted((e["key"], e["mode"]) for e in result["by_runner"]) == [
+        ("jest:packages/api", "full"),
+        ("vitest:packages/web", "full"),
+    ]
+    assert result["counts"]["total"] == 3
