@@ -237,7 +237,15 @@ async def run_npm_audit(ws: Workspace, profile: Profile) -> dict[str, Any] | Non
         return {"scanner": "npm-audit", "status": "skipped", "reason": "npm is not installed"}
     timeout = profile.timeout("dependencies")
     # One retry and a bounded wait: offline, npm fails at once (ENOTFOUND) and that is reported.
-    argv = [npm, "audit", "--json", "--fetch-retries=1", "--fetch-timeout=30000"]
+    argv = [
+        npm,
+        "audit",
+        "--json",
+        "--fetch-retries=1",
+        "--fetch-timeout=30000",
+        "--fetch-retry-mintimeout=1000",
+        "--fetch-retry-maxtimeout=2000",
+    ]
     if not (ws.root / "node_modules").is_dir():
         argv.append("--package-lock-only")  # audit what the lockfile pins; nothing is installed
     run = await run_command(argv, cwd=ws.root, timeout=timeout, max_output=profile.max_output_bytes, env=node_env())
