@@ -158,6 +158,7 @@ class McpProxy:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.hold
         refused: str | None = None
+        broken = 0
         while True:
             route = await self.manager.wait_ready(client_id, service)
             mapped = self.sessions.get(session_id, route) if session_id else None
@@ -177,8 +178,12 @@ class McpProxy:
                 down = await self.manager.recover(route)
                 what = f"{service} of {client_id}"
                 if isinstance(exc, _BROKEN) and not isinstance(exc, _NEVER_SENT) and not down:
-                    # It may have acted on the request and lives on: sending it again could do it twice.
-                    raise UpstreamError(f"{what} dropped the request: {exc.__class__.__name__}") from None
+                    # Mostly a pooled connection the instance had closed (the request never reached it), or
+                    # an instance dying under it (its process not yet reaped): sent again once. A second
+                    # break from an instance that lives on could mean it acts on the request: refused.
+                    broken += 1
+                    if broken > 1:
+                        raise UpstreamError(f"{what} dropped the request: {exc.__class__.__name__}") from None
                 if loop.time() >= deadline:
                     raise Unavailable(f"{what} cannot be reached: {exc.__class__.__name__}") from None
                 await asyncio.sleep(0.05)
