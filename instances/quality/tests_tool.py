@@ -224,6 +224,15 @@ def _fill_pytest_result(result: dict[str, Any], run: RunResult, tmp: Path, timeo
         result["skipped"].append({"what": "coverage", "reason": "pytest-cov wrote no coverage report"})
 
 
+def _python_wanted(ws: Workspace, targets: list[str]) -> bool:
+    """pytest runs for the whole workspace, a .py path, or a directory holding Python test files
+    (a path into a JavaScript package does not start an empty pytest run)."""
+    if not targets or targets[0] == ".":
+        return True
+    rel = targets[0].removeprefix("./").rstrip("/")
+    return rel.endswith(".py") or any(t.startswith(rel + "/") for t in ws.test_files())
+
+
 async def run_tests(
     ws: Workspace,
     profile: Profile,
@@ -242,24 +251,26 @@ async def run_tests(
     targets = []
     if path:
         targets = [ws.target(path)]
-    python = await run_pytest(
-        ws,
-        profile,
-        targets=targets,
-        keyword=keyword,
-        coverage=coverage,
-        timeout=timeout,
-        progress=progress,
-        workers=workers,
-        max_failures=max_failures,
-    )
-    sections: dict[str, Any] = {"python": python}
+    sections: dict[str, Any] = {}
     if javascript:
         sections.update(
             await run_js_tests(
                 ws, profile, path=path, keyword=keyword, coverage=coverage, timeout=timeout, progress=progress
             )
         )
+    if _python_wanted(ws, targets) or not sections:
+        python = await run_pytest(
+            ws,
+            profile,
+            targets=targets,
+            keyword=keyword,
+            coverage=coverage,
+            timeout=timeout,
+            progress=progress,
+            workers=workers,
+            max_failures=max_failures,
+        )
+        sections = {"python": python, **sections}
         if len(sections) > 1 and python.get("status") == "skipped" and not ws.test_files():
             sections.pop("python")  # a JavaScript-only workspace: "no Python tests" is no gap
     return combine_sections(sections)
