@@ -13,7 +13,7 @@ from aiohttp import web
 
 from bridge import dashboard, store
 from bridge.api import routes as api
-from bridge.api.middleware import admin_middleware, error_middleware
+from bridge.api.middleware import error_middleware
 from bridge.catalog import CatalogError, load_catalog
 from bridge.catalog.services import describe_service
 from bridge.clients import ClientManager
@@ -124,10 +124,7 @@ def create_app(settings: BridgeSettings | None = None) -> web.Application:
         raise SettingsError(f"PARADISE_CATALOG: {exc}") from None
     app = web.Application(
         client_max_size=settings.max_body,
-        middlewares=[
-            error_middleware,
-            admin_middleware(admin_token, api.PREFIX, frozenset({api.PREFIX + "/openapi.json"})),
-        ],
+        middlewares=[error_middleware],  # the admin check is the API sub-app's own (api.add_routes)
     )
     app[SETTINGS] = settings
     app[CATALOG] = catalog
@@ -138,7 +135,7 @@ def create_app(settings: BridgeSettings | None = None) -> web.Application:
     metrics = metrics_handler if settings.metrics_public else admin_only(metrics_handler, admin_token)
     app.router.add_get("/metrics", metrics)
     dashboard.add_routes(app, admin_token)
-    api.add_routes(app)
+    api.add_routes(app, admin_token)
     app.router.add_route("*", r"/c/{client_id}/{service}/{tail:.*}", _proxy_handler)
     proxy.add_oauth_404s(app)
     return app

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from pydantic import BaseModel
 
-from bridge.api.middleware import read_model
+from bridge.api.middleware import admin_middleware, read_model
 from bridge.errors import Invalid
 from bridge.keys import MANAGER
 from bridge.models import (
@@ -65,38 +65,38 @@ def _float_query(request: web.Request, name: str, default: float, high: float) -
 async def create_client(request: web.Request) -> web.Response:
     body = await read_model(request, ClientCreate)
     wait = _float_query(request, "wait", 0, 600)
-    created = await request.app[MANAGER].register(body, wait=wait)
+    created = await request.config_dict[MANAGER].register(body, wait=wait)
     return _dump(created, 201)
 
 
 async def list_clients(request: web.Request) -> web.Response:
-    return _dump(request.app[MANAGER].list())
+    return _dump(request.config_dict[MANAGER].list())
 
 
 async def get_client(request: web.Request) -> web.Response:
-    return _dump(request.app[MANAGER].view(request.match_info["client_id"]))
+    return _dump(request.config_dict[MANAGER].view(request.match_info["client_id"]))
 
 
 async def delete_client(request: web.Request) -> web.Response:
-    await request.app[MANAGER].delete(request.match_info["client_id"])
+    await request.config_dict[MANAGER].delete(request.match_info["client_id"])
     return web.Response(status=204)
 
 
 async def restart_client(request: web.Request) -> web.Response:
-    return _dump(await request.app[MANAGER].restart(request.match_info["client_id"]))
+    return _dump(await request.config_dict[MANAGER].restart(request.match_info["client_id"]))
 
 
 async def rotate_token(request: web.Request) -> web.Response:
-    return _dump(await request.app[MANAGER].rotate_token(request.match_info["client_id"]))
+    return _dump(await request.config_dict[MANAGER].rotate_token(request.match_info["client_id"]))
 
 
 async def mcp_config(request: web.Request) -> web.Response:
-    return web.json_response(request.app[MANAGER].mcp_config(request.match_info["client_id"]))
+    return web.json_response(request.config_dict[MANAGER].mcp_config(request.match_info["client_id"]))
 
 
 async def client_events(request: web.Request) -> web.StreamResponse:
     """Server-sent events: the client's recent events, then new ones live as they happen."""
-    manager = request.app[MANAGER]
+    manager = request.config_dict[MANAGER]
     client_id = request.match_info["client_id"]
     manager.require(client_id)
     response = web.StreamResponse(
@@ -118,13 +118,13 @@ def _sse(event: EventView) -> bytes:
 
 
 async def list_ports(request: web.Request) -> web.Response:
-    return _dump(await request.app[MANAGER].leases())
+    return _dump(await request.config_dict[MANAGER].leases())
 
 
 async def list_events(request: web.Request) -> web.Response:
     limit = int(_float_query(request, "limit", 100, 1000))
     client_id = request.query.get("client_id")
-    return _dump(await asyncio.to_thread(request.app[MANAGER].events.recent, client_id=client_id, limit=limit))
+    return _dump(await asyncio.to_thread(request.config_dict[MANAGER].events.recent, client_id=client_id, limit=limit))
 
 
 async def openapi(request: web.Request) -> web.Response:
@@ -158,6 +158,10 @@ ENDPOINTS: tuple[Endpoint, ...] = (
 )
 
 
-def add_routes(app: web.Application) -> None:
+def add_routes(app: web.Application, admin_token: str) -> None:
+    """The API as a sub-application under PREFIX, with the admin-token check as its own middleware: the MCP
+    routes of the main app never pass through it. Handlers read the app's keys through ``config_dict``."""
+    api = web.Application(middlewares=[admin_middleware(admin_token, PREFIX, frozenset({PREFIX + "/openapi.json"}))])
     for endpoint in ENDPOINTS:
-        app.router.add_route(endpoint.method, PREFIX + endpoint.path, endpoint.handler)
+        api.router.add_route(endpoint.method, endpoint.path, endpoint.handler)
+    app.add_subapp(PREFIX, api)

@@ -38,6 +38,7 @@ from bridge.mcp import legacy_sse
 from bridge.mcp.client import ProbeFailed
 from bridge.mcp.protocol import INSTANCE_KEY_HEADER, SESSION_ID_HEADER
 from bridge.mcp.sessions import Mapped, SessionMap, initialize_message
+from bridge.models import InstanceState as S
 from bridge.observability.metrics import BridgeMetrics, RequestTrack
 
 HOP_BY_HOP = frozenset(
@@ -117,25 +118,24 @@ class McpProxy:
             route.busy += 1
         try:
             with self.metrics.track(client_id, service, request.method) as track:
-                return await self._forward(request, client_id, service, track)
+                return await self._forward(request, route, track)
         finally:
             if not listening:
                 route.busy -= 1
 
     # ---- forwarding --------------------------------------------------------------------------------
 
-    async def _forward(
-        self, request: web.Request, client_id: str, service: str, track: RequestTrack
-    ) -> web.StreamResponse:
+    async def _forward(self, request: web.Request, route: Route, track: RequestTrack) -> web.StreamResponse:
+        client_id, service = route.key
         tail = request.match_info["tail"]
         if request.method == "GET" and self._streams[client_id] >= self.max_streams:
             raise TooManyStreams(f"{client_id} already holds {self.max_streams} open streams")
         body = await request.read() if request.body_exists else None
         track.sent(len(body) if body else 0)
-        forwarded = CIMultiDict((k, v) for k, v in request.headers.items() if k.lower() not in _DROP_REQUEST)
+        forwarded = {k: v for k, v in request.headers.items() if k.lower() not in _DROP_REQUEST}
         session_id = request.headers.get(SESSION_ID_HEADER)
         init = initialize_message(body) if session_id is None and request.method == "POST" else None
-        route, upstream, mapped = await self._send(request, client_id, service, tail, forwarded, body, session_id)
+        route, upstream, mapped = await self._send(request, route, tail, forwarded, body, session_id)
         try:
             reply_session = self._session_answer(route, upstream, mapped, init, request.method)
             prefix = f"/c/{client_id}/{service}" if tail == "sse" else None
@@ -147,20 +147,21 @@ class McpProxy:
     async def _send(
         self,
         request: web.Request,
-        client_id: str,
-        service: str,
+        route: Route,
         tail: str,
-        forwarded: CIMultiDict[str],
+        forwarded: dict[str, str],
         body: bytes | None,
         session_id: str | None,
     ) -> tuple[Route, aiohttp.ClientResponse, Mapped | None]:
         """Send the request to a live instance; hold it (bounded) while the instance is healed or woken."""
+        client_id, service = route.key
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.hold
         refused: str | None = None
         broken = 0
         while True:
-            route = await self.manager.wait_ready(client_id, service)
+            if route.state != S.RUNNING:  # the hot path: a running instance needs no waiting at all
+                route = await self.manager.wait_ready(client_id, service)
             mapped = self.sessions.get(session_id, route) if session_id else None
             headers = self._upstream_headers(forwarded, route)
             try:
@@ -194,7 +195,7 @@ class McpProxy:
                 continue
             return route, upstream, mapped
 
-    def _upstream_headers(self, forwarded: CIMultiDict[str], route: Route) -> dict[str, str]:
+    def _upstream_headers(self, forwarded: dict[str, str], route: Route) -> dict[str, str]:
         headers = dict(forwarded)
         headers["Host"] = f"127.0.0.1:{route.port}"
         headers["Accept-Encoding"] = "identity"  # bytes are relayed as they come: nothing to decompress
@@ -240,7 +241,7 @@ class McpProxy:
         track: RequestTrack,
         session_id: str | None,
     ) -> web.StreamResponse:
-        headers = CIMultiDict((k, v) for k, v in upstream.headers.items() if k.lower() not in _DROP_RESPONSE)
+        headers = CIMultiDict([(k, v) for k, v in upstream.headers.items() if k.lower() not in _DROP_RESPONSE])
         if session_id:
             headers[SESSION_ID_HEADER] = session_id
         streaming = upstream.content_type == "text/event-stream" or upstream.content_length is None

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from aiohttp import web
+
 from bridge.api.routes import ENDPOINTS, PREFIX
 from bridge.app import create_app
 from bridge.settings import load_settings
@@ -7,9 +9,11 @@ from bridge.settings import load_settings
 
 def test_openapi_document_matches_the_registered_routes(tmp_path) -> None:
     app = create_app(load_settings(data_dir=tmp_path, admin_token="openapi-test-admin-token"))
+    api = next(r for r in app.router.resources() if isinstance(r, web.PrefixedSubAppResource))
+    assert api.canonical == PREFIX  # the API is a sub-app: its admin middleware never sees the MCP routes
     registered = {
         (route.method, route.resource.canonical)
-        for route in app.router.routes()
+        for route in api._app.router.routes()
         if route.resource is not None and route.resource.canonical.startswith(PREFIX) and route.method != "HEAD"
     }
     from bridge.api.openapi import build_openapi
