@@ -8,8 +8,8 @@ import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from bridge.observability.alerts import AlertSender
 from bridge.events import EventLog
+from bridge.observability.alerts import AlertSender
 from bridge.store import make_engine
 
 
