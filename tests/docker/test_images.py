@@ -18,7 +18,7 @@ import json
 import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -144,20 +144,28 @@ def tool_text(result: Any) -> str:
     return "".join(getattr(part, "text", "") for part in result.content)
 
 
+@contextlib.asynccontextmanager
+async def mcp_instance(
+    engine: Any, tag: str, workspace: Path, options: dict
+) -> AsyncIterator[tuple[Any, Client, set[str]]]:
+    """An instance container of ``tag`` on the workspace: (container, a connected MCP client, its tool names).
+    Host: 127.0.0.1:<host port>, as the bridge sends it, while the server listens on 0.0.0.0:8000."""
+    with running(engine, tag, workspace, **options) as (container, port):
+        url = f"http://127.0.0.1:{port}/mcp"
+        await wait_for_http(container, url)
+        async with Client(url) as client:
+            yield container, client, {tool.name for tool in (await client.list_tools()).tools}
+
+
 @pytest.mark.parametrize("run_mode", RUN_MODES, indirect=True)
 async def test_quality_image_lists_its_tools_and_runs_unprivileged(
     engine: Any, images: dict[str, str], sample_workspace: Path, run_mode: tuple[dict, str]
 ) -> None:
     options, uid = run_mode
-    with running(engine, images["quality"], sample_workspace, **options) as (container, port):
-        url = f"http://127.0.0.1:{port}/mcp"
-        await wait_for_http(container, url)
-        # Host: 127.0.0.1:<host port>, as the bridge sends it, while the server listens on 0.0.0.0:8000
-        async with Client(url) as client:
-            tools = {tool.name for tool in (await client.list_tools()).tools}
-            assert {"run_tests", "lint", "security_scan", "quality_report"} <= tools
-            profiles = await asyncio.wait_for(client.call_tool("list_profiles", {}), timeout=60)
-            assert not profiles.is_error, tool_text(profiles)
+    async with mcp_instance(engine, images["quality"], sample_workspace, options) as (container, client, tools):
+        assert {"run_tests", "lint", "security_scan", "quality_report"} <= tools
+        profiles = await asyncio.wait_for(client.call_tool("list_profiles", {}), timeout=60)
+        assert not profiles.is_error, tool_text(profiles)
         assert process_uids(container) == {uid}
         assert engine.images.get(images["quality"]).attrs["Config"]["User"] == "paradise"
 
@@ -167,15 +175,11 @@ async def test_serena_image_finds_a_class_in_the_mounted_workspace(
     engine: Any, images: dict[str, str], sample_workspace: Path, run_mode: tuple[dict, str]
 ) -> None:
     options, uid = run_mode
-    with running(engine, images["serena"], sample_workspace, **options) as (container, port):
-        url = f"http://127.0.0.1:{port}/mcp"
-        await wait_for_http(container, url)
-        async with Client(url) as client:
-            tools = {tool.name for tool in (await client.list_tools()).tools}
-            assert {"find_symbol", "get_symbols_overview", "find_referencing_symbols"} <= tools
-            result = await asyncio.wait_for(
-                client.call_tool("find_symbol", {"name_path_pattern": "Circle", "depth": 1}), timeout=180
-            )
+    async with mcp_instance(engine, images["serena"], sample_workspace, options) as (container, client, tools):
+        assert {"find_symbol", "get_symbols_overview", "find_referencing_symbols"} <= tools
+        result = await asyncio.wait_for(
+            client.call_tool("find_symbol", {"name_path_pattern": "Circle", "depth": 1}), timeout=180
+        )
         text = tool_text(result)
         assert not result.is_error, f"{text}\n{logs(container)}"
         symbols = json.loads(text)
