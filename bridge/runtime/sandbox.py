@@ -59,6 +59,8 @@ def instance_environment(spec: InstanceSpec, home: Path) -> dict[str, str]:
     }
     if os.environ.get("TZ"):
         env["TZ"] = os.environ["TZ"]
+    if project_path := _project_pythonpath():
+        env["PYTHONPATH"] = project_path
     env |= {k: v for k, v in spec.env.items() if not k.startswith("PARADISE_") or k in INSTANCE_VARIABLES}
     env |= {
         "PARADISE_CLIENT": spec.client_id,
@@ -66,6 +68,14 @@ def instance_environment(spec: InstanceSpec, home: Path) -> dict[str, str]:
         "PARADISE_WORKSPACE": str(spec.workspace),
     }
     return env
+
+
+def _project_pythonpath() -> str:
+    """The bridge's PYTHONPATH entries that hold this project's own packages (a checkout run with another
+    virtualenv, as setup's PARADISE_VENV does): the instance runs the same code, which the sandbox mounts."""
+    roots = {p.parent.resolve() for p in _project_package_dirs()}
+    entries = [e for e in os.environ.get("PYTHONPATH", "").split(os.pathsep) if e and Path(e).resolve() in roots]
+    return os.pathsep.join(dict.fromkeys(entries))
 
 
 def _inside(path: Path, parent: Path) -> bool:

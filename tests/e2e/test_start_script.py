@@ -128,6 +128,7 @@ def new_user(root: Path, client: str = "e2e-user", pool: int = 10) -> Setup:
         PARADISE_SERENA_VENV=str(serena_venv_path()),
         PARADISE_PORT_RANGE=f"{first + 1}-{first + pool}",
         PARADISE_STOP_GRACE="2",
+        PARADISE_WORKSPACE_ROOTS=str(root),  # the workspace lies in the test's temp dir, not the real home
     )
     return setup
 
