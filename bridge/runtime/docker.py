@@ -17,6 +17,7 @@ from typing import Any
 
 from docker.errors import APIError, ImageNotFound, NotFound
 
+from bridge.runtime.access import unreadable_workspace, user_of
 from bridge.runtime.base import InstanceSpec, PollResult, RuntimeError_
 from bridge.runtime.engine import (
     EGRESS_LABEL,
@@ -51,6 +52,9 @@ class DockerRuntime(EngineRuntime):
     def _start(self, spec: InstanceSpec) -> dict[str, Any]:
         if not spec.image:
             raise RuntimeError_(f"service {spec.service!r} has no image for the docker runtime")
+        user = workspace_user(spec.workspace)
+        if refusal := unreadable_workspace(spec.workspace, user_of(user), parents=False):
+            raise RuntimeError_(refusal)  # else it starts and serves an empty workspace as if all were well
         with self._client_locks[spec.client_id]:
             network = self._ensure_network(spec.client_id)
             volume = self._ensure_volume(spec.client_id, spec.service)
@@ -70,7 +74,7 @@ class DockerRuntime(EngineRuntime):
                 },
                 environment=self.env_for(spec),
                 network=network,
-                user=workspace_user(spec.workspace),
+                user=user,
                 mem_limit=spec.memory_bytes,
                 nano_cpus=int(cpus * 1e9) if cpus else None,
                 pids_limit=PIDS_LIMIT,

@@ -28,7 +28,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from bridge.runtime.base import InstanceSpec
+from bridge.runtime.access import bridge_user, unreadable_workspace
+from bridge.runtime.base import InstanceSpec, RuntimeError_
 
 log = logging.getLogger(__name__)
 SANDBOX_UID = 10001  # as the images' ``paradise`` user; the sandbox has no /etc/passwd entry for it
@@ -101,6 +102,10 @@ class Sandbox:
         environment is passed to bwrap itself, so it is not in any process's argv for other users to see)."""
         if not spec.command:
             raise ValueError(f"service {spec.service!r} has no command for the process runtime")
+        # The user namespace maps the sandbox's uid back to the bridge's, with no capabilities: the bridge's
+        # uid must reach and read the workspace by its host path, or the instance would see it empty.
+        if refusal := unreadable_workspace(spec.workspace, bridge_user(), parents=True):
+            raise RuntimeError_(refusal)
         argv = [
             self.bwrap, "--unshare-user", "--uid", str(self.uid), "--gid", str(self.uid),
             "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--as-pid-1",

@@ -21,6 +21,7 @@ import docker
 from docker.errors import APIError, ImageNotFound, NotFound
 from docker.utils import version_gte
 
+from bridge.runtime.access import unreadable_workspace, user_of
 from bridge.runtime.base import InstanceSpec, PollResult, PortTaken, RuntimeError_, port_is_free
 from bridge.runtime.engine import (
     EGRESS_LABEL,
@@ -31,6 +32,7 @@ from bridge.runtime.engine import (
     probe_engine,
     start_error,
     volume_name,
+    workspace_user,
 )
 from bridge.runtime.swarm_spec import PublishMode, build_service, health_check, routing_mesh_available
 
@@ -98,6 +100,9 @@ class SwarmRuntime(EngineRuntime):
         )
 
     def _start(self, spec: InstanceSpec) -> dict[str, Any]:
+        # Checked here, where the workspace is a path of this host (the bridge's node holds workspaces).
+        if refusal := unreadable_workspace(spec.workspace, user_of(workspace_user(spec.workspace)), parents=False):
+            raise RuntimeError_(refusal)
         existing = self._find(spec.name)
         if existing and not self.is_mine(existing["Spec"].get("Labels"), spec.client_id, spec.service):
             raise RuntimeError_(f"a swarm service named {spec.name} exists and is not this installation's")
