@@ -73,10 +73,7 @@ class UpstreamError(BridgeError):
     status, code = 502, "upstream_error"
 
 
-class TooManyStreams(BridgeError):
+class TooManyStreams(Unavailable):
     """A client holds as many open event streams as it may; one must close before another opens."""
 
     status, code = 429, "too_many_streams"
-
-    def __init__(self, message: str, *, retry_after: int = 5, **details: Any) -> None:
-        super().__init__(message, headers={"Retry-After": str(retry_after)}, **details)

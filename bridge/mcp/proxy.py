@@ -245,10 +245,10 @@ class McpProxy:
         if session_id:
             headers[SESSION_ID_HEADER] = session_id
         streaming = upstream.content_type == "text/event-stream" or upstream.content_length is None
-        if not streaming:
-            body = await upstream.content.read(MAX_ANSWER + 1)
-            if len(body) > MAX_ANSWER:
+        if not streaming:  # a length is announced: refuse a monstrous one before reading a byte of it
+            if (upstream.content_length or 0) > MAX_ANSWER:
                 raise UpstreamError(f"the instance's answer is larger than {MAX_ANSWER // 2**20} MiB")
+            body = await upstream.read()
             track.answered(upstream.status, len(body))
             return web.Response(status=upstream.status, headers=headers, body=body)
         return await self._stream(request, upstream, legacy_prefix, route, track, headers)
