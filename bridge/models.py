@@ -7,13 +7,21 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator
 from pydantic import Field as PydField
 from sqlalchemy import JSON, Column, DateTime, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 CLIENT_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")  # always used with fullmatch: "$" lets "\n" through
-CLIENT_ID_RULE = "client_id must match ^[a-z0-9][a-z0-9-]{0,39}$ (lower-case letters, digits, '-'; 1-40 chars)"
+# The same rule as a JSON Schema / pydantic pattern: both search unanchored and their "$" is the end of the
+# text only (no newline before it), so "^...$" is exactly the fullmatch above; a trailing "\n" fails both.
+CLIENT_ID_PATTERN = "^" + CLIENT_ID.pattern + "$"
+CLIENT_ID_RULE = f"client_id must match {CLIENT_ID_PATTERN} (lower-case letters, digits, '-'; 1-40 chars)"
+# A workspace is absolute (or ~-relative, which the bridge expands) and has no NUL, which no path can hold.
+WORKSPACE_PATTERN = "^[/~][^\\x00]*$"
+WORKSPACE_MAX = 4096  # PATH_MAX on Linux
+# Profiles reach the quality instance's command line and environment: a plain name only.
+PROFILE_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 
 def utcnow() -> datetime:
@@ -117,23 +125,58 @@ class Event(SQLModel, table=True):
 # ---- API schemas -------------------------------------------------------------------------------------
 
 
-class ClientCreate(BaseModel):
-    client_id: str
-    workspace: str
-    profile: str | None = None
-    services: list[str] | None = None
+def _services_schema(schema: dict[str, Any]) -> None:
+    """JSON Schema of ``services``: pydantic has no keyword for "no repeats", so it is added here."""
+    for option in schema.get("anyOf", [schema]):
+        if option.get("type") == "array":
+            option["uniqueItems"] = True
 
-    @field_validator("client_id")
+
+class ClientCreate(BaseModel):
+    """What POST /clients takes. The constraints are pydantic's, so the OpenAPI document shows them as enforced."""
+
+    # Unknown fields are refused: a misspelt "service" must not silently register the default services.
+    model_config = ConfigDict(extra="forbid")
+
+    client_id: str = PydField(
+        pattern=CLIENT_ID_PATTERN,
+        description="Lower-case letters, digits and '-', starting with a letter or digit; 1-40 characters.",
+        examples=["my-project"],
+    )
+    workspace: str = PydField(
+        min_length=1,
+        max_length=WORKSPACE_MAX,
+        pattern=WORKSPACE_PATTERN,
+        description=(
+            "Absolute path (or ~/...) of an existing directory under PARADISE_WORKSPACE_ROOTS; system and "
+            "shared directories are refused (422)."
+        ),
+        examples=["/home/me/projects/my-project"],
+    )
+    profile: str | None = PydField(
+        None,
+        pattern=PROFILE_PATTERN,
+        description="Quality profile (e.g. quick, python, comprehensive); default comprehensive.",
+    )
+    services: list[str] | None = PydField(
+        None,
+        min_length=1,
+        description="Services to run (non-empty, no repeats); default the built-in serena and quality.",
+        json_schema_extra=_services_schema,
+    )
+
+    @field_validator("client_id", mode="before")
     @classmethod
-    def _valid_id(cls, value: str) -> str:
-        if not CLIENT_ID.fullmatch(value):
+    def _valid_id(cls, value: Any) -> Any:
+        # Before the pattern check only to give the friendlier message; fullmatch, since "$" lets "\n" through.
+        if isinstance(value, str) and not CLIENT_ID.fullmatch(value):
             raise ValueError(CLIENT_ID_RULE)
         return value
 
     @field_validator("services")
     @classmethod
-    def _nonempty(cls, value: list[str] | None) -> list[str] | None:
-        if value is not None and (not value or len(set(value)) != len(value)):
+    def _no_repeats(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and len(set(value)) != len(value):
             raise ValueError("services must be a non-empty list without repeats")
         return value
 
@@ -161,15 +204,27 @@ class ClientView(BaseModel):
     instances: list[InstanceView]
 
 
+class McpServerEntry(BaseModel):
+    type: str
+    url: str
+    headers: dict[str, str]
+
+
+class McpConfig(BaseModel):
+    """The ``.mcp.json`` block for Claude Code; the token is left as ``${DEVOPS_PARADISE_TOKEN}``."""
+
+    mcpServers: dict[str, McpServerEntry]  # the spelling Claude Code reads
+
+
 class ClientCreated(ClientView):
     token: str = PydField(description="The client's token; shown only once.")
-    mcp_config: dict[str, Any]
+    mcp_config: McpConfig
 
 
 class TokenRotated(BaseModel):
     client_id: str
     token: str
-    mcp_config: dict[str, Any]
+    mcp_config: McpConfig
 
 
 class PortView(BaseModel):

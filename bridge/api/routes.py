@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel
@@ -18,15 +20,68 @@ from bridge.api.middleware import admin_middleware, read_model
 from bridge.errors import Invalid
 from bridge.keys import MANAGER
 from bridge.models import (
+    CLIENT_ID,
+    CLIENT_ID_PATTERN,
+    CLIENT_ID_RULE,
     ClientCreate,
     ClientCreated,
     ClientView,
     EventView,
+    McpConfig,
     PortView,
     TokenRotated,
 )
 
 PREFIX = "/api/v1"
+
+
+@dataclass(frozen=True)
+class Query:
+    """A query parameter: its JSON Schema (what the OpenAPI document says) and the parser that enforces it.
+
+    Both come from the same bounds, so the document and the server cannot disagree about what is valid."""
+
+    name: str
+    description: str
+    kind: str  # "number", "integer" or "client_id"
+    low: float = 0
+    high: float = 0
+    default: float | None = None
+
+    def schema(self) -> dict[str, Any]:
+        if self.kind == "client_id":
+            return {"type": "string", "pattern": CLIENT_ID_PATTERN}
+        bounds = {"type": self.kind, "minimum": self._shown(self.low), "maximum": self._shown(self.high)}
+        return bounds | ({"default": self._shown(self.default)} if self.default is not None else {})
+
+    def _shown(self, value: float) -> float | int:
+        return int(value) if self.kind == "integer" else value
+
+    def parse(self, request: web.Request) -> Any:
+        raw = request.query.get(self.name)
+        if raw is None:
+            return self.default
+        if self.kind == "client_id":
+            if not CLIENT_ID.fullmatch(raw):
+                raise Invalid(f"query parameter {self.name!r}: {CLIENT_ID_RULE}")
+            return raw
+        # A strict JSON number, not Python's float(): that one also takes " 5", "1_0", "nan" and "inf".
+        spelling = _INTEGER if self.kind == "integer" else _NUMBER
+        if not spelling.fullmatch(raw):
+            what = "an integer" if self.kind == "integer" else "a number"
+            raise Invalid(f"query parameter {self.name!r} must be {what}, got {raw!r}")
+        value = float(raw)
+        if not self.low <= value <= self.high:
+            raise Invalid(f"query parameter {self.name!r} must be between {self.low:g} and {self.high:g}, got {raw!r}")
+        return int(value) if self.kind == "integer" else value
+
+
+_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+_INTEGER = re.compile(r"-?(?:0|[1-9][0-9]*)")
+WAIT = Query("wait", "Seconds to hold the answer until the instances are ready (0 = answer at once)", "number",
+             0, 600, default=0)
+LIMIT = Query("limit", "At most this many events, newest first", "integer", 1, 1000, default=100)
+EVENTS_OF = Query("client_id", "Only this client's events", "client_id")
 
 
 @dataclass(frozen=True)
@@ -40,7 +95,7 @@ class Endpoint:
     response: type[BaseModel] | None = None
     many: bool = False
     errors: tuple[int, ...] = ()
-    query: dict[str, str] = field(default_factory=dict)
+    query: tuple[Query, ...] = ()
     media: str = "application/json"
 
 
@@ -49,22 +104,17 @@ def _dump(model: BaseModel | list[BaseModel], status: int = 200) -> web.Response
     return web.json_response(data, status=status)
 
 
-def _float_query(request: web.Request, name: str, default: float, high: float) -> float:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise Invalid(f"query parameter {name!r} must be a number, got {raw!r}") from None
-    if not 0 <= value <= high:
-        raise Invalid(f"query parameter {name!r} must be between 0 and {high:g}")
-    return value
+def _client_id(request: web.Request) -> str:
+    """The path's client id, refused (422) unless it is one a client could have: as the document's pattern says."""
+    client_id = request.match_info["client_id"]
+    if not CLIENT_ID.fullmatch(client_id):
+        raise Invalid(f"path parameter 'client_id': {CLIENT_ID_RULE}")
+    return client_id
 
 
 async def create_client(request: web.Request) -> web.Response:
     body = await read_model(request, ClientCreate)
-    wait = _float_query(request, "wait", 0, 600)
+    wait = WAIT.parse(request)
     created = await request.config_dict[MANAGER].register(body, wait=wait)
     return _dump(created, 201)
 
@@ -74,30 +124,30 @@ async def list_clients(request: web.Request) -> web.Response:
 
 
 async def get_client(request: web.Request) -> web.Response:
-    return _dump(request.config_dict[MANAGER].view(request.match_info["client_id"]))
+    return _dump(request.config_dict[MANAGER].view(_client_id(request)))
 
 
 async def delete_client(request: web.Request) -> web.Response:
-    await request.config_dict[MANAGER].delete(request.match_info["client_id"])
+    await request.config_dict[MANAGER].delete(_client_id(request))
     return web.Response(status=204)
 
 
 async def restart_client(request: web.Request) -> web.Response:
-    return _dump(await request.config_dict[MANAGER].restart(request.match_info["client_id"]))
+    return _dump(await request.config_dict[MANAGER].restart(_client_id(request)))
 
 
 async def rotate_token(request: web.Request) -> web.Response:
-    return _dump(await request.config_dict[MANAGER].rotate_token(request.match_info["client_id"]))
+    return _dump(await request.config_dict[MANAGER].rotate_token(_client_id(request)))
 
 
 async def mcp_config(request: web.Request) -> web.Response:
-    return web.json_response(request.config_dict[MANAGER].mcp_config(request.match_info["client_id"]))
+    return web.json_response(request.config_dict[MANAGER].mcp_config(_client_id(request)))
 
 
 async def client_events(request: web.Request) -> web.StreamResponse:
     """Server-sent events: the client's recent events, then new ones live as they happen."""
     manager = request.config_dict[MANAGER]
-    client_id = request.match_info["client_id"]
+    client_id = _client_id(request)
     manager.require(client_id)
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -122,38 +172,40 @@ async def list_ports(request: web.Request) -> web.Response:
 
 
 async def list_events(request: web.Request) -> web.Response:
-    limit = int(_float_query(request, "limit", 100, 1000))
-    client_id = request.query.get("client_id")
+    limit, client_id = LIMIT.parse(request), EVENTS_OF.parse(request)
     return _dump(await asyncio.to_thread(request.config_dict[MANAGER].events.recent, client_id=client_id, limit=limit))
 
 
 async def openapi(request: web.Request) -> web.Response:
     from bridge.api.openapi import build_openapi
 
-    return web.json_response(build_openapi(ENDPOINTS, PREFIX))
+    catalog = request.config_dict[MANAGER].instances.catalog
+    return web.json_response(build_openapi(ENDPOINTS, PREFIX, services=catalog))
 
+
+# Every admin call may answer 401; one naming a client, 422 for an id no client can have and 404 for an unknown one.
+_NAMED = (401, 404, 422)
 
 ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("POST", "/clients", create_client, "Register a client, lease ports, start its instances",
-             201, ClientCreate, ClientCreated, errors=(400, 401, 409, 413, 422, 503),
-             query={"wait": "seconds to hold the answer until the instances are ready (0-600)"}),
+             201, ClientCreate, ClientCreated, errors=(400, 401, 409, 413, 422, 429, 503), query=(WAIT,)),
     Endpoint("GET", "/clients", list_clients, "List clients with their instances", response=ClientView,
              many=True, errors=(401,)),
     Endpoint("GET", "/clients/{client_id}", get_client, "One client with each instance's state",
-             response=ClientView, errors=(401, 404)),
+             response=ClientView, errors=_NAMED),
     Endpoint("DELETE", "/clients/{client_id}", delete_client,
-             "Stop and remove the client's instances, release its ports (idempotent)", 204, errors=(401,)),
+             "Stop and remove the client's instances, release its ports (idempotent)", 204, errors=(401, 422)),
     Endpoint("POST", "/clients/{client_id}/restart", restart_client, "Restart the client's instances",
-             response=ClientView, errors=(401, 404)),
+             response=ClientView, errors=_NAMED),
     Endpoint("POST", "/clients/{client_id}/token", rotate_token, "Rotate the client token",
-             response=TokenRotated, errors=(401, 404)),
+             response=TokenRotated, errors=_NAMED),
     Endpoint("GET", "/clients/{client_id}/mcp-config", mcp_config, "The .mcp.json block for Claude Code",
-             errors=(401, 404)),
+             response=McpConfig, errors=_NAMED),
     Endpoint("GET", "/clients/{client_id}/events", client_events, "Live start-up and health events (SSE)",
-             errors=(401, 404), media="text/event-stream"),
+             errors=_NAMED, media="text/event-stream"),
     Endpoint("GET", "/ports", list_ports, "Port leases", response=PortView, many=True, errors=(401,)),
     Endpoint("GET", "/events", list_events, "Recent events and alerts", response=EventView, many=True,
-             errors=(401, 422), query={"client_id": "only this client's events", "limit": "at most this many (1000)"}),
+             errors=(401, 422), query=(EVENTS_OF, LIMIT)),
     Endpoint("GET", "/openapi.json", openapi, "This document"),
 )
 
