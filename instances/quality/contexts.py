@@ -115,5 +115,10 @@ class ContextMap:
                     tests.add(test)
         return tests
 
+    def executed_lines(self, rel: str) -> set[int]:
+        """Lines of `rel` that any recorded test executed."""
+        measured = self._paths.get(rel)
+        return set(self._data.lines(measured) or []) if measured else set()
+
     def all_tests(self) -> set[str]:
         return {t for c in self._data.measured_contexts() if (t := test_of_context(c))}

@@ -122,7 +122,12 @@ def _server_packages() -> dict[str, str] | None:
         import xdist
     except ImportError:
         return None
-    return {"xdist": str(Path(xdist.__file__).parent), "execnet": str(Path(execnet.__file__).parent)}
+    packages = {"xdist": Path(xdist.__file__).parent, "execnet": Path(execnet.__file__).parent}
+    found = {name: str(path) for name, path in packages.items()}
+    for pattern in ("pytest_xdist-*.dist-info", "execnet-*.dist-info"):  # for importlib.metadata lookups
+        for info in packages["xdist"].parent.glob(pattern):
+            found[info.name] = str(info)
+    return found
 
 
 def _major(version: str | None) -> int:
@@ -170,7 +175,7 @@ class ExecutionPlan:
             "workers": self.workers,
             "reason": self.reason,
             "xdist": self.xdist,
-            "distribution": "load (tests go to whichever worker is free, in the order below)"
+            "distribution": "load: each worker gets a chunk of the order below, then more as it frees up"
             if self.mode == "parallel"
             else None,
             "order": {
@@ -206,7 +211,9 @@ class ExecutionPlan:
         return rows
 
 
-def _decide(workers: int | str | None, cpus: int, tests: int, serial_s: float | None) -> tuple[int, str]:
+def _decide(
+    workers: int | str | None, cpus: int, tests: int, serial_s: float | None, load: float = 0.0
+) -> tuple[int, str]:
     if isinstance(workers, int):
         return workers, f"workers={workers} was asked for"
     if workers == "auto":
@@ -214,15 +221,20 @@ def _decide(workers: int | str | None, cpus: int, tests: int, serial_s: float | 
     if cpus < 2:
         return 1, "only one CPU is available"
     wanted = max(1, min(cpus, MAX_WORKERS, tests // _TESTS_PER_WORKER))
-    if serial_s is not None:
-        if serial_s < MIN_PARALLEL_SECONDS:
-            return 1, (
-                f"the last recorded times add up to {serial_s:.1f}s, under {MIN_PARALLEL_SECONDS:g}s: "
-                "starting workers would cost more than it saves"
-            )
-        return wanted, f"the last recorded times add up to {serial_s:.1f}s over {tests} tests; {cpus} CPUs"
-    if tests < MIN_PARALLEL_TESTS:
+    if serial_s is not None and serial_s < MIN_PARALLEL_SECONDS:
+        return 1, (
+            f"the last recorded times add up to {serial_s:.1f}s, under {MIN_PARALLEL_SECONDS:g}s: "
+            "starting workers would cost more than it saves"
+        )
+    if serial_s is None and tests < MIN_PARALLEL_TESTS:
         return 1, f"{tests} tests and no recorded times: too few for workers to pay off"
+    idle = int(cpus - load + 0.5)
+    if idle < 2:
+        # Measured here: on 2 CPUs already running 6+ other processes, 2 workers took 1.4x the serial time.
+        return 1, f"the machine is busy (load {load:.1f} on {cpus} CPUs): workers would only compete for them"
+    wanted = min(wanted, idle)
+    if serial_s is not None:
+        return wanted, f"the last recorded times add up to {serial_s:.1f}s over {tests} tests; {cpus} CPUs"
     return wanted, f"{tests} tests (no recorded times yet); {cpus} CPUs"
 
 
@@ -247,9 +259,10 @@ async def make_plan(
     # Timings from a -k run cover only part of the selection; trust them only for most of the suite.
     serial_s = round(sum(known), 3) if timings and not keyword and len(timings) >= 0.5 * tests else None
     cpus = available_cpus()
-    count, reason = _decide(workers, cpus, tests, serial_s)
+    load = round(os.getloadavg()[0], 2)
+    count, reason = _decide(workers, cpus, tests, serial_s, load)
     plan = ExecutionPlan("serial", 1, reason, max_failures=max_failures)
-    plan.estimate = {"tests": tests, "recorded_serial_s": serial_s, "cpus": cpus}
+    plan.estimate = {"tests": tests, "recorded_serial_s": serial_s, "cpus": cpus, "load": load}
     if count > 1:
         probe = await probe_xdist(interp.path, ws.root)
         shim = _server_packages()
@@ -261,7 +274,8 @@ async def make_plan(
             for name, target in shim.items():
                 (shim_dir / name).symlink_to(target, target_is_directory=True)
             plan.env["PYTHONPATH"] = str(shim_dir)
-            plan.args += ["-p", "xdist.plugin"]
+            if not any(name.endswith(".dist-info") for name in shim):
+                plan.args += ["-p", "xdist.plugin"]  # without its metadata no entry point loads it
             plan.xdist = "quality environment"
         else:
             plan.reason = f"{reason}, but pytest-xdist is not available to {interp.path}; running serially"

@@ -56,7 +56,7 @@ async def churn(git: Git, paths: list[str]) -> dict[str, int]:
 def _covered_share(contexts: ContextMap | None, path: str, change: FileChange, base_text: str | None) -> float | None:
     if contexts is None or not change.old_lines or not contexts.matches(path, base_text):
         return None
-    executed = [line for line in change.old_lines if contexts.tests_for_lines(path, {line})]
+    executed = change.old_lines & contexts.executed_lines(path)
     return round(len(executed) / len(change.old_lines), 3)
 
 

@@ -167,7 +167,11 @@ async def after_run(
             duration_s=float(result.get("duration_s") or 0.0),
             workers=workers,
         )
-        if contexts:
-            save_contexts(ws, tmp / ".coverage", commit)
     except OSError as exc:
         result["notes"].append(f"the run was not recorded under {HISTORY_DIR.as_posix()}: {exc}")
+        return
+    if contexts:
+        try:
+            save_contexts(ws, tmp / ".coverage", commit)
+        except Exception as exc:  # OSError, or coverage's DataError for a damaged file: only a note
+            result["notes"].append(f"per-test coverage was not kept: {type(exc).__name__}: {exc}")

@@ -62,7 +62,9 @@ async def test_every_tool_answers_under_40_kb_with_the_facts(agent_server) -> No
     first = data["failures"][0]
     assert f"{first['file']}:{first['line']}" in text  # the text has the failure itself
     assert first["message"].splitlines()[0][:200] in text
-    assert data["runners"]["python"]["plan"]["mode"] == "parallel"
+    plan = data["runners"]["python"]["plan"]
+    assert plan["mode"] == "parallel" or "busy" in plan["reason"], plan  # serial only on a busy machine
+    assert f"Plan: {plan['mode']}" in text
 
     text, data = await call(server, "lint")
     sizes["lint"] = reply_bytes(text, data)

@@ -64,6 +64,9 @@ def test_edges_only_when_asked() -> None:
 
 def test_plan_decisions() -> None:
     assert _decide(None, 2, 400, None)[0] == 2
+    assert _decide(None, 2, 400, None, load=1.2)[0] == 1  # one CPU left: workers would only compete
+    assert "busy" in _decide(None, 2, 400, 50.0, load=6.0)[1]
+    assert _decide(None, 8, 400, 50.0, load=5.0)[0] == 3
     assert _decide(None, 2, 40, None) == (1, "40 tests and no recorded times: too few for workers to pay off")
     assert _decide(None, 2, 400, 1.2)[0] == 1
     assert _decide(None, 1, 400, 50.0) == (1, "only one CPU is available")

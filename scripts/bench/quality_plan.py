@@ -1,0 +1,100 @@
+"""Benchmark: the quality instance's default pytest execution plan against a serial run.
+
+Generates a workspace of --modules x --tests-per-module CPU-bound tests (each spins for about
+--test-cost-ms of pure-Python arithmetic, so workers compete for the CPUs as real unit tests do),
+records one run (the plan then orders by and decides from the recorded times), then times
+--repeat alternating pairs of `run_pytest` calls: workers=0 (serial) and the default plan.  Prints
+the medians, their ratio and the plan's reason.
+
+    .venv/bin/python -m scripts.bench.quality_plan [--modules 20] [--tests-per-module 20]
+        [--test-cost-ms 20] [--repeat 3] [--coverage] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from instances.quality.plan import available_cpus
+from instances.quality.profiles import load_profiles
+from instances.quality.tests_tool import run_pytest
+from instances.quality.workspace import Workspace
+
+TEST_FILE = """import time
+
+
+def spin(ms):
+    deadline = time.process_time() + ms / 1000.0
+    total = 0
+    while time.process_time() < deadline:
+        total += sum(k * k % 7 for k in range(200))
+    return total
+
+
+{tests}
+"""
+
+
+def generate(root: Path, modules: int, per_module: int, cost_ms: int) -> int:
+    (root / "tests").mkdir(parents=True, exist_ok=True)
+    for m in range(modules):
+        tests = "\n\n".join(f"def test_case_{m}_{n}():\n    assert spin({cost_ms}) > 0" for n in range(per_module))
+        (root / "tests" / f"test_cpu_{m}.py").write_text(TEST_FILE.format(tests=tests), encoding="utf-8")
+    return modules * per_module
+
+
+async def timed(ws: Workspace, workers: int | None, coverage: bool) -> tuple[float, dict]:
+    profile = load_profiles()["quick"]
+    started = time.monotonic()
+    result = await run_pytest(ws, profile, coverage=coverage, workers=workers)
+    elapsed = time.monotonic() - started
+    if result["counts"]["failed"] or result["counts"]["errors"] or result["status"] not in ("ok", "partial"):
+        raise SystemExit(f"the generated suite did not pass: {result['counts']} {result.get('error')}")
+    return elapsed, result
+
+
+async def bench(args: argparse.Namespace) -> None:
+    root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench-plan-"))
+    try:
+        tests = generate(root, args.modules, args.tests_per_module, args.test_cost_ms)
+        ws = Workspace.open(root)
+        print(f"machine: {available_cpus()} CPUs, load {os.getloadavg()[0]:.2f}; workspace {root}")
+        print(f"suite: {tests} CPU-bound tests of ~{args.test_cost_ms} ms; coverage={args.coverage}")
+        await timed(ws, 0, args.coverage)  # records the times the default plan decides and orders by
+        serial, default, plan = [], [], {}
+        for _ in range(args.repeat):
+            serial.append((await timed(ws, 0, args.coverage))[0])
+            seconds, result = await timed(ws, None, args.coverage)
+            default.append(seconds)
+            plan = result["plan"]
+        s, d = statistics.median(serial), statistics.median(default)
+        print(f"serial  (workers=0): median {s:.2f}s  runs {[round(x, 2) for x in serial]}")
+        label = f"default ({plan['mode']}, {plan['workers']} workers)"
+        print(f"{label}: median {d:.2f}s  runs {[round(x, 2) for x in default]}")
+        print(f"default / serial = {d / s:.2f}")
+        print(f"plan: {plan['reason']}; xdist from {plan['xdist']}")
+        print("workers:", ", ".join(f"{w['worker']} {w['tests']} tests {w['seconds']}s" for w in plan["workers_used"]))
+    finally:
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--modules", type=int, default=20)
+    parser.add_argument("--tests-per-module", type=int, default=20)
+    parser.add_argument("--test-cost-ms", type=int, default=20)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--coverage", action="store_true")
+    parser.add_argument("--keep", help="generate into this directory and keep it")
+    asyncio.run(bench(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
