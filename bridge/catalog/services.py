@@ -6,6 +6,7 @@ override built-ins field by field or add new services.
 
 from __future__ import annotations
 
+import json
 import string
 import tomllib
 from importlib import resources
@@ -33,6 +34,32 @@ class ReadyTool(BaseModel):
     timeout: float = Field(90.0, gt=0)
 
 
+class ReadyCheck(ReadyTool):
+    """A tool call on the workspace that must show something when the workspace, seen from the host, holds
+    files: an instance that cannot read its workspace otherwise answers every query with nothing."""
+
+    timeout: float = Field(30.0, gt=0)
+    expect_nonempty: bool = True
+
+    def shows_nothing(self, answer: str) -> bool:
+        """The answer lists nothing: blank, an error message, or JSON with no non-empty list or text in it."""
+        if not self.expect_nonempty:
+            return False
+        text = answer.strip()
+        try:
+            return not _holds_something(json.loads(text))
+        except ValueError:
+            return not text or text.lower().startswith("error")
+
+
+def _holds_something(value: Any) -> bool:
+    if isinstance(value, dict):
+        return "error" not in value and any(_holds_something(v) for v in value.values())
+    if isinstance(value, list):
+        return bool(value)
+    return value not in (None, "", False)
+
+
 class ServiceSpec(BaseModel):
     name: str
     command: list[str] | None = None
@@ -48,6 +75,8 @@ class ServiceSpec(BaseModel):
     requires: Literal["serena"] | None = None
     # Called after MCP initialize succeeds; until it answers the instance stays "starting".
     ready_tool: ReadyTool | None = None
+    # Called after the ready tool when the workspace has entries on the host; showing nothing fails the start.
+    ready_check: ReadyCheck | None = None
     # The service checks X-Paradise-Instance-Key (PARADISE_INSTANCE_KEY from its environment) and refuses
     # requests without it: then nothing but the bridge can drive it through its port.
     instance_key: bool = False

@@ -28,6 +28,7 @@ from bridge.models import InstanceState as S
 from bridge.models import utcnow
 from bridge.observability.metrics import BridgeMetrics, observe_startup
 from bridge.ports import PortAllocator
+from bridge.runtime.access import has_content
 from bridge.runtime.base import InstanceSpec, PortTaken, Runtime
 from bridge.settings import BridgeSettings
 from bridge.workspaces import verify_workspace
@@ -166,7 +167,7 @@ class InstanceManager:
     async def _await_workload(self, route: Route, service: ServiceSpec) -> list[str]:
         """The service's own readiness (e.g. Serena's language server); a failure degrades, not fails."""
         if service.ready_tool is None:
-            return []
+            return await self._check_sees_workspace(route, service)
         tool = service.ready_tool
         self.set_step(route, f"waiting for {tool.name} to answer")
         try:
@@ -176,6 +177,24 @@ class InstanceManager:
             )
         except (ProbeFailed, McpToolError) as exc:
             return [f"{tool.name} does not work yet: {exc}"]
+        return await self._check_sees_workspace(route, service)
+
+    async def _check_sees_workspace(self, route: Route, service: ServiceSpec) -> list[str]:
+        """A workspace with files that the instance lists as empty is unreadable to it: fail, never serve it."""
+        check, client = service.ready_check, self.table.client(route.client_id)
+        if check is None or client is None or not await asyncio.to_thread(has_content, client.workspace):
+            return []
+        try:
+            answer = await mcp_call_tool(self.http, route.port, route.path, check.name, check.arguments,
+                                         timeout=check.timeout, key=route.instance_key)
+        except (ProbeFailed, McpToolError) as exc:
+            return [f"{check.name} does not work yet: {exc}"]
+        if check.shows_nothing(answer):
+            raise StartFailed(
+                f"the instance sees an empty workspace: {check.name} answered {answer.strip()[:200]!r} while "
+                f"{client.workspace} holds files on the host; let the instance's uid read it (chmod o+rx, "
+                "setfacl -m u:UID:rx) or run the bridge as the workspace's owner", await self.tail(route),
+            )
         return []
 
     async def _launch(self, spec: InstanceSpec, route: Route) -> dict[str, Any]:

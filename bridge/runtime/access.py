@@ -12,6 +12,7 @@ and u32 id.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import struct
@@ -147,10 +148,22 @@ def bridge_user() -> Who:
     return Who(os.getuid(), os.getgid(), frozenset(os.getgroups()))
 
 
-def has_entries(workspace: os.PathLike[str]) -> bool:
-    """The workspace holds something an instance should see at its top (hidden entries aside)."""
-    try:
-        with os.scandir(workspace) as entries:
-            return any(not entry.name.startswith(".") for entry in entries)
-    except OSError:
-        return False
+# Directories a search skips as ignored in most projects: files only there are no sign of a visible workspace.
+_IGNORED_DIRS = frozenset({"node_modules", "__pycache__", "venv", "build", "dist", "target"})
+
+
+def has_content(workspace: os.PathLike[str], limit: int = 500) -> bool:
+    """The workspace holds a non-empty file outside hidden and commonly ignored directories, looked for in at
+    most ``limit`` entries: then an instance that can read it must find something in it."""
+    seen = 0
+    for root, dirs, files in os.walk(workspace):
+        dirs[:] = [d for d in dirs if not d.startswith(".") and d not in _IGNORED_DIRS]
+        for name in files:
+            seen += 1
+            with contextlib.suppress(OSError):
+                if not name.startswith(".") and os.stat(os.path.join(root, name)).st_size > 0:
+                    return True
+        seen += len(dirs)
+        if seen > limit:
+            return False
+    return False

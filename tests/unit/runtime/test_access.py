@@ -21,7 +21,7 @@ from bridge.runtime.access import (
     USER_OBJ,
     AclEntry,
     Who,
-    has_entries,
+    has_content,
     parse_acl,
     permits,
     read_acl,
@@ -139,9 +139,15 @@ def test_a_missing_workspace_is_left_to_the_workspace_check(workspace: Path) -> 
 def test_container_user_and_entries(workspace: Path, tmp_path: Path) -> None:
     assert user_of("10001:10001") == INSTANCE
     assert user_of("1000:100") == Who(1000, 100)
-    assert has_entries(workspace)
+    assert has_content(workspace)
     empty = tmp_path / "empty"
-    empty.mkdir()
-    (empty / ".git").mkdir()
-    assert not has_entries(empty)
-    assert not has_entries(tmp_path / "gone")
+    (empty / ".git").mkdir(parents=True)
+    (empty / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (empty / "node_modules" / "x").mkdir(parents=True)
+    (empty / "node_modules" / "x" / "index.js").write_text("module.exports = 1\n")
+    (empty / "src").mkdir()
+    (empty / "src" / "__init__.py").write_text("")  # empty files: nothing a search could find
+    assert not has_content(empty)
+    assert not has_content(tmp_path / "gone")
+    (empty / "src" / "app.py").write_text("x = 1\n")
+    assert has_content(empty)

@@ -1,0 +1,115 @@
+"""An unreadable workspace on Docker is reported, never served as empty: a real bridge, real Serena containers.
+
+A root-owned 0700 workspace (what ``mktemp -d`` gives root) is refused before the container starts, with the
+fix in ``last_error``; after ``chmod 755`` and a restart Serena finds the workspace's symbol. A Serena that
+lists the workspace as empty while the host sees files fails its start ("sees an empty workspace")."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import signal
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.docker.conftest import owned_workspace, remove_managed
+from tests.helpers import BridgeProcess, mcp_client
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+CLIENTS = {"dk-locked", "dk-blind"}
+# A Serena whose ready check lists an empty directory of the workspace: what an instance that cannot see
+# its workspace answers, made reproducible without defeating the access check that runs before it.
+BLIND_CATALOG = """
+[services.serena-blind]
+image = "devops-paradise/serena:latest"
+memory = "2g"
+instance_key = true
+
+[services.serena-blind.ready_check]
+name = "search_for_pattern"
+arguments = { substring_pattern = ".", relative_path = "empty" }
+timeout = 60
+"""
+
+
+@pytest.fixture(scope="module")
+def work() -> Iterator[Path]:
+    base = Path(tempfile.mkdtemp(prefix="paradise-readable-"))
+    base.chmod(0o755)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def bridge(engine: Any, images: dict[str, str], work: Path) -> Iterator[BridgeProcess]:
+    remove_managed(engine, CLIENTS)
+    catalog = work / "catalog.toml"
+    catalog.write_text(BLIND_CATALOG)
+    proc = BridgeProcess(
+        work / "data",
+        env={"PARADISE_RUNTIME": "docker", "PARADISE_CATALOG": str(catalog),
+             "PARADISE_READY_TIMEOUT": "180", "PARADISE_START_TIMEOUT": "120"},
+    ).start()
+    yield proc
+    with contextlib.suppress(Exception):
+        for client in proc.api("GET", "/clients").json():
+            proc.api("DELETE", f"/clients/{client['client_id']}")
+    proc.kill(signal.SIGTERM)
+    remove_managed(engine, CLIENTS)
+
+
+def instance(bridge: BridgeProcess, client_id: str, service: str) -> dict[str, Any]:
+    view = bridge.api("GET", f"/clients/{client_id}").json()
+    return next(i for i in view["instances"] if i["service"] == service)
+
+
+def settled(bridge: BridgeProcess, client_id: str, service: str, timeout: float = 240) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        current = instance(bridge, client_id, service)
+        if current["state"] in ("running", "failed"):
+            return current
+        time.sleep(1)
+    raise AssertionError(f"{service} of {client_id} did not settle: {current}")
+
+
+async def test_a_root_owned_0700_workspace_fails_with_the_fix_then_runs_once_readable(bridge, engine, work) -> None:
+    workspace = owned_workspace(work / "locked", "Lockbox", owner=0)
+    workspace.chmod(0o700)
+    resp = bridge.api("POST", "/clients", params={"wait": 60},
+                      json={"client_id": "dk-locked", "workspace": str(workspace), "services": ["serena"]})
+    assert resp.status_code == 201, resp.text
+    token = resp.json()["token"]
+    failed = settled(bridge, "dk-locked", "serena")
+    assert failed["state"] == "failed", failed
+    assert f"uid 10001 and cannot read the workspace {workspace}" in failed["last_error"]
+    assert f"chmod o+rx {workspace}" in failed["last_error"]
+    assert "run the bridge as the workspace's owner" in failed["last_error"]
+    # refused before the engine was asked: no container was made for it
+    assert not engine.containers.list(all=True, filters={"name": "paradise-dk-locked-serena"})
+
+    workspace.chmod(0o755)
+    assert bridge.api("POST", "/clients/dk-locked/restart").status_code == 200
+    running = settled(bridge, "dk-locked", "serena")
+    assert running["state"] == "running", running
+    async with mcp_client(bridge.mcp_url("dk-locked", "serena"), token) as client:
+        found = await client.call_tool("find_symbol", {"name_path_pattern": "Lockbox"})
+    assert [s["name_path"] for s in json.loads(found.content[0].text)] == ["Lockbox"]
+
+
+def test_a_serena_that_lists_nothing_of_a_workspace_with_files_is_failed(bridge, work) -> None:
+    workspace = owned_workspace(work / "blind", "Hidden")
+    (workspace / "empty").mkdir()
+    resp = bridge.api("POST", "/clients", params={"wait": 240},
+                      json={"client_id": "dk-blind", "workspace": str(workspace), "services": ["serena-blind"]})
+    assert resp.status_code == 201, resp.text
+    failed = settled(bridge, "dk-blind", "serena-blind")
+    assert failed["state"] == "failed", json.dumps(failed)
+    assert failed["last_error"].startswith("the instance sees an empty workspace: search_for_pattern answered"), failed
+    assert f"while {workspace} holds files on the host" in failed["last_error"]
