@@ -1,7 +1,8 @@
 """Benchmark: the quality instance's default pytest execution plan against a serial run.
 
-Generates a workspace of --modules x --tests-per-module CPU-bound tests (each spins for about
---test-cost-ms of pure-Python arithmetic, so workers compete for the CPUs as real unit tests do),
+Also times workers="auto" (always one worker per CPU), since the default plan runs serially when
+the CPUs are already busy.  Generates a workspace of --modules x --tests-per-module CPU-bound tests
+(each spins for about --test-cost-ms of pure-Python arithmetic, so workers compete for the CPUs as real unit tests do),
 records one run (the plan then orders by and decides from the recorded times), then times
 --repeat alternating pairs of `run_pytest` calls: workers=0 (serial) and the default plan.  Prints
 the medians, their ratio and the plan's reason.
@@ -67,17 +68,26 @@ async def bench(args: argparse.Namespace) -> None:
         print(f"machine: {available_cpus()} CPUs, load {os.getloadavg()[0]:.2f}; workspace {root}")
         print(f"suite: {tests} CPU-bound tests of ~{args.test_cost_ms} ms; coverage={args.coverage}")
         await timed(ws, 0, args.coverage)  # records the times the default plan decides and orders by
-        serial, default, plan = [], [], {}
+        serial, default, forced, plan = [], [], [], {}
         for _ in range(args.repeat):
+            load = os.getloadavg()[0]
             serial.append((await timed(ws, 0, args.coverage))[0])
             seconds, result = await timed(ws, None, args.coverage)
             default.append(seconds)
             plan = result["plan"]
+            forced.append((await timed(ws, "auto", args.coverage))[0])
+            print(
+                f"  round: load {load:.1f}; serial {serial[-1]:.2f}s, default ({plan['mode']}) {seconds:.2f}s, "
+                f"workers=auto {forced[-1]:.2f}s",
+                flush=True,
+            )
         s, d = statistics.median(serial), statistics.median(default)
         print(f"serial  (workers=0): median {s:.2f}s  runs {[round(x, 2) for x in serial]}")
         label = f"default ({plan['mode']}, {plan['workers']} workers)"
         print(f"{label}: median {d:.2f}s  runs {[round(x, 2) for x in default]}")
-        print(f"default / serial = {d / s:.2f}")
+        f = statistics.median(forced)
+        print(f"workers='auto' (always parallel): median {f:.2f}s  runs {[round(x, 2) for x in forced]}")
+        print(f"default / serial = {d / s:.2f}; parallel / serial = {f / s:.2f}")
         print(f"plan: {plan['reason']}; xdist from {plan['xdist']}")
         print("workers:", ", ".join(f"{w['worker']} {w['tests']} tests {w['seconds']}s" for w in plan["workers_used"]))
     finally:

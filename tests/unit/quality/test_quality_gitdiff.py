@@ -11,6 +11,7 @@ from instances.quality.gitdiff import (
 )
 from instances.quality.impact import fallback_reasons
 from instances.quality.importgraph import ImportGraph
+from instances.quality.selection import map_data_files
 
 # Real `git diff --no-color --no-renames -U0 HEAD` output: a deleted file, three hunks, an added file.
 PATCH = """\
@@ -119,6 +120,10 @@ def test_fallback_reasons_for_config_conftest_dynamic_and_data_files() -> None:
         assert fallback_reasons(_changes(config), graph) == [
             f"{config} changed: configuration or dependencies can affect every test"
         ]
-    assert fallback_reasons(_changes("app/data/prices.json"), graph) == [
-        "app/data/prices.json is not Python code: the import graph cannot tell which tests read it"
+    # data files are decided by selection.map_data_files (the tests that name them, else the full suite)
+    assert fallback_reasons(_changes("app/data/prices.json"), graph) == []
+    mapped = map_data_files(_changes("app/data/prices.json"), graph, {"app/plain.py": "X = 1\n"}, skip=set())
+    assert mapped["full_suite_reasons"] == [
+        "app/data/prices.json changed and no Python file names it (a data file or unknown kind of file): "
+        "the import graph cannot tell which tests read it"
     ]
