@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import json
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
@@ -194,6 +196,8 @@ def run(settings: BridgeSettings) -> None:
     """Serve until interrupted. Instances keep running after the bridge stops; the next one adopts them."""
     app = create_app(settings)
     log.info("DevOps Paradise Bridge on %s (data dir %s)", settings.public_url, settings.data_dir)
+    app.on_startup.append(_record_running)
+    app.on_cleanup.append(_forget_running)
     web.run_app(
         app,
         host=settings.host,
@@ -202,3 +206,22 @@ def run(settings: BridgeSettings) -> None:
         access_log=None,
         print=None,
     )
+
+
+RUNNING_RECORD = "bridge.json"  # read by the CLI (bridge/cli/common.py) when no PARADISE_URL/HOST/PORT is set
+
+
+async def _record_running(app: web.Application) -> None:
+    """Where this bridge listens, for the CLI: a record in the data dir, replaced atomically."""
+    settings = app[SETTINGS]
+    path = settings.data_dir / RUNNING_RECORD
+    tmp = path.with_name(f".{RUNNING_RECORD}.{os.getpid()}")
+    tmp.write_text(json.dumps({"url": settings.public_url, "pid": os.getpid()}) + "\n")
+    os.replace(tmp, path)
+
+
+async def _forget_running(app: web.Application) -> None:
+    path = app[SETTINGS].data_dir / RUNNING_RECORD
+    with contextlib.suppress(OSError, ValueError):
+        if json.loads(path.read_text()).get("pid") == os.getpid():
+            path.unlink()

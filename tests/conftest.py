@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import BridgeProcess, fixture_catalog, kill_leftovers
+from tests.helpers import BridgeProcess, fixture_catalog, serving
 
 # Tests make their workspaces in the temp dir, so every bridge they build or start accepts workspaces there
 # (the default root, the user's home, would refuse them); the tests of the roots themselves set their own.
@@ -29,10 +27,6 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def bridge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BridgeProcess]:
     data = tmp_path_factory.mktemp("bridge")
     catalog = fixture_catalog(data / "catalog.toml")
-    proc = BridgeProcess(data / "data", env={"PARADISE_CATALOG": str(catalog)}).start()
-    yield proc
-    with contextlib.suppress(Exception):
-        for client in proc.api("GET", "/clients").json():
-            proc.api("DELETE", f"/clients/{client['client_id']}")
-    proc.kill(signal.SIGTERM)
-    kill_leftovers(proc.data_dir)
+    proc = BridgeProcess(data / "data", env={"PARADISE_CATALOG": str(catalog)})
+    with serving(proc):
+        yield proc

@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +148,20 @@ class BridgeProcess:
 
     def mcp_url(self, client_id: str, service: str) -> str:
         return f"{self.url}/c/{client_id}/{service}/mcp"
+
+
+@contextlib.contextmanager
+def serving(proc: BridgeProcess) -> Iterator[BridgeProcess]:
+    """Start ``proc``; afterwards delete its clients (instances stop), stop it, and kill what it left."""
+    proc.start()
+    try:
+        yield proc
+    finally:
+        with contextlib.suppress(Exception):
+            for client in proc.api("GET", "/clients").json():
+                proc.api("DELETE", f"/clients/{client['client_id']}")
+        proc.kill(signal.SIGTERM)
+        kill_leftovers(proc.data_dir)
 
 
 @contextlib.asynccontextmanager

@@ -41,11 +41,26 @@ def say(line: str) -> None:
     print(line, flush=True)
 
 
+RUNNING_RECORD = "bridge.json"  # DATA_DIR/bridge.json: where the running bridge listens (written by serve)
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("PARADISE_DATA_DIR", "~/.devops-paradise")).expanduser()
+
+
 def bridge_url() -> str:
-    """The bridge's admin base URL: PARADISE_URL, else PARADISE_HOST/PARADISE_PORT, else the default."""
+    """The bridge's admin base URL: PARADISE_URL, else PARADISE_HOST/PARADISE_PORT, else the data dir's record
+    of the running bridge, else the default."""
     url = os.environ.get("PARADISE_URL")
     if url:
         return url.rstrip("/")
+    if "PARADISE_HOST" not in os.environ and "PARADISE_PORT" not in os.environ:
+        try:
+            recorded = json.loads((data_dir() / RUNNING_RECORD).read_text()).get("url")
+        except (OSError, ValueError, AttributeError):
+            recorded = None
+        if isinstance(recorded, str) and recorded.startswith("http://"):
+            return recorded.rstrip("/")
     host = os.environ.get("PARADISE_HOST", "127.0.0.1")
     port = os.environ.get("PARADISE_PORT", "8100")
     if ":" in host and not host.startswith("["):

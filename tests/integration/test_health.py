@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import httpx
 
 from bridge.mcp.protocol import initialize_request
-from tests.helpers import BridgeProcess, fixture_catalog, instance_pid, kill_leftovers, mcp_client
+from tests.helpers import BridgeProcess, fixture_catalog, instance_pid, mcp_client, serving
 
 FAST_HEALTH = {
     "PARADISE_PROBE_INTERVAL": "0.5",
@@ -27,15 +27,9 @@ FAST_HEALTH = {
 def running_bridge(tmp_path, extra_catalog: str = "", **env: str) -> Iterator[BridgeProcess]:
     catalog = fixture_catalog(tmp_path / "catalog.toml")
     catalog.write_text(catalog.read_text() + extra_catalog)
-    proc = BridgeProcess(tmp_path / "data", env={"PARADISE_CATALOG": str(catalog), **FAST_HEALTH, **env}).start()
-    try:
+    proc = BridgeProcess(tmp_path / "data", env={"PARADISE_CATALOG": str(catalog), **FAST_HEALTH, **env})
+    with serving(proc):
         yield proc
-    finally:
-        with contextlib.suppress(Exception):
-            for client in proc.api("GET", "/clients").json():
-                proc.api("DELETE", f"/clients/{client['client_id']}")
-        proc.kill(signal.SIGTERM)
-        kill_leftovers(proc.data_dir)
 
 
 def kinds(bridge: BridgeProcess, client_id: str) -> list[str]:

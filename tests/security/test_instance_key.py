@@ -25,7 +25,7 @@ import pytest
 
 from bridge.mcp.protocol import ACCEPT_BOTH, INSTANCE_KEY_ENV, INSTANCE_KEY_HEADER, initialize_request
 from tests.docker import conftest as docker_fixtures
-from tests.helpers import BridgeProcess, kill_leftovers, listener_pid, mcp_client
+from tests.helpers import BridgeProcess, listener_pid, mcp_client, serving
 from tests.integration.test_serena_direct import serena_venv_path
 
 pytestmark = [pytest.mark.slow]
@@ -102,13 +102,9 @@ def key_bridge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BridgeProce
     proc = BridgeProcess(
         data / "data",
         env={"PARADISE_SERENA_VENV": str(serena_venv_path()), "PARADISE_READY_TIMEOUT": "120"},
-    ).start()
-    yield proc
-    with contextlib.suppress(Exception):
-        for client in proc.api("GET", "/clients").json():
-            proc.api("DELETE", f"/clients/{client['client_id']}")
-    proc.kill(signal.SIGTERM)
-    kill_leftovers(proc.data_dir)
+    )
+    with serving(proc):
+        yield proc
 
 
 async def test_a_process_quality_instance_answers_only_its_bridge(key_bridge: BridgeProcess, tmp_path: Path) -> None:

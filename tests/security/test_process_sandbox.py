@@ -4,7 +4,6 @@ leaves behind when it crashes is killed. In CI (CI=true) a missing or unusable b
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -16,7 +15,7 @@ import psutil
 import pytest
 
 from bridge.runtime.sandbox import bwrap_usable
-from tests.helpers import PYTHON, ROOT, BridgeProcess, kill_leftovers, mcp_client
+from tests.helpers import PYTHON, ROOT, BridgeProcess, mcp_client, serving
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 FAKE_SECRET = "bridge-shell-secret-4711"
@@ -107,13 +106,9 @@ def sandboxed_bridge(tenants: dict[str, Path]) -> Iterator[BridgeProcess]:
         'path = "/mcp"\n'
     )
     env = {"PARADISE_CATALOG": str(catalog), "PARADISE_RUNTIME": "process", "BRIDGE_FAKE_SECRET": FAKE_SECRET}
-    proc = BridgeProcess(data, env=env).start()
-    yield proc
-    with contextlib.suppress(Exception):
-        for client in proc.api("GET", "/clients").json():
-            proc.api("DELETE", f"/clients/{client['client_id']}")
-    proc.kill(signal.SIGTERM)
-    kill_leftovers(proc.data_dir)
+    proc = BridgeProcess(data, env=env)
+    with serving(proc):
+        yield proc
 
 
 def label(bridge: BridgeProcess, client_id: str) -> dict:

@@ -6,10 +6,8 @@ location rules also as a pure function.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +16,7 @@ from sqlalchemy import create_engine, inspect, text
 
 from bridge import store
 from bridge.workspaces import WorkspaceIdentity, location_problem
-from tests.helpers import BridgeProcess, fixture_catalog, kill_leftovers
+from tests.helpers import BridgeProcess, fixture_catalog, serving
 
 HOME = Path("/home/alice")
 DATA = HOME / ".devops-paradise"
@@ -97,13 +95,8 @@ def rooted(tmp_path_factory: pytest.TempPathFactory, roots: Path) -> Iterator[Br
     base = tmp_path_factory.mktemp("rooted")
     catalog = fixture_catalog(base / "catalog.toml")
     proc = BridgeProcess(base / "data", env={"PARADISE_CATALOG": str(catalog), "PARADISE_WORKSPACE_ROOTS": str(roots)})
-    proc.start()
-    yield proc
-    with contextlib.suppress(Exception):
-        for client in proc.api("GET", "/clients").json():
-            proc.api("DELETE", f"/clients/{client['client_id']}")
-    proc.kill(signal.SIGTERM)
-    kill_leftovers(proc.data_dir)
+    with serving(proc):
+        yield proc
 
 
 def refused(bridge: BridgeProcess, client_id: str, workspace: Path | str) -> str:
