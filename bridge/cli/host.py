@@ -210,8 +210,13 @@ def cmd_check(args: argparse.Namespace) -> None:
             env["DEVOPS_PARADISE_TOKEN"] = Path(args.token_file).expanduser().read_text().strip()
         except OSError as exc:
             raise CliError(f"cannot read the token file {args.token_file} ({exc.strerror})") from None
-    results = []
+    results, failed = [], []
+    instances = instance_states(args.name)
     for name, server in servers_to_check(args).items():
+        state = instances.get(service_of(args.name, str(server.get("url", ""))), {})
+        if state.get("state") == "failed":  # its MCP answer would only be a 503: say why it failed instead
+            failed.append(f"{name}: the instance has failed: {state.get('last_error') or 'no reason recorded'}")
+            continue
         try:
             results.append(asyncio.run(check_server(name, server, env, args.timeout)))
         except CliError:
@@ -220,8 +225,26 @@ def cmd_check(args: argparse.Namespace) -> None:
             raise CliError(f"{name}: MCP initialize/tools/list failed ({exc.__class__.__name__}: {exc})") from None
         if not args.json:
             say(results[-1])
+            for note in state.get("notes") or []:
+                say(f"{name}: note: {note}")
+    if failed:
+        raise CliError("\n".join(failed))
     if args.json:
         emit(args, {"ok": results}, "")
+
+
+def instance_states(client_id: str) -> dict[str, dict[str, Any]]:
+    """{service: instance view} from the bridge; empty when it cannot tell (the MCP checks still run)."""
+    try:
+        view = call("GET", f"/clients/{client_id}")
+    except CliError:
+        return {}
+    return {i["service"]: i for i in view.get("instances", []) if isinstance(i, dict) and "service" in i}
+
+
+def service_of(client_id: str, url: str) -> str:
+    """The service of a bridge MCP URL ``.../c/CLIENT/SERVICE/mcp``."""
+    return url.partition(f"/c/{client_id}/")[2].split("/", 1)[0]
 
 
 def add_host_parsers(sub: Any) -> None:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import signal
+import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -19,7 +21,7 @@ from typing import Any
 import pytest
 
 from tests.docker.conftest import owned_workspace, remove_managed
-from tests.helpers import BridgeProcess, mcp_client
+from tests.helpers import PYTHON, ROOT, BridgeProcess, mcp_client
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 CLIENTS = {"dk-locked", "dk-blind"}
@@ -69,6 +71,14 @@ def instance(bridge: BridgeProcess, client_id: str, service: str) -> dict[str, A
     return next(i for i in view["instances"] if i["service"] == service)
 
 
+def cli_check(bridge: BridgeProcess, client_id: str, token: str) -> subprocess.CompletedProcess[str]:
+    """``devops-paradise check`` as a user runs it, against this bridge."""
+    env = {**os.environ, "PARADISE_URL": bridge.url, "PARADISE_ADMIN_TOKEN": bridge.admin_token,
+           "DEVOPS_PARADISE_TOKEN": token, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([PYTHON, "-m", "bridge", "check", client_id, "--timeout", "60"], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
 def settled(bridge: BridgeProcess, client_id: str, service: str, timeout: float = 240) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -93,6 +103,10 @@ async def test_a_root_owned_0700_workspace_fails_with_the_fix_then_runs_once_rea
     assert "run the bridge as the workspace's owner" in failed["last_error"]
     # refused before the engine was asked: no container was made for it
     assert not engine.containers.list(all=True, filters={"name": "paradise-dk-locked-serena"})
+    checked = cli_check(bridge, "dk-locked", token)
+    assert checked.returncode != 0, checked.stdout
+    assert "the instance has failed: the instance runs as uid 10001 and cannot read" in checked.stderr
+    assert f"chmod o+rx {workspace}" in checked.stderr
 
     workspace.chmod(0o755)
     assert bridge.api("POST", "/clients/dk-locked/restart").status_code == 200
@@ -101,6 +115,8 @@ async def test_a_root_owned_0700_workspace_fails_with_the_fix_then_runs_once_rea
     async with mcp_client(bridge.mcp_url("dk-locked", "serena"), token) as client:
         found = await client.call_tool("find_symbol", {"name_path_pattern": "Lockbox"})
     assert [s["name_path"] for s in json.loads(found.content[0].text)] == ["Lockbox"]
+    checked = cli_check(bridge, "dk-locked", token)
+    assert checked.returncode == 0 and "initialize ok" in checked.stdout, checked.stdout + checked.stderr
 
 
 def test_a_serena_that_lists_nothing_of_a_workspace_with_files_is_failed(bridge, work) -> None:
