@@ -239,6 +239,9 @@ async def test_runtime_start_is_idempotent_stop_scales_to_zero_remove_leaves_not
         host_config = container.attrs["HostConfig"]
         assert host_config["CapDrop"] == ["ALL"] and host_config["PidsLimit"] == 512
         assert host_config["Memory"] == 1024**3 and host_config["NanoCpus"] == 1_000_000_000
+        assert host_config["ReadonlyRootfs"] is True  # as on Docker: tmpfs /tmp and $HOME, /state, /workspace
+        tmpfs = {m["Destination"] for m in container.attrs["Mounts"] if m["Type"] == "tmpfs"}
+        assert tmpfs == {"/tmp", "/home/paradise"}
         assert container.attrs["Config"]["User"] == f"{INSTANCE_UID}:{INSTANCE_UID}"
         network = swarm.networks.get("paradise-sw-unit")
         assert network.attrs["Driver"] == "overlay" and network.attrs["Attachable"] is True
