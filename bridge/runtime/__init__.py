@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Protocol
 
-from bridge.catalog import ServiceSpec
 from bridge.runtime.base import Runtime
 from bridge.runtime.process import ProcessRuntime
 from bridge.runtime.sandbox import Sandbox
@@ -14,18 +15,28 @@ from bridge.settings import BridgeSettings, SettingsError
 log = logging.getLogger(__name__)
 
 
-def catalog_images(catalog: dict[str, ServiceSpec]) -> list[str]:
+class HasImage(Protocol):
+    """A catalog entry, as far as choosing a runtime goes (the runtime does not depend on the catalog)."""
+
+    @property
+    def image(self) -> str | None: ...
+
+
+Catalog = Mapping[str, HasImage]
+
+
+def catalog_images(catalog: Catalog) -> list[str]:
     return sorted({spec.image for spec in catalog.values() if spec.image})
 
 
-def runtime_choice(settings: BridgeSettings, catalog: dict[str, ServiceSpec]) -> RuntimeChoice:
+def runtime_choice(settings: BridgeSettings, catalog: Catalog) -> RuntimeChoice:
     """What PARADISE_RUNTIME picks on this machine (blocking: it asks the engine, runs bwrap once)."""
     facts = gather_facts(settings.runtime, catalog_images(catalog), allow_unsandboxed=settings.allow_unsandboxed)
     return choose_runtime(settings.runtime, facts)
 
 
 def select_runtime(
-    settings: BridgeSettings, catalog: dict[str, ServiceSpec], installation: str | None = None
+    settings: BridgeSettings, catalog: Catalog, installation: str | None = None
 ) -> Runtime:
     """PARADISE_RUNTIME: ``docker``, ``process``, ``swarm``, or ``auto`` = Docker when an engine answers and the
     images exist, else local processes (sandboxed by bubblewrap where it runs). Blocking: call it in a thread."""
