@@ -143,7 +143,8 @@ def js_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, R
         for name, path in build_js(base).items():
             extra = ["--profiles", str(path / "profiles.toml")] if (path / "profiles.toml").is_file() else None
             servers[name] = start_server(name, path, logs, extra)
-        deadline = time.monotonic() + 60
+        # a dozen servers importing the MCP stack at once on two cores: allow for a busy machine
+        deadline = time.monotonic() + 180
         for server in servers.values():
             wait_ready(server, deadline)
         yield servers
