@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -28,6 +29,8 @@ from bridge.runtime.access import (
     unreadable_workspace,
     user_of,
 )
+from bridge.runtime.base import InstanceSpec, RuntimeError_
+from bridge.runtime.sandbox import Sandbox
 
 INSTANCE = Who(10001, 10001)
 RX = READ | EXECUTE
@@ -151,3 +154,20 @@ def test_container_user_and_entries(workspace: Path, tmp_path: Path) -> None:
     assert not has_content(tmp_path / "gone")
     (empty / "src" / "app.py").write_text("x = 1\n")
     assert has_content(empty)
+
+
+@pytest.mark.skipif(os.getuid() != 0 or shutil.which("bwrap") is None, reason="needs root (to chown) and bwrap")
+def test_the_sandbox_refuses_what_its_mapped_uid_cannot_read_and_the_kernel_agrees(workspace: Path) -> None:
+    """A sandbox of a root bridge has no capabilities: a workspace owned by another user with 0700 is closed
+    to it, as bwrap itself shows, and Sandbox.command says so before anything starts."""
+    os.chown(workspace, 10001, 10001)
+    workspace.chmod(0o700)
+    spec = InstanceSpec("alice", "svc", 8200, workspace, workspace.parent / "i", command=["/bin/true"])
+    with pytest.raises(RuntimeError_, match=f"uid 0 and cannot read the workspace {workspace}"):
+        Sandbox(workspace.parent / "data").command(spec, workspace.parent / "home")
+    probe = ["bwrap", "--unshare-user", "--uid", "10001", "--cap-drop", "ALL", "--ro-bind", "/", "/"]
+    probe += ["ls", str(workspace)]
+    assert subprocess.run(probe, capture_output=True, check=False).returncode != 0
+    workspace.chmod(0o755)
+    assert subprocess.run(probe, capture_output=True, check=False).returncode == 0
+    assert Sandbox(workspace.parent / "data").command(spec, workspace.parent / "home")[0] == "bwrap"
