@@ -20,8 +20,10 @@ from typing import Any
 
 import pytest
 
+from bridge.runtime.base import InstanceSpec, RuntimeError_
+from bridge.runtime.swarm import SwarmRuntime
 from tests.docker.conftest import owned_workspace, remove_managed
-from tests.helpers import PYTHON, ROOT, BridgeProcess, mcp_client
+from tests.helpers import PYTHON, ROOT, BridgeProcess, free_block, mcp_client
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 CLIENTS = {"dk-locked", "dk-blind"}
@@ -129,3 +131,14 @@ def test_a_serena_that_lists_nothing_of_a_workspace_with_files_is_failed(bridge,
     assert failed["state"] == "failed", json.dumps(failed)
     assert failed["last_error"].startswith("the instance sees an empty workspace: search_for_pattern answered"), failed
     assert f"while {workspace} holds files on the host" in failed["last_error"]
+
+
+async def test_the_swarm_runtime_refuses_the_same_workspace_before_it_asks_the_engine(engine, work) -> None:
+    workspace = owned_workspace(work / "swarm-locked", "Sealed", owner=0)
+    workspace.chmod(0o700)
+    spec = InstanceSpec("sw-locked", "serena", free_block(1), workspace, work / "swarm-instance",
+                        image="devops-paradise/serena:latest")
+    with pytest.raises(RuntimeError_, match=f"uid 10001 and cannot read the workspace {workspace}"):
+        await SwarmRuntime(stop_grace=2).start(spec)
+    if (engine.info().get("Swarm") or {}).get("LocalNodeState") == "active":
+        assert not engine.api.services(filters={"name": spec.name})
