@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 STATE_FILE = "runtime.json"
 LOG_FILE = "instance.log"
 LABEL_KEYS = ("client_id", "service", "port")
-_same_process = same_process  # the name bridge/cli/host.py still imports
 
 
 class ProcessRuntime(Runtime):

@@ -21,7 +21,7 @@ INSTANCE_UID = 10001  # the images' own user; containers run as the workspace's 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
-def _unavailable(reason: str) -> None:
+def unavailable(reason: str) -> None:
     if IN_CI:
         pytest.fail(f"CI must run the Docker tests, but {reason}")
     pytest.skip(f"Docker tests skipped: {reason} (run scripts/ensure-docker.sh to start an engine)")
@@ -33,7 +33,7 @@ def engine() -> Iterator[Any]:
         client = docker.from_env()
         client.ping()
     except docker.errors.DockerException as exc:
-        _unavailable(f"no Docker engine answers ({exc.__class__.__name__})")
+        unavailable(f"no Docker engine answers ({exc.__class__.__name__})")
     remove_test_containers(client)
     yield client
     remove_test_containers(client)
@@ -92,7 +92,7 @@ def docker_compose_command() -> str:
         return "docker compose"
     if shutil.which("docker-compose"):
         return "docker-compose"
-    _unavailable("neither 'docker compose' nor 'docker-compose' is installed")
+    unavailable("neither 'docker compose' nor 'docker-compose' is installed")
     return ""
 
 

@@ -21,7 +21,7 @@ import pytest
 from bridge.runtime.base import InstanceSpec
 from bridge.runtime.swarm import LIVE, SwarmRuntime
 from bridge.runtime.swarm_spec import build_service, health_check, routing_mesh_available
-from tests.docker.conftest import INSTANCE_UID, _unavailable, owned_workspace, remove_managed
+from tests.docker.conftest import INSTANCE_UID, unavailable, owned_workspace, remove_managed
 from tests.helpers import BridgeProcess, free_block, mcp_client
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -76,10 +76,10 @@ def swarm(engine: Any, images: dict[str, str]) -> Iterator[Any]:
         try:
             engine.swarm.init(advertise_addr="127.0.0.1", listen_addr="127.0.0.1:2377")
         except docker.errors.APIError as exc:
-            _unavailable(f"docker swarm init failed: {exc.explanation or exc}")
+            unavailable(f"docker swarm init failed: {exc.explanation or exc}")
         initialised = True
     elif info.get("LocalNodeState") != "active" or not info.get("ControlAvailable"):
-        _unavailable(f"the engine is a swarm {info.get('LocalNodeState')} node without control (not a manager)")
+        unavailable(f"the engine is a swarm {info.get('LocalNodeState')} node without control (not a manager)")
     remove_swarm_managed(engine, CLIENTS)
     yield engine
     remove_swarm_managed(engine, CLIENTS)

@@ -33,7 +33,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from bridge.host.serena_install import install_serena
-from tests.docker.conftest import _unavailable
+from tests.docker.conftest import unavailable
 from tests.helpers import free_block
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -394,11 +394,11 @@ def remove_docker_objects(engine: Any, client_id: str) -> None:
 async def test_docker_runtime_end_to_end(tmp_path: Path) -> None:
     engine = docker_engine()
     if engine is None:
-        _unavailable("no Docker engine answers")
+        unavailable("no Docker engine answers")
     images = ("devops-paradise/serena:latest", "devops-paradise/quality:latest")
     missing = [tag for tag in images if not engine.images.list(name=tag)]
     if missing:
-        _unavailable(f"images not built (devops-paradise images build): {', '.join(missing)}")
+        unavailable(f"images not built (devops-paradise images build): {', '.join(missing)}")
     # Other bridges' containers on this engine are safe: each installation only adopts or removes its own.
     setup = new_user(tmp_path, client="e2e-docker")
     remove_docker_objects(engine, setup.client)
