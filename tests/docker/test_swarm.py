@@ -21,7 +21,7 @@ import pytest
 from bridge.runtime.base import InstanceSpec
 from bridge.runtime.swarm import LIVE, SwarmRuntime
 from bridge.runtime.swarm_spec import build_service, health_check, routing_mesh_available
-from tests.docker.conftest import INSTANCE_UID, unavailable, owned_workspace, remove_managed
+from tests.docker.conftest import INSTANCE_UID, owned_workspace, remove_managed, unavailable
 from tests.helpers import BridgeProcess, free_block, mcp_client
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
