@@ -173,10 +173,25 @@ class ClientCreate(BaseModel):
             raise ValueError(CLIENT_ID_RULE)
         return value
 
-    @field_validator("services")
+    @field_validator("workspace", mode="before")
     @classmethod
-    def _no_repeats(cls, value: list[str] | None) -> list[str] | None:
-        if value is not None and len(set(value)) != len(value):
+    def _absolute(cls, value: Any) -> Any:
+        if isinstance(value, str) and not re.fullmatch(WORKSPACE_PATTERN.strip("^$"), value):
+            raise ValueError(f"workspace must be an absolute path (or ~/...) without NUL, got {value!r}")
+        return value
+
+    @field_validator("profile", mode="before")
+    @classmethod
+    def _plain_profile(cls, value: Any) -> Any:
+        if isinstance(value, str) and not re.fullmatch(PROFILE_PATTERN.strip("^$"), value):
+            raise ValueError(f"profile must match {PROFILE_PATTERN} (a plain name such as quick), got {value!r}")
+        return value
+
+    @field_validator("services", mode="before")
+    @classmethod
+    def _no_repeats(cls, value: Any) -> Any:
+        # Before min_length (and pydantic's own message) so that both rules say the same thing.
+        if isinstance(value, list) and (not value or len(set(map(repr, value))) != len(value)):
             raise ValueError("services must be a non-empty list without repeats")
         return value
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from bridge.api.openapi import build_openapi
 from bridge.api.routes import ENDPOINTS, PREFIX
+from bridge.catalog import load_catalog
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = ROOT / "docs" / "api.md"
@@ -59,9 +60,32 @@ def schema_type(schema: dict[str, Any]) -> str:
     kind = schema.get("type", "any")
     if kind == "array":
         return f"array of {schema_type(schema.get('items', {}))}"
+    if kind == "object" and "contentSchema" in schema.get("properties", {}).get("data", {}):
+        return f"events whose data is {schema_type(schema['properties']['data']['contentSchema'])}"
     if kind == "string" and "format" in schema:
         return f"string ({schema['format']})"
     return str(kind)
+
+
+def constraints(schema: dict[str, Any]) -> str:
+    """The rules a value must keep, as the document states them: pattern, range, length, allowed values."""
+    rules: list[str] = []
+    for option in schema.get("anyOf", [schema]):
+        if "pattern" in option:
+            rules.append(f"pattern `{option['pattern']}`")
+        if "minimum" in option or "maximum" in option:
+            rules.append(f"{option.get('minimum', '')}..{option.get('maximum', '')}")
+        if "minLength" in option or "maxLength" in option:
+            rules.append(f"length {option.get('minLength', 0)}..{option.get('maxLength', '')}")
+        if "minItems" in option:
+            rules.append(f"at least {option['minItems']} item(s)")
+        if option.get("uniqueItems"):
+            rules.append("no repeats")
+        if "enum" in option.get("items", {}):
+            rules.append("each one of " + ", ".join(f"`{v}`" for v in option["items"]["enum"]))
+        if "default" in option:
+            rules.append(f"default `{option['default']}`")
+    return "; ".join(rules)
 
 
 def render_operation(method: str, path: str, op: dict[str, Any]) -> list[str]:
@@ -70,9 +94,10 @@ def render_operation(method: str, path: str, op: dict[str, Any]) -> list[str]:
     out.append("")
     params = op.get("parameters", [])
     if params:
-        out += ["| Parameter | In | Required | Description |", "|---|---|---|---|"]
+        out += ["| Parameter | In | Required | Type | Rules | Description |", "|---|---|---|---|---|---|"]
         out += [
-            f"| `{p['name']}` | {p['in']} | {'yes' if p.get('required') else 'no'} | {p.get('description', '')} |"
+            f"| `{p['name']}` | {p['in']} | {'yes' if p.get('required') else 'no'} | {schema_type(p['schema'])} "
+            f"| {constraints(p['schema'])} | {p.get('description', '')} |"
             for p in params
         ]
         out.append("")
@@ -91,15 +116,19 @@ def render_operation(method: str, path: str, op: dict[str, Any]) -> list[str]:
 def render_schema(name: str, schema: dict[str, Any]) -> list[str]:
     out = [f"### {name}", ""]
     required = set(schema.get("required", []))
-    out += ["| Field | Type | Required | Description |", "|---|---|---|---|"]
+    if schema.get("additionalProperties") is False:
+        out += ["Other fields are refused (422).", ""]
+    out += ["| Field | Type | Required | Rules | Description |", "|---|---|---|---|---|"]
     for field, spec in schema.get("properties", {}).items():
         description = spec.get("description", "")
-        out.append(f"| `{field}` | {schema_type(spec)} | {'yes' if field in required else 'no'} | {description} |")
+        needed = "yes" if field in required else "no"
+        out.append(f"| `{field}` | {schema_type(spec)} | {needed} | {constraints(spec)} | {description} |")
     return [*out, ""]
 
 
 def render() -> str:
-    doc = build_openapi(ENDPOINTS, PREFIX)
+    # The built-in catalog's services: a bridge serves its own catalog's names in the live document.
+    doc = build_openapi(ENDPOINTS, PREFIX, services=load_catalog())
     outside = ["| Path | Auth | Does |", "|---|---|---|", *(f"| `{p}` | {a} | {d} |" for p, a, d in OUTSIDE)]
     lines = [HEADER.format(prefix=PREFIX, outside="\n".join(outside))]
     for path, operations in doc["paths"].items():

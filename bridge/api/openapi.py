@@ -17,7 +17,7 @@ from bridge.models import CLIENT_ID_PATTERN, ErrorView
 
 _REASONS = {
     400: "Malformed request (not JSON, or not a JSON object)", 401: "Missing or invalid admin token",
-    404: "No such client", 409: "Already exists", 413: "Request body too large",
+    404: "No such client (or an id no client can have)", 409: "Already exists", 413: "Request body too large",
     422: "Invalid input; the message names the field and the rule",
     429: "Capacity reached (PARADISE_MAX_INSTANCES / PARADISE_MAX_MEMORY); see Retry-After",
     503: "Unavailable (e.g. port pool exhausted); see Retry-After",
@@ -44,6 +44,19 @@ def _with_services(components: dict[str, Any], services: Iterable[str] | None) -
         if option.get("type") == "array":
             option["items"] = {"type": "string", "enum": sorted(services)}
     create["properties"]["services"] = prop
+
+
+def _sse_event(data: dict[str, Any]) -> dict[str, Any]:
+    """One server-sent event: its ``id`` and ``event`` lines, and ``data`` a JSON document of the given schema."""
+    return {
+        "type": "object",
+        "required": ["data"],
+        "properties": {
+            "id": {"type": "string"},
+            "event": {"type": "string"},
+            "data": {"type": "string", "contentMediaType": "application/json", "contentSchema": data},
+        },
+    }
 
 
 def _parameters(ep: Any) -> list[dict[str, Any]]:
@@ -76,6 +89,8 @@ def _operation(ep: Any, components: dict[str, Any], error_ref: dict[str, str]) -
             schema = _ref(ep.response, components)
             if ep.many:
                 schema = {"type": "array", "items": schema}
+            if ep.media == "text/event-stream":
+                schema = _sse_event(schema)
         operation["responses"][str(ep.status)] = {"description": "OK", "content": {ep.media: {"schema": schema}}}
     for status in ep.errors:
         response: dict[str, Any] = {

@@ -17,7 +17,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from bridge.api.middleware import admin_middleware, read_model
-from bridge.errors import Invalid
+from bridge.errors import Invalid, NotFound
 from bridge.keys import MANAGER
 from bridge.models import (
     CLIENT_ID,
@@ -105,10 +105,11 @@ def _dump(model: BaseModel | list[BaseModel], status: int = 200) -> web.Response
 
 
 def _client_id(request: web.Request) -> str:
-    """The path's client id, refused (422) unless it is one a client could have: as the document's pattern says."""
+    """The path's client id; 404 unless it is one a client could have (the document's pattern): no such client
+    can exist, so the answer is the same as for an unknown one, with the rule in the message."""
     client_id = request.match_info["client_id"]
     if not CLIENT_ID.fullmatch(client_id):
-        raise Invalid(f"path parameter 'client_id': {CLIENT_ID_RULE}")
+        raise NotFound(f"no client {client_id!r}: {CLIENT_ID_RULE}", client_id=client_id)
     return client_id
 
 
@@ -183,8 +184,8 @@ async def openapi(request: web.Request) -> web.Response:
     return web.json_response(build_openapi(ENDPOINTS, PREFIX, services=catalog))
 
 
-# Every admin call may answer 401; one naming a client, 422 for an id no client can have and 404 for an unknown one.
-_NAMED = (401, 404, 422)
+# Every admin call may answer 401; one naming a client 404, for an unknown id or one no client can have.
+_NAMED = (401, 404)
 
 ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("POST", "/clients", create_client, "Register a client, lease ports, start its instances",
@@ -194,7 +195,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("GET", "/clients/{client_id}", get_client, "One client with each instance's state",
              response=ClientView, errors=_NAMED),
     Endpoint("DELETE", "/clients/{client_id}", delete_client,
-             "Stop and remove the client's instances, release its ports (idempotent)", 204, errors=(401, 422)),
+             "Stop and remove the client's instances, release its ports (idempotent)", 204, errors=(401, 404)),
     Endpoint("POST", "/clients/{client_id}/restart", restart_client, "Restart the client's instances",
              response=ClientView, errors=_NAMED),
     Endpoint("POST", "/clients/{client_id}/token", rotate_token, "Rotate the client token",
@@ -202,7 +203,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("GET", "/clients/{client_id}/mcp-config", mcp_config, "The .mcp.json block for Claude Code",
              response=McpConfig, errors=_NAMED),
     Endpoint("GET", "/clients/{client_id}/events", client_events, "Live start-up and health events (SSE)",
-             errors=_NAMED, media="text/event-stream"),
+             response=EventView, errors=_NAMED, media="text/event-stream"),
     Endpoint("GET", "/ports", list_ports, "Port leases", response=PortView, many=True, errors=(401,)),
     Endpoint("GET", "/events", list_events, "Recent events and alerts", response=EventView, many=True,
              errors=(401, 422), query=(EVENTS_OF, LIMIT)),
