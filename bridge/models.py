@@ -17,8 +17,9 @@ CLIENT_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")  # always used with fullmatch
 # text only (no newline before it), so "^...$" is exactly the fullmatch above; a trailing "\n" fails both.
 CLIENT_ID_PATTERN = "^" + CLIENT_ID.pattern + "$"
 CLIENT_ID_RULE = f"client_id must match {CLIENT_ID_PATTERN} (lower-case letters, digits, '-'; 1-40 chars)"
-# A workspace is absolute (or ~-relative, which the bridge expands) and has no NUL, which no path can hold.
-WORKSPACE_PATTERN = "^[/~][^\\x00]*$"
+# A workspace is absolute (or under ~/, which the bridge expands) and has no NUL, which no path can hold;
+# "~name" is refused: for an unknown user, expanding it fails rather than answering.
+WORKSPACE_PATTERN = "^(?:/|~/)[^\\x00]*$"
 WORKSPACE_MAX = 4096  # PATH_MAX on Linux
 # Profiles reach the quality instance's command line and environment: a plain name only.
 PROFILE_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -176,14 +177,14 @@ class ClientCreate(BaseModel):
     @field_validator("workspace", mode="before")
     @classmethod
     def _absolute(cls, value: Any) -> Any:
-        if isinstance(value, str) and not re.fullmatch(WORKSPACE_PATTERN.strip("^$"), value):
+        if isinstance(value, str) and not re.fullmatch(WORKSPACE_PATTERN[1:-1], value):
             raise ValueError(f"workspace must be an absolute path (or ~/...) without NUL, got {value!r}")
         return value
 
     @field_validator("profile", mode="before")
     @classmethod
     def _plain_profile(cls, value: Any) -> Any:
-        if isinstance(value, str) and not re.fullmatch(PROFILE_PATTERN.strip("^$"), value):
+        if isinstance(value, str) and not re.fullmatch(PROFILE_PATTERN[1:-1], value):
             raise ValueError(f"profile must match {PROFILE_PATTERN} (a plain name such as quick), got {value!r}")
         return value
 

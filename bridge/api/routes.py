@@ -154,11 +154,12 @@ async def client_events(request: web.Request) -> web.StreamResponse:
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     )
     await response.prepare(request)
-    async with manager.events.subscribe(client_id=client_id) as live:
-        recent = await asyncio.to_thread(manager.events.recent, client_id=client_id, limit=20)
-        for event in reversed(recent):
-            await response.write(_sse(event))
-        with contextlib.suppress(ConnectionResetError):
+    # A reader may leave at any point, during the recent events too: that ends the stream, it is no error.
+    with contextlib.suppress(ConnectionResetError):
+        async with manager.events.subscribe(client_id=client_id) as live:
+            recent = await asyncio.to_thread(manager.events.recent, client_id=client_id, limit=20)
+            for event in reversed(recent):
+                await response.write(_sse(event))
             async for event in live:
                 await response.write(_sse(event))
     return response

@@ -134,6 +134,8 @@ def test_the_api_accepts_what_its_document_allows_and_refuses_the_rest(
         elif isinstance(event, events.EngineFinished):
             finished = True
     assert finished
+    # A failure after the answer has begun (a stream) never reaches the caller; the bridge's log shows it.
+    assert "unexpected error" not in fuzzed_bridge.log.read_text()
     assert not failures, "\n\n".join(failures[:10])
     assert ran == CHECKS
     documented = {f"{m.upper()} {p}" for p, ops in fuzzed_bridge.api("GET", "/openapi.json").json()["paths"].items()
