@@ -109,6 +109,14 @@ def _problem_under(settings: BridgeSettings, path: Path) -> str | None:
 
 def resolve_workspace(raw: str, settings: BridgeSettings) -> tuple[Path, WorkspaceIdentity]:
     """Registration: the resolved workspace and its identity, or 422 (Invalid) saying why not (blocking)."""
+    try:
+        return _resolve(raw, settings)
+    except (OSError, RuntimeError) as exc:  # no home to expand ~ to, a name too long, a loop of links...
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise Invalid(f"workspace {raw!r} cannot be used: {reason}", field="workspace") from None
+
+
+def _resolve(raw: str, settings: BridgeSettings) -> tuple[Path, WorkspaceIdentity]:
     workspace = Path(raw).expanduser()
     if not workspace.is_absolute():
         raise Invalid(f"workspace must be an absolute path, got {raw!r}", field="workspace")
