@@ -21,7 +21,7 @@ from quality_workspaces import build_all
 REPO_ROOT = Path(__file__).resolve().parents[3]
 HANG_PROFILES = """
 [defaults.timeouts]
-tests = 5
+tests = 15  # pytest start-up with the venv's plugins (hypothesis) takes seconds on a busy machine
 
 [profiles.python]
 tools = ["tests"]

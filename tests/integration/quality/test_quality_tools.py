@@ -188,16 +188,16 @@ async def test_hanging_suite_times_out_with_partial_result_and_progress(call_too
     result, progress = await call_tool("hanging", "run_tests")
     elapsed = time.monotonic() - started
     data = result.structured_content
-    assert 5 <= elapsed < 20
+    assert 15 <= elapsed < 40
     assert data["status"] == "partial"
     python = data["runners"]["python"]
     assert python["timed_out"] is True
     assert python["running_test"] == "tests/test_slow.py::test_hangs"
     assert data["counts"]["passed"] == 1
-    assert python["error"]["message"].startswith("pytest timed out after 5s and was killed")
+    assert python["error"]["message"].startswith("pytest timed out after 15s and was killed")
     heartbeats = [p for p in progress if p[2] and p[2].startswith("pytest: ")]
     assert len(heartbeats) >= 2
     assert [p[0] for p in progress] == sorted(p[0] for p in progress)
     # the server is still healthy afterwards
     again, _ = await call_tool("hanging", "list_profiles")
-    assert again.structured_content["profiles"]["python"]["timeouts"]["tests"] == 5.0
+    assert again.structured_content["profiles"]["python"]["timeouts"]["tests"] == 15.0
