@@ -7,14 +7,17 @@ import contextlib
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import docker
+import httpx
 import pytest
 
 from bridge.host.images import IMAGES, build_images, image_exists
+from tests.helpers import BridgeProcess, serving
 
 TEST_LABEL = "devops-paradise.test"
 INSTANCE_UID = 10001  # the images' own user; containers run as the workspace's owner
@@ -114,3 +117,34 @@ def owned_workspace(root: Path, cls: str, owner: int = INSTANCE_UID) -> Path:
     for path in [root, *root.rglob("*")]:
         os.chown(path, owner, owner)
     return root
+
+
+@contextlib.contextmanager
+def traversable_dir(prefix: str) -> Iterator[Path]:
+    """A temporary directory the containers' unprivileged uid may traverse (0755), removed afterwards."""
+    base = Path(tempfile.mkdtemp(prefix=prefix))
+    base.chmod(0o755)
+    try:
+        yield base
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def docker_bridge(engine: Any, work: Path, clients: set[str], **env: str) -> Iterator[BridgeProcess]:
+    """A real bridge on the Docker runtime, its workspaces under ``work``; the clients' objects removed before
+    and after."""
+    remove_managed(engine, clients)
+    settings = {
+        "PARADISE_RUNTIME": "docker",
+        "PARADISE_READY_TIMEOUT": "180",
+        "PARADISE_START_TIMEOUT": "120",
+        "PARADISE_WORKSPACE_ROOTS": str(work),
+        **env,
+    }
+    try:
+        with serving(BridgeProcess(work / "data", env=settings)) as proc:
+            assert httpx.get(proc.url + "/healthz").json()["runtime"] == "docker"
+            yield proc
+    finally:
+        remove_managed(engine, clients)

@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import shutil
 import signal
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +17,8 @@ from mcp import Client
 
 from bridge.runtime.base import InstanceSpec
 from bridge.runtime.docker import DockerRuntime
-from tests.docker.conftest import INSTANCE_UID, owned_workspace, remove_managed
+from tests.docker.conftest import INSTANCE_UID, owned_workspace, traversable_dir
+from tests.docker.conftest import docker_bridge as start_docker_bridge
 from tests.helpers import BridgeProcess, free_block, mcp_client
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -31,26 +30,14 @@ workspace = owned_workspace
 
 @pytest.fixture(scope="module")
 def work() -> Iterator[Path]:
-    base = Path(tempfile.mkdtemp(prefix="paradise-docker-"))
-    base.chmod(0o755)  # containers run as an unprivileged uid and must traverse it
-    yield base
-    shutil.rmtree(base, ignore_errors=True)
+    with traversable_dir("paradise-docker-") as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
 def docker_bridge(engine: Any, images: dict[str, str], work: Path) -> Iterator[BridgeProcess]:
-    remove_managed(engine, CLIENTS)
-    proc = BridgeProcess(
-        work / "data",
-        env={"PARADISE_RUNTIME": "docker", "PARADISE_READY_TIMEOUT": "180", "PARADISE_START_TIMEOUT": "120"},
-    ).start()
-    assert httpx.get(proc.url + "/healthz").json()["runtime"] == "docker"
-    yield proc
-    with contextlib.suppress(Exception):
-        for client in proc.api("GET", "/clients").json():
-            proc.api("DELETE", f"/clients/{client['client_id']}")
-    proc.kill(signal.SIGTERM)
-    remove_managed(engine, CLIENTS)
+    with start_docker_bridge(engine, work, CLIENTS) as proc:
+        yield proc
 
 
 def container_of(engine: Any, client_id: str, service: str) -> Any:

@@ -3,19 +3,14 @@ keeps its session across a container kill (quality and Serena) and across pause/
 
 from __future__ import annotations
 
-import contextlib
-import shutil
-import signal
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.docker.conftest import owned_workspace, remove_managed
+from tests.docker.conftest import docker_bridge, owned_workspace, traversable_dir
 from tests.helpers import BridgeProcess, mcp_client
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -24,33 +19,14 @@ CLIENTS = {"ds-kill", "ds-pause", "ds-serena"}
 
 @pytest.fixture(scope="module")
 def work() -> Iterator[Path]:
-    base = Path(tempfile.mkdtemp(prefix="paradise-sessions-"))
-    base.chmod(0o755)  # containers run as an unprivileged uid and must traverse it
-    yield base
-    shutil.rmtree(base, ignore_errors=True)
+    with traversable_dir("paradise-sessions-") as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
 def bridge(engine: Any, images: dict[str, str], work: Path) -> Iterator[BridgeProcess]:
-    remove_managed(engine, CLIENTS)
-    proc = BridgeProcess(
-        work / "data",
-        env={
-            "PARADISE_RUNTIME": "docker",
-            "PARADISE_READY_TIMEOUT": "180",
-            "PARADISE_START_TIMEOUT": "120",
-            "PARADISE_PROBE_INTERVAL": "0.5",
-            "PARADISE_PAUSE_AFTER": "2",
-            "PARADISE_WORKSPACE_ROOTS": str(work),
-        },
-    ).start()
-    assert httpx.get(proc.url + "/healthz").json()["runtime"] == "docker"
-    yield proc
-    with contextlib.suppress(Exception):
-        for client in proc.api("GET", "/clients").json():
-            proc.api("DELETE", f"/clients/{client['client_id']}")
-    proc.kill(signal.SIGTERM)
-    remove_managed(engine, CLIENTS)
+    with docker_bridge(engine, work, CLIENTS, PARADISE_PROBE_INTERVAL="0.5", PARADISE_PAUSE_AFTER="2") as proc:
+        yield proc
 
 
 def container(engine: Any, client_id: str, service: str) -> Any:

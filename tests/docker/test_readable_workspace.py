@@ -6,13 +6,9 @@ lists the workspace as empty while the host sees files fails its start ("sees an
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import shutil
-import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +18,7 @@ import pytest
 
 from bridge.runtime.base import InstanceSpec, RuntimeError_
 from bridge.runtime.swarm import SwarmRuntime
-from tests.docker.conftest import owned_workspace, remove_managed
+from tests.docker.conftest import docker_bridge, owned_workspace, traversable_dir
 from tests.helpers import PYTHON, ROOT, BridgeProcess, free_block, mcp_client
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -44,28 +40,16 @@ timeout = 60
 
 @pytest.fixture(scope="module")
 def work() -> Iterator[Path]:
-    base = Path(tempfile.mkdtemp(prefix="paradise-readable-"))
-    base.chmod(0o755)
-    yield base
-    shutil.rmtree(base, ignore_errors=True)
+    with traversable_dir("paradise-readable-") as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
 def bridge(engine: Any, images: dict[str, str], work: Path) -> Iterator[BridgeProcess]:
-    remove_managed(engine, CLIENTS)
     catalog = work / "catalog.toml"
     catalog.write_text(BLIND_CATALOG)
-    proc = BridgeProcess(
-        work / "data",
-        env={"PARADISE_RUNTIME": "docker", "PARADISE_CATALOG": str(catalog),
-             "PARADISE_READY_TIMEOUT": "180", "PARADISE_START_TIMEOUT": "120"},
-    ).start()
-    yield proc
-    with contextlib.suppress(Exception):
-        for client in proc.api("GET", "/clients").json():
-            proc.api("DELETE", f"/clients/{client['client_id']}")
-    proc.kill(signal.SIGTERM)
-    remove_managed(engine, CLIENTS)
+    with docker_bridge(engine, work, CLIENTS, PARADISE_CATALOG=str(catalog)) as proc:
+        yield proc
 
 
 def instance(bridge: BridgeProcess, client_id: str, service: str) -> dict[str, Any]:
