@@ -100,7 +100,9 @@ def main() -> None:
     )
     try:
         bridge.start()
-        token = bridge.register("bench", work, ["bench"])["token"]
+        workspace = work / "ws"  # beside the data dir, not around it: the bridge refuses overlaps
+        workspace.mkdir()
+        token = bridge.register("bench", workspace, ["bench"])["token"]
         targets = {
             "direct": (f"http://127.0.0.1:{backend_port}/mcp", ""),
             "bare-proxy": (f"http://127.0.0.1:{bare_port}/mcp", ""),
