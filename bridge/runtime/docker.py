@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from docker.errors import APIError, ImageNotFound, NotFound
+from docker.types import LogConfig
 
 from bridge.runtime.access import unreadable_workspace, user_of
 from bridge.runtime.base import InstanceSpec, PollResult, RuntimeError_
@@ -42,6 +43,10 @@ from bridge.runtime.engine import (
 __all__ = ["INSTANCE_UID", "LABEL", "DockerRuntime", "docker_available", "labels_for", "network_name", "volume_name"]
 log = logging.getLogger(__name__)
 SWARM_TASK_LABEL = "com.docker.swarm.service.id"
+
+
+# The engine's json-file log, bounded like the process runtime's (two files of 8 MiB at the most).
+LOG_CONFIG = LogConfig(type=LogConfig.types.JSON, config={"max-size": "8m", "max-file": "2"})
 
 
 class DockerRuntime(EngineRuntime):
@@ -80,6 +85,7 @@ class DockerRuntime(EngineRuntime):
                 pids_limit=PIDS_LIMIT,
                 security_opt=["no-new-privileges:true"],
                 cap_drop=["ALL"],
+                log_config=LOG_CONFIG,
                 read_only=True,  # what an instance writes goes to its workspace, /state, $HOME or /tmp
                 tmpfs={TMP_MOUNT: TMPFS_OPTIONS, home: TMPFS_OPTIONS},
                 init=True,  # reap the language servers' children

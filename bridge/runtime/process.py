@@ -28,10 +28,20 @@ from bridge.runtime.base import Discovered, InstanceSpec, PollResult, PortTaken,
 from bridge.runtime.process_tree import family, identity, same_process, signal_all
 from bridge.runtime.sandbox import Sandbox, instance_environment
 
-__all__ = ["LOG_FILE", "STATE_FILE", "ProcessRuntime", "same_process"]
+__all__ = ["LOG_FILE", "STATE_FILE", "ProcessRuntime", "rotate_log", "same_process"]
 log = logging.getLogger(__name__)
 STATE_FILE = "runtime.json"
 LOG_FILE = "instance.log"
+LOG_KEEP_BYTES = 8 * 2**20  # a log past this at a launch becomes instance.log.1 (one kept): bounded on disk
+
+
+def rotate_log(path: Path, keep: int = LOG_KEEP_BYTES) -> None:
+    """Before a launch: a log grown past ``keep`` bytes replaces the one old log, so logs stay bounded."""
+    try:
+        if path.stat().st_size > keep:
+            os.replace(path, path.with_name(path.name + ".1"))
+    except FileNotFoundError:
+        pass
 LABEL_KEYS = ("client_id", "service", "port")
 
 
@@ -60,6 +70,7 @@ class ProcessRuntime(Runtime):
         home.mkdir(parents=True, exist_ok=True)
         command = self.sandbox.command(spec, home) if self.sandbox else spec.command
         log_path = spec.instance_dir / LOG_FILE
+        rotate_log(log_path)
         with log_path.open("ab") as out:
             out.write(f"---- starting {' '.join(spec.command)}{'' if self.sandbox else ' (unsandboxed)'}\n".encode())
             out.flush()

@@ -225,6 +225,7 @@ async def test_containers_get_a_cpu_limit_a_read_only_root_and_no_egress(engine,
         host = container.attrs["HostConfig"]
         assert host["NanoCpus"] == 1_000_000_000 and host["ReadonlyRootfs"] is True
         assert set(host["Tmpfs"]) == {"/tmp", "/home/paradise"}
+        assert host["LogConfig"] == {"Type": "json-file", "Config": {"max-size": "8m", "max-file": "2"}}  # bounded
         result = container.exec_run(["/opt/venv/bin/python", "-c", WRITES])
         written = dict(line.rsplit(" ", 1) for line in result.output.decode().splitlines())
         assert written["/opt/venv/x"] == written["/etc/x"] == "OSError"  # EROFS

@@ -168,3 +168,17 @@ async def test_unsandboxed_serves_one_client_unless_allowed(tmp_path) -> None:
         await allowed.stop(second, grace=1)
     finally:
         await runtime.stop(first, grace=1)
+
+
+def test_a_log_past_its_limit_is_rotated_at_launch_and_one_old_log_kept(tmp_path) -> None:
+    from bridge.runtime.process import rotate_log
+
+    log = tmp_path / "instance.log"
+    rotate_log(log, keep=10)  # no log yet: nothing to do
+    log.write_bytes(b"x" * 11)
+    (tmp_path / "instance.log.1").write_bytes(b"older")
+    rotate_log(log, keep=10)
+    assert not log.exists() and (tmp_path / "instance.log.1").read_bytes() == b"x" * 11
+    log.write_bytes(b"small")
+    rotate_log(log, keep=10)
+    assert log.read_bytes() == b"small"
