@@ -98,6 +98,8 @@ class HealthMonitor:
 
         True when it does not serve (dead and being healed, or not ready): the request waits for it.
         """
+        if not self.leadership.leading:
+            return route.state not in READY  # only the lease holder heals; a follower's request waits for it
         if route.state in WATCHED and route.key not in self._heals:
             task = self._checks.get(route.key)
             if task is None:

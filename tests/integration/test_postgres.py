@@ -21,7 +21,7 @@ import pytest
 
 from bridge import store
 from bridge.ports import PortAllocator
-from tests.helpers import BridgeProcess, fixture_catalog, free_block, instance_pid, kill_leftovers, mcp_client
+from tests.helpers import BridgeProcess, fixture_catalog, free_block, kill_leftovers, listener_pid, mcp_client
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -157,14 +157,14 @@ async def test_two_bridges_share_clients_and_the_follower_takes_over(postgres_ur
             assert (
                 follower.api("GET", "/clients/shared").json()["instances"][0]["port"] == created["instances"][0]["port"]
             )
+            port = follower.state("shared", "echo")["port"]
             leader.kill(signal.SIGKILL)  # the monitor's holder dies...
-            pid = instance_pid(leader, "shared", "echo")
-            os.kill(pid, signal.SIGKILL)  # ...and so does the instance: only the follower can heal it now
+            os.kill(listener_pid(port), signal.SIGKILL)  # ...and so does the instance: only the follower can heal it
             deadline = time.monotonic() + 30
-            again = await call_whoami(follower, "shared", token, deadline)
-            while again["pid"] == str(pid) and time.monotonic() < deadline:
+            again = await call_whoami(follower, "shared", token, deadline)  # held until the takeover heals it
+            while again["boot"] == via_b["boot"] and time.monotonic() < deadline:
                 again = await call_whoami(follower, "shared", token, deadline)
-            assert again["pid"] != str(pid)  # healed by the bridge that took the lease over
+            assert again["boot"] != via_b["boot"]  # a new instance, started by the bridge that took the lease over
             assert follower.state("shared", "echo")["state"] == "running"
             events = follower.api("GET", "/events", params={"limit": 100}).json()
             takeover = [
