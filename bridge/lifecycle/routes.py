@@ -82,6 +82,8 @@ class Route:
     last_probe_ms: float | None = None
     started_at: datetime | None = None
     instance_key: str | None = None  # this launch's secret; the instance accepts only requests that carry it
+    # Extra upstream headers precomputed off the hot path (e.g. how to reach a sibling instance); usually empty.
+    peer_headers: dict[str, str] = field(default_factory=dict)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     last_activity: float = field(default_factory=time.monotonic)
     streams: int = 0  # SSE streams open through the proxy right now

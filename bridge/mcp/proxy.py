@@ -49,6 +49,8 @@ HOP_BY_HOP = frozenset(
 # (checked here; the instance is reached by the bridge, not by the page).
 _DROP_REQUEST = HOP_BY_HOP | {"authorization", "cookie", "host", "content-length", "accept-encoding", "origin",
                               "mcp-session-id", INSTANCE_KEY_HEADER.lower()}
+# Headers only the bridge may set (a client's own are dropped): how an instance reaches its siblings.
+PEER_HEADER_PREFIX = "x-paradise-peer-"
 # Never relayed back: cookies an instance sets (they would be the bridge origin's), and what aiohttp sets.
 _DROP_RESPONSE = HOP_BY_HOP | {"content-length", "content-encoding", "server", "date", "set-cookie", "mcp-session-id"}
 # No total timeout: SSE streams live as long as the client wants; a dead upstream is caught by sock_connect.
@@ -132,7 +134,10 @@ class McpProxy:
             raise TooManyStreams(f"{client_id} already holds {self.max_streams} open streams")
         body = await request.read() if request.body_exists else None
         track.sent(len(body) if body else 0)
-        forwarded = {k: v for k, v in request.headers.items() if k.lower() not in _DROP_REQUEST}
+        forwarded = {
+            k: v for k, v in request.headers.items()
+            if k.lower() not in _DROP_REQUEST and not k.lower().startswith(PEER_HEADER_PREFIX)
+        }
         session_id = request.headers.get(SESSION_ID_HEADER)
         init = initialize_message(body) if session_id is None and request.method == "POST" else None
         route, upstream, mapped = await self._send(request, route, tail, forwarded, body, session_id)
@@ -201,6 +206,8 @@ class McpProxy:
         headers["Accept-Encoding"] = "identity"  # bytes are relayed as they come: nothing to decompress
         if route.instance_key:
             headers[INSTANCE_KEY_HEADER] = route.instance_key
+        if route.peer_headers:
+            headers.update(route.peer_headers)
         return headers
 
     @staticmethod
