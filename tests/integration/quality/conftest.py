@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,19 +88,16 @@ def wait_ready(server: RunningServer, deadline: float) -> None:
     raise RuntimeError(f"{server.name} server did not start: {server.log.read_text()[-2000:]}")
 
 
-@pytest.fixture(scope="session")
-def quality_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, RunningServer]]:
-    base = tmp_path_factory.mktemp("quality-ws")
-    logs = tmp_path_factory.mktemp("quality-logs")
-    spaces = build_all(base)
-    hang_profiles = base / "hang-profiles.toml"
-    hang_profiles.write_text(HANG_PROFILES, encoding="utf-8")
+@contextmanager
+def serve_all(
+    workspaces: dict[str, tuple[Path, list[str] | None]], logs: Path, ready_within: float
+) -> Iterator[dict[str, RunningServer]]:
+    """Start one server per (workspace, extra args), all at once, and stop every one of them after."""
     servers: dict[str, RunningServer] = {}
     try:
-        for name, path in spaces.items():
-            extra = {"hanging": ["--profiles", str(hang_profiles)], "failing": ["--profile", "comprehensive"]}.get(name)
+        for name, (path, extra) in workspaces.items():
             servers[name] = start_server(name, path, logs, extra)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + ready_within
         for server in servers.values():
             wait_ready(server, deadline)
         yield servers
@@ -113,9 +111,8 @@ def quality_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[s
                 server.proc.kill()
 
 
-@pytest.fixture(scope="session")
-def call_tool(quality_servers: dict[str, RunningServer]):
-    """await call_tool("passing", "run_tests", {...}) -> (CallToolResult, progress notifications)."""
+def tool_caller(servers: dict[str, RunningServer], read_timeout: float):
+    """await call(name, tool, {...}) -> (CallToolResult, progress notifications)."""
 
     async def call(name: str, tool: str, args: dict[str, Any] | None = None) -> tuple[Any, list[tuple]]:
         progress: list[tuple] = []
@@ -123,11 +120,30 @@ def call_tool(quality_servers: dict[str, RunningServer]):
         async def on_progress(value: float, total: float | None, message: str | None) -> None:
             progress.append((value, total, message))
 
-        async with Client(quality_servers[name].url, read_timeout_seconds=120) as client:
+        async with Client(servers[name].url, read_timeout_seconds=read_timeout) as client:
             result = await client.call_tool(tool, args or {}, progress_callback=on_progress)
         return result, progress
 
     return call
+
+
+@pytest.fixture(scope="session")
+def quality_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, RunningServer]]:
+    base = tmp_path_factory.mktemp("quality-ws")
+    logs = tmp_path_factory.mktemp("quality-logs")
+    spaces = build_all(base)
+    hang_profiles = base / "hang-profiles.toml"
+    hang_profiles.write_text(HANG_PROFILES, encoding="utf-8")
+    extras = {"hanging": ["--profiles", str(hang_profiles)], "failing": ["--profile", "comprehensive"]}
+    workspaces = {name: (path, extras.get(name)) for name, path in spaces.items()}
+    with serve_all(workspaces, logs, ready_within=60) as servers:
+        yield servers
+
+
+@pytest.fixture(scope="session")
+def call_tool(quality_servers: dict[str, RunningServer]):
+    """await call_tool("passing", "run_tests", {...}) -> (CallToolResult, progress notifications)."""
+    return tool_caller(quality_servers, read_timeout=120)
 
 
 @pytest.fixture(scope="session")
@@ -138,38 +154,16 @@ def js_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, R
     require_node_toolchain()
     base = tmp_path_factory.mktemp("quality-js")
     logs = tmp_path_factory.mktemp("quality-js-logs")
-    servers: dict[str, RunningServer] = {}
-    try:
-        for name, path in build_js(base).items():
-            extra = ["--profiles", str(path / "profiles.toml")] if (path / "profiles.toml").is_file() else None
-            servers[name] = start_server(name, path, logs, extra)
-        # a dozen servers importing the MCP stack at once on two cores: allow for a busy machine
-        deadline = time.monotonic() + 180
-        for server in servers.values():
-            wait_ready(server, deadline)
+    workspaces = {
+        name: (path, ["--profiles", str(path / "profiles.toml")] if (path / "profiles.toml").is_file() else None)
+        for name, path in build_js(base).items()
+    }
+    # a dozen servers importing the MCP stack at once on two cores: allow for a busy machine
+    with serve_all(workspaces, logs, ready_within=180) as servers:
         yield servers
-    finally:
-        for server in servers.values():
-            server.proc.terminate()
-        for server in servers.values():
-            try:
-                server.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.proc.kill()
 
 
 @pytest.fixture(scope="session")
 def js_call(js_servers: dict[str, RunningServer]):
     """await js_call("jest", "run_tests", {...}) -> (CallToolResult, progress notifications)."""
-
-    async def call(name: str, tool: str, args: dict[str, Any] | None = None) -> tuple[Any, list[tuple]]:
-        progress: list[tuple] = []
-
-        async def on_progress(value: float, total: float | None, message: str | None) -> None:
-            progress.append((value, total, message))
-
-        async with Client(js_servers[name].url, read_timeout_seconds=300) as client:
-            result = await client.call_tool(tool, args or {}, progress_callback=on_progress)
-        return result, progress
-
-    return call
+    return tool_caller(js_servers, read_timeout=300)
