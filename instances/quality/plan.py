@@ -211,7 +211,7 @@ class ExecutionPlan:
         return rows
 
 
-def _decide(
+def decide_workers(
     workers: int | str | None, cpus: int, tests: int, serial_s: float | None, load: float = 0.0
 ) -> tuple[int, str]:
     if isinstance(workers, int):
@@ -260,7 +260,7 @@ async def make_plan(
     serial_s = round(sum(known), 3) if timings and not keyword and len(timings) >= 0.5 * tests else None
     cpus = available_cpus()
     load = round(os.getloadavg()[0], 2)
-    count, reason = _decide(workers, cpus, tests, serial_s, load)
+    count, reason = decide_workers(workers, cpus, tests, serial_s, load)
     plan = ExecutionPlan("serial", 1, reason, max_failures=max_failures)
     plan.estimate = {"tests": tests, "recorded_serial_s": serial_s, "cpus": cpus, "load": load}
     if count > 1:

@@ -119,7 +119,7 @@ async def assess(
     }
 
 
-def _random_hit_chance(candidates: int, failing: int, top: int = _TOP) -> float:
+def random_hit_chance(candidates: int, failing: int, top: int = _TOP) -> float:
     """Chance that `top` tests drawn at random from `candidates` include one of `failing`."""
     if candidates <= 0 or failing <= 0:
         return 0.0
@@ -166,7 +166,7 @@ async def backtest(ws: Workspace, graph: ImportGraph | None, git: Git | None = N
             hit = bool(failed & set(top))
             evaluated += 1
             hits += hit
-            baseline += _random_hit_chance(len(candidates), len(failed & candidates))
+            baseline += random_hit_chance(len(candidates), len(failed & candidates))
             if len(examples) < 10:
                 examples.append({"at": run.get("at"), "top": top, "failed": sorted(failed)[:5], "hit": hit})
     result: dict[str, Any] = {

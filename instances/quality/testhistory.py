@@ -15,7 +15,7 @@ from typing import Any
 
 from .contexts import save_contexts
 from .runner import read_bounded_file, run_command
-from .testparse import _nodeid as junit_nodeid
+from .testparse import junit_nodeid
 from .workspace import Workspace
 
 HISTORY_DIR = Path(".paradise") / "tests"

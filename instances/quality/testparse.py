@@ -23,7 +23,8 @@ def _clip(text: str, limit: int = _MESSAGE_LIMIT) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _nodeid(case: ET.Element) -> str:
+def junit_nodeid(case: ET.Element) -> str:
+    """The pytest node id of a junit (xunit1) testcase; the run history keys its timings by it too."""
     file = case.get("file") or ""
     classname = case.get("classname") or ""
     name = case.get("name") or ""
@@ -57,7 +58,7 @@ def parse_junit(xml_text: str) -> dict[str, Any]:
     failures: list[dict[str, Any]] = []
     outcomes: dict[str, str] = {}
     for case in root.iter("testcase"):
-        nodeid = _nodeid(case)
+        nodeid = junit_nodeid(case)
         counts["total"] += 1
         outcome = "passed"
         problem: ET.Element | None = None

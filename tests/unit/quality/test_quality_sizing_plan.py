@@ -11,9 +11,9 @@ import pytest
 from instances.quality.errors import QualityError
 from instances.quality.gitdiff import FileChange
 from instances.quality.importgraph import ImportGraph
-from instances.quality.plan import _decide, normalise_xdist_output, parse_workers
+from instances.quality.plan import decide_workers, normalise_xdist_output, parse_workers
 from instances.quality.pytestconfig import full_run_config
-from instances.quality.risk import _random_hit_chance, failure_rates
+from instances.quality.risk import failure_rates, random_hit_chance
 from instances.quality.selection import changed_function_lines, map_data_files
 from instances.quality.sizing import DEFAULT_BUDGET, Sizing, build_reply, size_result
 from instances.quality.workspace import Workspace
@@ -63,15 +63,15 @@ def test_edges_only_when_asked() -> None:
 
 
 def test_plan_decisions() -> None:
-    assert _decide(None, 2, 400, None)[0] == 2
-    assert _decide(None, 2, 400, None, load=1.2)[0] == 1  # one CPU left: workers would only compete
-    assert "busy" in _decide(None, 2, 400, 50.0, load=6.0)[1]
-    assert _decide(None, 8, 400, 50.0, load=5.0)[0] == 3
-    assert _decide(None, 2, 40, None) == (1, "40 tests and no recorded times: too few for workers to pay off")
-    assert _decide(None, 2, 400, 1.2)[0] == 1
-    assert _decide(None, 1, 400, 50.0) == (1, "only one CPU is available")
-    assert _decide("auto", 4, 10, None)[0] == 4
-    assert _decide(3, 2, 10, None) == (3, "workers=3 was asked for")
+    assert decide_workers(None, 2, 400, None)[0] == 2
+    assert decide_workers(None, 2, 400, None, load=1.2)[0] == 1  # one CPU left: workers would only compete
+    assert "busy" in decide_workers(None, 2, 400, 50.0, load=6.0)[1]
+    assert decide_workers(None, 8, 400, 50.0, load=5.0)[0] == 3
+    assert decide_workers(None, 2, 40, None) == (1, "40 tests and no recorded times: too few for workers to pay off")
+    assert decide_workers(None, 2, 400, 1.2)[0] == 1
+    assert decide_workers(None, 1, 400, 50.0) == (1, "only one CPU is available")
+    assert decide_workers("auto", 4, 10, None)[0] == 4
+    assert decide_workers(3, 2, 10, None) == (3, "workers=3 was asked for")
     assert parse_workers("2") == 2
     with pytest.raises(QualityError):
         parse_workers("many")
@@ -125,5 +125,5 @@ def test_data_files_map_to_the_tests_that_name_them() -> None:
 def test_risk_arithmetic() -> None:
     rates = failure_rates([{"failed": ["a"]}, {"failed": []}, {"failed": ["a", "b"]}])
     assert rates == {"a": round(2.5 / 4, 3), "b": round(1.5 / 4, 3)}
-    assert _random_hit_chance(10, 1) == pytest.approx(0.3)
-    assert _random_hit_chance(3, 1) == 1.0 and _random_hit_chance(0, 0) == 0.0
+    assert random_hit_chance(10, 1) == pytest.approx(0.3)
+    assert random_hit_chance(3, 1) == 1.0 and random_hit_chance(0, 0) == 0.0
