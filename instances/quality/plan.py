@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import QualityError
+from .js.packages import major_version
 from .runner import run_command
 from .testhistory import load_timings
 from .workspace import Interpreter, Workspace
@@ -128,13 +129,6 @@ def _server_packages() -> dict[str, str] | None:
         for info in packages["xdist"].parent.glob(pattern):
             found[info.name] = str(info)
     return found
-
-
-def _major(version: str | None) -> int:
-    try:
-        return int(str(version).split(".", 1)[0])
-    except ValueError:
-        return 0
 
 
 def _selected(nodeid: str, targets: list[str]) -> bool:
@@ -268,7 +262,7 @@ async def make_plan(
         shim = _server_packages()
         if probe.get("xdist"):
             plan.xdist = "workspace" if interp.source == "workspace venv" else "quality environment"
-        elif shim and _major(probe.get("pytest")) >= 7:
+        elif shim and major_version(probe.get("pytest")) >= 7:
             shim_dir = tmp / "xdist-shim"
             shim_dir.mkdir()
             for name, target in shim.items():

@@ -55,6 +55,7 @@ def node_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def major_version(version: str | None) -> int:
+    """The leading number of a version string ("10.2.1" -> 10); 0 when there is none (any tool's)."""
     try:
         return int(str(version).split(".", 1)[0])
     except ValueError:
