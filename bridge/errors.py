@@ -6,8 +6,18 @@ from typing import Any
 
 
 class BridgeError(Exception):
+    """The base of every error the bridge answers with: a subclass names its status and code in its header."""
+
     status = 500
     code = "internal_error"
+
+    def __init_subclass__(cls, *, status: int | None = None, code: str | None = None, **kwargs: Any) -> None:
+        # class keywords keep each error to one line; one left out is inherited (PortPoolExhausted stays 503)
+        super().__init_subclass__(**kwargs)
+        if status is not None:
+            cls.status = status
+        if code is not None:
+            cls.code = code
 
     def __init__(self, message: str, *, headers: dict[str, str] | None = None, **details: Any) -> None:
         super().__init__(message)
@@ -16,64 +26,48 @@ class BridgeError(Exception):
         self.details = details
 
 
-class BadRequest(BridgeError):
-    status, code = 400, "bad_request"
+class BadRequest(BridgeError, status=400, code="bad_request"): ...
 
 
-class Unauthorized(BridgeError):
-    status, code = 401, "unauthorized"
+class Unauthorized(BridgeError, status=401, code="unauthorized"): ...
 
 
-class Forbidden(BridgeError):
-    status, code = 403, "forbidden"
+class Forbidden(BridgeError, status=403, code="forbidden"): ...
 
 
-class NotFound(BridgeError):
-    status, code = 404, "not_found"
+class NotFound(BridgeError, status=404, code="not_found"): ...
 
 
-class Conflict(BridgeError):
-    status, code = 409, "conflict"
+class Conflict(BridgeError, status=409, code="conflict"): ...
 
 
-class MisdirectedRequest(BridgeError):
+class PayloadTooLarge(BridgeError, status=413, code="payload_too_large"): ...
+
+
+class Invalid(BridgeError, status=422, code="invalid"): ...
+
+
+class UpstreamError(BridgeError, status=502, code="upstream_error"): ...
+
+
+class MisdirectedRequest(BridgeError, status=421, code="misdirected_request"):
     """The request names a Host this bridge does not answer for (a DNS-rebinding page, a wrong proxy)."""
 
-    status, code = 421, "misdirected_request"
 
-
-class PayloadTooLarge(BridgeError):
-    status, code = 413, "payload_too_large"
-
-
-class Invalid(BridgeError):
-    status, code = 422, "invalid"
-
-
-class Unavailable(BridgeError):
+class Unavailable(BridgeError, status=503, code="unavailable"):
     """The thing exists but cannot serve now; ``retry_after`` seconds is a fair guess for when it can."""
-
-    status, code = 503, "unavailable"
 
     def __init__(self, message: str, *, retry_after: int = 5, **details: Any) -> None:
         super().__init__(message, headers={"Retry-After": str(retry_after)}, **details)
 
 
-class TooManyInstances(Unavailable):
+class TooManyInstances(Unavailable, status=429, code="capacity_exceeded"):
     """Starting this would exceed PARADISE_MAX_INSTANCES or PARADISE_MAX_MEMORY."""
 
-    status, code = 429, "capacity_exceeded"
+
+class PortPoolExhausted(Unavailable, code="port_pool_exhausted"):
+    """Every port of PARADISE_PORT_RANGE is leased."""
 
 
-class PortPoolExhausted(Unavailable):
-    code = "port_pool_exhausted"
-
-
-class UpstreamError(BridgeError):
-    status, code = 502, "upstream_error"
-
-
-class TooManyStreams(Unavailable):
+class TooManyStreams(Unavailable, status=429, code="too_many_streams"):
     """A client holds as many open event streams as it may; one must close before another opens."""
-
-    status, code = 429, "too_many_streams"
