@@ -3,6 +3,7 @@ summary; bad input becomes a structured error (status "error"), never a crashed 
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
@@ -10,10 +11,11 @@ from typing import Annotated, Any
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult, TextContent
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from . import impact, lint, reports, risk, security, tests_tool
 from .errors import QualityError
+from .jobs import UNTRACKED, JobRegistry
 from .js.tools_server import register_js_tools
 from .profiles import Profile, pick_profile
 from .progress import Progress
@@ -34,7 +36,7 @@ INSTRUCTIONS = (
 )
 
 
-async def invoke(
+async def invoke_tool(
     tool: str,
     ctx: Context | None,
     steps: int,
@@ -42,25 +44,34 @@ async def invoke(
     detail: str | None = None,
     page: int | None = None,
     include_edges: bool = False,
+    *,
+    jobs: JobRegistry | None = None,
 ) -> CallToolResult:
     """Run one tool body, turning every failure into a structured result, and size the reply
-    (sizing.py: under 40 KB unless `detail`/`page` ask for more)."""
-    progress = Progress(ctx.report_progress if ctx is not None else None, steps)
+    (sizing.py: under 40 KB unless `detail`/`page` ask for more). The call is a job in `jobs` (the
+    dashboard's view) from start to end, fed by the same progress values the MCP client gets."""
+    job = jobs.begin(tool) if jobs is not None and tool not in UNTRACKED else None
+    progress = Progress(ctx.report_progress if ctx is not None else None, steps, job.update if job else None)
     sizing = Sizing()
+    result: dict[str, Any] | None = None
     try:
-        sizing = Sizing.parse(detail, page)
-        result = await work(progress)
-    except QualityError as exc:
-        result = {"tool": tool, "status": "error", "error": exc.as_dict()}
-    except Exception as exc:
-        log.exception("tool %s failed", tool)
-        result = {
-            "tool": tool,
-            "status": "error",
-            "error": {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}"},
-        }
-    result = reports.public(result)
-    await progress.done(f"{tool} finished")
+        try:
+            sizing = Sizing.parse(detail, page)
+            result = await work(progress)
+        except QualityError as exc:
+            result = {"tool": tool, "status": "error", "error": exc.as_dict()}
+        except Exception as exc:
+            log.exception("tool %s failed", tool)
+            result = {
+                "tool": tool,
+                "status": "error",
+                "error": {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}"},
+            }
+        result = reports.public(result)
+        await progress.done(f"{tool} finished")
+    finally:  # a cancelled call (the client went away) ends its job too, as "cancelled"
+        if job is not None and jobs is not None:
+            jobs.finish(job, result)
     text, sized = build_reply(tool, result, sizing, include_edges=include_edges)
     return CallToolResult(
         content=[TextContent(type="text", text=text)],
@@ -73,6 +84,8 @@ def build_server(ws: Workspace, profiles: dict[str, Profile], default_profile: s
     """The MCP server for one workspace; `default_profile` applies when a call names no profile."""
     server = MCPServer("paradise-quality", instructions=INSTRUCTIONS, version="0.1.0")
     fallback = pick_profile(profiles, default_profile).name
+    jobs = JobRegistry(ws.root / reports.REPORT_DIR)
+    invoke = functools.partial(invoke_tool, jobs=jobs)
 
     def profile_for(name: str | None) -> Profile:
         return pick_profile(profiles, name or fallback)
@@ -244,5 +257,22 @@ def build_server(ws: Workspace, profiles: dict[str, Profile], default_profile: s
     @server.custom_route("/healthz", methods=["GET"])
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok", "service": "quality", "workspace": str(ws.root)})
+
+    # For the bridge's dashboard; behind the instance key like everything else (__main__.py wraps the app).
+    @server.custom_route("/quality/status", methods=["GET"])
+    async def quality_status(request: Request) -> JSONResponse:
+        return JSONResponse(jobs.status(), headers={"Cache-Control": "no-store"})
+
+    @server.custom_route("/quality/report.html", methods=["GET"])
+    async def latest_report(request: Request) -> Response:
+        path = jobs.report_html()
+        try:
+            body = path.read_text(encoding="utf-8", errors="replace") if path else None
+        except OSError:
+            body = None
+        if body is None:
+            error = {"code": "no_report", "message": "no HTML report yet: run quality_report first"}
+            return JSONResponse({"error": error}, status_code=404)
+        return HTMLResponse(body, headers={"Cache-Control": "no-store"})
 
     return server
