@@ -95,6 +95,28 @@ def scan_imports(tree: ast.AST, name: str, is_package: bool) -> tuple[list[tuple
     return imports, dynamic
 
 
+def importer_chains(changed: set[str], reverse: dict[str, set[str]]) -> dict[str, list[str]]:
+    """{every file that imports a changed one, directly or transitively (and the changed files):
+    its chain of files down to a changed file}; breadth-first, so each chain is a shortest one.
+    `reverse` maps a file to the files importing it (the Python and the JavaScript graphs share this)."""
+    parent: dict[str, str | None] = dict.fromkeys(sorted(changed))
+    queue = deque(parent)
+    while queue:
+        current = queue.popleft()
+        for importer in sorted(reverse.get(current, ())):
+            if importer not in parent:
+                parent[importer] = current
+                queue.append(importer)
+
+    def chain(path: str) -> list[str]:
+        out = [path]
+        while (step := parent.get(out[-1])) is not None:
+            out.append(step)
+        return out
+
+    return {path: chain(path) for path in parent}
+
+
 class ImportGraph:
     """Modules of the workspace keyed by workspace-relative path, and who imports whom."""
 
@@ -177,30 +199,13 @@ class ImportGraph:
         A test is impacted when it imports a changed module directly or transitively; when a
         conftest.py that imports one is reached, every test under that conftest's directory is too
         (its fixtures run with those tests)."""
-        parent: dict[str, str | None] = {}
-        queue: deque[str] = deque()
-        for path in sorted(changed):
-            parent[path] = None
-            queue.append(path)
-        while queue:
-            current = queue.popleft()
-            for importer in sorted(self.reverse.get(current, ())):
-                if importer not in parent:
-                    parent[importer] = current
-                    queue.append(importer)
-
-        def chain(path: str) -> list[str]:
-            out: list[str] = [path]
-            while (step := parent.get(out[-1])) is not None:
-                out.append(step)
-            return out
-
-        result = {p: chain(p) for p in parent if self._is_test(p)}
-        for conftest in sorted(p for p in parent if p.rsplit("/", 1)[-1] == "conftest.py"):
+        chains = importer_chains(changed, self.reverse)
+        result = {p: chain for p, chain in chains.items() if self._is_test(p)}
+        for conftest in sorted(p for p in chains if p.rsplit("/", 1)[-1] == "conftest.py"):
             directory = conftest.rsplit("/", 1)[0] + "/" if "/" in conftest else ""
             for path, node in sorted(self.nodes.items()):
                 if node.is_test and path.startswith(directory) and path not in result:
-                    result[path] = [path, *chain(conftest)]
+                    result[path] = [path, *chains[conftest]]
         return dict(sorted(result.items()))
 
     def _is_test(self, path: str) -> bool:

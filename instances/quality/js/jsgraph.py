@@ -8,10 +8,11 @@ from __future__ import annotations
 import json
 import posixpath
 import re
-from collections import defaultdict, deque
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..importgraph import importer_chains
 from .packages import JsPackage
 
 EXTENSIONS = (".ts", ".tsx", ".mts", ".cts", ".js", ".jsx", ".mjs", ".cjs", ".json")
@@ -287,22 +288,7 @@ class JsImportGraph:
 
     def impacted(self, changed: set[str], tests: set[str]) -> dict[str, list[str]]:
         """{test file: chain from the test to a changed file}, shortest chains (breadth-first)."""
-        parent: dict[str, str | None] = {p: None for p in sorted(changed)}
-        queue = deque(sorted(changed))
-        while queue:
-            current = queue.popleft()
-            for importer in sorted(self.reverse.get(current, ())):
-                if importer not in parent:
-                    parent[importer] = current
-                    queue.append(importer)
-
-        def chain(path: str) -> list[str]:
-            out = [path]
-            while (step := parent.get(out[-1])) is not None:
-                out.append(step)
-            return out
-
-        return {p: chain(p) for p in sorted(parent) if p in tests}
+        return {p: chain for p, chain in sorted(importer_chains(changed, self.reverse).items()) if p in tests}
 
     def summary(self, edge_limit: int = 2000) -> dict[str, Any]:
         edges = sorted((s, t) for s, targets in self.edges.items() for t in targets)
