@@ -124,43 +124,36 @@ def _pct(covered: int, total: int) -> float:
     return round(100.0 * covered / total, 2) if total else 100.0
 
 
+def _coverage(lines: int, lines_covered: int, branches: int, branches_covered: int) -> dict[str, Any]:
+    """One file's (or the total's) coverage in the shape every runner's section uses."""
+    return {
+        "lines_total": lines,
+        "lines_covered": lines_covered,
+        "line_percent": _pct(lines_covered, lines),
+        "branches_total": branches,
+        "branches_covered": branches_covered,
+        "branch_percent": _pct(branches_covered, branches),
+    }
+
+
+def _coverage_py(summary: dict[str, Any]) -> dict[str, Any]:
+    """A coverage.py `summary` (per file or the totals) in that shape."""
+    numbers = ("num_statements", "covered_lines", "num_branches", "covered_branches")
+    return _coverage(*(int(summary.get(key, 0)) for key in numbers))
+
+
 def parse_coverage_json(data: dict[str, Any], max_missing: int = 50) -> dict[str, Any]:
     """Line and branch coverage per file and in total from `coverage json` output."""
     files: dict[str, Any] = {}
     for path, info in sorted(data.get("files", {}).items()):
-        summary = info.get("summary", {})
-        statements = int(summary.get("num_statements", 0))
-        covered = int(summary.get("covered_lines", 0))
-        branches = int(summary.get("num_branches", 0))
-        covered_branches = int(summary.get("covered_branches", 0))
-        missing = info.get("missing_lines", [])
         files[path.replace("\\", "/")] = {
-            "lines_total": statements,
-            "lines_covered": covered,
-            "line_percent": _pct(covered, statements),
-            "branches_total": branches,
-            "branches_covered": covered_branches,
-            "branch_percent": _pct(covered_branches, branches),
-            "missing_lines": missing[:max_missing],
+            **_coverage_py(info.get("summary", {})),
+            "missing_lines": info.get("missing_lines", [])[:max_missing],
             "_executed_lines": info.get("executed_lines", []),
         }
-    totals = data.get("totals", {})
-    statements = int(totals.get("num_statements", 0))
-    covered = int(totals.get("covered_lines", 0))
-    branches = int(totals.get("num_branches", 0))
-    covered_branches = int(totals.get("covered_branches", 0))
-    return {
-        "files": files,
-        "total": {
-            "lines_total": statements,
-            "lines_covered": covered,
-            "line_percent": _pct(covered, statements),
-            "branches_total": branches,
-            "branches_covered": covered_branches,
-            "branch_percent": _pct(covered_branches, branches),
-            "branch_measured": bool(data.get("meta", {}).get("branch_coverage")),
-        },
-    }
+    total = _coverage_py(data.get("totals", {}))
+    total["branch_measured"] = bool(data.get("meta", {}).get("branch_coverage"))
+    return {"files": files, "total": total}
 
 
 def parse_jest_coverage(summary: dict[str, Any]) -> dict[str, Any]:
@@ -168,14 +161,12 @@ def parse_jest_coverage(summary: dict[str, Any]) -> dict[str, Any]:
 
     def entry(info: dict[str, Any]) -> dict[str, Any]:
         lines, branches = info.get("lines", {}), info.get("branches", {})
-        return {
-            "lines_total": int(lines.get("total", 0)),
-            "lines_covered": int(lines.get("covered", 0)),
-            "line_percent": _pct(int(lines.get("covered", 0)), int(lines.get("total", 0))),
-            "branches_total": int(branches.get("total", 0)),
-            "branches_covered": int(branches.get("covered", 0)),
-            "branch_percent": _pct(int(branches.get("covered", 0)), int(branches.get("total", 0))),
-        }
+        return _coverage(
+            int(lines.get("total", 0)),
+            int(lines.get("covered", 0)),
+            int(branches.get("total", 0)),
+            int(branches.get("covered", 0)),
+        )
 
     files = {path: entry(info) for path, info in sorted(summary.items()) if path != "total"}
     total = entry(summary.get("total", {}))
