@@ -7,6 +7,7 @@ override built-ins field by field or add new services.
 from __future__ import annotations
 
 import json
+import re
 import string
 import tomllib
 from importlib import resources
@@ -20,6 +21,10 @@ from bridge.settings import parse_memory
 PLACEHOLDERS = frozenset(
     {"port", "host", "workspace", "client", "data_dir", "profile", "instance_dir", "python", "serena_venv"}
 )
+
+
+# A peer's name becomes part of an HTTP header name (X-Paradise-Peer-<Name>-Url), so it is a plain token.
+_PEER_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 
 
 class CatalogError(ValueError):
@@ -80,6 +85,17 @@ class ServiceSpec(BaseModel):
     # The service checks X-Paradise-Instance-Key (PARADISE_INSTANCE_KEY from its environment) and refuses
     # requests without it: then nothing but the bridge can drive it through its port.
     instance_key: bool = False
+    # Sibling services of the same client this one may call directly (quality asks Serena): the bridge sends
+    # it where each one listens and its current instance key, as X-Paradise-Peer-* headers, while it is up.
+    peers: list[str] = Field(default_factory=list)
+
+    @field_validator("peers")
+    @classmethod
+    def _peer_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not _PEER_NAME.match(name):
+                raise ValueError(f"peer {name!r} is not a service name of lower-case letters, digits, '-' and '_'")
+        return list(dict.fromkeys(value))
 
     @field_validator("path")
     @classmethod

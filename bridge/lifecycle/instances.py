@@ -21,6 +21,7 @@ from bridge.catalog import ServiceSpec
 from bridge.catalog.instance_spec import instance_spec
 from bridge.errors import NotFound, TooManyInstances, Unavailable
 from bridge.lifecycle import capacity
+from bridge.lifecycle.peers import PeerLinks
 from bridge.lifecycle.requirements import Requirements, workspace_notes
 from bridge.lifecycle.routes import Key, Route, RouteTable
 from bridge.mcp.client import McpToolError, ProbeFailed, mcp_call_tool, probe
@@ -64,6 +65,7 @@ class InstanceManager:
         self.metrics = metrics
         self.requirements = Requirements(settings)
         self._starts: dict[Key, asyncio.Task[bool]] = {}
+        table.link_peers(PeerLinks(catalog, runtime))  # siblings' addresses and keys follow every launch
 
     def starting(self) -> set[Key]:
         """Routes with a start under way in this bridge (a follower's refresh must not overwrite them)."""

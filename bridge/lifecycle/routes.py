@@ -152,6 +152,8 @@ class RouteTable:
         self._describe = describe  # service -> (MCP path, transport), from the catalog
         self._routes: dict[Key, Route] = {}
         self._clients: dict[str, ClientInfo] = {}
+        # Recomputes a client's routes' ``peer_headers`` (lifecycle/peers.py); None until the manager links it.
+        self._link_peers: Callable[[list[Route]], None] | None = None
 
     # ---- reading -----------------------------------------------------------------------------------
 
@@ -179,6 +181,19 @@ class RouteTable:
 
     def client_ids(self) -> list[str]:
         return sorted(self._clients)
+
+    # ---- peers -------------------------------------------------------------------------------------
+
+    def link_peers(self, link: Callable[[list[Route]], None]) -> None:
+        """From now on keep every route's ``peer_headers`` current with ``link`` (called with one client's
+        routes whenever one of them changes state, port or key)."""
+        self._link_peers = link
+        for client_id in {route.client_id for route in self._routes.values()}:
+            self._relink(client_id)
+
+    def _relink(self, client_id: str) -> None:
+        if self._link_peers is not None:
+            self._link_peers(self.routes(client_id))
 
     # ---- registration ------------------------------------------------------------------------------
 
@@ -209,6 +224,7 @@ class RouteTable:
         if route.state == S.RUNNING:  # an unhealthy one waits for its first probe after a reload
             route.ready.set()
         self._routes[route.key] = route
+        self._relink(route.client_id)
         return route
 
     def _mirror(self, route: Route, row: Instance) -> None:
@@ -231,6 +247,8 @@ class RouteTable:
                 self._mirror(route, row)
                 route.state = S(row.state)
                 self._set_ready(route)
+        for client_id in {client for client, _ in wanted}:
+            self._relink(client_id)  # a peer's new launch (port, key) seen in the database
 
     # ---- changing ----------------------------------------------------------------------------------
 
@@ -253,6 +271,8 @@ class RouteTable:
         self._set_ready(route)
         fields.setdefault("step", None)
         self.update(route, state=state, **fields)
+        if "port" not in fields and "instance_key" not in fields:  # else update() has relinked already
+            self._relink(route.client_id)
         if event is not None:
             self.record(route, *event, level=level)
 
@@ -261,6 +281,8 @@ class RouteTable:
         for name, value in fields.items():
             if name in MIRRORED:
                 setattr(route, name, value)
+        if "port" in fields or "instance_key" in fields:  # where a sibling reaches it, or with which key
+            self._relink(route.client_id)
         if self.holds(route):  # a removed route's row is gone; writing it would do nothing but noise
             self.writer.update(route.client_id, route.service, fields)
 

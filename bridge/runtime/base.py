@@ -38,6 +38,11 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
+def instance_name(client_id: str, service: str) -> str:
+    """The one name of an instance's objects (containers, services) and, on an engine, its DNS name."""
+    return f"paradise-{client_id}-{service}"
+
+
 @dataclass(frozen=True)
 class InstanceSpec:
     """Everything a runtime needs to start one instance."""
@@ -57,7 +62,7 @@ class InstanceSpec:
 
     @property
     def name(self) -> str:
-        return f"paradise-{self.client_id}-{self.service}"
+        return instance_name(self.client_id, self.service)
 
 
 @dataclass(frozen=True)
@@ -117,6 +122,13 @@ class Runtime(abc.ABC):
 
     async def close(self) -> None:
         """Release the runtime's own resources (clients, watchers). Instances keep running."""
+
+    def peer_address(self, client_id: str, service: str, host_port: int, container_port: int) -> tuple[str, int]:
+        """Where a sibling instance of the same client reaches this instance: (host, port).
+
+        Instances of this host share its loopback (the process runtime), so the leased host port; container
+        runtimes override it (the instance's name on the client's own network)."""
+        return "127.0.0.1", host_port
 
     # Freezing (PAUSE_AFTER): a runtime that can stop an instance's CPU while keeping its memory says so.
     can_pause: bool = False

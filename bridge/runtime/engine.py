@@ -23,7 +23,14 @@ from typing import Any, Literal
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 
-from bridge.runtime.base import Discovered, InstanceSpec, PortTaken, RuntimeError_, ThreadedRuntime
+from bridge.runtime.base import (
+    Discovered,
+    InstanceSpec,
+    PortTaken,
+    RuntimeError_,
+    ThreadedRuntime,
+    instance_name,
+)
 
 log = logging.getLogger(__name__)
 LABEL = "devops-paradise"
@@ -208,6 +215,11 @@ class EngineRuntime(ThreadedRuntime):
 
     def env_for(self, spec: InstanceSpec) -> dict[str, str]:
         return instance_env(spec, self.egress)
+
+    def peer_address(self, client_id: str, service: str, host_port: int, container_port: int) -> tuple[str, int]:
+        # A container's 127.0.0.1 is its own: siblings meet on the client's network, where the engine's DNS
+        # answers the instance's name (a container's, or a Swarm service's virtual IP) on its container port.
+        return instance_name(client_id, service), container_port
 
     # ---- discovery ----------------------------------------------------------------------------------
 
