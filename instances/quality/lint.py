@@ -11,7 +11,8 @@ from typing import Any
 from .js.jslint import run_eslint, run_prettier
 from .profiles import Profile
 from .progress import Progress
-from .runner import find_executable, read_bounded_file, run_command
+from .runner import find_executable, read_bounded_file
+from .toolrun import ToolRun
 from .workspace import Workspace
 
 # Rules whose findings mean the code is broken (it will not run as written); the rest is style/smell.
@@ -74,22 +75,11 @@ async def run_ruff(ws: Workspace, profile: Profile, target: str, progress: Progr
         if pyproject_error:
             argv.append("--isolated")
             notes.append(f"{pyproject_error}; ran ruff with its default rules (--isolated)")
-        beat = progress.heartbeat("ruff", timeout) if progress else None
-        run = await run_command(
-            [*argv, target], cwd=ws.root, timeout=timeout, max_output=profile.max_output_bytes, heartbeat=beat
-        )
+        run = await ToolRun(profile, timeout, progress).run([*argv, target], "ruff", ws.root)
         problem = run.problem(timeout)
         text = read_bounded_file(out)
     if problem or run.returncode != 0 or text is None:
-        return {
-            "linter": "ruff",
-            "status": "error",
-            "duration_s": run.duration_s,
-            "error": {
-                "code": "timeout" if run.timed_out else "run_failed",
-                "message": problem or f"ruff exited with {run.returncode}: {run.tail(8)}",
-            },
-        }
+        return {"linter": "ruff", "status": "error", "duration_s": run.duration_s, "error": run.failure(timeout)}
     findings = parse_ruff_json(json.loads(text or "[]"), ws)
     return {
         "linter": "ruff",

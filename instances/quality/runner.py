@@ -62,6 +62,15 @@ class RunResult:
             return f"{name} timed out after {timeout:g}s and was killed"
         return None
 
+    def failure(self, timeout: float, why: str | None = None, label: str | None = None) -> dict[str, str]:
+        """A reply's `error` for this run when it gave no usable result: the timeout or failed start
+        (problem()), else `why` (by default: the exit code and the last lines of output)."""
+        name = label or (Path(self.argv[0]).name if self.argv else "command")
+        return {
+            "code": "timeout" if self.timed_out else "run_failed",
+            "message": self.problem(timeout, label) or why or f"{name} exited with {self.returncode}: {self.tail(8)}",
+        }
+
 
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The server's environment without an outer pytest/coverage run's variables, plus `extra`."""

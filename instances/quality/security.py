@@ -16,6 +16,7 @@ from .js.packages import node_env, node_tool
 from .profiles import Profile
 from .progress import Progress
 from .runner import find_executable, read_bounded_file, run_command
+from .toolrun import ToolRun
 from .workspace import Workspace, is_test_file
 
 # pip-audit's default vulnerability service is PyPI's per-release JSON API; probing the same kind of
@@ -133,26 +134,12 @@ async def run_bandit(ws: Workspace, profile: Profile, target: str, progress: Pro
     config = ["-c", "pyproject.toml"] if data and "bandit" in data.get("tool", {}) else []
     with tempfile.TemporaryDirectory(prefix="paradise-bandit-") as tmpdir:
         out = Path(tmpdir) / "bandit.json"
-        beat = progress.heartbeat("bandit", timeout) if progress else None
-        run = await run_command(
-            [bandit, *config, "-f", "json", "-o", str(out), "-q", *code_files],
-            cwd=ws.root,
-            timeout=timeout,
-            max_output=profile.max_output_bytes,
-            heartbeat=beat,
-        )
+        argv = [bandit, *config, "-f", "json", "-o", str(out), "-q", *code_files]
+        run = await ToolRun(profile, timeout, progress).run(argv, "bandit", ws.root)
         problem = run.problem(timeout)
         text = read_bounded_file(out)
     if problem or not text:
-        return {
-            "scanner": "bandit",
-            "status": "error",
-            "duration_s": run.duration_s,
-            "error": {
-                "code": "timeout" if run.timed_out else "run_failed",
-                "message": problem or f"bandit exited with {run.returncode}: {run.tail(8)}",
-            },
-        }
+        return {"scanner": "bandit", "status": "error", "duration_s": run.duration_s, "error": run.failure(timeout)}
     findings, errors = parse_bandit_json(json.loads(text), ws)
     return {
         "scanner": "bandit",
@@ -255,15 +242,8 @@ async def run_npm_audit(ws: Workspace, profile: Profile) -> dict[str, Any] | Non
     except json.JSONDecodeError:
         data = None
     if problem or not isinstance(data, dict):
-        return {
-            "scanner": "npm-audit",
-            "status": "error",
-            "lockfile": lockfiles[0],
-            "error": {
-                "code": "timeout" if run.timed_out else "run_failed",
-                "message": problem or f"npm audit gave no JSON: {run.tail(6)}",
-            },
-        }
+        error = run.failure(timeout, f"npm audit gave no JSON: {run.tail(6)}")
+        return {"scanner": "npm-audit", "status": "error", "lockfile": lockfiles[0], "error": error}
     return {"scanner": "npm-audit", "lockfile": lockfiles[0], **parse_npm_audit_json(data)}
 
 

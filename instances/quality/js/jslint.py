@@ -11,7 +11,8 @@ from typing import Any
 
 from ..profiles import Profile
 from ..progress import Progress
-from ..runner import read_bounded_file, run_command
+from ..runner import read_bounded_file
+from ..toolrun import ToolRun
 from ..workspace import Workspace
 from .packages import JS_SUFFIXES, default_eslint_config, major_version, node_env, node_tool, tool_version
 
@@ -79,28 +80,13 @@ async def run_eslint(ws: Workspace, profile: Profile, target: str, progress: Pro
     timeout = profile.timeout("lint")
     with tempfile.TemporaryDirectory(prefix="paradise-eslint-") as tmpdir:
         out = Path(tmpdir) / "eslint.json"
-        beat = progress.heartbeat("eslint", timeout) if progress else None
-        run = await run_command(
-            [eslint, *config_args, "-f", "json", "-o", str(out), "--no-warn-ignored", target],
-            cwd=ws.root,
-            timeout=timeout,
-            max_output=profile.max_output_bytes,
-            env=node_env(),
-            heartbeat=beat,
-        )
+        argv = [eslint, *config_args, "-f", "json", "-o", str(out), "--no-warn-ignored", target]
+        run = await ToolRun(profile, timeout, progress).run(argv, "eslint", ws.root, node_env())
         problem = run.problem(timeout)
         text = read_bounded_file(out)
     if problem or run.returncode not in (0, 1) or not text:
-        return {
-            "linter": "eslint",
-            "status": "error",
-            "config": config,
-            "duration_s": run.duration_s,
-            "error": {
-                "code": "timeout" if run.timed_out else "run_failed",
-                "message": problem or f"eslint exited with {run.returncode}: {run.tail(8)}",
-            },
-        }
+        error = run.failure(timeout)
+        return {"linter": "eslint", "status": "error", "config": config, "duration_s": run.duration_s, "error": error}
     return {
         "linter": "eslint",
         "status": "ok",
@@ -126,34 +112,17 @@ async def run_prettier(
     pattern = (
         target if target.endswith(JS_SUFFIXES) else (_PRETTIER_GLOB if target == "." else f"{target}/{_PRETTIER_GLOB}")
     )
-    beat = progress.heartbeat("prettier", timeout) if progress else None
-    run = await run_command(
-        [prettier, "--list-different", "--no-error-on-unmatched-pattern", pattern],
-        cwd=ws.root,
-        timeout=timeout,
-        max_output=profile.max_output_bytes,
-        env=node_env(),
-        heartbeat=beat,
-    )
-    problem = run.problem(timeout)
-    if problem or run.returncode not in (0, 1):
-        return {
-            "linter": "prettier",
-            "status": "error",
-            "duration_s": run.duration_s,
-            "error": {
-                "code": "timeout" if run.timed_out else "run_failed",
-                "message": problem or f"prettier exited with {run.returncode}: {run.tail(8)}",
-            },
-        }
+    tool = ToolRun(profile, timeout, progress)
+    argv = [prettier, "--list-different", "--no-error-on-unmatched-pattern", pattern]
+    run = await tool.run(argv, "prettier", ws.root, node_env())
+    if run.problem(timeout) or run.returncode not in (0, 1):
+        return {"linter": "prettier", "status": "error", "duration_s": run.duration_s, "error": run.failure(timeout)}
     unformatted = [line.strip() for line in run.stdout.splitlines() if line.strip()]
     findings = []
     for index, rel in enumerate(unformatted):
         line = 1
         if index < _PRETTIER_DETAIL_FILES:
-            formatted = await run_command(
-                [prettier, rel], cwd=ws.root, timeout=timeout, max_output=profile.max_output_bytes, env=node_env()
-            )
+            formatted = await tool.run([prettier, rel], None, ws.root, node_env())
             if formatted.returncode == 0:
                 original = (ws.root / rel).read_text(encoding="utf-8", errors="replace")
                 line = first_difference(original, formatted.stdout)
