@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 from pydantic import Field as PydField
 from sqlalchemy import JSON, Column, DateTime, UniqueConstraint
 from sqlmodel import Field, SQLModel
@@ -23,6 +23,11 @@ WORKSPACE_PATTERN = "^(?:/|~/)[^\\x00]*$"
 WORKSPACE_MAX = 4096  # PATH_MAX on Linux
 # Profiles reach the quality instance's command line and environment: a plain name only.
 PROFILE_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+# The field's pattern and, for its error message, the rule in words.
+_FIELD_RULES = {
+    "workspace": (WORKSPACE_PATTERN, "be an absolute path (or ~/...) without NUL"),
+    "profile": (PROFILE_PATTERN, f"match {PROFILE_PATTERN} (a plain name such as quick)"),
+}
 
 
 def utcnow() -> datetime:
@@ -174,18 +179,13 @@ class ClientCreate(BaseModel):
             raise ValueError(CLIENT_ID_RULE)
         return value
 
-    @field_validator("workspace", mode="before")
+    @field_validator("workspace", "profile", mode="before")
     @classmethod
-    def _absolute(cls, value: Any) -> Any:
-        if isinstance(value, str) and not re.fullmatch(WORKSPACE_PATTERN[1:-1], value):
-            raise ValueError(f"workspace must be an absolute path (or ~/...) without NUL, got {value!r}")
-        return value
-
-    @field_validator("profile", mode="before")
-    @classmethod
-    def _plain_profile(cls, value: Any) -> Any:
-        if isinstance(value, str) and not re.fullmatch(PROFILE_PATTERN[1:-1], value):
-            raise ValueError(f"profile must match {PROFILE_PATTERN} (a plain name such as quick), got {value!r}")
+    def _says_what_is_wanted(cls, value: Any, info: ValidationInfo) -> Any:
+        # Before the pattern check only to name the rule in words and show the value given.
+        pattern, wanted = _FIELD_RULES[info.field_name]
+        if isinstance(value, str) and not re.fullmatch(pattern[1:-1], value):
+            raise ValueError(f"{info.field_name} must {wanted}, got {value!r}")
         return value
 
     @field_validator("services", mode="before")
