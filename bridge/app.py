@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import aiohttp
 from aiohttp import web
 
-from bridge import dashboard, store
+from bridge import dashboard, eventloop, store
 from bridge.api import routes as api
 from bridge.api.middleware import error_middleware
 from bridge.catalog import CatalogError, load_catalog
@@ -54,7 +54,10 @@ async def http_ctx(app: web.Application) -> AsyncIterator[None]:
     # Idle upstream connections are dropped after 3 s: uvicorn (the MCP SDK's server) closes them after 5 s,
     # and reusing one just as the server closes it would fail a request.
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=3, ttl_dns_cache=None)
-    async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as session:
+    # No cookie jar: the proxy drops cookies both ways, so there is nothing to store or look up per request.
+    async with aiohttp.ClientSession(
+        connector=connector, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar()
+    ) as session:
         app[HTTP] = session
         yield
 
@@ -132,13 +135,14 @@ def create_app(settings: BridgeSettings | None = None) -> web.Application:
     app[CATALOG] = catalog
     app[METRICS] = BridgeMetrics()  # a registry of this app's own, never the process-wide default
     app.cleanup_ctx.extend([database_ctx, http_ctx, runtime_ctx, manager_ctx, proxy_ctx, alerts_ctx])
+    # The MCP route first: the router tries routes in order, and this one carries the traffic.
+    app.router.add_route("*", r"/c/{client_id}/{service}/{tail:.*}", _proxy_handler)
     app.router.add_get("/healthz", healthz)
     # The metrics name every client: admin token (Prometheus: authorization credentials) unless made public.
     metrics = metrics_handler if settings.metrics_public else admin_only(metrics_handler, admin_token)
     app.router.add_get("/metrics", metrics)
     dashboard.add_routes(app, admin_token)
     api.add_routes(app, admin_token)
-    app.router.add_route("*", r"/c/{client_id}/{service}/{tail:.*}", _proxy_handler)
     proxy.add_oauth_404s(app)
     return app
 
@@ -195,7 +199,10 @@ async def _proxy_handler(request: web.Request) -> web.StreamResponse:
 def run(settings: BridgeSettings) -> None:
     """Serve until interrupted. Instances keep running after the bridge stops; the next one adopts them."""
     app = create_app(settings)
-    log.info("DevOps Paradise Bridge on %s (data dir %s)", settings.public_url, settings.data_dir)
+    log.info(
+        "DevOps Paradise Bridge on %s (data dir %s, %s event loop)", settings.public_url, settings.data_dir,
+        eventloop.loop_name(),
+    )
     app.on_startup.append(_record_running)
     app.on_cleanup.append(_forget_running)
     web.run_app(
@@ -205,6 +212,7 @@ def run(settings: BridgeSettings) -> None:
         handler_cancellation=True,  # a client closing an SSE stream cancels the relay and the upstream
         access_log=None,
         print=None,
+        loop=eventloop.new_event_loop(),
     )
 
 

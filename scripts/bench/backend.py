@@ -2,6 +2,7 @@
 
     python scripts/bench/backend.py backend --port P     # JSON-response Streamable HTTP MCP server
     python scripts/bench/backend.py bare --port P --upstream 127.0.0.1:Q
+    ... [--loop uvloop|asyncio]                          # default: the loop the bridge would use
 
 The backend is deliberately tiny (aiohttp, no SDK) so that the benchmark measures the proxies, not the
 backend: it answers initialize, ping, tools/list and an ``echo`` tools/call with JSON responses.
@@ -16,6 +17,7 @@ import uuid
 import aiohttp
 from aiohttp import web
 
+from bridge import eventloop
 from bridge.mcp.protocol import PROBE_PROTOCOL_VERSION, SESSION_ID_HEADER
 
 TOOLS = [{"name": "echo", "description": "echo", "inputSchema": {"type": "object"}}]
@@ -56,7 +58,10 @@ def bare_proxy_app(upstream: str) -> web.Application:
     app = web.Application()
 
     async def session_ctx(app: web.Application):  # type: ignore[no-untyped-def]
-        app["session"] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), auto_decompress=False)
+        # The textbook's usual tuning too: pooled, no decompression, no cookie jar.
+        app["session"] = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0), auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar()
+        )
         yield
         await app["session"].close()
 
@@ -79,9 +84,11 @@ def main() -> None:
     parser.add_argument("kind", choices=["backend", "bare"])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--upstream")
+    parser.add_argument("--loop", choices=["uvloop", "asyncio"], default=eventloop.loop_name())
     args = parser.parse_args()
     app = backend_app() if args.kind == "backend" else bare_proxy_app(args.upstream)
-    web.run_app(app, host="127.0.0.1", port=args.port, access_log=None, print=None)
+    loop = eventloop.new_event_loop(args.loop)
+    web.run_app(app, host="127.0.0.1", port=args.port, access_log=None, print=None, loop=loop)
 
 
 if __name__ == "__main__":

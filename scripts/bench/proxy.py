@@ -4,7 +4,8 @@
 
 Needs ``wrk`` (Debian: apt-get install wrk). Everything listens on 127.0.0.1. Targets are measured
 interleaved (round by round) so that machine noise hits all three alike; the median round is reported.
-Each request is an MCP ``tools/call`` POST with a JSON response.
+Each request is an MCP ``tools/call`` POST with a JSON response. The bare proxy and both backends run on
+the same event loop as the bridge (uvloop where installed; the report names it).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import httpx
 
+from bridge import eventloop
 from bridge.mcp.protocol import ACCEPT_BOTH
 from tests.helpers import BridgeProcess, free_block
 
@@ -143,7 +145,7 @@ def median(runs: list[dict[str, float]], key: str) -> float:
 def report(results: dict[tuple[str, int], list[dict[str, float]]], conns: list[int], args: argparse.Namespace) -> None:
     print(
         f"\nbench_proxy: {args.rounds} interleaved rounds x {args.seconds:g}s per target; median round; "
-        f"{os.cpu_count()} CPUs; MCP tools/call POST, JSON response\n"
+        f"{os.cpu_count()} CPUs; {eventloop.loop_name()} event loop everywhere; MCP tools/call POST, JSON response\n"
     )
     print(f"{'target':<12}{'conns':>6}{'rps':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
     for c in conns:
