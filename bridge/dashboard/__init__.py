@@ -7,6 +7,8 @@ only after the page has sent the admin token as the socket's first message::
     <- {"type": "snapshot", "clients": [...], "ports": {...}, "events": [...], "server_time": "..."}
     <- {"type": "event", "event": {...}}          each event as it is recorded
     <- {"type": "snapshot", ...}                  again shortly after events (state changes), and every 15 s
+    <- {"type": "quality", "client": ..., "status": {...}, "report_url": ...}
+                                                  a client's quality jobs and last run, on change (quality.py)
 
 A wrong token, a malformed first message or none within 10 s closes the socket with code 4401 and a
 reason the page shows.
@@ -20,7 +22,7 @@ import functools
 import hmac
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,8 @@ from bridge.clients import ClientManager
 from bridge.errors import NotFound
 from bridge.keys import ADMIN_TOKEN, MANAGER
 from bridge.models import EventView
+
+from .quality import QualityWatch
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -54,10 +58,16 @@ HEADERS = {
 
 def add_routes(app: web.Application, admin_token: str) -> None:
     app[ADMIN_TOKEN] = admin_token
+    watch = QualityWatch()  # one per app: its poller runs while any of the app's sockets is open
+
+    async def socket(request: web.Request) -> web.WebSocketResponse:
+        return await feed(request, watch)
+
     app.router.add_get("/dashboard", page)
     app.router.add_get("/dashboard/", redirect)
     app.router.add_get("/dashboard/static/{name}", asset)
-    app.router.add_get("/dashboard/ws", feed)
+    app.router.add_get("/dashboard/ws", socket)
+    app.router.add_get("/dashboard/report/{client_id}", watch.report)
 
 
 async def redirect(_request: web.Request) -> web.StreamResponse:
@@ -87,17 +97,17 @@ async def asset(request: web.Request) -> web.Response:
 # ---- the WebSocket feed ---------------------------------------------------------------------------------
 
 
-async def feed(request: web.Request) -> web.WebSocketResponse:
+async def feed(request: web.Request, watch: QualityWatch) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(heartbeat=30, max_msg_size=64 * 1024)
     await ws.prepare(request)
     if not await authenticate(ws, request.app[ADMIN_TOKEN]):
         return ws
     manager = request.app[MANAGER]
     # Subscribed before the snapshot is taken, so no event falls between the two.
-    async with manager.events.subscribe() as live:
+    async with manager.events.subscribe() as live, watch.subscribe(request.app) as quality:
         with contextlib.suppress(ConnectionError):  # the page left at once
             await ws.send_json(await snapshot(manager, with_events=True))
-            await _serve(ws, manager, live)
+            await _serve(ws, manager, live, watch.send_to(ws, quality))
     return ws
 
 
@@ -126,13 +136,19 @@ def _token_of(text: str) -> str | None:
     return None
 
 
-async def _serve(ws: web.WebSocketResponse, manager: ClientManager, live: AsyncIterator[EventView]) -> None:
-    """Forward events and refresh snapshots until the page goes away (or a send fails)."""
+async def _serve(
+    ws: web.WebSocketResponse,
+    manager: ClientManager,
+    live: AsyncIterator[EventView],
+    quality: Coroutine[Any, Any, None],
+) -> None:
+    """Forward events, quality changes and refreshed snapshots until the page goes away (or a send fails)."""
     dirty = asyncio.Event()
     tasks = {
         asyncio.create_task(_drain(ws), name="dashboard reader"),
         asyncio.create_task(_forward(ws, live, dirty), name="dashboard events"),
         asyncio.create_task(_refresh(ws, manager, dirty), name="dashboard snapshots"),
+        asyncio.create_task(quality, name="dashboard quality"),
     }
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
