@@ -9,12 +9,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..profiles import Profile
-from ..progress import Progress
-from ..runner import read_bounded_file, run_command
+from ..runner import read_bounded_file
 from ..testparse import empty_counts
 from ..workspace import Workspace
-from .appserver import app_under_test
+from .appserver import AppRun
 from .packages import node_env, node_tool, tool_version
 
 COLLECTION_SUFFIX = ".postman_collection.json"
@@ -91,18 +89,8 @@ def parse_newman_report(data: dict[str, Any], collection: str) -> dict[str, Any]
     return {"counts": counts, "requests": requests, "failures": failures, "stats": stats}
 
 
-async def run_api_tests(
-    ws: Workspace,
-    profile: Profile,
-    *,
-    collection: str | None = None,
-    environment: str | None = None,
-    start_command: str | None = None,
-    wait_url: str | None = None,
-    timeout: float | None = None,
-    progress: Progress | None = None,
-) -> dict[str, Any]:
-    timeout = timeout or profile.timeout("api")
+async def run_api_tests(call: AppRun, collection: str | None = None, environment: str | None = None) -> dict[str, Any]:
+    ws, tool = call.ws, call.tool("api")
     collections = [ws.resolve(collection).relative_to(ws.root).as_posix()] if collection else find_collections(ws)
     env_file = ws.resolve(environment).relative_to(ws.root).as_posix() if environment else None
     result: dict[str, Any] = {"tool": "run_api_tests", "status": "ok", "counts": empty_counts(), "failures": []}
@@ -114,11 +102,8 @@ async def run_api_tests(
         result.update(status="error", error={"code": "tool_missing", "message": "newman is not installed"})
         return result
     result.update(version=tool_version(newman), collections=collections, environment=env_file, requests=[])
-    if progress:
-        await progress.step(0, "starting the app under test" if start_command else "running Newman")
     runs: list[dict[str, Any]] = []
-    async with app_under_test(ws, start_command, wait_url, min(timeout, 120.0)) as app:
-        result["app"] = app
+    async with call.app(tool, result, "Newman"):
         with tempfile.TemporaryDirectory(prefix="paradise-newman-") as tmpdir:
             for index, name in enumerate(collections):
                 out = Path(tmpdir) / f"newman{index}.json"
@@ -126,24 +111,11 @@ async def run_api_tests(
                 argv += ["--timeout-request", str(_REQUEST_TIMEOUT_MS), "--disable-unicode", "--color", "off"]
                 if env_file:
                     argv += ["-e", env_file]
-                beat = progress.heartbeat(f"newman {name}", timeout) if progress else None
-                run = await run_command(
-                    argv,
-                    cwd=ws.root,
-                    timeout=timeout,
-                    max_output=profile.max_output_bytes,
-                    env=node_env(),
-                    heartbeat=beat,
-                )
+                run = await tool.run(argv, f"newman {name}", ws.root, node_env())
                 text = read_bounded_file(out)
                 if not text:
-                    runs.append(
-                        {
-                            "collection": name,
-                            "status": "error",
-                            "error": run.problem(timeout, "newman") or f"newman wrote no report: {run.tail(8)}",
-                        }
-                    )
+                    why = run.problem(tool.timeout, "newman") or f"newman wrote no report: {run.tail(8)}"
+                    runs.append({"collection": name, "status": "error", "error": why})
                     continue
                 parsed = parse_newman_report(json.loads(text), name)
                 runs.append({"collection": name, "status": "ok", "duration_s": run.duration_s, **parsed})

@@ -14,6 +14,7 @@ import signal
 import tempfile
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,12 +22,16 @@ from urllib.parse import urlsplit
 import httpx
 
 from ..errors import QualityError
+from ..profiles import Profile
+from ..progress import Progress
+from ..toolrun import ToolRun
 from ..workspace import Workspace
 from .packages import node_env
 
 _POLL_S = 0.25
 _KILL_GRACE_S = 3.0
 _LOG_TAIL = 1500
+_APP_READY_LIMIT_S = 120.0  # the app gets this long to answer, however long the tool may run
 
 
 def loopback_url(url: str, what: str) -> str:
@@ -148,3 +153,33 @@ async def _stop(proc: asyncio.subprocess.Process) -> None:
             return
         except TimeoutError:
             continue
+
+
+@dataclass(frozen=True)
+class AppRun:
+    """What run_e2e, run_api_tests and run_performance are given besides their own target: the
+    workspace and profile, the app to bring up (`start_command`, `wait_url`), the call's time limit
+    (None: the profile's for the tool) and its progress."""
+
+    ws: Workspace
+    profile: Profile
+    start_command: str | None = None
+    wait_url: str | None = None
+    timeout: float | None = None
+    progress: Progress | None = None
+
+    def tool(self, kind: str) -> ToolRun:
+        return ToolRun(self.profile, self.timeout or self.profile.timeout(kind), self.progress)
+
+    @contextlib.asynccontextmanager
+    async def app(
+        self, tool: ToolRun, result: dict[str, Any], running: str, default_wait_url: str | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """app_under_test for this run (its facts in result["app"]); the progress step names what runs,
+        and `default_wait_url` is polled when the call gave no wait_url."""
+        if self.progress:
+            await self.progress.step(0, "starting the app under test" if self.start_command else f"running {running}")
+        limit = min(tool.timeout, _APP_READY_LIMIT_S)
+        async with app_under_test(self.ws, self.start_command, self.wait_url or default_wait_url, limit) as app:
+            result["app"] = app
+            yield app

@@ -14,12 +14,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..profiles import Profile
-from ..progress import Progress
-from ..runner import read_bounded_file, run_command
+from ..runner import read_bounded_file
 from ..testparse import empty_counts
 from ..workspace import Workspace
-from .appserver import app_under_test
+from .appserver import AppRun
 from .packages import node_env, node_tool, tool_version, toolchain_dirs
 
 REPORTS = Path(".paradise") / "reports"
@@ -159,17 +157,8 @@ def _test_dir(ws: Workspace, config: Path | None, path: str | None) -> tuple[Pat
     return ws.root, None
 
 
-async def run_e2e(
-    ws: Workspace,
-    profile: Profile,
-    *,
-    path: str | None = None,
-    start_command: str | None = None,
-    wait_url: str | None = None,
-    timeout: float | None = None,
-    progress: Progress | None = None,
-) -> dict[str, Any]:
-    timeout = timeout or profile.timeout("e2e")
+async def run_e2e(call: AppRun, path: str | None = None) -> dict[str, Any]:
+    ws, tool = call.ws, call.tool("e2e")
     config = next((ws.root / n for n in CONFIGS if (ws.root / n).is_file()), None)
     result: dict[str, Any] = {"tool": "run_e2e", "status": "ok", "counts": empty_counts(), "failures": []}
     playwright = node_tool("playwright", ws.root)
@@ -184,10 +173,7 @@ async def run_e2e(
     result.update(
         config=config.name if config else None, version=tool_version(playwright), artifacts_dir=None, chromium=chromium
     )
-    if progress:
-        await progress.step(0, "starting the app under test" if start_command else "running Playwright")
-    async with app_under_test(ws, start_command, wait_url, min(timeout, 120.0)) as app:
-        result["app"] = app
+    async with call.app(tool, result, "Playwright"):
         with tempfile.TemporaryDirectory(prefix="paradise-e2e-") as tmpdir:
             tmp = Path(tmpdir)
             settings = {
@@ -198,29 +184,21 @@ async def run_e2e(
                 "report": str(tmp / "report.json"),
                 "chromium": chromium,
                 "flags": CHROMIUM_FLAGS,
-                "dropWebServer": bool(start_command),
+                "dropWebServer": bool(call.start_command),
             }
             wrapper = tmp / "playwright.config.mjs"
             wrapper.write_text(_WRAPPER.format(settings=json.dumps(settings)), encoding="utf-8")
             node_path = [str(d / "node_modules") for d in toolchain_dirs()]
             env = node_env({"PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1", "NODE_PATH": os.pathsep.join(node_path)})
             argv = [playwright, "test", "--config", str(wrapper), *([filter_arg] if filter_arg else [])]
-            beat = progress.heartbeat("playwright", timeout) if progress else None
-            run = await run_command(
-                argv, cwd=ws.root, timeout=timeout, max_output=profile.max_output_bytes, env=env, heartbeat=beat
-            )
+            run = await tool.run(argv, "playwright", ws.root, env)
             text = read_bounded_file(tmp / "report.json")
     result.update(duration_s=run.duration_s, exit_code=run.returncode, timed_out=run.timed_out)
     if output_dir.is_dir():
         result["artifacts_dir"] = ws.relative(str(output_dir))
     if not text:
-        result.update(
-            status="partial" if run.timed_out else "error",
-            error={
-                "code": "timeout" if run.timed_out else "run_failed",
-                "message": run.problem(timeout, "playwright") or f"playwright wrote no report: {run.tail(10)}",
-            },
-        )
+        error = run.failure(tool.timeout, f"playwright wrote no report: {run.tail(10)}", "playwright")
+        result.update(status="partial" if run.timed_out else "error", error=error)
         return result
     parsed = parse_playwright_report(json.loads(text), ws, test_dir or (config.parent if config else ws.root))
     result.update(counts=parsed["counts"], tests=parsed["tests"], failures=parsed["failures"])
@@ -232,7 +210,7 @@ async def run_e2e(
     elif parsed["counts"]["total"] == 0:
         result.update(status="skipped", reason="Playwright found no tests")
     if run.timed_out:
-        result.update(status="partial", error={"code": "timeout", "message": run.problem(timeout, "playwright")})
+        result.update(status="partial", error={"code": "timeout", "message": run.problem(tool.timeout, "playwright")})
     return result
 
 

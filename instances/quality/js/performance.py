@@ -8,11 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..profiles import Profile
-from ..progress import Progress
-from ..runner import read_bounded_file, run_command
-from ..workspace import Workspace
-from .appserver import app_under_test, loopback_url
+from ..runner import read_bounded_file
+from .appserver import AppRun, loopback_url
 from .e2e import REPORTS, chromium_path, stamp
 from .packages import node_env, node_tool, tool_version
 
@@ -64,18 +61,9 @@ def parse_lighthouse_report(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def run_performance(
-    ws: Workspace,
-    profile: Profile,
-    *,
-    url: str,
-    start_command: str | None = None,
-    wait_url: str | None = None,
-    timeout: float | None = None,
-    progress: Progress | None = None,
-) -> dict[str, Any]:
+async def run_performance(call: AppRun, url: str) -> dict[str, Any]:
     loopback_url(url, "url")
-    timeout = timeout or profile.timeout("performance")
+    ws, tool = call.ws, call.tool("performance")
     result: dict[str, Any] = {"tool": "run_performance", "status": "ok", "url": url}
     lighthouse = node_tool("lighthouse", ws.root)
     chromium = chromium_path()
@@ -87,10 +75,7 @@ async def run_performance(
     directory.mkdir(parents=True, exist_ok=True)
     base = directory / f"lighthouse-{stamp()}"
     result["version"] = tool_version(lighthouse)
-    if progress:
-        await progress.step(0, "starting the app under test" if start_command else "running Lighthouse")
-    async with app_under_test(ws, start_command, wait_url or url, min(timeout, 120.0)) as app:
-        result["app"] = app
+    async with call.app(tool, result, "Lighthouse", default_wait_url=url):
         argv = [
             lighthouse,
             url,
@@ -102,26 +87,13 @@ async def run_performance(
             "--quiet",
             "--no-enable-error-reporting",
         ]
-        beat = progress.heartbeat("lighthouse", timeout) if progress else None
-        run = await run_command(
-            argv,
-            cwd=ws.root,
-            timeout=timeout,
-            max_output=profile.max_output_bytes,
-            env=node_env({"CHROME_PATH": chromium}),
-            heartbeat=beat,
-        )
+        run = await tool.run(argv, "lighthouse", ws.root, node_env({"CHROME_PATH": chromium}))
     result.update(duration_s=run.duration_s, exit_code=run.returncode, timed_out=run.timed_out)
     json_path, html_path = Path(f"{base}.report.json"), Path(f"{base}.report.html")
     text = read_bounded_file(json_path)
     if not text:
-        result.update(
-            status="partial" if run.timed_out else "error",
-            error={
-                "code": "timeout" if run.timed_out else "run_failed",
-                "message": run.problem(timeout, "lighthouse") or f"lighthouse wrote no report: {run.tail(10)}",
-            },
-        )
+        error = run.failure(tool.timeout, f"lighthouse wrote no report: {run.tail(10)}", "lighthouse")
+        result.update(status="partial" if run.timed_out else "error", error=error)
         return result
     parsed = parse_lighthouse_report(json.loads(text))
     result.update(parsed)

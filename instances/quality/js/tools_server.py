@@ -14,11 +14,13 @@ from ..profiles import Profile
 from ..progress import Progress
 from ..workspace import Workspace
 from .api_tests import run_api_tests as api_tests
+from .appserver import AppRun
 from .e2e import run_e2e as e2e
 from .performance import run_performance as performance
 
 ToolResult = Annotated[CallToolResult, dict[str, Any]]
 Invoke = Callable[..., Awaitable[CallToolResult]]
+AppTool = Callable[..., Awaitable[dict[str, Any]]]
 
 
 def _timeout(value: float | None) -> float | None:
@@ -30,6 +32,25 @@ def _timeout(value: float | None) -> float | None:
 def register_js_tools(
     server: MCPServer, ws: Workspace, profile_for: Callable[[str | None], Profile], invoke: Invoke
 ) -> None:
+    async def run_app_tool(
+        name: str,
+        tool: AppTool,
+        ctx: Context,
+        detail: str,
+        page: int,
+        app: tuple[str | None, str | None, str | None, float | None],
+        **target: Any,
+    ) -> CallToolResult:
+        """One call of an app tool in the shared envelope; `app` is (profile, start_command, wait_url,
+        timeout_seconds) as the client gave them, `target` what the tool runs on."""
+        profile, start_command, wait_url, timeout_seconds = app
+
+        async def work(progress: Progress) -> dict[str, Any]:
+            call = AppRun(ws, profile_for(profile), start_command, wait_url, _timeout(timeout_seconds), progress)
+            return await tool(call, **target)
+
+        return await invoke(name, ctx, 1, work, detail, page)
+
     @server.tool(
         description="End-to-end tests with Playwright Test on Chromium. Optional `path` (spec file or "
         "directory), `start_command` (started without a shell, stopped at the end) and `wait_url` (polled "
@@ -46,18 +67,8 @@ def register_js_tools(
         detail: str = "summary",
         page: int = 1,
     ) -> ToolResult:
-        async def work(progress: Progress) -> dict[str, Any]:
-            return await e2e(
-                ws,
-                profile_for(profile),
-                path=path,
-                start_command=start_command,
-                wait_url=wait_url,
-                timeout=_timeout(timeout_seconds),
-                progress=progress,
-            )
-
-        return await invoke("run_e2e", ctx, 1, work, detail, page)
+        app = (profile, start_command, wait_url, timeout_seconds)
+        return await run_app_tool("run_e2e", e2e, ctx, detail, page, app, path=path)
 
     @server.tool(
         description="API tests with Newman on a Postman collection (`collection`; default: every "
@@ -75,19 +86,10 @@ def register_js_tools(
         detail: str = "summary",
         page: int = 1,
     ) -> ToolResult:
-        async def work(progress: Progress) -> dict[str, Any]:
-            return await api_tests(
-                ws,
-                profile_for(profile),
-                collection=collection,
-                environment=environment,
-                start_command=start_command,
-                wait_url=wait_url,
-                timeout=_timeout(timeout_seconds),
-                progress=progress,
-            )
-
-        return await invoke("run_api_tests", ctx, 1, work, detail, page)
+        app = (profile, start_command, wait_url, timeout_seconds)
+        return await run_app_tool(
+            "run_api_tests", api_tests, ctx, detail, page, app, collection=collection, environment=environment
+        )
 
     @server.tool(
         description="Lighthouse on a local `url` (headless Chromium): performance, accessibility, "
@@ -104,15 +106,5 @@ def register_js_tools(
         detail: str = "summary",
         page: int = 1,
     ) -> ToolResult:
-        async def work(progress: Progress) -> dict[str, Any]:
-            return await performance(
-                ws,
-                profile_for(profile),
-                url=url,
-                start_command=start_command,
-                wait_url=wait_url,
-                timeout=_timeout(timeout_seconds),
-                progress=progress,
-            )
-
-        return await invoke("run_performance", ctx, 1, work, detail, page)
+        app = (profile, start_command, wait_url, timeout_seconds)
+        return await run_app_tool("run_performance", performance, ctx, detail, page, app, url=url)
