@@ -10,7 +10,13 @@ inside Serena's own virtualenv, whatever its Starlette version): an HTTP request
 401, with a wrong key 403, both as the bridge's JSON error shape; the key is compared in constant time.
 Lifespan events pass through untouched, so the wrapped app still starts and stops its session manager.
 
-The names must match bridge/mcp/protocol.py (the instance side imports nothing from the bridge).
+A request that passes the check also updates ``PEERS``: the bridge tells an instance where its client's
+sibling instances listen and with which key they answer (``X-Paradise-Peer-*`` headers, bridge/lifecycle/
+peers.py; the proxy drops any a client sends). An instance serves exactly one client, so the latest values
+the bridge sent are the right ones.
+
+The names must match bridge/mcp/protocol.py and bridge/lifecycle/peers.py (the instance side imports nothing
+from the bridge).
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 log = logging.getLogger(__name__)
 
 _HEADER_NAME = INSTANCE_KEY_HEADER.lower().encode("latin-1")  # ASGI gives header names lower-cased, as bytes
+_PEER_PREFIX = b"x-paradise-peer-"
 _WEBSOCKET_POLICY_VIOLATION = 1008
 
 
@@ -53,6 +60,42 @@ def take_instance_key(environ: MutableMapping[str, str] | None = None) -> str | 
     if len(key) < MIN_KEY_LENGTH:
         raise InstanceKeyError(f"{INSTANCE_KEY_ENV} is set but shorter than {MIN_KEY_LENGTH} characters")
     return key
+
+
+class Peers:
+    """The sibling instances the bridge last said this instance may call: {name: (url, key)}."""
+
+    def __init__(self) -> None:
+        self._current: dict[str, tuple[str, str]] = {}
+
+    def capture(self, headers: Any) -> None:
+        """Take the peers from one request's headers. Only a request that came through the proxy carries
+        ``X-Paradise-Peer-Names`` (the bridge's health probes do not): others leave what is known alone."""
+        values: dict[str, str] = {}
+        for name, value in headers or ():
+            if name.startswith(_PEER_PREFIX):
+                values.setdefault(name[len(_PEER_PREFIX):].decode("latin-1"), value.decode("latin-1"))
+        if "names" not in values:
+            return
+        current = {}
+        for peer in filter(None, (p.strip().lower() for p in values["names"].split(","))):
+            url, key = values.get(f"{peer}-url"), values.get(f"{peer}-key")
+            if url and key:  # a peer the bridge names without an address is not running right now
+                current[peer] = (url, key)
+        self._current = current
+
+    def get(self, name: str) -> tuple[str, str] | None:
+        """(url, key) of the peer while the bridge says it is up, else None."""
+        return self._current.get(name)
+
+    def clear(self) -> None:
+        self._current = {}
+
+    def __repr__(self) -> str:  # never the keys
+        return f"Peers({sorted(self._current)})"
+
+
+PEERS = Peers()
 
 
 def guard(app: ASGIApp, key: str | None, *, server_name: str = "instance") -> ASGIApp:
@@ -84,6 +127,7 @@ class InstanceKeyGuard:
             return
         status = self._refusal(scope)
         if status is None:
+            PEERS.capture(scope.get("headers"))  # only from the bridge: the request carried this launch's key
             await self.app(scope, receive, send)
         elif kind == "http":
             await _send_error(send, status)

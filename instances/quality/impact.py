@@ -1,5 +1,6 @@
 """analyze_changes and run_impacted_tests: what changed since a base ref, which tests can be affected
-(through the static import graph), and when the graph cannot decide so the full suite must run."""
+(through the static import graph, narrowed to test functions by the client's Serena when it runs:
+serena_impact.py), and when the graph cannot decide so the full suite must run."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from .profiles import Profile
 from .progress import Progress
 from .risk import assess as assess_risk
 from .selection import choose_targets, map_data_files, selection_report
+from .serena_impact import narrow_impacted, serena_narrowing
 from .testhistory import load_timings, read_runs
 from .testmerge import combine_sections
 from .tests_tool import run_pytest
@@ -117,8 +119,10 @@ async def analyze_changes(
     base_ref: str = "HEAD",
     include_edges: bool = True,
     progress: Progress | None = None,
+    serena: bool = True,
 ) -> dict[str, Any]:
-    """Changed files and functions against `base_ref`, the import graph and the impacted tests.
+    """Changed files and functions against `base_ref`, the import graph and the impacted tests (narrowed
+    to test functions through the client's Serena, when `serena` and it runs).
 
     Raises QualityError when the workspace is not a git repository or the ref is unknown."""
     git = Git(ws, timeout=profile.timeout("changes"))
@@ -150,6 +154,18 @@ async def analyze_changes(
     reasons += data_files["full_suite_reasons"]
     data_tests = [t for t in data_files["impacted_tests"] if t["path"] not in impacted]
     risk = await assess_risk(ws, git, base_commit, changes, graph, impacted)
+    if not serena:
+        peer: dict[str, Any] = {"used": False, "reason": "not asked for: import graph only"}
+    elif reasons:
+        peer = {"used": False, "reason": "the full suite is required (fallback_reasons): nothing to narrow"}
+    else:
+        if progress:
+            await progress.step(0, "asking Serena which test functions reach the changed symbols")
+        peer = await serena_narrowing(ws, python_side, graph, functions)
+    graph_tests = [
+        {"path": test, "runner": "pytest", "reason": graph.describe_chain(chain, changed_py), "chain": chain}
+        for test, chain in impacted.items()
+    ]
     dynamic_elsewhere = [
         {"path": p, **d}
         for p, n in sorted(graph.nodes.items())
@@ -167,12 +183,9 @@ async def analyze_changes(
         "changed_functions": functions,
         "changed_modules": sorted(graph.module_name(p) for p in changed_py),
         "import_graph": summary,
-        "impacted_tests": [
-            {"path": test, "runner": "pytest", "reason": graph.describe_chain(chain, changed_py), "chain": chain}
-            for test, chain in impacted.items()
-        ]
-        + data_tests
-        + js["impacted_tests"],
+        "impacted_tests": narrow_impacted(graph_tests, peer, graph, changed_py) + data_tests + js["impacted_tests"],
+        "serena": {k: v for k, v in peer.items() if not k.startswith("_")},
+        "_serena_narrowed": sorted(peer.get("_narrowed") or ()),
         "data_files": data_files["files"],
         "risk": risk,
         "_changes": changes,
@@ -192,12 +205,7 @@ async def analyze_changes(
 
 
 async def run_impacted_tests(
-    ws: Workspace,
-    profile: Profile,
-    *,
-    base_ref: str = "HEAD",
-    coverage: bool = False,
-    progress: Progress | None = None,
+    ws: Workspace, profile: Profile, *, base_ref: str = "HEAD", coverage: bool = False, progress: Progress | None = None
 ) -> dict[str, Any]:
     """Run only the tests the changes can affect; the full suite when the graph cannot decide."""
     reasons: list[str] = []
@@ -226,7 +234,8 @@ async def run_impacted_tests(
     if analysis is not None:
         result["analysis"] = {
             k: analysis[k]
-            for k in ("base_commit", "changed_files", "changed_functions", "untested_changes", "risk", "warnings")
+            for k in ("base_commit", "changed_files", "changed_functions", "untested_changes", "risk", "serena",
+                      "warnings")
         }
     if progress:
         await progress.step(1, "running tests")

@@ -2,6 +2,8 @@
 
 * A changed function body whose file is unchanged since a full coverage run recorded per-test
   contexts (contexts.py): the test functions that executed that function's lines.
+* A changed function or method whose references the client's Serena followed to test functions
+  (serena_impact.py): those test functions.
 * Any other Python change (module-level code, signatures, decorators, new functions, a file measured
   in another version): every test file that imports the module, directly or transitively.
 * A changed non-Python file (a fixture .txt, .json, .csv, an unknown extension): the tests that name
@@ -28,6 +30,7 @@ INERT_EXACT = frozenset({".gitignore", ".gitattributes", ".editorconfig", ".dock
 # Front-end files belong to the JavaScript side of the impact analysis (js/jsimpact.py).
 JS_SUFFIXES = (".js", ".jsx", ".ts", ".tsx", ".mjs", ".cjs", ".css", ".scss", ".vue", ".svelte")
 JS_NAMES = frozenset({"package.json", "package-lock.json", "npm-shrinkwrap.json", "yarn.lock", "pnpm-lock.yaml"})
+SERENA_MARK = "(Serena)"
 MAX_NODE_IDS = 1500
 """More selected test functions than this run as their files (a command line has limits)."""
 
@@ -145,6 +148,7 @@ class Selection:
     notes: list[str] = field(default_factory=list)
     by_function: int = 0  # changed files narrowed to test functions
     by_file: int = 0
+    by_serena: int = 0  # of those, narrowed through Serena's references
 
     @property
     def granularity(self) -> str:
@@ -162,10 +166,12 @@ class Selection:
         return sorted(self.files) + nodes
 
     def reason(self, total_files: int) -> str:
-        functions = len([n for n in self.nodes if n.split("::", 1)[0] not in self.files])
+        alone = [r for n, r in self.nodes.items() if n.split("::", 1)[0] not in self.files]
         parts = [f"{len(self.files)} of {total_files} test files depend on the changes"] if self.files else []
-        if functions:
-            parts.append(f"{functions} test functions executed the changed functions (recorded coverage)")
+        if reached := sum(1 for r in alone if r.endswith(SERENA_MARK)):
+            parts.append(f"{reached} test functions reach the changed symbols through references (Serena)")
+        if executed := len(alone) - reached:
+            parts.append(f"{executed} test functions executed the changed functions (recorded coverage)")
         if not parts:
             return "the changed functions are executed by no recorded test: " + "; ".join(self.notes[:5])
         return "; ".join(parts)
@@ -216,25 +222,32 @@ async def choose_targets(ws: Any, analysis: dict[str, Any], file_level: list[dic
                     selection.notes.append(f"{path}: no recorded test executes {function} (untested change)")
                 for test in tests:
                     selection.nodes.setdefault(test, f"executed {function} in {path} (recorded coverage)")
+    serena = set(analysis.get("_serena_narrowed") or ()) - narrowed
+    narrowed |= serena
     still_file_level = {p for p in changes if p.endswith(".py") and p not in narrowed}
     by_imports = graph.impacted_tests(still_file_level) if graph is not None and still_file_level else {}
     config = full_run_config(ws)
     recorded = {n.split("::", 1)[0] for n in load_timings(ws)}
     for entry in file_level:
-        origin = (entry.get("chain") or [entry["path"]])[-1]
-        if origin in narrowed and entry["path"] not in by_imports:
-            continue  # reached only through functions that per-test coverage narrowed
         if not config.collects(entry["path"]):
             selection.notes.append(
                 f"{entry['path']}: left out, the full run does not collect it (testpaths/norecursedirs)"
             )
             continue
+        for node in entry.get("functions") or ():
+            selection.nodes.setdefault(node, f"reaches the changed symbols {SERENA_MARK}")
+        if entry.get("scope") == "functions":
+            continue  # reached only through changes Serena narrowed: its test functions, not the file
+        origin = (entry.get("chain") or [entry["path"]])[-1]
+        if origin in narrowed and entry["path"] not in by_imports:
+            continue  # reached only through functions that per-test coverage (or Serena) narrowed
         if recorded and entry["path"] not in recorded and entry["path"] not in changes:
             selection.notes.append(f"{entry['path']}: left out, the recorded runs never collected a test from it")
             continue
         selection.files.setdefault(entry["path"], entry.get("reason", "selected"))
     selection.by_function = len(narrowed)
     selection.by_file = len(still_file_level)
+    selection.by_serena = len(serena)
     return selection
 
 
@@ -251,6 +264,7 @@ def selection_report(selection: Selection, python: dict[str, Any] | None, timing
         "test_files": len(selection.files),
         "test_functions": len([n for n in selection.nodes if n.split("::", 1)[0] not in selection.files]),
         "changed_files_by_function": selection.by_function,
+        "changed_files_by_serena": selection.by_serena,
         "changed_files_by_imports": selection.by_file,
         "suite_tests_recorded": suite or None,
         "selected_tests_recorded": len(chosen) if suite else None,
