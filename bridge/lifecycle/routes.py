@@ -86,7 +86,6 @@ class Route:
     peer_headers: dict[str, str] = field(default_factory=dict)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     last_activity: float = field(default_factory=time.monotonic)
-    last_answer: float = 0.0  # monotonic time of the last answer under 500 relayed from it (passive health)
     streams: int = 0  # SSE streams open through the proxy right now
     busy: int = 0  # requests in flight other than listening GET streams: a busy instance is never frozen
     freeze: asyncio.Lock = field(default_factory=asyncio.Lock)  # pause and thaw one at a time, in order
