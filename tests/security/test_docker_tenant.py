@@ -11,6 +11,7 @@ The container's security settings are checked through the engine. In CI (CI=true
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import os
 import shutil
@@ -26,6 +27,7 @@ from bridge.mcp.protocol import INSTANCE_KEY_ENV
 from tests.docker import conftest as docker_fixtures
 from tests.docker.conftest import INSTANCE_UID, owned_workspace, remove_managed
 from tests.helpers import BridgeProcess, mcp_client, serving
+from tests.security import tenant_probes
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 # The Docker session fixtures of tests/docker (a real engine, the images built; CI=true fails without them).
@@ -41,26 +43,12 @@ REPORT_FILE = "attack.json"
 # Tenant A's test file. ``TARGETS`` is filled in from the host: absolute host paths and ports it has no
 # business reaching. It records what it got (never raising), writes the report next to itself, and then
 # asserts nothing leaked, so run_tests' failure message names the outcomes too.
+PROBES = inspect.getsource(tenant_probes)  # read() and listing(), put before ATTACK in the tenant's file
 ATTACK = r"""
 import errno, json, os, socket
 from pathlib import Path
 
 TARGETS = json.loads(__TARGETS__)
-
-
-def read(path):
-    try:
-        with open(path, "rb") as handle:
-            return "READ:" + handle.read(64).decode("utf-8", "replace")
-    except OSError as exc:
-        return type(exc).__name__
-
-
-def listing(path):
-    try:
-        return sorted(os.listdir(path))
-    except OSError as exc:
-        return type(exc).__name__
 
 
 def write(directory):
@@ -219,9 +207,8 @@ def report(engine: Any, bridge: BridgeProcess, tenants: dict[str, dict[str, Any]
     targets = json.dumps(attack_targets(engine, bridge, tenants))
     attack = workspace / ATTACK_FILE
     attack.parent.mkdir()
-    attack.write_text(
-        textwrap.dedent(ATTACK).replace("__TARGETS__", repr(targets)).replace("__REPORT__", repr(REPORT_FILE))
-    )
+    code = PROBES + textwrap.dedent(ATTACK)
+    attack.write_text(code.replace("__TARGETS__", repr(targets)).replace("__REPORT__", repr(REPORT_FILE)))
     for path in (attack.parent, attack):
         os.chown(path, INSTANCE_UID, INSTANCE_UID)
 

@@ -4,6 +4,7 @@ leaves behind when it crashes is killed. In CI (CI=true) a missing or unusable b
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import signal
@@ -16,35 +17,24 @@ import pytest
 
 from bridge.runtime.sandbox import bwrap_usable
 from tests.helpers import PYTHON, ROOT, BridgeProcess, mcp_client, serving
+from tests.security import tenant_probes
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 FAKE_SECRET = "bridge-shell-secret-4711"
 
 # The tenant's code: it tries everything, writes what it got into its own workspace, leaves a child that
 # escapes its process group and ignores SIGTERM (as a daemonising language server would), then serves MCP.
+PROBES = inspect.getsource(tenant_probes)  # read() and listing(), put before ATTACK in the tenant's file
 ATTACK = r"""
 import json, os, runpy, subprocess, sys
 
-def attempt(path):
-    try:
-        with open(path, "rb") as handle:
-            return "READ:" + handle.read(64).decode("utf-8", "replace")
-    except OSError as exc:
-        return type(exc).__name__
-
-def listing(path):
-    try:
-        return sorted(os.listdir(path))
-    except OSError as exc:
-        return type(exc).__name__
-
 targets = json.loads(os.environ["ATTACK_TARGETS"])
-report = {name: attempt(path) for name, path in targets["read"].items()}
+report = {name: read(path) for name, path in targets["read"].items()}
 report |= {"ls_" + name: listing(path) for name, path in targets["list"].items()}
 report["env"] = dict(os.environ)
 environs = []
 for pid in (p for p in os.listdir("/proc") if p.isdigit()):
-    environs.append(attempt(f"/proc/{pid}/environ"))
+    environs.append(read(f"/proc/{pid}/environ"))
 report["proc_environs"] = environs
 try:
     open("/usr/paradise-was-here", "w").close()
@@ -78,7 +68,7 @@ def tenants(tmp_path_factory: pytest.TempPathFactory, sandbox_required: None) ->
         path.mkdir()
     (paths["bob"] / "secret.txt").write_text("bob's private notes")
     (paths["data"] / "admin-token").write_text("the-admin-token-file\n")  # as a bridge without the env var has
-    (paths["tools"] / "attack.py").write_text(ATTACK)
+    (paths["tools"] / "attack.py").write_text(PROBES + ATTACK)
     yield paths
 
 
