@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import BridgeProcess, fixture_catalog, serving
+from tests.helpers import BridgeProcess, fixture_bridge, serving
 
 # Tests make their workspaces in the temp dir, so every bridge they build or start accepts workspaces there
 # (the default root, the user's home, would refuse them); the tests of the roots themselves set their own.
@@ -25,8 +25,5 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def bridge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BridgeProcess]:
-    data = tmp_path_factory.mktemp("bridge")
-    catalog = fixture_catalog(data / "catalog.toml")
-    proc = BridgeProcess(data / "data", env={"PARADISE_CATALOG": str(catalog)})
-    with serving(proc):
+    with serving(fixture_bridge(tmp_path_factory.mktemp("bridge"))) as proc:
         yield proc

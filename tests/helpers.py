@@ -69,6 +69,12 @@ def fixture_catalog(path: Path) -> Path:
     return path
 
 
+def fixture_bridge(base: Path, **env: str) -> BridgeProcess:
+    """A bridge (not started yet) serving the fixture catalog, with its data in ``base``; ``env`` adds settings."""
+    catalog = fixture_catalog(base / "catalog.toml")
+    return BridgeProcess(base / "data", env={"PARADISE_CATALOG": str(catalog), **env})
+
+
 class BridgeProcess:
     """``python -m bridge serve`` as a real child process, on loopback ports of its own."""
 

@@ -14,8 +14,6 @@ catalog also lists serena and quality, real servers too heavy to start dozens of
 
 from __future__ import annotations
 
-import contextlib
-import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,13 +22,17 @@ import pytest
 import schemathesis
 from schemathesis.engine import events, from_schema
 
-from tests.helpers import BridgeProcess, fixture_catalog, kill_leftovers
+from tests.helpers import BridgeProcess, fixture_bridge, serving
 
 pytestmark = pytest.mark.slow
 
+CHECKS = {
+    "not_a_server_error", "status_code_conformance", "content_type_conformance", "response_schema_conformance",
+    "positive_data_acceptance", "negative_data_rejection",
+}
 # The engine of `schemathesis run` (examples, coverage and fuzzing phases, once each), bounded: a few examples
 # per operation, short request timeouts, one event read from a stream, no stateful phase (its chains of
-# registrations would start many instances on a 2-core machine). Only the checks named here run.
+# registrations would start many instances on a 2-core machine). Only the checks in CHECKS run.
 CONFIG = """
 request-timeout = 20
 max-stream-events = 1
@@ -44,48 +46,18 @@ deterministic = true
 enabled = false
 [checks]
 enabled = false
-[checks.not_a_server_error]
-enabled = true
-[checks.status_code_conformance]
-enabled = true
-[checks.content_type_conformance]
-enabled = true
-[checks.response_schema_conformance]
-enabled = true
-[checks.positive_data_acceptance]
-enabled = true
-[checks.negative_data_rejection]
-enabled = true
-"""
-CHECKS = {
-    "not_a_server_error", "status_code_conformance", "content_type_conformance", "response_schema_conformance",
-    "positive_data_acceptance", "negative_data_rejection",
-}
+""" + "".join(f"[checks.{name}]\nenabled = true\n" for name in sorted(CHECKS))
 REGISTER = "POST /api/v1/clients"
 MAX_INSTANCES = 2
 
 
 @pytest.fixture(scope="module")
-def fuzz_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("fuzz-workspace")
-    (path / "app.py").write_text("print('hello')\n")
-    return path
-
-
-@pytest.fixture(scope="module")
 def fuzzed_bridge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BridgeProcess]:
-    data = tmp_path_factory.mktemp("fuzz-bridge")
-    catalog = fixture_catalog(data / "catalog.toml")
     # A cap of two instances: the first valid registrations start one each, later ones are refused with the
     # documented 429 (a state that explains it), so the run never starts more than two real processes.
-    env = {"PARADISE_CATALOG": str(catalog), "PARADISE_MAX_INSTANCES": str(MAX_INSTANCES)}
-    proc = BridgeProcess(data / "data", env=env).start()
-    yield proc
-    with contextlib.suppress(Exception):
-        for client in proc.api("GET", "/clients").json():
-            proc.api("DELETE", f"/clients/{client['client_id']}")
-    proc.kill(signal.SIGTERM)
-    kill_leftovers(proc.data_dir)
+    proc = fixture_bridge(tmp_path_factory.mktemp("fuzz-bridge"), PARADISE_MAX_INSTANCES=str(MAX_INSTANCES))
+    with serving(proc):
+        yield proc
 
 
 def load_schema(bridge: BridgeProcess, workspace: Path) -> schemathesis.BaseSchema:
@@ -110,9 +82,9 @@ def load_schema(bridge: BridgeProcess, workspace: Path) -> schemathesis.BaseSche
 
 
 def test_the_api_accepts_what_its_document_allows_and_refuses_the_rest(
-    fuzzed_bridge: BridgeProcess, fuzz_workspace: Path
+    fuzzed_bridge: BridgeProcess, workspace: Path
 ) -> None:
-    schema = load_schema(fuzzed_bridge, fuzz_workspace)
+    schema = load_schema(fuzzed_bridge, workspace)
     failures: list[str] = []
     statuses: dict[str, set[int]] = {}
     ran: set[str] = set()
