@@ -6,9 +6,11 @@ them it is skipped with a message, except in CI (``CI=true``), where it fails.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +20,7 @@ import aiohttp
 import httpx
 import pytest
 
-from tests.helpers import BridgeProcess
+from tests.helpers import BridgeProcess, mcp_client
 
 CHROMIUM = Path(os.environ.get("PARADISE_CHROMIUM", "/usr/bin/chromium"))
 CHROMEDRIVER = Path(os.environ.get("PARADISE_CHROMEDRIVER", "/usr/bin/chromedriver"))
@@ -214,9 +216,102 @@ def test_wrong_token_is_refused_and_the_page_says_so(browser: Any, bridge: Bridg
     browser.save_screenshot(str(tmp_path / "dashboard-refused.png"))
 
 
-def _screenshot(driver: Any, tmp_path: Path) -> None:
-    path = tmp_path / "dashboard.png"
+# ---- quality on the dashboard -----------------------------------------------------------------------
+
+SLOW_SUITE = """\
+import time
+
+
+def test_slow_one():
+    time.sleep(2)
+
+
+def test_slow_two():
+    time.sleep(2)
+
+
+def test_fails():
+    time.sleep(2)
+    assert 1 + 1 == 3, "arithmetic"
+"""
+
+# Keeps the highest progress value and every tool seen in the quality cell, between the test's polls.
+WATCH_QUALITY = """
+const client = arguments[0];
+window.__jobs = {tools: [], max: 0, messages: []};
+const note = () => {
+  const cell = document.querySelector(`tr.instance-row[data-client="${client}"] td.quality`);
+  for (const job of cell ? cell.querySelectorAll('.quality-job') : []) {
+    if (!window.__jobs.tools.includes(job.dataset.tool)) window.__jobs.tools.push(job.dataset.tool);
+    window.__jobs.max = Math.max(window.__jobs.max, job.querySelector('progress').value);
+    window.__jobs.messages.push(job.querySelector('.step').textContent);
+  }
+};
+new MutationObserver(note).observe(document.getElementById('instances'), {subtree: true, childList: true,
+  attributes: true, characterData: true});
+note();
+"""
+
+
+def _call_in_background(bridge: BridgeProcess, client_id: str, token: str, tool: str, args: dict) -> Any:
+    """Start one MCP tool call through the bridge on a thread of its own; join it, then read ``result``."""
+    box: dict[str, Any] = {}
+
+    async def call() -> None:
+        try:
+            async with mcp_client(bridge.mcp_url(client_id, "quality"), token) as client:
+                box["result"] = await client.call_tool(tool, args)
+        except Exception as exc:  # shown by the assertion that reads the box
+            box["error"] = repr(exc)
+
+    thread = threading.Thread(target=lambda: asyncio.run(call()), daemon=True)
+    thread.start()
+    thread.box = box  # type: ignore[attr-defined]
+    return thread
+
+
+def test_a_quality_run_shows_its_progress_live(browser: Any, bridge: BridgeProcess, tmp_path: Path) -> None:
+    workspace = tmp_path / "slow-suite"
+    (workspace / "tests").mkdir(parents=True)
+    (workspace / "tests" / "test_slow.py").write_text(SLOW_SUITE)
+    created = bridge.register("dash-quality", workspace, ["quality"], wait=60)
+    assert created["instances"][0]["state"] == "running", created
+    browser.get("about:blank")
+    browser.get(f"{bridge.url}/dashboard#token={bridge.admin_token}")
+    cell = "tr.instance-row[data-client=dash-quality] td.quality"
+    wait_for(browser, f"document.querySelector('{cell}')")
+    browser.execute_script(WATCH_QUALITY, "dash-quality")
+    run = _call_in_background(bridge, "dash-quality", created["token"], "run_tests", {"coverage": False})
+    wait_for(browser, "window.__jobs.tools.includes('run_tests')", timeout=30)  # the job, while it runs
+    wait_for(browser, "window.__jobs.max > 0", timeout=30)  # and its progress moving
+    run.join(timeout=60)
+    assert run.box["result"].structured_content["counts"]["failed"] == 1, run.box
+    last = f"{cell} .quality-last[data-tool=run_tests] .failures"
+    assert wait_for(browser, f"document.querySelector('{last}')?.dataset.count") == "1"
+    assert browser.execute_script(f"return document.querySelector('{cell}').dataset.running;") == "0"
+    messages = browser.execute_script("return window.__jobs.messages;")
+    assert any("pytest" in m for m in messages), messages[-3:]
+
+    report = _call_in_background(bridge, "dash-quality", created["token"], "quality_report", {"profile": "quick"})
+    report.join(timeout=60)
+    html_file = workspace / report.box["result"].structured_content["files"]["html"]
+    wait_for(browser, f"document.querySelector('{cell} .quality-last[data-tool=quality_report]')", timeout=15)
+    href = wait_for(browser, f"document.querySelector('{cell} a.report-link')?.href")
+    page = httpx.get(href, timeout=20)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert page.headers["content-security-policy"].startswith("sandbox")
+    assert page.text == html_file.read_text()
+    forged = httpx.get(href.split("?")[0] + "?ticket=1.abc", timeout=10)
+    assert forged.status_code == 403 and forged.json()["error"]["code"] == "forbidden"
+    assert httpx.get(href.split("?")[0], timeout=10).status_code == 403
+    _screenshot(browser, tmp_path, "dashboard-quality.png")
+    browser.get(href)  # the link opens the report in the browser, too
+    assert browser.title.startswith("Quality report")
+
+
+def _screenshot(driver: Any, tmp_path: Path, name: str = "dashboard.png") -> None:
+    path = tmp_path / name
     assert driver.save_screenshot(str(path)), "no screenshot"
     assert path.stat().st_size > 10_000
     with contextlib.suppress(OSError):
-        shutil.copy(path, "/tmp/dashboard.png")  # a fixed place to look at it after a run
+        shutil.copy(path, f"/tmp/{name}")  # a fixed place to look at it after a run

@@ -15,6 +15,7 @@
   let skewMs = 0; // server clock minus ours, so uptimes are right even if the clocks differ
   const events = [];
   const seen = new Set();
+  const quality = new Map(); // client id -> its last "quality" message (jobs, last run, report link)
 
   // ---- token --------------------------------------------------------------------------------------------
 
@@ -97,6 +98,10 @@
     } else if (message.type === "event") {
       addEvent(message.event);
       renderEvents();
+    } else if (message.type === "quality") {
+      quality.set(message.client, message);
+      const cell = document.querySelector(`tr.instance-row[data-client="${CSS.escape(message.client)}"] td.quality`);
+      if (cell) fillQuality(cell, message); // in place: no re-render of the table between snapshots
     }
   }
 
@@ -134,7 +139,7 @@
     const row = el("tr", "client-row");
     row.dataset.client = client.client_id;
     const cell = el("td");
-    cell.colSpan = 6;
+    cell.colSpan = 7;
     cell.append(el("strong", "client-id", client.client_id), el("span", "muted", ` ${client.workspace}`),
       el("span", "profile", client.profile));
     row.append(cell);
@@ -151,9 +156,66 @@
     if (inst.step) state.append(el("span", "step", inst.step));
     const uptime = el("td", "uptime", "–");
     if (LIVE.has(inst.state) && inst.started_at) uptime.dataset.since = inst.started_at;
+    const activity = el("td", inst.service === "quality" ? "quality" : "activity");
+    if (inst.service === "quality") fillQuality(activity, quality.get(client.client_id));
     row.append(el("td", "service", inst.service), state, el("td", "port", inst.port), uptime,
-      el("td", "restarts", inst.restarts), errorCell(inst));
+      el("td", "restarts", inst.restarts), errorCell(inst), activity);
     return row;
+  }
+
+  // ---- quality: the running job, else the last run, and the report link -------------------------------
+
+  function fillQuality(cell, message) {
+    const status = message && message.status;
+    const parts = [];
+    const jobs = (status && Array.isArray(status.running)) ? status.running : [];
+    for (const job of jobs) parts.push(jobBlock(job));
+    if (jobs.length === 0 && status && status.last) parts.push(lastBlock(status.last, status.last_report));
+    if (message && typeof message.report_url === "string" && message.report_url.startsWith("/dashboard/report/")) {
+      const link = el("a", "report-link", "report");
+      link.href = message.report_url;
+      link.target = "_blank";
+      link.rel = "noopener noreferrer";
+      parts.push(link);
+    }
+    if (parts.length === 0) parts.push(el("span", "muted", "–"));
+    cell.dataset.running = String(jobs.length);
+    cell.replaceChildren(...parts);
+  }
+
+  function jobBlock(job) {
+    const block = el("div", "quality-job");
+    block.dataset.tool = job.tool;
+    const total = Number(job.total) > 0 ? Number(job.total) : 1;
+    const value = Math.min(Math.max(Number(job.progress) || 0, 0), total);
+    const bar = el("progress", "quality-progress");
+    bar.max = total;
+    bar.value = value;
+    block.append(el("span", "tool", job.tool), el("span", "quality-value", `${value.toFixed(2)} / ${total}`), bar,
+      el("span", "step", job.message));
+    return block;
+  }
+
+  function lastBlock(last, report) {
+    const block = el("div", "quality-last");
+    block.dataset.tool = last.tool;
+    block.dataset.status = last.status;
+    const facts = [];
+    const score = last.score ?? (report ? report.score : null);
+    if (score !== null && score !== undefined) facts.push(el("span", "score", `score ${score}`));
+    if (last.failures !== null && last.failures !== undefined) {
+      const failures = el("span", "failures", `${last.failures} failure${last.failures === 1 ? "" : "s"}`);
+      failures.dataset.count = String(last.failures);
+      if (Array.isArray(last.failed) && last.failed.length) failures.title = last.failed.join("\n");
+      facts.push(failures);
+    }
+    if (last.findings !== null && last.findings !== undefined) facts.push(el("span", "findings", `${last.findings} findings`));
+    if (last.trend && last.trend.direction) facts.push(el("span", `trend trend-${last.trend.direction.replace(/\W/g, "-")}`,
+      last.trend.direction));
+    const when = Date.parse(last.finished_at);
+    block.append(el("span", "tool", last.tool), el("span", `state quality-${last.status}`, last.status), ...facts,
+      el("time", "muted", Number.isNaN(when) ? "" : new Date(when).toLocaleTimeString()));
+    return block;
   }
 
   function errorCell(inst) {
