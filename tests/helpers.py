@@ -7,7 +7,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,18 +20,10 @@ import psutil
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
+from bridge.runtime.base import port_is_free
+
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
-
-
-def port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def free_block(size: int) -> int:
@@ -40,7 +31,7 @@ def free_block(size: int) -> int:
     for _ in range(200):
         # Below Linux's ephemeral range (32768+), where outgoing connections in TIME_WAIT can hold a port.
         first = random.randrange(20000, 32000 - size)
-        if all(port_free(p) for p in range(first, first + size + 1)):
+        if all(port_is_free(p) for p in range(first, first + size + 1)):
             return first
     raise RuntimeError("no free block of ports on 127.0.0.1")
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from bridge.cli.host import cmd_images_build, install_serena_now
 from bridge.cli.setup_context import Reporter, SetupFailed, SetupOptions
 from bridge.host.doctor import bridge_report, catalog_images, node_report
 from bridge.host.serena_install import serena_installed
+from bridge.runtime.base import port_is_free
 from bridge.runtime.selection import MachineFacts, choose_runtime, gather_facts
 from bridge.settings import BridgeSettings, SettingsError, load_settings
 
@@ -35,13 +35,7 @@ def running_runtime(url: str) -> str | None:
 
 def port_taken(port: int) -> bool:
     """True when the bridge could not bind the port (a listener, or any other socket holding it)."""
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return True
-    return False
+    return not port_is_free(port)
 
 
 def live_pid(pid_file: Path) -> int | None:

@@ -36,7 +36,8 @@ import httpx
 import psutil
 
 from bridge.mcp.client import McpSession, McpStatusError, McpToolError, ProbeFailed
-from tests.helpers import BridgeProcess, fixture_catalog, port_free
+from bridge.runtime.base import port_is_free
+from tests.helpers import BridgeProcess, fixture_catalog
 
 MIB = 2**20
 FIGURES: dict[str, Any] = {}  # every figure of the run, printed as one JSON line at the end
@@ -86,7 +87,7 @@ def quiet_block(size: int) -> int:
         low = 32768
     for _ in range(200):
         first = random.randrange(10000, max(10001, low - size - 1))
-        if all(port_free(p) for p in range(first, first + size + 1)):
+        if all(port_is_free(p) for p in range(first, first + size + 1)):
             return first
     raise RuntimeError("no free block of ports below the ephemeral range on 127.0.0.1")
 
