@@ -51,7 +51,7 @@ class Symbol:
     name_path: str  # Serena's: "Class/method"
 
 
-def _units(entries: list[dict[str, Any]], prefix: str = "") -> list[tuple[str, str, int, int]]:
+def callables_in(entries: list[dict[str, Any]], prefix: str = "") -> list[tuple[str, str, int, int]]:
     """(name path, kind, first, last line, 0-based) of every function and method in a find_symbol tree;
     the body of a function is its own (a nested function belongs to the function that defines it)."""
     found = []
@@ -65,11 +65,11 @@ def _units(entries: list[dict[str, Any]], prefix: str = "") -> list[tuple[str, s
             for child_kind, children in (entry.get("children") or {}).items():
                 if child_kind in CALLABLE | {"Class"}:
                     typed = [{**c, "kind": child_kind} for c in children]
-                    found += _units(typed, f"{name}/")
+                    found += callables_in(typed, f"{name}/")
     return found
 
 
-def test_node(path: str, name_path: str) -> str | None:
+def pytest_node_id(path: str, name_path: str) -> str | None:
     """The pytest node id of the test function a referencing symbol is (or lies in), else None."""
     parts = name_path.split("/")
     for i, part in enumerate(parts):
@@ -110,7 +110,7 @@ class Walk:
             {"name_path_pattern": "/", "substring_matching": True, "relative_path": path, "depth": 2,
              "max_answer_chars": 200_000},
         )
-        units = _units(tree if isinstance(tree, list) else [])
+        units = callables_in(tree if isinstance(tree, list) else [])
         touched: dict[str, Symbol] = {}
         for line in sorted(lines):
             around = [u for u in units if u[2] <= line - 1 <= u[3]]
@@ -189,7 +189,7 @@ class Walk:
             result.fallback = f"{path} ({name_path}) uses {chain[-1]}: fixtures reach tests no reference shows"
             return None
         if self._is_test(path):
-            node = test_node(path, name_path)
+            node = pytest_node_id(path, name_path)
             if node:
                 result.nodes.setdefault(node, [*chain, node])
             else:
