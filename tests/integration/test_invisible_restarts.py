@@ -4,14 +4,18 @@ session-era client (``mode="legacy"``: initialize handshake and Mcp-Session-Id, 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
 
 from bridge.mcp.protocol import SESSION_ID_HEADER, initialize_request
-from tests.helpers import crash_instance, listener_pid, mcp_client
+from tests.helpers import BridgeProcess, crash_instance, listener_pid, mcp_client
 from tests.integration.test_health import running_bridge
 
 
@@ -21,11 +25,17 @@ async def whoami(client) -> dict[str, str]:  # type: ignore[no-untyped-def]
     return result.structured_content
 
 
+@contextlib.asynccontextmanager
+async def echo_session(bridge: BridgeProcess, client_id: str, workspace: Path) -> AsyncIterator[tuple[Any, dict]]:
+    """``client_id`` registered with the echo service; a session-era SDK client and its first whoami."""
+    token = bridge.register(client_id, workspace, ["echo"])["token"]
+    async with mcp_client(bridge.mcp_url(client_id, "echo"), token, mode="legacy") as client:
+        yield client, await whoami(client)
+
+
 async def test_kill_9_between_two_calls_is_not_seen_by_the_session(tmp_path, workspace) -> None:
     with running_bridge(tmp_path, PARADISE_PROBE_INTERVAL="30") as bridge:  # no probe will notice on its own
-        token = bridge.register("alice", workspace, ["echo"])["token"]
-        async with mcp_client(bridge.mcp_url("alice", "echo"), token, mode="legacy") as client:
-            before = await whoami(client)
+        async with echo_session(bridge, "alice", workspace) as (client, before):
             crash_instance(bridge, "alice", "echo")
             for _ in range(5):  # each call on the same session: held, healed, replayed — never 404 or 502
                 after = await whoami(client)
@@ -37,9 +47,7 @@ async def test_kill_9_between_two_calls_is_not_seen_by_the_session(tmp_path, wor
 
 async def test_a_crash_found_by_the_monitor_is_not_seen_either(tmp_path, workspace) -> None:
     with running_bridge(tmp_path) as bridge:
-        token = bridge.register("bob", workspace, ["echo"])["token"]
-        async with mcp_client(bridge.mcp_url("bob", "echo"), token, mode="legacy") as client:
-            before = await whoami(client)
+        async with echo_session(bridge, "bob", workspace) as (client, before):
             crash_instance(bridge, "bob", "echo")
             assert bridge.wait_state("bob", "echo", {"restarting", "starting"}, timeout=10)["state"] != "failed"
             bridge.wait_state("bob", "echo", {"running"}, timeout=30)
@@ -60,9 +68,7 @@ async def test_idle_stop_and_wake_keep_the_session(tmp_path, workspace) -> None:
 
 async def test_pause_and_thaw_keep_the_same_process_and_session(tmp_path, workspace) -> None:
     with running_bridge(tmp_path, PARADISE_PAUSE_AFTER="1") as bridge:
-        token = bridge.register("fay", workspace, ["echo"])["token"]
-        async with mcp_client(bridge.mcp_url("fay", "echo"), token, mode="legacy") as client:
-            before = await whoami(client)
+        async with echo_session(bridge, "fay", workspace) as (client, before):
             assert bridge.wait_state("fay", "echo", {"paused"}, timeout=20)["state"] == "paused"
             server = psutil.Process(listener_pid(bridge.state("fay", "echo")["port"]))
             assert server.status() == psutil.STATUS_STOPPED  # frozen for real: SIGSTOP, no CPU
@@ -74,9 +80,7 @@ async def test_pause_and_thaw_keep_the_same_process_and_session(tmp_path, worksp
 
 async def test_the_session_survives_a_bridge_kill_9(tmp_path, workspace) -> None:
     with running_bridge(tmp_path) as bridge:
-        token = bridge.register("dave", workspace, ["echo"])["token"]
-        async with mcp_client(bridge.mcp_url("dave", "echo"), token, mode="legacy") as client:
-            before = await whoami(client)
+        async with echo_session(bridge, "dave", workspace) as (client, before):
             bridge.kill(signal.SIGKILL)
             bridge.start()
             assert (await whoami(client))["boot"] == before["boot"]  # adopted: the same instance, same session
