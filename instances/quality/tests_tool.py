@@ -14,7 +14,7 @@ from .plan import make_plan, normalise_xdist_output
 from .profiles import Profile
 from .progress import Progress
 from .pytestconfig import full_run_config
-from .runner import RunResult, clean_env, read_bounded_file, run_command
+from .runner import RunResult, clean_env, read_bounded_file
 from .testhistory import after_run
 from .testmerge import combine_sections
 from .testparse import (
@@ -23,6 +23,7 @@ from .testparse import (
     parse_junit,
     parse_verbose_output,
 )
+from .toolrun import ToolRun
 from .workspace import Workspace
 
 # Coverage settings used when the workspace has none of its own: measure the code, not the tests.
@@ -145,11 +146,8 @@ async def run_pytest(
             ws, interp, tmp, targets=targets or [], keyword=keyword, workers=workers, max_failures=max_failures
         )
         argv = _pytest_argv(interp.path, tmp, targets or [], keyword, coverage_args + plan.args, config_args)
-        beat = progress.heartbeat("pytest", timeout) if progress else None
         env = clean_env({"COVERAGE_FILE": str(tmp / ".coverage"), **plan.env})
-        run = await run_command(
-            argv, cwd=ws.root, timeout=timeout, max_output=profile.max_output_bytes, env=env, heartbeat=beat
-        )
+        run = await ToolRun(profile, timeout, progress).run(argv, "pytest", ws.root, env)
         _fill_pytest_result(result, run, tmp, timeout, profile.max_findings)
         result["plan"] = {**plan.describe(), "workers_used": plan.distribution()}
         await after_run(
@@ -252,24 +250,12 @@ async def run_tests(
     if path:
         targets = [ws.target(path)]
     sections: dict[str, Any] = {}
+    # what every runner is given alike; workers and max_failures are pytest's alone
+    shared: dict[str, Any] = {"keyword": keyword, "coverage": coverage, "timeout": timeout, "progress": progress}
     if javascript:
-        sections.update(
-            await run_js_tests(
-                ws, profile, path=path, keyword=keyword, coverage=coverage, timeout=timeout, progress=progress
-            )
-        )
+        sections.update(await run_js_tests(ws, profile, path=path, **shared))
     if _python_wanted(ws, targets) or not sections:
-        python = await run_pytest(
-            ws,
-            profile,
-            targets=targets,
-            keyword=keyword,
-            coverage=coverage,
-            timeout=timeout,
-            progress=progress,
-            workers=workers,
-            max_failures=max_failures,
-        )
+        python = await run_pytest(ws, profile, targets=targets, workers=workers, max_failures=max_failures, **shared)
         sections = {"python": python, **sections}
         if len(sections) > 1 and python.get("status") == "skipped" and not ws.test_files():
             sections.pop("python")  # a JavaScript-only workspace: "no Python tests" is no gap

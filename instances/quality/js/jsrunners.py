@@ -14,6 +14,7 @@ from ..profiles import Profile
 from ..progress import Progress
 from ..runner import read_bounded_file, run_command
 from ..testparse import empty_counts, parse_jest_coverage
+from ..toolrun import ToolRun
 from ..workspace import Workspace
 from .packages import JS_SUFFIXES, JsPackage, major_version, node_env, node_tool, tool_version, toolchain_dirs
 
@@ -198,15 +199,7 @@ async def run_js_runner(
         )
         if no_coverage:
             result["skipped"].append({"what": f"{runner} coverage ({pkg.label})", "reason": no_coverage})
-        beat = progress.heartbeat(f"{runner} ({pkg.label})", timeout) if progress else None
-        run = await run_command(
-            argv,
-            cwd=pkg.path,
-            timeout=timeout,
-            max_output=profile.max_output_bytes,
-            env=node_env(),
-            heartbeat=beat,
-        )
+        run = await ToolRun(profile, timeout, progress).run(argv, f"{runner} ({pkg.label})", pkg.path, node_env())
         result.update(
             command=[Path(argv[0]).name, *argv[1:]],
             exit_code=run.returncode,
@@ -216,14 +209,8 @@ async def run_js_runner(
         )
         text = read_bounded_file(tmp / "report.json")
         if not text:
-            problem = run.problem(timeout, runner)
-            result.update(
-                status="partial" if run.timed_out else "error",
-                error={
-                    "code": "timeout" if run.timed_out else "run_failed",
-                    "message": problem or f"{runner} wrote no results (exit {run.returncode}): {run.tail(8)}",
-                },
-            )
+            error = run.failure(timeout, f"{runner} wrote no results (exit {run.returncode}): {run.tail(8)}", runner)
+            result.update(status="partial" if run.timed_out else "error", error=error)
             return result
         parsed = parse_js_report(json.loads(text))
         result["counts"] = parsed["counts"]
