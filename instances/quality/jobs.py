@@ -71,6 +71,7 @@ class JobRegistry:
         self.running: dict[int, Job] = {}
         self.last: dict[str, Any] | None = None
         self.by_tool: dict[str, dict[str, Any]] = {}  # each tool's last summary, for its trend
+        self._save_failed = False
         self._load()
 
     def begin(self, tool: str) -> Job:
@@ -130,7 +131,9 @@ class JobRegistry:
             tmp.write_text(json.dumps({"last": self.last, "by_tool": self.by_tool}, sort_keys=True), encoding="utf-8")
             os.replace(tmp, path)  # a reader (or a crash) never sees half a file
         except OSError as exc:  # a read-only workspace: the summary lives in memory only
-            log.warning("cannot save %s: %s", path, exc)
+            if not self._save_failed:  # said once, not after every tool call
+                log.warning("cannot save %s (kept in memory): %s", path, exc)
+            self._save_failed = True
 
 
 # ---- summaries ----------------------------------------------------------------------------------------
