@@ -60,6 +60,18 @@ def fixture_catalog(path: Path) -> Path:
     return path
 
 
+def serena_venv_path() -> Path:
+    """Where the tests' Serena is installed: PARADISE_SERENA_VENV, else the user's cache (so runs reuse it)."""
+    configured = os.environ.get("PARADISE_SERENA_VENV")
+    return Path(configured) if configured else Path.home() / ".cache" / "devops-paradise" / "serena-venv"
+
+
+def bridge_with_serena(base: Path, ready_timeout: float = 120) -> BridgeProcess:
+    """A bridge (not started yet) that runs Serena from serena_venv_path(), with its data in ``base``."""
+    env = {"PARADISE_SERENA_VENV": str(serena_venv_path()), "PARADISE_READY_TIMEOUT": str(ready_timeout)}
+    return BridgeProcess(base / "data", env=env)
+
+
 def fixture_bridge(base: Path, **env: str) -> BridgeProcess:
     """A bridge (not started yet) serving the fixture catalog, with its data in ``base``; ``env`` adds settings."""
     catalog = fixture_catalog(base / "catalog.toml")

@@ -34,7 +34,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from bridge.host.serena_install import install_serena
 from tests.docker.conftest import unavailable
-from tests.helpers import free_block
+from tests.helpers import free_block, serena_venv_path
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT_NAME = "start-devops-paradise.sh"
@@ -45,11 +45,6 @@ COPY_IGNORE = shutil.ignore_patterns(
 RUN_TIMEOUT = 600
 
 pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
-
-
-def serena_venv_path() -> Path:
-    configured = os.environ.get("PARADISE_SERENA_VENV")
-    return Path(configured) if configured else Path.home() / ".cache" / "devops-paradise" / "serena-venv"
 
 
 @dataclass

@@ -7,15 +7,13 @@ runs reuse it). Everything is loopback.
 from __future__ import annotations
 
 import json
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
 
-from tests.helpers import BridgeProcess, instance_pid, kill_leftovers, mcp_client
-from tests.integration.test_serena_direct import serena_venv_path
+from tests.helpers import BridgeProcess, bridge_with_serena, instance_pid, mcp_client, serving
 
 pytestmark = [pytest.mark.serena, pytest.mark.slow]
 
@@ -32,16 +30,8 @@ def python_workspace(root: Path, package: str, cls: str) -> Path:
 
 @pytest.fixture(scope="module")
 def serena_bridge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BridgeProcess]:
-    data = tmp_path_factory.mktemp("serena-bridge")
-    proc = BridgeProcess(
-        data / "data",
-        env={"PARADISE_SERENA_VENV": str(serena_venv_path()), "PARADISE_READY_TIMEOUT": "120"},
-    ).start()
-    yield proc
-    for client in proc.api("GET", "/clients").json():
-        proc.api("DELETE", f"/clients/{client['client_id']}")
-    proc.kill(signal.SIGTERM)
-    kill_leftovers(proc.data_dir)
+    with serving(bridge_with_serena(tmp_path_factory.mktemp("serena-bridge"))) as proc:
+        yield proc
 
 
 def symbols(text: str) -> list[str]:

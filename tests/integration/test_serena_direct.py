@@ -22,19 +22,12 @@ import pytest
 from mcp import Client
 
 from bridge.host.serena_install import SERENA_VERSION, install_serena, serena_installed
-from tests.helpers import write_geometry_workspace
+from tests.helpers import serena_venv_path, write_geometry_workspace
 
 pytestmark = [pytest.mark.serena, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 90.0
-
-
-def serena_venv_path() -> Path:
-    configured = os.environ.get("PARADISE_SERENA_VENV")
-    if configured:
-        return Path(configured)
-    return Path.home() / ".cache" / "devops-paradise" / "serena-venv"
 
 
 @pytest.fixture(scope="module")

@@ -25,8 +25,7 @@ import pytest
 
 from bridge.mcp.protocol import ACCEPT_BOTH, INSTANCE_KEY_ENV, INSTANCE_KEY_HEADER, initialize_request
 from tests.docker import conftest as docker_fixtures
-from tests.helpers import BridgeProcess, listener_pid, mcp_client, serving
-from tests.integration.test_serena_direct import serena_venv_path
+from tests.helpers import BridgeProcess, bridge_with_serena, listener_pid, mcp_client, serving
 
 pytestmark = [pytest.mark.slow]
 
@@ -98,12 +97,7 @@ def env_probe_workspace(root: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def key_bridge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BridgeProcess]:
-    data = tmp_path_factory.mktemp("key-bridge")
-    proc = BridgeProcess(
-        data / "data",
-        env={"PARADISE_SERENA_VENV": str(serena_venv_path()), "PARADISE_READY_TIMEOUT": "120"},
-    )
-    with serving(proc):
+    with serving(bridge_with_serena(tmp_path_factory.mktemp("key-bridge"))) as proc:
         yield proc
 
 
