@@ -18,7 +18,8 @@ import json
 import os
 import socket
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -61,9 +62,9 @@ def sample_workspace(tmp_path: Path) -> Path:
     return workspace
 
 
-@pytest.fixture
+@pytest.fixture(params=RUN_MODES)
 def run_mode(request: pytest.FixtureRequest, engine: Any, sample_workspace: Path) -> Iterator[tuple[dict, str]]:
-    """(extra containers.run options, the uid every process in the container must have)."""
+    """(extra containers.run options, the uid every process in the container must have); each of RUN_MODES."""
     if request.param == "image-user":
         yield {}, PARADISE_UID
         return
@@ -144,25 +145,31 @@ def tool_text(result: Any) -> str:
     return "".join(getattr(part, "text", "") for part in result.content)
 
 
-@contextlib.asynccontextmanager
-async def mcp_instance(
-    engine: Any, tag: str, workspace: Path, options: dict
-) -> AsyncIterator[tuple[Any, Client, set[str]]]:
-    """An instance container of ``tag`` on the workspace: (container, a connected MCP client, its tool names).
+InstanceOpener = Callable[[str], AbstractAsyncContextManager[tuple[Any, Client, set[str], str]]]
+
+
+@pytest.fixture
+def instance(engine: Any, images: dict[str, str], sample_workspace: Path, run_mode: tuple[dict, str]) -> InstanceOpener:
+    """``async with instance("quality") as (container, client, tool names, uid)``: the image's container on the
+    sample workspace in this run mode, a connected MCP client, and the uid its processes must have.
     Host: 127.0.0.1:<host port>, as the bridge sends it, while the server listens on 0.0.0.0:8000."""
-    with running(engine, tag, workspace, **options) as (container, port):
-        url = f"http://127.0.0.1:{port}/mcp"
-        await wait_for_http(container, url)
-        async with Client(url) as client:
-            yield container, client, {tool.name for tool in (await client.list_tools()).tools}
-
-
-@pytest.mark.parametrize("run_mode", RUN_MODES, indirect=True)
-async def test_quality_image_lists_its_tools_and_runs_unprivileged(
-    engine: Any, images: dict[str, str], sample_workspace: Path, run_mode: tuple[dict, str]
-) -> None:
     options, uid = run_mode
-    async with mcp_instance(engine, images["quality"], sample_workspace, options) as (container, client, tools):
+
+    @contextlib.asynccontextmanager
+    async def open_instance(image: str) -> AsyncIterator[tuple[Any, Client, set[str], str]]:
+        with running(engine, images[image], sample_workspace, **options) as (container, port):
+            url = f"http://127.0.0.1:{port}/mcp"
+            await wait_for_http(container, url)
+            async with Client(url) as client:
+                yield container, client, {tool.name for tool in (await client.list_tools()).tools}, uid
+
+    return open_instance
+
+
+async def test_quality_image_lists_its_tools_and_runs_unprivileged(
+    instance: InstanceOpener, engine: Any, images: dict[str, str]
+) -> None:
+    async with instance("quality") as (container, client, tools, uid):
         assert {"run_tests", "lint", "security_scan", "quality_report"} <= tools
         profiles = await asyncio.wait_for(client.call_tool("list_profiles", {}), timeout=60)
         assert not profiles.is_error, tool_text(profiles)
@@ -170,12 +177,10 @@ async def test_quality_image_lists_its_tools_and_runs_unprivileged(
         assert engine.images.get(images["quality"]).attrs["Config"]["User"] == "paradise"
 
 
-@pytest.mark.parametrize("run_mode", RUN_MODES, indirect=True)
 async def test_serena_image_finds_a_class_in_the_mounted_workspace(
-    engine: Any, images: dict[str, str], sample_workspace: Path, run_mode: tuple[dict, str]
+    instance: InstanceOpener, sample_workspace: Path
 ) -> None:
-    options, uid = run_mode
-    async with mcp_instance(engine, images["serena"], sample_workspace, options) as (container, client, tools):
+    async with instance("serena") as (container, client, tools, uid):
         assert {"find_symbol", "get_symbols_overview", "find_referencing_symbols"} <= tools
         result = await asyncio.wait_for(
             client.call_tool("find_symbol", {"name_path_pattern": "Circle", "depth": 1}), timeout=180
