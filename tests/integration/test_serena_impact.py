@@ -122,6 +122,15 @@ async def test_with_serena_impact_is_narrowed_to_the_test_functions_that_reach_t
     assert "through references (Serena)" in run["reason"] and "Serena" in text
     assert run["analysis"]["serena"]["chains"] == serena["chains"]
 
+    # A module-level statement runs at import: no narrowing for that file, and the reply says so.
+    ops = tmp_path / "ws" / "calc" / "ops.py"
+    ops.write_text(ops.read_text() + "\nLIMIT = 10\n")
+    analysis, _ = await call(bridge, "semantic", token, "analyze_changes")
+    assert analysis["serena"]["used"] is False
+    assert [f["path"] for f in analysis["serena"]["fallbacks"]] == ["calc/ops.py"]
+    assert "module- or class-level" in analysis["serena"]["fallbacks"][0]["reason"]
+    assert sorted(t["path"] for t in analysis["impacted_tests"]) == ["tests/test_ops.py", "tests/test_other.py"]
+
     # Serena's key went to the quality instance in request headers only: not in its environment, no log.
     serena_key = psutil.Process(listener_pid(bridge.state("semantic", "serena")["port"])).environ().get(
         "PARADISE_INSTANCE_KEY"
