@@ -11,13 +11,17 @@ import pytest
 from quality_workspaces import git
 
 
-@pytest.fixture
-def repo(js_servers) -> Iterator[Path]:
-    """The tsimpact repository, reset to its commit after each test."""
-    root = js_servers["tsimpact"].workspace
+def reset_after(root: Path) -> Iterator[Path]:
+    """``root`` for one test, then back to its commit (edits undone, new files removed)."""
     yield root
     git(root, "checkout", "-q", "--", ".")
     git(root, "clean", "-q", "-fd")
+
+
+@pytest.fixture
+def repo(js_servers) -> Iterator[Path]:
+    """The tsimpact repository, reset to its commit after each test."""
+    yield from reset_after(js_servers["tsimpact"].workspace)
 
 
 def edit(root: Path, rel: str, old: str, new: str) -> None:
@@ -92,10 +96,8 @@ async def test_nothing_changed_is_the_only_none(js_call, repo: Path) -> None:
 
 @pytest.fixture
 def mixed(js_servers) -> Iterator[Path]:
-    root = js_servers["mixedrepo"].workspace
-    yield root
-    git(root, "checkout", "-q", "--", ".")
-    git(root, "clean", "-q", "-fd")
+    """The Python + jest + vitest repository, reset to its commit after each test."""
+    yield from reset_after(js_servers["mixedrepo"].workspace)
 
 
 async def test_mixed_repo_runs_only_the_runner_a_change_reaches(js_call, mixed: Path) -> None:
