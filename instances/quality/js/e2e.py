@@ -77,6 +77,16 @@ def chromium_path() -> str | None:
     return None
 
 
+def browser_tool(name: str, label: str, ws: Workspace) -> tuple[str, str] | dict[str, str]:
+    """(the Node tool `name`, Chromium) for a tool that drives the browser, or the tool_missing error
+    saying which of them is not installed (`label` names the tool)."""
+    tool, chromium = node_tool(name, ws.root), chromium_path()
+    if tool is None or chromium is None:
+        missing = label if tool is None else "Chromium (/usr/bin/chromium)"
+        return {"code": "tool_missing", "message": f"{missing} is not installed"}
+    return tool, chromium
+
+
 def stamp() -> str:
     now = datetime.now(UTC)
     return now.strftime("%Y%m%dT%H%M%S") + f"{now.microsecond // 1000:03d}Z"
@@ -161,12 +171,11 @@ async def run_e2e(call: AppRun, path: str | None = None) -> dict[str, Any]:
     ws, tool = call.ws, call.tool("e2e")
     config = next((ws.root / n for n in CONFIGS if (ws.root / n).is_file()), None)
     result: dict[str, Any] = {"tool": "run_e2e", "status": "ok", "counts": empty_counts(), "failures": []}
-    playwright = node_tool("playwright", ws.root)
-    chromium = chromium_path()
-    if playwright is None or chromium is None:
-        missing = "Playwright (@playwright/test)" if playwright is None else "Chromium (/usr/bin/chromium)"
-        result.update(status="error", error={"code": "tool_missing", "message": f"{missing} is not installed"})
+    found = browser_tool("playwright", "Playwright (@playwright/test)", ws)
+    if isinstance(found, dict):
+        result.update(status="error", error=found)
         return result
+    playwright, chromium = found
     test_dir, filter_arg = _test_dir(ws, config, path)
     run_id = stamp()
     output_dir = ws.root / REPORTS / f"e2e-{run_id}"

@@ -108,15 +108,15 @@ async def run_prettier(
     prettier = node_tool("prettier", ws.root)
     if prettier is None:
         return {"linter": "prettier", "status": "skipped", "reason": "prettier is not installed (workspace or bundled)"}
-    timeout = profile.timeout("lint")
     pattern = (
         target if target.endswith(JS_SUFFIXES) else (_PRETTIER_GLOB if target == "." else f"{target}/{_PRETTIER_GLOB}")
     )
-    tool = ToolRun(profile, timeout, progress)
+    tool = ToolRun(profile, profile.timeout("lint"), progress)
     argv = [prettier, "--list-different", "--no-error-on-unmatched-pattern", pattern]
     run = await tool.run(argv, "prettier", ws.root, node_env())
-    if run.problem(timeout) or run.returncode not in (0, 1):
-        return {"linter": "prettier", "status": "error", "duration_s": run.duration_s, "error": run.failure(timeout)}
+    if run.problem(tool.timeout) or run.returncode not in (0, 1):
+        error = run.failure(tool.timeout)
+        return {"linter": "prettier", "status": "error", "duration_s": run.duration_s, "error": error}
     unformatted = [line.strip() for line in run.stdout.splitlines() if line.strip()]
     findings = []
     for index, rel in enumerate(unformatted):

@@ -10,8 +10,8 @@ from typing import Any
 
 from ..runner import read_bounded_file
 from .appserver import AppRun, loopback_url
-from .e2e import REPORTS, chromium_path, stamp
-from .packages import node_env, node_tool, tool_version
+from .e2e import REPORTS, browser_tool, stamp
+from .packages import node_env, tool_version
 
 CHROME_FLAGS = (
     "--headless --no-sandbox --disable-gpu --disable-background-networking --disable-component-update "
@@ -65,12 +65,11 @@ async def run_performance(call: AppRun, url: str) -> dict[str, Any]:
     loopback_url(url, "url")
     ws, tool = call.ws, call.tool("performance")
     result: dict[str, Any] = {"tool": "run_performance", "status": "ok", "url": url}
-    lighthouse = node_tool("lighthouse", ws.root)
-    chromium = chromium_path()
-    if lighthouse is None or chromium is None:
-        missing = "lighthouse" if lighthouse is None else "Chromium (/usr/bin/chromium)"
-        result.update(status="error", error={"code": "tool_missing", "message": f"{missing} is not installed"})
+    found = browser_tool("lighthouse", "lighthouse", ws)
+    if isinstance(found, dict):
+        result.update(status="error", error=found)
         return result
+    lighthouse, chromium = found
     directory = ws.root / REPORTS
     directory.mkdir(parents=True, exist_ok=True)
     base = directory / f"lighthouse-{stamp()}"
