@@ -29,6 +29,10 @@ OFFICIAL_BASE_IMAGE = "python:3.11-slim"
 LOCAL_BASE_IMAGE = "devops-paradise/base:bookworm"
 REGISTRY_PROBE_URL = "https://registry-1.docker.io/v2/"
 TAIL_LINES = 30
+# What every build asks of the daemon: a decoded progress stream, intermediate containers removed even
+# when a step fails, never a pull (the bases are local or built here: registry-free), and no client-side
+# timeout (a cold build runs for minutes).
+_BUILD_OPTIONS: dict[str, Any] = {"decode": True, "rm": True, "forcerm": True, "pull": False, "timeout": None}
 
 
 @dataclass(frozen=True)
@@ -206,13 +210,9 @@ def _build_one(
             dockerfile=spec.dockerfile,
             tag=spec.tag,
             buildargs=buildargs,
-            decode=True,
-            rm=True,
-            forcerm=True,
-            pull=False,
-            nocache=nocache,
-            timeout=None,
             labels={"devops-paradise.image": spec.name, **labels},
+            nocache=nocache,
+            **_BUILD_OPTIONS,
         )
         for chunk in stream:
             if "error" in chunk or "errorDetail" in chunk:
