@@ -3,6 +3,8 @@ prettier of the bundled toolchain through the real server and MCP client."""
 
 from __future__ import annotations
 
+from run_facts import the_failure
+
 
 async def test_jest_failures_with_file_line_and_istanbul_coverage(js_call) -> None:
     result, progress = await js_call("jest", "run_tests")
@@ -42,11 +44,8 @@ async def test_vitest_typescript_results_and_coverage(js_call) -> None:
     result, _ = await js_call("vitest", "run_tests")
     data = result.structured_content
     assert data["counts"] == {"total": 4, "passed": 2, "failed": 1, "skipped": 1, "errors": 0}
-    [failure] = data["failures"]
-    assert failure["runner"] == "vitest"
-    assert failure["test"] == "src/math.test.ts::math clamps high"
-    assert (failure["file"], failure["line"]) == ("src/math.test.ts", 12)
-    assert failure["message"] == "AssertionError: expected 10 to be 11 // Object.is equality"
+    message = "AssertionError: expected 10 to be 11 // Object.is equality"
+    assert the_failure(data) == ("vitest", "src/math.test.ts::math clamps high", "src/math.test.ts", 12, message)
     math = data["coverage"]["files"]["src/math.ts"]
     assert math["lines_covered"] == math["lines_total"] and math["branches_total"] >= 2
     assert data["runners"]["vitest"]["version"].startswith("5.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from js_workspaces import require_node_toolchain
+from run_facts import the_failure
 
 
 async def test_server_lists_every_tool_with_arguments(quality_servers) -> None:
@@ -86,10 +87,8 @@ async def test_run_tests_reports_the_failure_with_file_line_and_message(call_too
     result, _ = await call_tool("failing", "run_tests")
     data = result.structured_content
     assert data["counts"] == {"total": 3, "passed": 2, "failed": 1, "skipped": 0, "errors": 0}
-    [failure] = data["failures"]
-    assert failure["test"] == "tests/test_calc.py::test_mul_wrong"
-    assert (failure["file"], failure["line"]) == ("tests/test_calc.py", 10)
-    assert failure["message"] == "AssertionError: two times two\nassert 4 == 5"
+    message = "AssertionError: two times two\nassert 4 == 5"
+    assert the_failure(data) == ("pytest", "tests/test_calc.py::test_mul_wrong", "tests/test_calc.py", 10, message)
     assert data["runners"]["python"]["failed_tests"] == ["tests/test_calc.py::test_mul_wrong"]
     assert data["coverage"]["files"]["calc.py"]["line_percent"] == 100.0
     assert "First failure: tests/test_calc.py:10" in result.content[0].text
