@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
 from bridge.errors import NotFound, Unavailable
+from bridge.lifecycle.routes import Route
 from bridge.models import InstanceState as S
-from tests.unit.lifecycle.conftest import MakeLifecycle, until
+from bridge.runtime.base import Runtime
+from tests.unit.lifecycle.conftest import Lifecycle, MakeLifecycle, until
 from tests.unit.lifecycle.fakes import BadRuntime, ExitingRuntime, NeverReadyRuntime, SlowRuntime
 
 
@@ -62,11 +65,17 @@ async def test_concurrent_wakes_start_the_instance_once(make_lifecycle: MakeLife
     assert len(life.events("instance.wake")) == 1
 
 
-async def test_a_start_that_raises_leaves_the_instance_failed_with_the_reason(make_lifecycle: MakeLifecycle) -> None:
-    life = await make_lifecycle(BadRuntime())
+async def failed_start(make_lifecycle: MakeLifecycle, runtime: Runtime, **settings: Any) -> tuple[Lifecycle, Route]:
+    """alice registered on ``runtime``, whose start cannot succeed: her echo route, which must be failed."""
+    life = await make_lifecycle(runtime, **settings)
     await life.register("alice")
     route = life.route("alice")
     assert route.state == S.FAILED
+    return life, route
+
+
+async def test_a_start_that_raises_leaves_the_instance_failed_with_the_reason(make_lifecycle: MakeLifecycle) -> None:
+    life, route = await failed_start(make_lifecycle, BadRuntime())
     assert "does not exist" in route.last_error
     with pytest.raises(Unavailable, match="has failed: image for echo does not exist"):
         await life.manager.wait_ready("alice", "echo")
@@ -74,19 +83,13 @@ async def test_a_start_that_raises_leaves_the_instance_failed_with_the_reason(ma
 
 
 async def test_an_instance_that_never_answers_fails_after_ready_timeout(make_lifecycle: MakeLifecycle) -> None:
-    life = await make_lifecycle(NeverReadyRuntime(), ready_timeout=0.5)
-    await life.register("alice")
-    route = life.route("alice")
-    assert route.state == S.FAILED
+    life, route = await failed_start(make_lifecycle, NeverReadyRuntime(), ready_timeout=0.5)
     assert route.last_error.startswith("not ready within")
     assert life.runtime.live("alice", "echo") is None  # what was launched was stopped again
 
 
 async def test_an_instance_that_exits_before_ready_fails_with_its_code(make_lifecycle: MakeLifecycle) -> None:
-    life = await make_lifecycle(ExitingRuntime())
-    await life.register("alice")
-    route = life.route("alice")
-    assert route.state == S.FAILED
+    _, route = await failed_start(make_lifecycle, ExitingRuntime())
     assert "exited with code 3 before it was ready" in route.last_error
     assert route.last_log and route.last_log[-1].endswith("exited 3")  # the instance's last words are kept
 
