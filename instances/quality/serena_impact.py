@@ -9,7 +9,8 @@ ids), with the chain of symbols that links each one to the change.
 Never narrower than the evidence: a file keeps its import-graph (file-level) selection, with the reason, when
 a changed line is module-level or class-level code (it runs at import), a definition was removed, Serena
 cannot be asked or does not answer, a reference comes from module-level code other than an import, from a
-conftest.py (fixtures reach tests no reference shows), or from deeper than ``MAX_DEPTH`` callers, or no test
+package's ``__init__.py`` or an import ``as`` another name (re-exports and aliases: uses under that name are
+not reported as references), from a conftest.py (fixtures reach tests no reference shows), or from deeper than ``MAX_DEPTH`` callers, or no test
 function is reached at all. A reference from a helper or fixture in a test file selects that whole test file.
 Calls the language server cannot resolve (duck typing, ``getattr``) are not seen: that is the method's limit.
 """
@@ -87,7 +88,7 @@ class Walk:
         self.ws, self.graph, self.serena = ws, graph, serena
         self.started = time.monotonic()
         self._refs: dict[Symbol, dict[str, Any]] = {}
-        self._imports: dict[str, set[int]] = {}
+        self._imports: dict[str, dict[int, list[ast.alias]]] = {}
 
     def qualified(self, symbol: Symbol) -> str:
         module = self.graph.module_name(symbol.path) if symbol.path in self.graph.nodes else symbol.path
@@ -130,20 +131,26 @@ class Walk:
             self._refs[symbol] = answer if isinstance(answer, dict) else {}
         return self._refs[symbol]
 
-    def _is_import(self, path: str, snippet: str) -> bool:
-        """Whether the referencing line of a module-level reference is (part of) an import statement."""
+    def _import_at(self, path: str, snippet: str, name: str) -> str | None:
+        """For a module-level reference: "plain" when its line is (part of) an import of ``name``, "aliased"
+        when that import binds it under another name (``as``), None when it is no import."""
         if path not in self._imports:
-            spans: set[int] = set()
+            lines: dict[int, list[ast.alias]] = {}
             try:
                 tree = ast.parse((self.ws.root / path).read_text(encoding="utf-8", errors="replace"))
             except (OSError, SyntaxError, ValueError):
                 tree = ast.Module(body=[], type_ignores=[])
             for node in ast.walk(tree):
                 if isinstance(node, ast.Import | ast.ImportFrom):
-                    spans.update(range(node.lineno, (node.end_lineno or node.lineno) + 1))
-            self._imports[path] = spans
+                    for line in range(node.lineno, (node.end_lineno or node.lineno) + 1):
+                        lines[line] = node.names
+            self._imports[path] = lines
         marked = _MARKED.search(snippet or "")
-        return bool(marked) and int(marked.group(1)) + 1 in self._imports[path]
+        names = self._imports[path].get(int(marked.group(1)) + 1) if marked else None
+        if names is None:
+            return None
+        aliased = any(a.asname and a.asname != a.name and a.name.rsplit(".", 1)[-1] == name for a in names)
+        return "aliased" if aliased else "plain"
 
     async def narrow(self, path: str, lines: set[int]) -> FileResult:
         result = FileResult()
@@ -178,10 +185,15 @@ class Walk:
         name_path = entry.get("name_path", "")
         name = path.rsplit("/", 1)[-1]
         if kind == "File":
-            if self._is_import(path, entry.get("content_around_reference", "")):
+            imported = self._import_at(path, entry.get("content_around_reference", ""), chain[-1].rsplit(".", 1)[-1])
+            if imported == "plain" and name != "__init__.py":
                 return None  # the import itself; the uses of the imported name are references of their own
             if self._is_test(path):
                 result.whole_files.setdefault(path, f"module-level code of {path} uses {chain[-1]}")
+            elif imported:
+                # A package re-export or an ``as`` alias: uses under that name (``package.name``, the alias)
+                # are no references the language server reports, so what reaches the symbol is unknown.
+                result.fallback = f"{path} imports {chain[-1]} under another name: its uses are not traced"
             else:
                 result.fallback = f"module-level code of {path} uses {chain[-1]} (where it goes is not traced)"
             return None

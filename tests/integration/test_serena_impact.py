@@ -131,6 +131,14 @@ async def test_with_serena_impact_is_narrowed_to_the_test_functions_that_reach_t
     assert "module- or class-level" in analysis["serena"]["fallbacks"][0]["reason"]
     assert sorted(t["path"] for t in analysis["impacted_tests"]) == ["tests/test_ops.py", "tests/test_other.py"]
 
+    # A re-export under another name: uses as ``calc.times`` are no references pyright reports, so no narrowing.
+    ops.write_text(ops.read_text().replace("\nLIMIT = 10\n", ""))
+    (tmp_path / "ws" / "calc" / "__init__.py").write_text("from calc.ops import mul as times\n")
+    analysis, _ = await call(bridge, "semantic", token, "analyze_changes")
+    fallbacks = {f["path"]: f["reason"] for f in analysis["serena"]["fallbacks"]}
+    assert "under another name" in fallbacks["calc/ops.py"], fallbacks
+    assert sorted(t["path"] for t in analysis["impacted_tests"]) == ["tests/test_ops.py", "tests/test_other.py"]
+
     # Serena's key went to the quality instance in request headers only: not in its environment, no log.
     serena_key = psutil.Process(listener_pid(bridge.state("semantic", "serena")["port"])).environ().get(
         "PARADISE_INSTANCE_KEY"
