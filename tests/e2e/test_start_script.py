@@ -55,30 +55,21 @@ class Setup:
     client: str = "e2e-user"
     port: int = 0
     env: dict[str, str] = field(default_factory=dict)
+    # Where things are, all below root; set once from root and client.
+    home: Path = field(init=False)
+    repo: Path = field(init=False)
+    workspace: Path = field(init=False)
+    data_dir: Path = field(init=False)
+    token_file: Path = field(init=False)
+    mcp_json: Path = field(init=False)
 
-    @property
-    def home(self) -> Path:
-        return self.root / "home"
-
-    @property
-    def repo(self) -> Path:
-        return self.root / "checkout"
-
-    @property
-    def workspace(self) -> Path:
-        return self.root / "my project"
-
-    @property
-    def data_dir(self) -> Path:
-        return self.home / ".devops-paradise"
-
-    @property
-    def token_file(self) -> Path:
-        return self.data_dir / "tokens" / self.client
-
-    @property
-    def mcp_json(self) -> Path:
-        return self.workspace / ".mcp.json"
+    def __post_init__(self) -> None:
+        self.home = self.root / "home"
+        self.repo = self.root / "checkout"
+        self.workspace = self.root / "my project"
+        self.data_dir = self.home / ".devops-paradise"
+        self.token_file = self.data_dir / "tokens" / self.client
+        self.mcp_json = self.workspace / ".mcp.json"
 
     def run(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
