@@ -17,8 +17,7 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.helpers import BridgeProcess, kill_leftovers, listener_pid, mcp_client
-from tests.integration.test_serena_direct import serena_venv_path
+from tests.helpers import BridgeProcess, bridge_with_serena, kill_leftovers, listener_pid, mcp_client
 
 pytestmark = [pytest.mark.serena, pytest.mark.slow]
 
@@ -72,11 +71,7 @@ def calc_workspace(root: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def bridge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BridgeProcess]:
-    data = tmp_path_factory.mktemp("serena-impact")
-    proc = BridgeProcess(
-        data / "data",
-        env={"PARADISE_SERENA_VENV": str(serena_venv_path()), "PARADISE_READY_TIMEOUT": "180"},
-    ).start()
+    proc = bridge_with_serena(tmp_path_factory.mktemp("serena-impact"), ready_timeout=180).start()
     yield proc
     for client in proc.api("GET", "/clients").json():
         proc.api("DELETE", f"/clients/{client['client_id']}")
