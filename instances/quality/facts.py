@@ -140,6 +140,9 @@ def render_text(tool: str, sized: dict[str, Any], limit: int) -> str:
             )
         else:
             lines.append(f"Risk backtest: {backtest.get('note', 'nothing to evaluate')}.")
+    serena = sized.get("serena") or (sized.get("analysis") or {}).get("serena")
+    if isinstance(serena, dict) and serena.get("reason"):  # how impact was narrowed (or why it was not)
+        lines.append(f"Serena: {serena['reason']}")
     risk = sized.get("risk") or (sized.get("analysis") or {}).get("risk")
     if isinstance(risk, dict) and risk.get("method"):
         lines.append(f"Risk method ({risk.get('recorded_runs', 0)} recorded runs): {risk['method']}")

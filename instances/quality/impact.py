@@ -81,12 +81,7 @@ def _is_config(path: str) -> bool:
 
 
 def _read_sources(ws: Workspace, deleted: list[str]) -> dict[str, str | None]:
-    sources: dict[str, str | None] = {}
-    for rel in ws.python_files():
-        try:
-            sources[rel] = (ws.root / rel).read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            sources[rel] = None
+    sources = ws.python_sources()
     for rel in deleted:
         sources.setdefault(rel, None)
     return sources

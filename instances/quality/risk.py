@@ -188,13 +188,7 @@ async def backtest_workspace(ws: Workspace) -> dict[str, Any]:
     between recorded runs."""
     if not read_runs(ws, 2):
         return {"recorded_runs": 0, "runs_evaluated": 0, "note": "no pytest run has been recorded yet"}
-    sources: dict[str, str | None] = {}
-    for rel in ws.python_files():
-        try:
-            sources[rel] = (ws.root / rel).read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            sources[rel] = None
-    graph = await asyncio.to_thread(ImportGraph.build, sources)
+    graph = await asyncio.to_thread(ImportGraph.build, ws.python_sources())
     git: Git | None = Git(ws)
     try:
         await git.require_repo()

@@ -10,9 +10,10 @@ Never narrower than the evidence: a file keeps its import-graph (file-level) sel
 a changed line is module-level or class-level code (it runs at import), a definition was removed, Serena
 cannot be asked or does not answer, a reference comes from module-level code other than an import, from a
 package's ``__init__.py`` or an import ``as`` another name (re-exports and aliases: uses under that name are
-not reported as references), from a conftest.py (fixtures reach tests no reference shows), or from deeper than ``MAX_DEPTH`` callers, or no test
-function is reached at all. A reference from a helper or fixture in a test file selects that whole test file.
-Calls the language server cannot resolve (duck typing, ``getattr``) are not seen: that is the method's limit.
+not reported as references), from a conftest.py (fixtures reach tests no reference shows), or from deeper
+than ``MAX_DEPTH`` callers, or no test function is reached at all. A reference from a helper or fixture in a
+test file selects that whole test file. Calls the language server cannot resolve (duck typing, ``getattr``)
+are not seen: that is the method's limit.
 """
 
 from __future__ import annotations

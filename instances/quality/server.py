@@ -167,7 +167,9 @@ def build_server(ws: Workspace, profiles: dict[str, Profile], default_profile: s
     @server.tool(
         description="Changes against a git base ref (default HEAD; working tree, staged and untracked): "
         "changed files and functions, the static import graph, and the tests that import changed "
-        "modules directly or transitively, each with its import chain."
+        "modules directly or transitively, each with its import chain. When the client also has Serena, "
+        "impact is narrowed to the test functions that reach the changed functions through references, "
+        "with the symbol chains (`serena` in the reply says how, or why not)."
     )
     async def analyze_changes(
         ctx: Context,
@@ -187,7 +189,8 @@ def build_server(ws: Workspace, profiles: dict[str, Profile], default_profile: s
     @server.tool(
         description="Run only the tests affected by the changes against `base_ref` (plus changed test "
         "files); falls back to the full suite, and says why, when the import graph cannot decide "
-        "(dynamic imports in changed code, conftest.py or configuration changes, no git)."
+        "(dynamic imports in changed code, conftest.py or configuration changes, no git). With the "
+        "client's Serena, only the test functions that reach the changed functions run."
     )
     async def run_impacted_tests(
         ctx: Context,

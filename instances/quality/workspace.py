@@ -105,6 +105,16 @@ class Workspace:
     def python_files(self) -> list[str]:
         return self.files((".py",))
 
+    def python_sources(self) -> dict[str, str | None]:
+        """Every Python file's text by relative path (None where it cannot be read): the import graph's input."""
+        sources: dict[str, str | None] = {}
+        for rel in self.python_files():
+            try:
+                sources[rel] = (self.root / rel).read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                sources[rel] = None
+        return sources
+
     def test_files(self) -> list[str]:
         return [p for p in self.python_files() if is_test_file(p)]
 
