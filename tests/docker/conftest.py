@@ -119,10 +119,12 @@ def owned_workspace(root: Path, cls: str, owner: int = INSTANCE_UID) -> Path:
     return root
 
 
-@contextlib.contextmanager
-def traversable_dir(prefix: str) -> Iterator[Path]:
-    """A temporary directory the containers' unprivileged uid may traverse (0755), removed afterwards."""
-    base = Path(tempfile.mkdtemp(prefix=prefix))
+@pytest.fixture(scope="module")
+def work(request: pytest.FixtureRequest) -> Iterator[Path]:
+    """A temporary directory for one test module (its workspaces, its bridge's data), removed afterwards;
+    0755, since the containers run as an unprivileged uid that must traverse it."""
+    name = request.module.__name__.rpartition(".")[2].removeprefix("test_")
+    base = Path(tempfile.mkdtemp(prefix=f"paradise-{name}-"))
     base.chmod(0o755)
     try:
         yield base

@@ -17,7 +17,7 @@ from mcp import Client
 
 from bridge.runtime.base import InstanceSpec
 from bridge.runtime.docker import DockerRuntime
-from tests.docker.conftest import INSTANCE_UID, owned_workspace, traversable_dir
+from tests.docker.conftest import INSTANCE_UID, owned_workspace
 from tests.docker.conftest import docker_bridge as start_docker_bridge
 from tests.helpers import BridgeProcess, free_block, mcp_client
 
@@ -26,12 +26,6 @@ CLIENTS = {"dk-ann", "dk-ben", "dk-cy", "dk-kill", "dk-adopt", "dk-gone", "dk-mo
 
 
 workspace = owned_workspace
-
-
-@pytest.fixture(scope="module")
-def work() -> Iterator[Path]:
-    with traversable_dir("paradise-docker-") as base:
-        yield base
 
 
 @pytest.fixture(scope="module")

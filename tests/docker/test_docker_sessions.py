@@ -10,17 +10,11 @@ from typing import Any
 
 import pytest
 
-from tests.docker.conftest import docker_bridge, owned_workspace, traversable_dir
+from tests.docker.conftest import docker_bridge, owned_workspace
 from tests.helpers import BridgeProcess, mcp_client
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 CLIENTS = {"ds-kill", "ds-pause", "ds-serena"}
-
-
-@pytest.fixture(scope="module")
-def work() -> Iterator[Path]:
-    with traversable_dir("paradise-sessions-") as base:
-        yield base
 
 
 @pytest.fixture(scope="module")

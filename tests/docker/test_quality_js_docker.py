@@ -7,9 +7,7 @@ exactly its test file and an unmappable change runs tests instead of none."""
 from __future__ import annotations
 
 import os
-import shutil
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -56,14 +54,6 @@ def rewrite(root: Path, rel: str, text: str) -> None:
     path = root / rel
     path.write_text(text, encoding="utf-8")
     os.chown(path, INSTANCE_UID, INSTANCE_UID)
-
-
-@pytest.fixture(scope="module")
-def work() -> Iterator[Path]:
-    base = Path(tempfile.mkdtemp(prefix="paradise-quality-js-"))
-    base.chmod(0o755)  # the container's unprivileged uid must traverse it
-    yield base
-    shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

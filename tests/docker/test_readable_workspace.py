@@ -18,7 +18,7 @@ import pytest
 
 from bridge.runtime.base import InstanceSpec, RuntimeError_
 from bridge.runtime.swarm import SwarmRuntime
-from tests.docker.conftest import docker_bridge, owned_workspace, traversable_dir
+from tests.docker.conftest import docker_bridge, owned_workspace
 from tests.helpers import PYTHON, ROOT, BridgeProcess, free_block, mcp_client
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -36,12 +36,6 @@ name = "search_for_pattern"
 arguments = { substring_pattern = ".", relative_path = "empty" }
 timeout = 60
 """
-
-
-@pytest.fixture(scope="module")
-def work() -> Iterator[Path]:
-    with traversable_dir("paradise-readable-") as base:
-        yield base
 
 
 @pytest.fixture(scope="module")

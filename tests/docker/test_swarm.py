@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import signal
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -89,14 +87,6 @@ def swarm(engine: Any, images: dict[str, str]) -> Iterator[Any]:
             if network.name not in networks_before:
                 with contextlib.suppress(docker.errors.APIError):
                     network.remove()
-
-
-@pytest.fixture(scope="module")
-def work() -> Iterator[Path]:
-    base = Path(tempfile.mkdtemp(prefix="paradise-swarm-"))
-    base.chmod(0o755)  # the instances run as an unprivileged uid and must traverse it
-    yield base
-    shutil.rmtree(base, ignore_errors=True)
 
 
 def start_bridge(data_dir: Path, **env: str) -> BridgeProcess:

@@ -14,8 +14,6 @@ import asyncio
 import inspect
 import json
 import os
-import shutil
-import tempfile
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,9 +28,11 @@ from tests.helpers import BridgeProcess, mcp_client, serving
 from tests.security import tenant_probes
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
-# The Docker session fixtures of tests/docker (a real engine, the images built; CI=true fails without them).
+# The Docker fixtures of tests/docker (a real engine, the images built, this module's work dir; CI=true fails
+# without them).
 engine = docker_fixtures.engine
 images = docker_fixtures.images
+work = docker_fixtures.work
 CLIENTS = {"tenant-a", "tenant-b"}
 FAKE_SECRET = "bridge-shell-secret-docker-4711"
 ADMIN_TOKEN_FILE_TEXT = "the-admin-token-file-docker\n"
@@ -115,14 +115,6 @@ def test_the_tenant_reaches_nothing():
     leaks = {k: v for k, v in report.items() if isinstance(v, str) and v.startswith(("READ:", "WROTE", "CONNECTED:"))}
     assert not leaks, "tenant code reached: " + json.dumps(leaks)
 """
-
-
-@pytest.fixture(scope="module")
-def work() -> Iterator[Path]:
-    base = Path(tempfile.mkdtemp(prefix="paradise-tenant-"))
-    base.chmod(0o755)  # containers run as an unprivileged uid and must traverse it
-    yield base
-    shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
