@@ -74,34 +74,34 @@ async def test_the_key_twice_is_refused_even_if_one_is_right() -> None:
     assert response.status_code == 403 and inner.scopes == []
 
 
-async def test_lifespan_passes_through_without_a_key() -> None:
-    inner = RecordingApp()
-    messages: list[dict[str, Any]] = []
+async def asgi_call(app: Any, scope: dict[str, Any], incoming: dict[str, Any]) -> list[dict[str, Any]]:
+    """Call ``app`` on ``scope`` the way a server does (every receive() gets ``incoming``); what it sent."""
+    sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
-        return {"type": "lifespan.startup"}
+        return incoming
 
     async def send(message: dict[str, Any]) -> None:
-        messages.append(message)
+        sent.append(message)
 
-    await InstanceKeyGuard(inner, KEY)({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send)
+    await app(scope, receive, send)
+    return sent
+
+
+async def test_lifespan_passes_through_without_a_key() -> None:
+    inner = RecordingApp()
+    lifespan = {"type": "lifespan", "asgi": {"version": "3.0"}}
+    await asgi_call(InstanceKeyGuard(inner, KEY), lifespan, {"type": "lifespan.startup"})
     assert [scope["type"] for scope in inner.scopes] == ["lifespan"]
 
 
 async def test_a_websocket_without_the_key_is_closed_before_the_handshake() -> None:
     inner = RecordingApp()
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "websocket.connect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    await InstanceKeyGuard(inner, KEY)({"type": "websocket", "path": "/mcp", "headers": []}, receive, send)
+    connect = {"type": "websocket.connect"}
+    sent = await asgi_call(InstanceKeyGuard(inner, KEY), {"type": "websocket", "path": "/mcp", "headers": []}, connect)
     assert sent == [{"type": "websocket.close", "code": 1008}] and inner.scopes == []
     with_key = {"type": "websocket", "path": "/mcp", "headers": [(INSTANCE_KEY_HEADER.lower().encode(), KEY.encode())]}
-    await InstanceKeyGuard(inner, KEY)(with_key, receive, send)
+    await asgi_call(InstanceKeyGuard(inner, KEY), with_key, connect)
     assert [scope["type"] for scope in inner.scopes] == ["websocket"]
 
 
