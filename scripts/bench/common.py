@@ -1,4 +1,5 @@
-"""What the health benchmarks share: a real bridge per part, the admin API, MCP exchanges, sampling, output.
+"""What the benchmarks share: a real bridge per part, the admin API, MCP exchanges, sampling, output; and
+the command line of the two that time the quality instance on a generated test suite (suite_arguments).
 
 Each part (death, wake, scale, streams) runs its own real bridge (``python -m bridge serve``, process
 runtime, loopback ports of its own) whose services are the fixture MCP server of the tests (the official
@@ -298,3 +299,15 @@ def main(parts: Sequence[ModuleType], *, title: str, description: str, argv: lis
     FIGURES["total_s"] = round(time.perf_counter() - began, 1)
     print(f"\n{title}: done in {FIGURES['total_s']:.0f} s")
     print(json.dumps(clean(FIGURES), default=str))
+
+
+def suite_arguments(doc: str, *, modules: int, tests_per_module: int, test_cost_ms: int) -> argparse.ArgumentParser:
+    """The options of a benchmark on a generated suite of --modules x --tests-per-module tests, each costing
+    about --test-cost-ms, timed --repeat times; --keep keeps the generated workspace. The caller adds its own."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--modules", type=int, default=modules)
+    parser.add_argument("--tests-per-module", type=int, default=tests_per_module)
+    parser.add_argument("--test-cost-ms", type=int, default=test_cost_ms)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--keep", type=Path, help="generate here and keep it (default: a temp dir, removed)")
+    return parser

@@ -15,7 +15,6 @@ dominated by pytest's start-up time.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import random
 import shutil
@@ -30,6 +29,7 @@ from instances.quality.impact import run_impacted_tests
 from instances.quality.profiles import load_profiles
 from instances.quality.tests_tool import run_pytest
 from instances.quality.workspace import Workspace
+from scripts.bench.common import suite_arguments
 
 GIT = [
     "git",
@@ -107,13 +107,8 @@ async def measure(root: Path, repeat: int) -> dict[str, object]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--modules", type=int, default=40)
-    parser.add_argument("--tests-per-module", type=int, default=5)
-    parser.add_argument("--test-cost-ms", type=int, default=10)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser = suite_arguments(__doc__, modules=40, tests_per_module=5, test_cost_ms=10)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--keep", type=Path, help="generate here and keep it (default: a temp dir, removed)")
     args = parser.parse_args()
     root = args.keep or Path(tempfile.mkdtemp(prefix="paradise-bench-"))
     try:

@@ -26,6 +26,7 @@ from instances.quality.plan import available_cpus
 from instances.quality.profiles import load_profiles
 from instances.quality.tests_tool import run_pytest
 from instances.quality.workspace import Workspace
+from scripts.bench.common import suite_arguments
 
 TEST_FILE = """import time
 
@@ -61,7 +62,7 @@ async def timed(ws: Workspace, workers: int | None, coverage: bool) -> tuple[flo
 
 
 async def bench(args: argparse.Namespace) -> None:
-    root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench-plan-"))
+    root = args.keep or Path(tempfile.mkdtemp(prefix="bench-plan-"))
     try:
         tests = generate(root, args.modules, args.tests_per_module, args.test_cost_ms)
         ws = Workspace.open(root)
@@ -96,13 +97,8 @@ async def bench(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--modules", type=int, default=20)
-    parser.add_argument("--tests-per-module", type=int, default=20)
-    parser.add_argument("--test-cost-ms", type=int, default=20)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser = suite_arguments(__doc__, modules=20, tests_per_module=20, test_cost_ms=20)
     parser.add_argument("--coverage", action="store_true")
-    parser.add_argument("--keep", help="generate into this directory and keep it")
     asyncio.run(bench(parser.parse_args()))
 
 
