@@ -143,8 +143,11 @@ class McpProxy:
         route, upstream, mapped = await self._send(request, route, tail, forwarded, body, session_id)
         try:
             reply_session = self._session_answer(route, upstream, mapped, init, request.method)
-            prefix = f"/c/{client_id}/{service}" if tail == "sse" else None
-            return await self._relay(request, upstream, prefix, route, track, reply_session)
+            headers = self._answer_headers(upstream, reply_session)
+            if upstream.content_type == "text/event-stream" or upstream.content_length is None:
+                prefix = f"/c/{client_id}/{service}" if tail == "sse" else None
+                return await self._stream(request, upstream, prefix, route, track, headers)
+            return await self._whole(upstream, track, headers)
         finally:
             upstream.release()
             route.last_activity = time.monotonic()
@@ -239,26 +242,21 @@ class McpProxy:
             return mapped.id if upstream_id else None
         return upstream_id
 
-    async def _relay(
-        self,
-        request: web.Request,
-        upstream: aiohttp.ClientResponse,
-        legacy_prefix: str | None,
-        route: Route,
-        track: RequestTrack,
-        session_id: str | None,
-    ) -> web.StreamResponse:
+    @staticmethod
+    def _answer_headers(upstream: aiohttp.ClientResponse, session_id: str | None) -> CIMultiDict[str]:
         headers = CIMultiDict([(k, v) for k, v in upstream.headers.items() if k.lower() not in _DROP_RESPONSE])
         if session_id:
             headers[SESSION_ID_HEADER] = session_id
-        streaming = upstream.content_type == "text/event-stream" or upstream.content_length is None
-        if not streaming:  # a length is announced: refuse a monstrous one before reading a byte of it
-            if (upstream.content_length or 0) > MAX_ANSWER:
-                raise UpstreamError(f"the instance's answer is larger than {MAX_ANSWER // 2**20} MiB")
-            body = await upstream.read()
-            track.answered(upstream.status, len(body))
-            return web.Response(status=upstream.status, headers=headers, body=body)
-        return await self._stream(request, upstream, legacy_prefix, route, track, headers)
+        return headers
+
+    @staticmethod
+    async def _whole(upstream: aiohttp.ClientResponse, track: RequestTrack, headers: CIMultiDict[str]) -> web.Response:
+        """An answer of announced length: refuse a monstrous one before reading a byte of it."""
+        if (upstream.content_length or 0) > MAX_ANSWER:
+            raise UpstreamError(f"the instance's answer is larger than {MAX_ANSWER // 2**20} MiB")
+        body = await upstream.read()
+        track.answered(upstream.status, len(body))
+        return web.Response(status=upstream.status, headers=headers, body=body)
 
     async def _stream(
         self,
