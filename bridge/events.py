@@ -7,6 +7,7 @@ import concurrent.futures
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Unpack
 
 from sqlalchemy.engine import Engine
 
@@ -28,23 +29,13 @@ class EventLog:
         self._pending: concurrent.futures.Future[int] | None = None
         self._since_prune = PRUNE_EVERY  # the first event prunes what an earlier run left
 
-    def record(
-        self,
-        kind: str,
-        message: str,
-        *,
-        level: str = "info",
-        client_id: str | None = None,
-        service: str | None = None,
-    ) -> EventView:
+    def record(self, kind: str, message: str, **fields: Unpack[store.EventFields]) -> EventView:
+        """Store the event (level, client_id and service as store.add_event takes them), log it, fan it out."""
         with store.session(self.engine) as db:
-            row = store.add_event(
-                db, kind=kind, message=message, level=level, client_id=client_id, service=service
-            )
-            view = to_view(row)
+            view = to_view(store.add_event(db, kind=kind, message=message, **fields))
         self._maybe_prune()
-        where = f"{client_id}/{service}" if service else (client_id or "-")
-        log.log(_LEVELS.get(level, logging.INFO), "[%s] %s: %s", where, kind, message)
+        where = f"{view.client_id}/{view.service}" if view.service else (view.client_id or "-")
+        log.log(_LEVELS.get(view.level, logging.INFO), "[%s] %s: %s", where, kind, message)
         for queue in list(self._subscribers):
             with contextlib.suppress(asyncio.QueueFull):
                 queue.put_nowait(view)  # a slow subscriber loses events rather than slowing the bridge

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import event as sa_event
 from sqlalchemy import inspect, text
@@ -248,6 +248,14 @@ def lease_holder(db: Session, *, name: str) -> Lease | None:
 
 
 # ---- events ------------------------------------------------------------------------------------------
+
+
+class EventFields(TypedDict, total=False):
+    """What an event may say besides its kind and message (add_event's defaults: info, no client, no service)."""
+
+    level: str
+    client_id: str | None
+    service: str | None
 
 
 def add_event(
