@@ -11,9 +11,9 @@ import os
 import re
 import secrets
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _RANGE = re.compile(r"^\s*(\d{1,5})\s*-\s*(\d{1,5})\s*$")
@@ -53,6 +53,15 @@ def parse_memory(value: str | int | None) -> int | None:
     return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
 
 
+def _checked_memory(value: str | None) -> str | None:
+    parse_memory(value)
+    return value
+
+
+# A Docker-style memory size kept as written, refused early when it is not one (settings and catalog alike).
+MemorySize = Annotated[str | None, AfterValidator(_checked_memory)]
+
+
 class BridgeSettings(BaseSettings):
     """Every knob of the bridge. The field name upper-cased with ``PARADISE_`` is its variable."""
 
@@ -89,7 +98,7 @@ class BridgeSettings(BaseSettings):
     )
     restart_window: float = Field(300.0, gt=0, description="Seconds of the crash-loop budget window.")
     max_instances: int = Field(0, ge=0, description="Cap on running instances; 0 = no cap.")
-    max_memory: str | None = Field(None, description="Cap on the summed memory limits of running instances (e.g. 16g).")
+    max_memory: MemorySize = Field(None, description="Cap on the summed memory limits of running instances (e.g. 16g).")
     evict_lru: bool = Field(
         False, description="At a cap, stop the least recently used instance (no open streams) instead of a 429."
     )
@@ -149,12 +158,6 @@ class BridgeSettings(BaseSettings):
         if not (1024 <= low <= high <= 65535):
             raise ValueError(f"PORT_RANGE {value!r} must be within 1024-65535 with low <= high")
         return f"{low}-{high}"
-
-    @field_validator("max_memory")
-    @classmethod
-    def _check_memory(cls, value: str | None) -> str | None:
-        parse_memory(value)
-        return value
 
     @field_validator("admin_token")
     @classmethod

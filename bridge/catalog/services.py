@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from bridge.settings import parse_memory
+from bridge.settings import MemorySize, parse_memory
 
 PLACEHOLDERS = frozenset(
     {"port", "host", "workspace", "client", "data_dir", "profile", "instance_dir", "python", "serena_venv"}
@@ -74,7 +74,7 @@ class ServiceSpec(BaseModel):
     # "streamable-http" (current MCP), or "sse" for old HTTP+SSE servers (GET path, POST /messages/).
     transport: Literal["streamable-http", "sse"] = "streamable-http"
     env: dict[str, str] = Field(default_factory=dict)
-    memory: str | None = None
+    memory: MemorySize = None
     cpus: float | None = None
     # Something that must be installed on the host before a process instance can start ("serena").
     requires: Literal["serena"] | None = None
@@ -103,12 +103,6 @@ class ServiceSpec(BaseModel):
         if not value.startswith("/"):
             raise ValueError("path must start with '/'")
         return value.rstrip("/") or "/"
-
-    @field_validator("memory")
-    @classmethod
-    def _memory(cls, value: str | None) -> str | None:
-        parse_memory(value)
-        return value
 
     @field_validator("command")
     @classmethod
