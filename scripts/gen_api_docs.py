@@ -52,6 +52,16 @@ OUTSIDE = (
         "Prometheus metrics (they name every client); 401 without the token",
     ),
     ("GET /dashboard", "none for the page; its live feed needs the admin token", "the live dashboard"),
+    (
+        "GET /dashboard/ws",
+        "admin token as the socket's first message",
+        "the dashboard's live feed: snapshots, events, each client's quality job and last run (docs/dashboard.md)",
+    ),
+    (
+        "GET /dashboard/report/{client_id}?ticket=...",
+        "a short-lived ticket the live feed hands out",
+        "the client's latest saved quality HTML report (sandboxed); 403 bad or expired ticket, 404 none",
+    ),
 )
 
 

@@ -12,19 +12,16 @@ from typing import Any, Final
 KNOWN_PROTOCOL_VERSIONS: Final = ("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28")
 # The revisions of the Streamable HTTP transport with an initialize handshake and Mcp-Session-Id.
 SESSION_PROTOCOL_VERSIONS: Final = ("2025-03-26", "2025-06-18", "2025-11-25")
-# 2024-11-05 is the old HTTP+SSE transport (GET /sse, then POST /messages/?session_id=...).
-LEGACY_SSE_PROTOCOL_VERSION: Final = "2024-11-05"
+# (2024-11-05 is the old HTTP+SSE transport: GET /sse, then POST /messages/?session_id=...; legacy_sse.py.)
 # The revision the bridge's own probes and benchmarks offer. Every server of the handshake era accepts it
 # (or counter-offers its own, which the probe takes as well); a newer one would lock out older servers.
 PROBE_PROTOCOL_VERSION: Final = "2025-06-18"
 
-# Header names as the specification spells them (HTTP compares them case-insensitively).
+# Header names as the specification spells them (HTTP compares them case-insensitively). The others
+# (Last-Event-ID, Mcp-Method, Mcp-Name, Mcp-Param-*) need no name here: the proxy passes every header but
+# the ones it drops (bridge/mcp/proxy.py), so they travel both ways as they are.
 SESSION_ID_HEADER: Final = "Mcp-Session-Id"
 PROTOCOL_VERSION_HEADER: Final = "MCP-Protocol-Version"
-LAST_EVENT_ID_HEADER: Final = "Last-Event-ID"
-METHOD_HEADER: Final = "Mcp-Method"
-NAME_HEADER: Final = "Mcp-Name"
-PARAM_HEADER_PREFIX: Final = "Mcp-Param-"
 # The bridge's own: the secret of one instance launch, on every request the bridge sends it.
 INSTANCE_KEY_HEADER: Final = "X-Paradise-Instance-Key"
 INSTANCE_KEY_ENV: Final = "PARADISE_INSTANCE_KEY"
