@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hmac
 import json
 import logging
@@ -204,6 +205,7 @@ def run(settings: BridgeSettings) -> None:
         eventloop.loop_name(),
     )
     app.on_startup.append(_record_running)
+    app.on_startup.append(_freeze_heap)
     app.on_cleanup.append(_forget_running)
     web.run_app(
         app,
@@ -217,6 +219,13 @@ def run(settings: BridgeSettings) -> None:
 
 
 RUNNING_RECORD = "bridge.json"  # read by the CLI (bridge/cli/common.py) when no PARADISE_URL/HOST/PORT is set
+
+
+async def _freeze_heap(_app: web.Application) -> None:
+    """Keep the start-up heap (modules, settings, the catalog, the loaded state) out of every later garbage
+    collection: without it each full collection walks those objects again and holds the proxy for its length."""
+    gc.collect()
+    gc.freeze()
 
 
 async def _record_running(app: web.Application) -> None:
