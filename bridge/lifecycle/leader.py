@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import socket
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
@@ -21,14 +22,16 @@ log = logging.getLogger(__name__)
 MONITOR = "health-monitor"
 
 
+@dataclass
 class Leadership:
-    def __init__(self, engine: Engine, *, ttl: float, holder: str, name: str = MONITOR) -> None:
-        self.engine = engine
-        self.ttl = ttl
-        self.name = name
-        self.holder = holder
-        self.leading = False
-        self._ever_led = False
+    """The monitor lease of one bridge (``holder``) in a shared database; ``leading`` after each ``renew``."""
+
+    engine: Engine
+    ttl: float  # seconds the lease lasts unless renewed
+    holder: str
+    name: str = MONITOR
+    leading: bool = field(default=False, init=False)
+    _ever_led: bool = field(default=False, init=False)
 
     def renew(self) -> bool:
         """Take or keep the lease; True while this bridge leads. A lost database never raises here."""
