@@ -48,6 +48,8 @@ ALLOWED: dict[S, frozenset[S]] = {
     S.STOPPED: frozenset({S.STARTING, S.RESTARTING}),
 }
 # Row fields a route mirrors in memory (so views and the hot path never read the database).
+# Fields whose change alters what a client's other routes are told of this one (lifecycle/peers.py).
+_RELINK = frozenset({"state", "port", "instance_key"})
 MIRRORED = ("port", "restarts", "step", "last_error", "last_log", "notes", "last_probe_at", "last_probe_ms",
             "started_at", "backend_state", "instance_key")
 
@@ -271,8 +273,6 @@ class RouteTable:
         self._set_ready(route)
         fields.setdefault("step", None)
         self.update(route, state=state, **fields)
-        if "port" not in fields and "instance_key" not in fields:  # else update() has relinked already
-            self._relink(route.client_id)
         if event is not None:
             self.record(route, *event, level=level)
 
@@ -281,7 +281,7 @@ class RouteTable:
         for name, value in fields.items():
             if name in MIRRORED:
                 setattr(route, name, value)
-        if "port" in fields or "instance_key" in fields:  # where a sibling reaches it, or with which key
+        if _RELINK.intersection(fields):  # whether, where and with which key a sibling reaches it changed
             self._relink(route.client_id)
         if self.holds(route):  # a removed route's row is gone; writing it would do nothing but noise
             self.writer.update(route.client_id, route.service, fields)

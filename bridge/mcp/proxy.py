@@ -33,6 +33,7 @@ from bridge.errors import (
     Unavailable,
     UpstreamError,
 )
+from bridge.lifecycle.peers import HEADER_PREFIX as PEER_HEADER_PREFIX
 from bridge.lifecycle.routes import Route
 from bridge.mcp import legacy_sse
 from bridge.mcp.client import ProbeFailed
@@ -50,7 +51,7 @@ HOP_BY_HOP = frozenset(
 _DROP_REQUEST = HOP_BY_HOP | {"authorization", "cookie", "host", "content-length", "accept-encoding", "origin",
                               "mcp-session-id", INSTANCE_KEY_HEADER.lower()}
 # Headers only the bridge may set (a client's own are dropped): how an instance reaches its siblings.
-PEER_HEADER_PREFIX = "x-paradise-peer-"
+_PEER_PREFIX = PEER_HEADER_PREFIX.lower()
 # Never relayed back: cookies an instance sets (they would be the bridge origin's), and what aiohttp sets.
 _DROP_RESPONSE = HOP_BY_HOP | {"content-length", "content-encoding", "server", "date", "set-cookie", "mcp-session-id"}
 # No total timeout: SSE streams live as long as the client wants; a dead upstream is caught by sock_connect.
@@ -136,7 +137,7 @@ class McpProxy:
         track.sent(len(body) if body else 0)
         forwarded = {
             k: v for k, v in request.headers.items()
-            if k.lower() not in _DROP_REQUEST and not k.lower().startswith(PEER_HEADER_PREFIX)
+            if (name := k.lower()) not in _DROP_REQUEST and not name.startswith(_PEER_PREFIX)
         }
         session_id = request.headers.get(SESSION_ID_HEADER)
         init = initialize_message(body) if session_id is None and request.method == "POST" else None
