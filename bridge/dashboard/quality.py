@@ -30,7 +30,7 @@ from bridge.clients import ClientManager
 from bridge.errors import Forbidden, NotFound, UpstreamError
 from bridge.keys import HTTP, MANAGER
 from bridge.lifecycle.routes import Route
-from bridge.mcp.protocol import INSTANCE_KEY_HEADER
+from bridge.mcp.client import instance_headers, instance_url
 from bridge.models import InstanceState
 
 QUALITY = "quality"
@@ -78,17 +78,11 @@ class Tickets:
         return hmac.compare_digest(signature, self._sign(client_id, expiry))
 
 
-def _keyed(route: Route) -> dict[str, str]:
-    headers = {"Host": f"127.0.0.1:{route.port}", "Accept-Encoding": "identity"}
-    if route.instance_key:
-        headers[INSTANCE_KEY_HEADER] = route.instance_key
-    return headers
-
-
 async def _get(http: aiohttp.ClientSession, route: Route, path: str, timeout: float, limit: int) -> tuple[int, bytes]:
     """One GET to the instance itself (never through the proxy: no activity, no wake)."""
-    url = f"http://127.0.0.1:{route.port}{path}"
-    async with http.get(url, headers=_keyed(route), timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+    headers = {**instance_headers(route.port, route.instance_key), "Accept-Encoding": "identity"}
+    deadline = aiohttp.ClientTimeout(total=timeout)
+    async with http.get(instance_url(route.port, path), headers=headers, timeout=deadline) as resp:
         body = await resp.content.read(limit + 1)
         if len(body) > limit:
             raise UpstreamError(f"the quality instance's answer to {path} is larger than {limit} bytes")
