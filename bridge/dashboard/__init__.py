@@ -22,12 +22,13 @@ import functools
 import hmac
 import json
 import logging
+import weakref
 from collections.abc import AsyncIterator, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from bridge.clients import ClientManager
 from bridge.errors import NotFound
@@ -59,9 +60,17 @@ HEADERS = {
 def add_routes(app: web.Application, admin_token: str) -> None:
     app[ADMIN_TOKEN] = admin_token
     watch = QualityWatch()  # one per app: its poller runs while any of the app's sockets is open
+    sockets: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
 
     async def socket(request: web.Request) -> web.WebSocketResponse:
-        return await feed(request, watch)
+        return await feed(request, watch, sockets)
+
+    async def close_sockets(_app: web.Application) -> None:
+        # An open page would otherwise hold the bridge's shutdown for aiohttp's whole shutdown timeout.
+        for ws in list(sockets):
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"the bridge is shutting down")
+
+    app.on_shutdown.append(close_sockets)
 
     app.router.add_get("/dashboard", page)
     app.router.add_get("/dashboard/", redirect)
@@ -97,9 +106,12 @@ async def asset(request: web.Request) -> web.Response:
 # ---- the WebSocket feed ---------------------------------------------------------------------------------
 
 
-async def feed(request: web.Request, watch: QualityWatch) -> web.WebSocketResponse:
+async def feed(
+    request: web.Request, watch: QualityWatch, sockets: weakref.WeakSet[web.WebSocketResponse]
+) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(heartbeat=30, max_msg_size=64 * 1024)
     await ws.prepare(request)
+    sockets.add(ws)
     if not await authenticate(ws, request.app[ADMIN_TOKEN]):
         return ws
     manager = request.app[MANAGER]
