@@ -234,3 +234,29 @@ def write_geometry_workspace(workspace: Path) -> Path:
         "        return math.pi * self.radius**2\n"
     )
     return workspace
+
+
+PYTEST_PACKAGES = ("pytest", "py", "pluggy", "iniconfig", "packaging", "pygments")
+
+
+def lean_venv(root: Path, packages: tuple[str, ...] = PYTEST_PACKAGES) -> Path:
+    """A workspace `.venv` holding only `packages` (linked from this interpreter's site-packages, with
+    their metadata so entry points load): a project's own environment, without the plugins this repo's
+    development environment autoloads into every pytest process.  Returns the venv's python."""
+    import subprocess
+    import sys
+
+    import pytest as pytest_module
+
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root / ".venv")], check=True)
+    site = Path(pytest_module.__file__).parent.parent
+    deps = root / ".venv" / "linked"
+    deps.mkdir()
+    names = {p.lower().replace("-", "_") for p in packages}
+    for entry in site.iterdir():
+        stem = entry.name.split("-", 1)[0].removesuffix(".py").lower()
+        if stem in names or stem.lstrip("_") in names:  # the package, its dist-info, _pytest beside pytest
+            (deps / entry.name).symlink_to(entry)
+    venv_site = next((root / ".venv" / "lib").glob("python3*/site-packages"))
+    (venv_site / "linked.pth").write_text(str(deps) + "\n", encoding="utf-8")
+    return root / ".venv" / "bin" / "python"

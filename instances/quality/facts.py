@@ -98,7 +98,8 @@ def _walk(value: Any, where: str, out: list[tuple[str, str, list[Any]]]) -> None
 
 def _plan(plan: dict[str, Any]) -> str:
     order = plan.get("order") or {}
-    parts = [f"Plan: {plan.get('mode', '?')} with {plan.get('workers', 1)} worker(s) — {plan.get('reason', '')}"]
+    split = {"files": ", split by file", "tests": ", split by test (pytest-xdist)"}.get(plan.get("split") or "", "")
+    parts = [f"Plan: {plan.get('mode', '?')} with {plan.get('workers', 1)} worker(s){split} — {plan.get('reason', '')}"]
     if order.get("failed_first"):
         parts.append(f"previously failed first: {', '.join(order['failed_first'][:5])}")
     if order.get("slowest_first"):

@@ -1,18 +1,27 @@
-"""The execution plan of a pytest run: how many pytest-xdist workers (parallel where it pays, serial
-for small suites whose run is shorter than the workers' start-up), which tests first (those that
-failed last time, then the slowest, from the timings earlier runs left under .paradise/tests), and
-when to stop (`max_failures`).  The plan, with the reason for each choice, goes into the reply, and
-after the run which worker ran how many tests for how long."""
+"""The execution plan of a pytest run: how many processes (parallel where it pays: serial for small
+suites whose run is shorter than a process's start-up, or when the CPUs are busy), how the tests
+are shared out, which tests first (those that failed last time, then the slowest, from the timings
+earlier runs left under .paradise/tests), and when to stop (`max_failures`).  The plan, with the
+reason for each choice, goes into the reply, and after the run which process ran how many tests for
+how long.
+
+A parallel run is split by file where it can: N plain pytest processes, each running whole test
+files (shards.py runs them and merges their results).  Measured on two CPUs, that takes 0.7x the
+serial time where two pytest-xdist workers take 1.1-1.2x: xdist's per-test messaging between
+controller and workers costs about as much CPU as a short test itself.  xdist (the workspace's, or
+the quality environment's lent to it) remains for a selection of fewer files than workers."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .cpus import available_cpus, idle_cpus
 from .errors import QualityError
 from .js.packages import major_version
 from .runner import run_command
@@ -20,8 +29,8 @@ from .testhistory import load_timings
 from .workspace import Interpreter, Workspace
 
 MIN_PARALLEL_SECONDS = 3.0
-"""Estimated serial test time below which workers cost more than they save: starting one xdist
-worker (a Python process that imports pytest and collects the suite) takes about a second here."""
+"""Estimated serial test time below which workers cost more than they save: starting one more
+pytest process (it imports pytest and collects the suite) takes about a second here."""
 MIN_PARALLEL_TESTS = 150
 """Without timings from an earlier run: suites smaller than this run serially."""
 MAX_WORKERS = 8
@@ -34,58 +43,8 @@ _PROBE = (
     "print(json.dumps({'pytest': pytest.__version__, 'xdist': u.find_spec('xdist') is not None}))"
 )
 
-ORDER_PLUGIN = '''"""Written by the quality instance for one run: runs previously failed tests first, then the
-slowest, and notes which worker ran which test."""
-import json
-import os
-
-_DATA = None
-_SEEN = []
-
-
-def _data():
-    global _DATA
-    if _DATA is None:
-        with open(os.environ["PARADISE_ORDER_FILE"], encoding="utf-8") as handle:
-            _DATA = json.load(handle)
-    return _DATA
-
-
-def pytest_collection_modifyitems(session, config, items):
-    data = _data()
-    first = set(data["first"])
-    seconds = data["seconds"]
-    default = data["default_s"]
-
-    def key(pair):
-        index, item = pair
-        return (0 if item.nodeid in first else 1, -seconds.get(item.nodeid, default), index)
-
-    items[:] = [item for _, item in sorted(enumerate(items), key=key)]
-
-
-def pytest_runtest_logreport(report):
-    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
-        _SEEN.append([report.nodeid, round(report.duration, 4)])
-
-
-def pytest_sessionfinish(session):
-    if session.config.pluginmanager.hasplugin("dsession"):
-        return  # the xdist controller: its workers write their own lists
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    path = os.path.join(_data()["out_dir"], "worker-" + worker + ".json")
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump({"worker": worker, "tests": _SEEN}, handle)
-'''
 
 _probe_cache: dict[tuple[str, float], dict[str, Any]] = {}
-
-
-def available_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def parse_workers(value: int | str | None) -> int | str | None:
@@ -137,8 +96,15 @@ def _selected(nodeid: str, targets: list[str]) -> bool:
     return any(nodeid == t or nodeid.startswith((t.rstrip("/") + "/", t + "::")) for t in targets)
 
 
-def _count_test_functions(ws: Workspace, targets: list[str]) -> int:
-    files = [f for f in ws.test_files() if _selected(f, [t.split("::", 1)[0] for t in targets])]
+def file_of(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
+
+
+def _selected_files(ws: Workspace, targets: list[str]) -> list[str]:
+    return [f for f in ws.test_files() if _selected(f, [file_of(t) for t in targets])]
+
+
+def _count_test_functions(ws: Workspace, files: list[str]) -> int:
     total = 0
     for rel in files[:5000]:
         try:
@@ -153,6 +119,7 @@ class ExecutionPlan:
     mode: str  # "serial" or "parallel"
     workers: int
     reason: str
+    split: str | None = None  # how a parallel run is shared out: "files" (shards.py) or "tests" (xdist)
     args: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     xdist: str | None = None  # where xdist comes from: "workspace" or "quality environment"
@@ -169,9 +136,8 @@ class ExecutionPlan:
             "workers": self.workers,
             "reason": self.reason,
             "xdist": self.xdist,
-            "distribution": "load: each worker gets a chunk of the order below, then more as it frees up"
-            if self.mode == "parallel"
-            else None,
+            "split": self.split,
+            "distribution": _DISTRIBUTION.get(self.split or "", "").format(n=self.workers) or None,
             "order": {
                 "failed_first": self.failed_first[:20],
                 "failed_first_count": len(self.failed_first),
@@ -199,15 +165,28 @@ class ExecutionPlan:
                     "worker": data.get("worker"),
                     "tests": len(tests),
                     "seconds": round(sum(t[1] for t in tests), 3),
+                    "files": data.get("files"),
                     "first": tests[0][0] if tests else None,
                 }
             )
         return rows
 
 
+_DISTRIBUTION = {
+    "files": (
+        "by file: {n} pytest processes, each running whole test files, shared out by recorded time (the "
+        "costliest file first, each to the process with the least so far); each process runs its share in "
+        "the order below, and max_failures counts per process"
+    ),
+    "tests": "by test (pytest-xdist, load): each worker gets a chunk of the order below, then more as it frees up",
+}
+
+
 def decide_workers(
-    workers: int | str | None, cpus: int, tests: int, serial_s: float | None, load: float = 0.0
+    workers: int | str | None, cpus: int, tests: int, serial_s: float | None, idle: float | None = None
 ) -> tuple[int, str]:
+    """How many processes, and why.  `idle` is the CPUs' worth of idle time measured just before the
+    run (cpus.idle_cpus); None when not measured (yet)."""
     if isinstance(workers, int):
         return workers, f"workers={workers} was asked for"
     if workers == "auto":
@@ -222,14 +201,50 @@ def decide_workers(
         )
     if serial_s is None and tests < MIN_PARALLEL_TESTS:
         return 1, f"{tests} tests and no recorded times: too few for workers to pay off"
-    idle = int(cpus - load + 0.5)
-    if idle < 2:
+    free = cpus if idle is None else int(idle + 0.5)
+    if free < 2:
         # Measured here: on 2 CPUs already running 6+ other processes, 2 workers took 1.4x the serial time.
-        return 1, f"the machine is busy (load {load:.1f} on {cpus} CPUs): workers would only compete for them"
-    wanted = min(wanted, idle)
+        return 1, f"the machine is busy ({idle:.1f} of {cpus} CPUs idle): workers would only compete for them"
+    wanted = min(wanted, free)
     if serial_s is not None:
         return wanted, f"the last recorded times add up to {serial_s:.1f}s over {tests} tests; {cpus} CPUs"
     return wanted, f"{tests} tests (no recorded times yet); {cpus} CPUs"
+
+
+async def _use_xdist(plan: ExecutionPlan, ws: Workspace, interp: Interpreter, tmp: Path) -> bool:
+    """Make pytest-xdist available to the run (the workspace's, or the quality environment's lent
+    through PYTHONPATH); False when neither can be used."""
+    probe = await probe_xdist(interp.path, ws.root)
+    shim = _server_packages()
+    if probe.get("xdist"):
+        plan.xdist = "workspace" if interp.source == "workspace venv" else "quality environment"
+        return True
+    if not shim or major_version(probe.get("pytest")) < 7:
+        return False
+    shim_dir = tmp / "xdist-shim"
+    shim_dir.mkdir()
+    for name, target in shim.items():
+        (shim_dir / name).symlink_to(target, target_is_directory=True)
+    plan.env["PYTHONPATH"] = str(shim_dir)
+    if not any(name.endswith(".dist-info") for name in shim):
+        plan.args += ["-p", "xdist.plugin"]  # without its metadata no entry point loads it
+    plan.xdist = "quality environment"
+    return True
+
+
+async def _split(plan: ExecutionPlan, count: int, files: int, ws: Workspace, interp: Interpreter, tmp: Path) -> None:
+    """Share a parallel run out by file where there are enough files, else by test with xdist."""
+    if files >= count:
+        plan.mode, plan.workers, plan.split = "parallel", count, "files"
+    elif await _use_xdist(plan, ws, interp, tmp):
+        plan.mode, plan.workers, plan.split = "parallel", count, "tests"
+        plan.args += ["-n", str(count), "--dist", "load"]
+        plan.reason += f"; {files} test file(s) for {count} workers: shared out by test"
+    elif files >= 2:
+        plan.mode, plan.workers, plan.split = "parallel", files, "files"
+        plan.reason += f"; only {files} test files and no pytest-xdist for {interp.path}: {files} processes"
+    else:
+        plan.reason += f", but the selection is one file and pytest-xdist is not available to {interp.path}; serial"
 
 
 async def make_plan(
@@ -242,48 +257,35 @@ async def make_plan(
     workers: int | str | None = None,
     max_failures: int | None = None,
 ) -> ExecutionPlan:
-    """Decide workers and order for one run; writes the order plugin and its data into `tmp`."""
+    """Decide processes, split and order for one run; writes the order plugin and its data into `tmp`."""
     workers = parse_workers(workers)
     if max_failures is not None and not (isinstance(max_failures, int) and 1 <= max_failures <= 100_000):
         raise QualityError("bad_argument", "max_failures must be an integer between 1 and 100000")
     timings = {n: t for n, t in load_timings(ws).items() if _selected(n, targets)}
-    counted = _count_test_functions(ws, targets) if len(timings) < 10 else 0
+    files = _selected_files(ws, targets)
+    counted = _count_test_functions(ws, files) if len(timings) < 10 else 0
     tests = max(len(timings), counted)
     known = [t.get("s", 0.0) for t in timings.values()]
     # Timings from a -k run cover only part of the selection; trust them only for most of the suite.
     serial_s = round(sum(known), 3) if timings and not keyword and len(timings) >= 0.5 * tests else None
     cpus = available_cpus()
-    load = round(os.getloadavg()[0], 2)
-    count, reason = decide_workers(workers, cpus, tests, serial_s, load)
+    count, reason = decide_workers(workers, cpus, tests, serial_s)
+    idle = None
+    if count > 1 and workers is None:  # worth running in parallel: are the CPUs free for it?
+        idle = await idle_cpus()
+        count, reason = decide_workers(workers, cpus, tests, serial_s, idle)
     plan = ExecutionPlan("serial", 1, reason, max_failures=max_failures)
-    plan.estimate = {"tests": tests, "recorded_serial_s": serial_s, "cpus": cpus, "load": load}
+    plan.estimate = {"tests": tests, "recorded_serial_s": serial_s, "cpus": cpus, "idle_cpus": idle}
     if count > 1:
-        probe = await probe_xdist(interp.path, ws.root)
-        shim = _server_packages()
-        if probe.get("xdist"):
-            plan.xdist = "workspace" if interp.source == "workspace venv" else "quality environment"
-        elif shim and major_version(probe.get("pytest")) >= 7:
-            shim_dir = tmp / "xdist-shim"
-            shim_dir.mkdir()
-            for name, target in shim.items():
-                (shim_dir / name).symlink_to(target, target_is_directory=True)
-            plan.env["PYTHONPATH"] = str(shim_dir)
-            if not any(name.endswith(".dist-info") for name in shim):
-                plan.args += ["-p", "xdist.plugin"]  # without its metadata no entry point loads it
-            plan.xdist = "quality environment"
-        else:
-            plan.reason = f"{reason}, but pytest-xdist is not available to {interp.path}; running serially"
-            count = 1
-    if count > 1:
-        plan.mode, plan.workers = "parallel", count
-        plan.args += ["-n", str(count), "--dist", "load"]
+        test_files = {file_of(n) for n in timings} | set(files)
+        await _split(plan, count, len(test_files), ws, interp, tmp)
     failed = sorted(n for n, t in timings.items() if t.get("outcome") in ("failed", "error"))
     by_time = sorted(timings, key=lambda n: -timings[n].get("s", 0.0))
     plan.failed_first, plan.timed_tests = failed, len(timings)
     plan.slowest_first = [f"{n} ({timings[n].get('s', 0.0)}s)" for n in by_time[:10]]
     plugin_dir = tmp / "order-plugin"
     plugin_dir.mkdir()
-    (plugin_dir / "paradise_order.py").write_text(ORDER_PLUGIN, encoding="utf-8")
+    shutil.copyfile(Path(__file__).with_name("paradise_order.py"), plugin_dir / "paradise_order.py")
     plan.out_dir = tmp / "workers"
     plan.out_dir.mkdir()
     median = sorted(known)[len(known) // 2] if known else 0.0

@@ -94,8 +94,9 @@ def build_server(ws: Workspace, profiles: dict[str, Profile], default_profile: s
         description="Run the test suites (pytest with coverage; jest/vitest in every package.json that declares them). "
         "Optional `path` (file or directory in the workspace) and `keyword` (-k / -t) filters. "
         "Returns counts, each failure with file/line/message, and line/branch coverage per file. "
-        "pytest runs on pytest-xdist workers where it pays (`workers`: a count or 'auto'; 0 or 1 for "
-        "serial), previously failed and slowest tests first; `max_failures` stops early; `plan` says why."
+        "pytest runs in parallel where it pays, split by file over several pytest processes (`workers`: a "
+        "count or 'auto'; 0 or 1 for serial), previously failed and slowest tests first; `max_failures` "
+        "stops early; `plan` says what ran where and why."
     )
     async def run_tests(
         ctx: Context,

@@ -15,6 +15,7 @@ from .profiles import Profile
 from .progress import Progress
 from .pytestconfig import full_run_config
 from .runner import RunResult, clean_env, read_bounded_file
+from .shards import SplitRun, merge_runs
 from .testhistory import after_run
 from .testmerge import combine_sections
 from .testparse import (
@@ -56,7 +57,7 @@ def _bounded(items: list[Any], limit: int) -> tuple[list[Any], bool]:
 
 def _pytest_argv(
     python: str,
-    tmp: Path,
+    junit: Path,
     targets: list[str],
     keyword: str | None,
     coverage_args: list[str],
@@ -72,7 +73,7 @@ def _pytest_argv(
         "no:cacheprovider",
         "-o",
         "junit_family=xunit1",
-        f"--junitxml={tmp / 'junit.xml'}",
+        f"--junitxml={junit}",
         *config_args,
         *coverage_args,
     ]
@@ -129,25 +130,44 @@ async def run_pytest(
             result["skipped"].append({"what": "pyproject.toml settings", "reason": pyproject_error})
         elif targets:
             config_args = full_run_config(ws).args()
-        coverage_args: list[str] = []
-        if coverage and not interp.has_pytest_cov:
-            result["skipped"].append({"what": "coverage", "reason": f"pytest-cov is not installed in {interp.path}"})
-        elif coverage:
-            coverage_args = ["--cov-branch", f"--cov-report=json:{tmp / 'coverage.json'}", "--cov-report="]
-            if ws.has_coverage_config() and not pyproject_error:
-                coverage_args.insert(0, "--cov")
-            else:
-                (tmp / "coveragerc").write_text(_DEFAULT_COVERAGERC, encoding="utf-8")
-                coverage_args[:0] = [f"--cov={ws.root}", f"--cov-config={tmp / 'coveragerc'}"]
-        full_suite = not targets and not keyword
-        if coverage_args and full_suite:
-            coverage_args += CONTEXT_ARGS  # per-test coverage for impact selection (contexts.py)
         plan = await make_plan(
             ws, interp, tmp, targets=targets or [], keyword=keyword, workers=workers, max_failures=max_failures
         )
-        argv = _pytest_argv(interp.path, tmp, targets or [], keyword, coverage_args + plan.args, config_args)
+        full_suite = not targets and not keyword
+        coverage_args: list[str] = []
+        rcfile: Path | None = None
+        if coverage and not interp.has_pytest_cov:
+            result["skipped"].append({"what": "coverage", "reason": f"pytest-cov is not installed in {interp.path}"})
+        elif coverage:
+            # A run split by file reports coverage once, after combining its processes' data (shards.py).
+            report = [] if plan.split == "files" else [f"--cov-report=json:{tmp / 'coverage.json'}"]
+            coverage_args = ["--cov-branch", *report, "--cov-report="]
+            if ws.has_coverage_config() and not pyproject_error:
+                coverage_args.insert(0, "--cov")
+            else:
+                rcfile = tmp / "coveragerc"
+                rcfile.write_text(_DEFAULT_COVERAGERC, encoding="utf-8")
+                coverage_args[:0] = [f"--cov={ws.root}", f"--cov-config={rcfile}"]
+        if coverage_args and full_suite:
+            coverage_args += CONTEXT_ARGS  # per-test coverage for impact selection (contexts.py)
+        tool = ToolRun(profile, timeout, progress)
         env = clean_env({"COVERAGE_FILE": str(tmp / ".coverage"), **plan.env})
-        run = await ToolRun(profile, timeout, progress).run(argv, "pytest", ws.root, env)
+
+        def argv(junit: Path) -> list[str]:
+            return _pytest_argv(interp.path, junit, targets or [], keyword, coverage_args + plan.args, config_args)
+
+        if plan.split == "files":
+            split = SplitRun(tmp, plan.workers)
+            runs = await split.run(lambda i: argv(split.junit(i)), env, tool, ws.root)
+            # After a timeout the counts come from every process's output, as for a serial run killed early.
+            if not any(r.timed_out for r in runs):
+                split.merge_junit(tmp / "junit.xml")
+                if coverage_args:
+                    note = await split.combine_coverage(interp.path, rcfile, tool, ws.root, env)
+                    result["notes"] += [note] if note else []
+            run = merge_runs(runs)
+        else:
+            run = await tool.run(argv(tmp / "junit.xml"), "pytest", ws.root, env)
         _fill_pytest_result(result, run, tmp, timeout, profile.max_findings)
         result["plan"] = {**plan.describe(), "workers_used": plan.distribution()}
         await after_run(

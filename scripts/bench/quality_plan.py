@@ -1,14 +1,17 @@
 """Benchmark: the quality instance's default pytest execution plan against a serial run.
 
-Also times workers="auto" (always one worker per CPU), since the default plan runs serially when
+Also times workers="auto" (always one process per CPU), since the default plan runs serially when
 the CPUs are already busy.  Generates a workspace of --modules x --tests-per-module CPU-bound tests
-(each spins for about --test-cost-ms of pure-Python arithmetic, so workers compete for the CPUs as real unit tests do),
-records one run (the plan then orders by and decides from the recorded times), then times
---repeat alternating pairs of `run_pytest` calls: workers=0 (serial) and the default plan.  Prints
-the medians, their ratio and the plan's reason.
+(each spins for about --test-cost-ms of pure-Python arithmetic, so processes compete for the CPUs as
+real unit tests do) with a `.venv` holding only pytest and pytest-cov, as a project's own
+environment does (--server-python: none, so the tests run on this development environment, whose
+many autoloaded pytest plugins cost every pytest process about 3.5 s of start-up), records one run
+(the plan then orders by and decides from the recorded times), then times --repeat rounds of
+`run_pytest` calls: workers=0 (serial), the default plan and workers="auto".  Prints the medians,
+their ratios and the plan's reason.
 
     .venv/bin/python -m scripts.bench.quality_plan [--modules 20] [--tests-per-module 20]
-        [--test-cost-ms 20] [--repeat 3] [--coverage] [--keep DIR]
+        [--test-cost-ms 20] [--repeat 3] [--coverage] [--server-python] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -22,11 +25,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from instances.quality.plan import available_cpus
+from instances.quality.cpus import available_cpus, idle_cpus
 from instances.quality.profiles import load_profiles
 from instances.quality.tests_tool import run_pytest
 from instances.quality.workspace import Workspace
 from scripts.bench.common import suite_arguments
+from tests.helpers import PYTEST_PACKAGES, lean_venv
 
 TEST_FILE = """import time
 
@@ -65,20 +69,28 @@ async def bench(args: argparse.Namespace) -> None:
     root = args.keep or Path(tempfile.mkdtemp(prefix="bench-plan-"))
     try:
         tests = generate(root, args.modules, args.tests_per_module, args.test_cost_ms)
+        if not args.server_python:
+            lean_venv(root, (*PYTEST_PACKAGES, "coverage", "pytest_cov"))
         ws = Workspace.open(root)
-        print(f"machine: {available_cpus()} CPUs, load {os.getloadavg()[0]:.2f}; workspace {root}")
-        print(f"suite: {tests} CPU-bound tests of ~{args.test_cost_ms} ms; coverage={args.coverage}")
+        idle = await idle_cpus(1.0)
+        print(f"machine: {available_cpus()} CPUs, {idle} idle, load {os.getloadavg()[0]:.2f}; workspace {root}")
+        python = (
+            "the server's own (its plugins load in every pytest process)"
+            if args.server_python
+            else ("the workspace's .venv: pytest, pytest-cov")
+        )
+        print(f"suite: {tests} CPU-bound tests of ~{args.test_cost_ms} ms; coverage={args.coverage}; python {python}")
         await timed(ws, 0, args.coverage)  # records the times the default plan decides and orders by
         serial, default, forced, plan = [], [], [], {}
         for _ in range(args.repeat):
-            load = os.getloadavg()[0]
+            idle = await idle_cpus(1.0)
             serial.append((await timed(ws, 0, args.coverage))[0])
             seconds, result = await timed(ws, None, args.coverage)
             default.append(seconds)
             plan = result["plan"]
             forced.append((await timed(ws, "auto", args.coverage))[0])
             print(
-                f"  round: load {load:.1f}; serial {serial[-1]:.2f}s, default ({plan['mode']}) {seconds:.2f}s, "
+                f"  round: {idle} CPUs idle; serial {serial[-1]:.2f}s, default ({plan['mode']}) {seconds:.2f}s, "
                 f"workers=auto {forced[-1]:.2f}s",
                 flush=True,
             )
@@ -89,8 +101,10 @@ async def bench(args: argparse.Namespace) -> None:
         f = statistics.median(forced)
         print(f"workers='auto' (always parallel): median {f:.2f}s  runs {[round(x, 2) for x in forced]}")
         print(f"default / serial = {d / s:.2f}; parallel / serial = {f / s:.2f}")
-        print(f"plan: {plan['reason']}; xdist from {plan['xdist']}")
-        print("workers:", ", ".join(f"{w['worker']} {w['tests']} tests {w['seconds']}s" for w in plan["workers_used"]))
+        print(f"plan: {plan['reason']}; split by {plan['split']}; xdist from {plan['xdist']}")
+        used = plan["workers_used"]
+        shares = (f"{w['worker']} {w['files']} files {w['tests']} tests {w['seconds']}s" for w in used)
+        print("processes:", ", ".join(shares))
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
@@ -99,6 +113,9 @@ async def bench(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = suite_arguments(__doc__, modules=20, tests_per_module=20, test_cost_ms=20)
     parser.add_argument("--coverage", action="store_true")
+    parser.add_argument(
+        "--server-python", action="store_true", help="no workspace .venv: run the tests with this environment's python"
+    )
     asyncio.run(bench(parser.parse_args()))
 
 

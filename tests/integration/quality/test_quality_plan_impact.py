@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 from generated_suite import commit_all, write_suite
 
+from instances.quality.contexts import ContextMap
 from instances.quality.impact import run_impacted_tests
 from instances.quality.profiles import load_profiles
 from instances.quality.tests_tool import run_tests
 from instances.quality.workspace import Workspace
+from tests.helpers import lean_venv
 
 PROFILES = load_profiles()
 
@@ -33,11 +35,12 @@ def project(tmp_path: Path) -> Workspace:
 async def test_default_plan_is_parallel_failed_first_and_stops_early(project: Workspace) -> None:
     first = await run_tests(project, PROFILES["quick"])
     plan = first["runners"]["python"]["plan"]
-    # 481 tests and 2 CPUs: parallel, unless other work already keeps the CPUs busy
+    # 481 tests and 2 CPUs: split by file over 2 processes, unless other work already keeps the CPUs busy
     if plan["mode"] == "serial":
-        assert "busy" in plan["reason"] and plan["estimate"]["load"] > 0.5, plan
+        assert "busy" in plan["reason"] and plan["estimate"]["idle_cpus"] < 1.5, plan
     else:
-        assert plan["workers"] == 2 and len(plan["workers_used"]) == 2, plan
+        assert (plan["workers"], plan["split"], len(plan["workers_used"])) == (2, "files", 2), plan
+        assert sum(w["files"] for w in plan["workers_used"]) == 41 and plan["xdist"] is None
     assert sum(w["tests"] for w in plan["workers_used"]) == first["counts"]["total"] == 481
     failing = failed_set(first)
     assert len(failing) == 8
@@ -47,7 +50,7 @@ async def test_default_plan_is_parallel_failed_first_and_stops_early(project: Wo
     assert (plan["mode"], plan["workers"], len(plan["workers_used"])) == ("parallel", 2, 2), plan
     assert plan["order"]["failed_first"] == sorted(failing)
     assert plan["order"]["timed_tests"] == 481
-    # xdist hands out consecutive chunks of the ordered list: one worker starts with a failed test
+    # each process runs its share failed-first: one that holds a failing module starts with a failed test
     assert any(w["first"] in failing for w in plan["workers_used"]), plan["workers_used"]
 
     serial = await run_tests(project, PROFILES["quick"], workers=0, max_failures=1)
@@ -122,30 +125,60 @@ async def test_unnamed_data_file_runs_the_full_suite_with_the_reason(project: Wo
 async def test_workspace_venv_without_xdist_gets_the_quality_environments(tmp_path: Path) -> None:
     """A workspace venv with pytest but no pytest-xdist: the plan lends it the server's xdist."""
     import subprocess
-    import sys
 
-    import pytest as pytest_module
-
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp_path / ".venv")], check=True)
-    site = Path(pytest_module.__file__).parent.parent
-    deps = tmp_path / "deps"
-    deps.mkdir()
-    for name in ("pytest", "_pytest", "pluggy", "iniconfig", "packaging", "pygments", "py.py"):
-        if (site / name).exists():
-            (deps / name).symlink_to(site / name)
-    for info in site.glob("*.dist-info"):
-        if info.name.split("-", 1)[0].lower() in ("pytest", "pluggy", "iniconfig", "packaging", "pygments"):
-            (deps / info.name).symlink_to(info)
-    venv_site = next((tmp_path / ".venv" / "lib").glob("python3*/site-packages"))
-    (venv_site / "deps.pth").write_text(str(deps) + "\n", encoding="utf-8")
+    lean_venv(tmp_path)
     probe = subprocess.run(
         [str(tmp_path / ".venv" / "bin" / "python"), "-c", "import pytest, xdist"], capture_output=True, text=True
     )
     assert "No module named 'xdist'" in probe.stderr  # pytest is there, xdist is not
     write_suite(tmp_path, modules=4, functions=2, per_function=2)
-    result = await run_tests(Workspace.open(tmp_path), PROFILES["quick"], workers=2)
+    # one file for two workers cannot be split by file: shared out by test with xdist
+    result = await run_tests(Workspace.open(tmp_path), PROFILES["quick"], path="tests/test_mod_0.py", workers=2)
     python = result["runners"]["python"]
     assert python["interpreter"]["source"] == "workspace venv"
-    assert python["plan"]["xdist"] == "quality environment" and python["plan"]["mode"] == "parallel"
-    assert result["counts"] == {"total": 17, "passed": 17, "failed": 0, "skipped": 0, "errors": 0}
+    assert python["plan"]["xdist"] == "quality environment" and python["plan"]["split"] == "tests"
+    assert result["counts"] == {"total": 4, "passed": 4, "failed": 0, "skipped": 0, "errors": 0}
     assert {w["worker"] for w in python["plan"]["workers_used"]} == {"gw0", "gw1"}
+
+
+async def test_a_run_split_by_file_reports_what_the_serial_run_reports(project: Workspace) -> None:
+    """Two processes, one result: the same counts, failures, coverage and per-test coverage map as
+    the serial run; a collection error, which both processes see, counted once."""
+    broken = project.root / "tests" / "test_broken.py"
+    broken.write_text("import not_a_module\n", encoding="utf-8")
+    serial = await run_tests(project, PROFILES["quick"], workers=0, coverage=False)
+    split = await run_tests(project, PROFILES["quick"], workers=2, coverage=False)
+    assert split["runners"]["python"]["plan"]["split"] == "files"
+    # pytest stops a session with a collection error before running anything, split or not
+    assert split["counts"] == serial["counts"] == {"total": 1, "passed": 0, "failed": 0, "skipped": 0, "errors": 1}
+    assert [f["test"] for f in split["failures"]] == [f["test"] for f in serial["failures"]]
+    broken.unlink()
+
+    serial = await run_tests(project, PROFILES["quick"], workers=0, coverage=True)
+    serial_map = ContextMap.load(project)
+    split = await run_tests(project, PROFILES["quick"], workers=2, coverage=True)
+    split_map = ContextMap.load(project)
+    plan = split["runners"]["python"]["plan"]
+    assert (plan["mode"], plan["split"], len(plan["workers_used"])) == ("parallel", "files", 2), plan
+    assert split["counts"] == serial["counts"] == {"total": 481, "passed": 473, "failed": 8, "skipped": 0, "errors": 0}
+    assert failed_set(split) == failed_set(serial) and len(failed_set(split)) == 8
+    assert split["coverage"]["total"] == serial["coverage"]["total"]
+    assert split["coverage"]["total"]["lines_covered"] > 1000
+    assert serial_map is not None and split_map is not None
+    assert split_map.all_tests() == serial_map.all_tests() and len(split_map.all_tests()) >= 470
+
+
+async def test_a_split_run_that_times_out_counts_what_every_process_did(tmp_path: Path) -> None:
+    """One process hangs: both are stopped at the time limit, the reply is partial, names the hanging
+    test, and counts the tests the other process finished."""
+    lean_venv(tmp_path)
+    write_suite(tmp_path, modules=6, functions=2, per_function=2)  # 25 quick tests in 7 files
+    (tmp_path / "tests" / "test_hang.py").write_text(
+        "import time\n\n\ndef test_hangs():\n    time.sleep(120)\n", encoding="utf-8"
+    )
+    result = await run_tests(Workspace.open(tmp_path), PROFILES["quick"], workers=2, coverage=False, timeout=6)
+    python = result["runners"]["python"]
+    assert python["plan"]["split"] == "files" and python["timed_out"]
+    assert result["status"] == "partial" and python["error"]["code"] == "timeout"
+    assert "still running: tests/test_hang.py::test_hangs" in python["error"]["message"]
+    assert result["counts"]["passed"] >= 12 and result["counts"]["failed"] == 0

@@ -64,9 +64,10 @@ def test_edges_only_when_asked() -> None:
 
 def test_plan_decisions() -> None:
     assert decide_workers(None, 2, 400, None)[0] == 2
-    assert decide_workers(None, 2, 400, None, load=1.2)[0] == 1  # one CPU left: workers would only compete
-    assert "busy" in decide_workers(None, 2, 400, 50.0, load=6.0)[1]
-    assert decide_workers(None, 8, 400, 50.0, load=5.0)[0] == 3
+    assert decide_workers(None, 2, 400, None, idle=1.9)[0] == 2  # an idle machine (its load average may say 1.2)
+    assert decide_workers(None, 2, 400, None, idle=0.8)[0] == 1  # one CPU left: workers would only compete
+    assert "busy (0.1 of 2 CPUs idle)" in decide_workers(None, 2, 400, 50.0, idle=0.1)[1]
+    assert decide_workers(None, 8, 400, 50.0, idle=3.0)[0] == 3
     assert decide_workers(None, 2, 40, None) == (1, "40 tests and no recorded times: too few for workers to pay off")
     assert decide_workers(None, 2, 400, 1.2)[0] == 1
     assert decide_workers(None, 1, 400, 50.0) == (1, "only one CPU is available")
