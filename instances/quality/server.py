@@ -3,10 +3,10 @@ summary; bad input becomes a structured error (status "error"), never a crashed 
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from functools import partial
+from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult, TextContent
@@ -16,14 +16,15 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from . import impact, lint, reports, risk, security, tests_tool
 from .errors import QualityError
 from .jobs import UNTRACKED, JobRegistry
-from .js.tools_server import register_js_tools
+from .js.tools_server import Detail, Page, ProfileName, TimeoutSeconds, ToolResult, register_js_tools
 from .profiles import Profile, pick_profile
 from .progress import Progress
 from .sizing import Sizing, build_reply
 from .workspace import Workspace
 
 log = logging.getLogger("instances.quality")
-ToolResult = Annotated[CallToolResult, dict[str, Any]]
+WorkspaceTool = Callable[..., Awaitable[dict[str, Any]]]
+"""A tool's body: `body(ws, profile, *, progress, **arguments)` -> its result."""
 
 INSTRUCTIONS = (
     "Quality tools for one workspace: run_tests (pytest/jest/vitest with coverage), lint (ruff/eslint/prettier), "
@@ -40,15 +41,15 @@ async def invoke_tool(
     tool: str,
     ctx: Context | None,
     steps: int,
-    work: Callable[[Progress], Awaitable[dict[str, Any]]],
+    work: Callable[..., Awaitable[dict[str, Any]]],
     detail: str | None = None,
     page: int | None = None,
     include_edges: bool = False,
     *,
     jobs: JobRegistry | None = None,
 ) -> CallToolResult:
-    """Run one tool body, turning every failure into a structured result, and size the reply
-    (sizing.py: under 40 KB unless `detail`/`page` ask for more). The call is a job in `jobs` (the
+    """Run one tool body, `work(progress=…)`, turning every failure into a structured result, and size
+    the reply (sizing.py: under 40 KB unless `detail`/`page` ask for more). The call is a job in `jobs` (the
     dashboard's view) from start to end, fed by the same progress values the MCP client gets."""
     job = jobs.begin(tool) if jobs is not None and tool not in UNTRACKED else None
     progress = Progress(ctx.report_progress if ctx is not None else None, steps, job.update if job else None)
@@ -57,7 +58,7 @@ async def invoke_tool(
     try:
         try:
             sizing = Sizing.parse(detail, page)
-            result = await work(progress)
+            result = await work(progress=progress)
         except QualityError as exc:
             result = {"tool": tool, "status": "error", "error": exc.as_dict()}
         except Exception as exc:
@@ -85,10 +86,17 @@ def build_server(ws: Workspace, profiles: dict[str, Profile], default_profile: s
     server = MCPServer("paradise-quality", instructions=INSTRUCTIONS, version="0.1.0")
     fallback = pick_profile(profiles, default_profile).name
     jobs = JobRegistry(ws.root / reports.REPORT_DIR)
-    invoke = functools.partial(invoke_tool, jobs=jobs)
+    invoke = partial(invoke_tool, jobs=jobs)
 
     def profile_for(name: str | None) -> Profile:
         return pick_profile(profiles, name or fallback)
+
+    async def on_workspace(
+        body: WorkspaceTool, profile: str | None, *, progress: Progress, **arguments: Any
+    ) -> dict[str, Any]:
+        """`body` on this workspace; the profile is looked up here, inside the call, so that an unknown
+        name is a structured error like any other bad argument."""
+        return await body(ws, profile_for(profile), progress=progress, **arguments)
 
     @server.tool(
         description="Run the test suites (pytest with coverage; jest/vitest in every package.json that declares them). "
@@ -103,28 +111,16 @@ def build_server(ws: Workspace, profiles: dict[str, Profile], default_profile: s
         path: str | None = None,
         keyword: str | None = None,
         coverage: bool | None = None,
-        timeout_seconds: float | None = None,
+        timeout_seconds: TimeoutSeconds = None,
         workers: int | str | None = None,
         max_failures: int | None = None,
-        profile: str | None = None,
-        detail: str = "summary",
-        page: int = 1,
+        profile: ProfileName = None,
+        detail: Detail = "summary",
+        page: Page = 1,
     ) -> ToolResult:
-        async def work(progress: Progress) -> dict[str, Any]:
-            if timeout_seconds is not None and not 0 < timeout_seconds <= 86400:
-                raise QualityError("bad_argument", "timeout_seconds must be between 0 and 86400")
-            return await tests_tool.run_tests(
-                ws,
-                profile_for(profile),
-                path=path,
-                keyword=keyword,
-                coverage=coverage,
-                timeout=timeout_seconds,
-                progress=progress,
-                workers=workers,
-                max_failures=max_failures,
-            )
-
+        filters = {"path": path, "keyword": keyword, "coverage": coverage}
+        limits = {"timeout": timeout_seconds, "workers": workers, "max_failures": max_failures}
+        work = partial(on_workspace, tests_tool.run_tests, profile, **filters, **limits)
         return await invoke("run_tests", ctx, 1, work, detail, page)
 
     @server.tool(
@@ -136,13 +132,11 @@ def build_server(ws: Workspace, profiles: dict[str, Profile], default_profile: s
     async def lint_tool(
         ctx: Context,
         path: str | None = None,
-        profile: str | None = None,
-        detail: str = "summary",
-        page: int = 1,
+        profile: ProfileName = None,
+        detail: Detail = "summary",
+        page: Page = 1,
     ) -> ToolResult:
-        async def work(progress: Progress) -> dict[str, Any]:
-            return await lint.lint(ws, profile_for(profile), path=path, progress=progress)
-
+        work = partial(on_workspace, lint.lint, profile, path=path)
         return await invoke("lint", ctx, 1, work, detail, page)
 
     @server.tool(
@@ -154,15 +148,13 @@ def build_server(ws: Workspace, profiles: dict[str, Profile], default_profile: s
         ctx: Context,
         path: str | None = None,
         include_dependencies: bool = True,
-        profile: str | None = None,
-        detail: str = "summary",
-        page: int = 1,
+        profile: ProfileName = None,
+        detail: Detail = "summary",
+        page: Page = 1,
     ) -> ToolResult:
-        async def work(progress: Progress) -> dict[str, Any]:
-            return await security.security_scan(
-                ws, profile_for(profile), path=path, include_dependencies=include_dependencies, progress=progress
-            )
-
+        work = partial(
+            on_workspace, security.security_scan, profile, path=path, include_dependencies=include_dependencies
+        )
         return await invoke("security_scan", ctx, 2, work, detail, page)
 
     @server.tool(
@@ -176,15 +168,11 @@ def build_server(ws: Workspace, profiles: dict[str, Profile], default_profile: s
         ctx: Context,
         base_ref: str = "HEAD",
         include_edges: bool = False,
-        profile: str | None = None,
-        detail: str = "summary",
-        page: int = 1,
+        profile: ProfileName = None,
+        detail: Detail = "summary",
+        page: Page = 1,
     ) -> ToolResult:
-        async def work(progress: Progress) -> dict[str, Any]:
-            return await impact.analyze_changes(
-                ws, profile_for(profile), base_ref=base_ref, include_edges=include_edges, progress=progress
-            )
-
+        work = partial(on_workspace, impact.analyze_changes, profile, base_ref=base_ref, include_edges=include_edges)
         return await invoke("analyze_changes", ctx, 1, work, detail, page, include_edges)
 
     @server.tool(
@@ -197,15 +185,11 @@ def build_server(ws: Workspace, profiles: dict[str, Profile], default_profile: s
         ctx: Context,
         base_ref: str = "HEAD",
         coverage: bool = False,
-        profile: str | None = None,
-        detail: str = "summary",
-        page: int = 1,
+        profile: ProfileName = None,
+        detail: Detail = "summary",
+        page: Page = 1,
     ) -> ToolResult:
-        async def work(progress: Progress) -> dict[str, Any]:
-            return await impact.run_impacted_tests(
-                ws, profile_for(profile), base_ref=base_ref, coverage=coverage, progress=progress
-            )
-
+        work = partial(on_workspace, impact.run_impacted_tests, profile, base_ref=base_ref, coverage=coverage)
         return await invoke("run_impacted_tests", ctx, 2, work, detail, page)
 
     @server.tool(
@@ -215,14 +199,12 @@ def build_server(ws: Workspace, profiles: dict[str, Profile], default_profile: s
     )
     async def quality_report(
         ctx: Context,
-        profile: str | None = None,
+        profile: ProfileName = None,
         base_ref: str = "HEAD",
-        detail: str = "summary",
-        page: int = 1,
+        detail: Detail = "summary",
+        page: Page = 1,
     ) -> ToolResult:
-        async def work(progress: Progress) -> dict[str, Any]:
-            return await reports.quality_report(ws, profile_for(profile), base_ref=base_ref, progress=progress)
-
+        work = partial(on_workspace, reports.quality_report, profile, base_ref=base_ref)
         return await invoke("quality_report", ctx, 1, work, detail, page)
 
     @server.tool(
@@ -232,11 +214,11 @@ def build_server(ws: Workspace, profiles: dict[str, Profile], default_profile: s
     async def quality_trends(
         ctx: Context,
         last: int = 5,
-        profile: str | None = None,
-        detail: str = "summary",
-        page: int = 1,
+        profile: ProfileName = None,
+        detail: Detail = "summary",
+        page: Page = 1,
     ) -> ToolResult:
-        async def work(progress: Progress) -> dict[str, Any]:
+        async def work(*, progress: Progress) -> dict[str, Any]:
             result = reports.quality_trends(ws, last=last, profile=profile)
             result["risk_backtest"] = await risk.backtest_workspace(ws)
             return result
@@ -245,7 +227,7 @@ def build_server(ws: Workspace, profiles: dict[str, Profile], default_profile: s
 
     @server.tool(description="The profiles this instance knows: tools, timeouts and thresholds.")
     async def list_profiles(ctx: Context) -> ToolResult:
-        async def work(progress: Progress) -> dict[str, Any]:
+        async def work(*, progress: Progress) -> dict[str, Any]:
             return {
                 "tool": "list_profiles",
                 "status": "ok",

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .contexts import CONTEXT_ARGS
+from .errors import QualityError
 from .js.jstests import run_js_tests
 from .plan import make_plan, normalise_xdist_output
 from .profiles import Profile
@@ -265,6 +266,8 @@ async def run_tests(
     max_failures: int | None = None,
 ) -> dict[str, Any]:
     """pytest and every package's jest/vitest; one merged result, each runner keeping its own section."""
+    if timeout is not None and not 0 < timeout <= 86400:  # checked with workers and max_failures (plan.py)
+        raise QualityError("bad_argument", "timeout_seconds must be between 0 and 86400")
     coverage = profile.coverage if coverage is None else coverage
     targets = []
     if path:

@@ -1,13 +1,16 @@
 """MCP registration of run_e2e, run_api_tests and run_performance (kept out of server.py, which
-passes in its `invoke` wrapper so these tools share the envelope: status, sizing, progress, errors)."""
+passes in its `invoke` wrapper so these tools share the envelope: status, sizing, progress, errors).
+The parameter types every tool shares live here too, as server.py imports this module."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult
+from pydantic import Field
 
 from ..errors import QualityError
 from ..profiles import Profile
@@ -22,6 +25,25 @@ ToolResult = Annotated[CallToolResult, dict[str, Any]]
 Invoke = Callable[..., Awaitable[CallToolResult]]
 AppTool = Callable[..., Awaitable[dict[str, Any]]]
 
+# Parameters most tools take, with the descriptions that go into each tool's input schema. `detail` is a
+# plain string on purpose: sizing.py turns a wrong value into a structured bad_argument error.
+ProfileName = Annotated[
+    str | None, Field(description="Profile to run with (list_profiles names them); default: the instance's.")
+]
+Detail = Annotated[
+    str, Field(description="'summary' keeps the reply under 40 KB; 'full' returns every item (up to ~1 MB).")
+]
+Page = Annotated[int, Field(description="Which page of the lists a reply shortened (see `more` in the reply).")]
+StartCommand = Annotated[
+    str | None, Field(description="Starts the app under test (run without a shell, stopped at the end).")
+]
+WaitUrl = Annotated[
+    str | None, Field(description="A URL on this machine (127.0.0.1, localhost), polled until it answers.")
+]
+TimeoutSeconds = Annotated[
+    float | None, Field(description="Time limit of the call in seconds (up to 86400); default: the profile's.")
+]
+
 
 def _timeout(value: float | None) -> float | None:
     if value is not None and not 0 < value <= 86400:
@@ -33,23 +55,19 @@ def register_js_tools(
     server: MCPServer, ws: Workspace, profile_for: Callable[[str | None], Profile], invoke: Invoke
 ) -> None:
     async def run_app_tool(
-        name: str,
         tool: AppTool,
-        ctx: Context,
-        detail: str,
-        page: int,
-        app: tuple[str | None, str | None, str | None, float | None],
+        profile: str | None,
+        start_command: str | None,
+        wait_url: str | None,
+        timeout_seconds: float | None,
+        *,
+        progress: Progress,
         **target: Any,
-    ) -> CallToolResult:
-        """One call of an app tool in the shared envelope; `app` is (profile, start_command, wait_url,
-        timeout_seconds) as the client gave them, `target` what the tool runs on."""
-        profile, start_command, wait_url, timeout_seconds = app
-
-        async def work(progress: Progress) -> dict[str, Any]:
-            call = AppRun(ws, profile_for(profile), start_command, wait_url, _timeout(timeout_seconds), progress)
-            return await tool(call, **target)
-
-        return await invoke(name, ctx, 1, work, detail, page)
+    ) -> dict[str, Any]:
+        """`tool` on `target` with the app the client named brought up around it; the profile and the
+        time limit are checked here, inside the call, so that a bad one is a structured error."""
+        call = AppRun(ws, profile_for(profile), start_command, wait_url, _timeout(timeout_seconds), progress)
+        return await tool(call, **target)
 
     @server.tool(
         description="End-to-end tests with Playwright Test on Chromium. Optional `path` (spec file or "
@@ -60,15 +78,15 @@ def register_js_tools(
     async def run_e2e(
         ctx: Context,
         path: str | None = None,
-        start_command: str | None = None,
-        wait_url: str | None = None,
-        timeout_seconds: float | None = None,
-        profile: str | None = None,
-        detail: str = "summary",
-        page: int = 1,
+        start_command: StartCommand = None,
+        wait_url: WaitUrl = None,
+        timeout_seconds: TimeoutSeconds = None,
+        profile: ProfileName = None,
+        detail: Detail = "summary",
+        page: Page = 1,
     ) -> ToolResult:
-        app = (profile, start_command, wait_url, timeout_seconds)
-        return await run_app_tool("run_e2e", e2e, ctx, detail, page, app, path=path)
+        work = partial(run_app_tool, e2e, profile, start_command, wait_url, timeout_seconds, path=path)
+        return await invoke("run_e2e", ctx, 1, work, detail, page)
 
     @server.tool(
         description="API tests with Newman on a Postman collection (`collection`; default: every "
@@ -79,17 +97,16 @@ def register_js_tools(
         ctx: Context,
         collection: str | None = None,
         environment: str | None = None,
-        start_command: str | None = None,
-        wait_url: str | None = None,
-        timeout_seconds: float | None = None,
-        profile: str | None = None,
-        detail: str = "summary",
-        page: int = 1,
+        start_command: StartCommand = None,
+        wait_url: WaitUrl = None,
+        timeout_seconds: TimeoutSeconds = None,
+        profile: ProfileName = None,
+        detail: Detail = "summary",
+        page: Page = 1,
     ) -> ToolResult:
-        app = (profile, start_command, wait_url, timeout_seconds)
-        return await run_app_tool(
-            "run_api_tests", api_tests, ctx, detail, page, app, collection=collection, environment=environment
-        )
+        target = {"collection": collection, "environment": environment}
+        work = partial(run_app_tool, api_tests, profile, start_command, wait_url, timeout_seconds, **target)
+        return await invoke("run_api_tests", ctx, 1, work, detail, page)
 
     @server.tool(
         description="Lighthouse on a local `url` (headless Chromium): performance, accessibility, "
@@ -99,12 +116,12 @@ def register_js_tools(
     async def run_performance(
         ctx: Context,
         url: str,
-        start_command: str | None = None,
-        wait_url: str | None = None,
-        timeout_seconds: float | None = None,
-        profile: str | None = None,
-        detail: str = "summary",
-        page: int = 1,
+        start_command: StartCommand = None,
+        wait_url: WaitUrl = None,
+        timeout_seconds: TimeoutSeconds = None,
+        profile: ProfileName = None,
+        detail: Detail = "summary",
+        page: Page = 1,
     ) -> ToolResult:
-        app = (profile, start_command, wait_url, timeout_seconds)
-        return await run_app_tool("run_performance", performance, ctx, detail, page, app, url=url)
+        work = partial(run_app_tool, performance, profile, start_command, wait_url, timeout_seconds, url=url)
+        return await invoke("run_performance", ctx, 1, work, detail, page)
