@@ -51,6 +51,7 @@ LOG_CONFIG = LogConfig(type=LogConfig.types.JSON, config={"max-size": "8m", "max
 
 class DockerRuntime(EngineRuntime):
     name = "docker"
+    object_kind = "container"
 
     # ---- blocking implementation -------------------------------------------------------------------
 
@@ -98,15 +99,8 @@ class DockerRuntime(EngineRuntime):
         log.info("started container %s (%s) on 127.0.0.1:%d", spec.name, container.short_id, spec.port)
         return {"container_id": container.id, "name": spec.name}
 
-    def _poll(self, state: dict[str, Any]) -> PollResult:
-        container_id = state.get("container_id")
-        if not container_id:
-            return PollResult(running=False, detail="never started")
-        try:
-            container = self.client.containers.get(container_id)
-        except NotFound:
-            return PollResult(running=False, detail="container is gone")
-        info = container.attrs.get("State", {})
+    def _poll_object(self, container_id: str, /) -> PollResult:
+        info = self.client.containers.get(container_id).attrs.get("State", {})
         if info.get("Running") and not info.get("Restarting"):
             return PollResult(running=True)
         return PollResult(

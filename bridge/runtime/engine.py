@@ -26,6 +26,7 @@ from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from bridge.runtime.base import (
     Discovered,
     InstanceSpec,
+    PollResult,
     PortTaken,
     RuntimeError_,
     ThreadedRuntime,
@@ -177,6 +178,8 @@ def has_image(client: docker.DockerClient, image: str) -> bool:
 class EngineRuntime(ThreadedRuntime):
     """A runtime on a Docker engine. Subclasses make the objects; this class names, labels and finds them."""
 
+    object_kind: str  # what one instance is on the engine, "container" or "service"; its id is state[f"{kind}_id"]
+
     def __init__(
         self,
         client: docker.DockerClient | None = None,
@@ -220,6 +223,21 @@ class EngineRuntime(ThreadedRuntime):
         # A container's 127.0.0.1 is its own: siblings meet on the client's network, where the engine's DNS
         # answers the instance's name (a container's, or a Swarm service's virtual IP) on its container port.
         return instance_name(client_id, service), container_port
+
+    # ---- polling ------------------------------------------------------------------------------------
+
+    def _poll(self, state: dict[str, Any]) -> PollResult:
+        object_id = state.get(f"{self.object_kind}_id")
+        if not object_id:
+            return PollResult(running=False, detail="never started")
+        try:
+            return self._poll_object(object_id)
+        except NotFound:
+            return PollResult(running=False, detail=f"{self.object_kind} is gone")
+
+    @abc.abstractmethod
+    def _poll_object(self, object_id: str, /) -> PollResult:
+        """How the instance's engine object is doing; NotFound from the engine means it is gone."""
 
     # ---- discovery ----------------------------------------------------------------------------------
 

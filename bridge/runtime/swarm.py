@@ -51,6 +51,7 @@ def _stamp(value: str | None) -> tuple[str, int]:
 
 class SwarmRuntime(EngineRuntime):
     name = "swarm"
+    object_kind = "service"
 
     def __init__(
         self,
@@ -130,14 +131,8 @@ class SwarmRuntime(EngineRuntime):
         log.info("swarm service %s (%s) on port %d (%s)", spec.name, service_id[:12], spec.port, self.publish_mode)
         return {"service_id": service_id, "name": spec.name}
 
-    def _poll(self, state: dict[str, Any]) -> PollResult:
-        service_id = state.get("service_id")
-        if not service_id:
-            return PollResult(running=False, detail="never started")
-        try:
-            service = self.client.api.inspect_service(service_id)
-        except NotFound:
-            return PollResult(running=False, detail="service is gone")
+    def _poll_object(self, service_id: str, /) -> PollResult:
+        service = self.client.api.inspect_service(service_id)
         replicas = service["Spec"].get("Mode", {}).get("Replicated", {}).get("Replicas", 0)
         tasks = sorted(self.client.api.tasks(filters={"service": service_id}), key=lambda t: _stamp(t.get("CreatedAt")))
         live = [t for t in tasks if t.get("DesiredState") == "running" and t["Status"]["State"] in LIVE]
