@@ -3,7 +3,15 @@ prettier of the bundled toolchain through the real server and MCP client."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from run_facts import the_failure
+
+
+async def reply(js_call, name: str, tool: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The structured content of one call, for the tests that read nothing else of the reply."""
+    result, _ = await js_call(name, tool, args)
+    return result.structured_content
 
 
 async def test_jest_failures_with_file_line_and_istanbul_coverage(js_call) -> None:
@@ -32,17 +40,16 @@ async def test_jest_failures_with_file_line_and_istanbul_coverage(js_call) -> No
 
 
 async def test_jest_path_and_keyword_filters(js_call) -> None:
-    by_path, _ = await js_call("jest", "run_tests", {"path": "__tests__/pricing.test.js", "coverage": False})
-    assert by_path.structured_content["counts"] == {"total": 1, "passed": 1, "failed": 0, "skipped": 0, "errors": 0}
-    assert by_path.structured_content["coverage"] is None
-    by_keyword, _ = await js_call("jest", "run_tests", {"keyword": "adds", "coverage": False})
-    counts = by_keyword.structured_content["counts"]
+    by_path = await reply(js_call, "jest", "run_tests", {"path": "__tests__/pricing.test.js", "coverage": False})
+    assert by_path["counts"] == {"total": 1, "passed": 1, "failed": 0, "skipped": 0, "errors": 0}
+    assert by_path["coverage"] is None
+    by_keyword = await reply(js_call, "jest", "run_tests", {"keyword": "adds", "coverage": False})
+    counts = by_keyword["counts"]
     assert (counts["passed"], counts["failed"], counts["skipped"]) == (1, 0, 2)  # -t skips the others
 
 
 async def test_vitest_typescript_results_and_coverage(js_call) -> None:
-    result, _ = await js_call("vitest", "run_tests")
-    data = result.structured_content
+    data = await reply(js_call, "vitest", "run_tests")
     assert data["counts"] == {"total": 4, "passed": 2, "failed": 1, "skipped": 1, "errors": 0}
     message = "AssertionError: expected 10 to be 11 // Object.is equality"
     assert the_failure(data) == ("vitest", "src/math.test.ts::math clamps high", "src/math.test.ts", 12, message)
@@ -58,8 +65,7 @@ def js_workspace_files(data) -> set[str]:
 
 
 async def test_monorepo_runs_pytest_jest_and_vitest_and_merges_them(js_call, js_servers) -> None:
-    result, _ = await js_call("mixed", "run_tests")
-    data = result.structured_content
+    data = await reply(js_call, "mixed", "run_tests")
     assert set(data["runners"]) == {"python", "jest:packages/api", "vitest:packages/web"}
     assert data["counts"] == {"total": 4, "passed": 3, "failed": 1, "skipped": 0, "errors": 0}
     assert [(f["runner"], f["file"], f["line"]) for f in data["failures"]] == [
@@ -72,18 +78,17 @@ async def test_monorepo_runs_pytest_jest_and_vitest_and_merges_them(js_call, js_
     assert (
         by_language["python"]["lines_total"] + by_language["javascript"]["lines_total"] == cov["total"]["lines_total"]
     )
-    web_only, _ = await js_call("mixed", "run_tests", {"path": "packages/web", "coverage": False})
-    assert set(web_only.structured_content["runners"]) == {"vitest:packages/web"}  # no empty pytest run
-    assert web_only.structured_content["counts"]["total"] == 2
-    python_only, _ = await js_call("mixed", "run_tests", {"path": "tests", "coverage": False})
-    assert set(python_only.structured_content["runners"]) == {"python"}
+    web_only = await reply(js_call, "mixed", "run_tests", {"path": "packages/web", "coverage": False})
+    assert set(web_only["runners"]) == {"vitest:packages/web"}  # no empty pytest run
+    assert web_only["counts"]["total"] == 2
+    python_only = await reply(js_call, "mixed", "run_tests", {"path": "tests", "coverage": False})
+    assert set(python_only["runners"]) == {"python"}
     workspace = js_servers["mixed"].workspace
     assert not (workspace / "packages" / "web" / "node_modules").exists()  # vitest left no cache behind
 
 
 async def test_eslint_default_config_and_prettier_findings(js_call) -> None:
-    result, _ = await js_call("jslint", "lint")
-    data = result.structured_content
+    data = await reply(js_call, "jslint", "lint")
     assert data["status"] == "ok"
     found = [(f["tool"], f["file"], f["line"], f["rule"], f["severity"]) for f in data["findings"]]
     assert found == [
@@ -102,16 +107,14 @@ async def test_eslint_default_config_and_prettier_findings(js_call) -> None:
 
 
 async def test_the_workspace_eslint_config_wins(js_call) -> None:
-    result, _ = await js_call("ownconfig", "lint")
-    data = result.structured_content
+    data = await reply(js_call, "ownconfig", "lint")
     eslint = [f for f in data["findings"] if f["tool"] == "eslint"]
     assert [(f["file"], f["line"], f["rule"]) for f in eslint] == [("index.js", 1, "no-console")]
     assert data["linters"]["eslint"]["config"] == "eslint.config.js"
 
 
 async def test_a_hanging_jest_run_is_killed_at_its_timeout(js_call) -> None:
-    result, _ = await js_call("jesthang", "run_tests", {"timeout_seconds": 8, "coverage": False})
-    data = result.structured_content
+    data = await reply(js_call, "jesthang", "run_tests", {"timeout_seconds": 8, "coverage": False})
     jest = data["runners"]["jest"]
     assert jest["timed_out"] is True and jest["error"]["code"] == "timeout"
     assert data["status"] in ("partial", "error")
