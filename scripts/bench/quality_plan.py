@@ -10,8 +10,13 @@ many autoloaded pytest plugins cost every pytest process about 3.5 s of start-up
 `run_pytest` calls: workers=0 (serial), the default plan and workers="auto".  Prints the medians,
 their ratios and the plan's reason.
 
+--project NAME==VERSION runs the same rounds on a real open-source project instead: its source
+distribution from PyPI, unpacked, with a `.venv` of pytest, pytest-cov, --project-deps and the project
+itself (pip, from PyPI).  Its own failing tests are allowed; every run must count the same.
+
     .venv/bin/python -m scripts.bench.quality_plan [--modules 20] [--tests-per-module 20]
         [--test-cost-ms 20] [--repeat 3] [--coverage] [--server-python] [--keep DIR]
+        [--project attrs==25.3.0 --project-deps hypothesis]
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ import asyncio
 import os
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -55,40 +62,72 @@ def generate(root: Path, modules: int, per_module: int, cost_ms: int) -> int:
     return modules * per_module
 
 
-async def timed(ws: Workspace, workers: int | None, coverage: bool) -> tuple[float, dict]:
+def real_project(root: Path, spec: str, deps: list[str]) -> Path:
+    """`spec`'s source distribution unpacked under `root`, with a `.venv` holding pytest, pytest-cov,
+    `deps` and the project, and a git repository (the quality instance records runs by commit)."""
+    quiet = {"check": True, "stdout": subprocess.DEVNULL}
+    sdist = root / "sdist"
+    pip = [sys.executable, "-m", "pip"]
+    subprocess.run([*pip, "download", "-q", "--no-deps", "--no-binary", ":all:", spec, "-d", str(sdist)], **quiet)
+    shutil.unpack_archive(next(sdist.iterdir()), root / "src")
+    project = next((root / "src").iterdir())
+    subprocess.run([sys.executable, "-m", "venv", str(project / ".venv")], **quiet)
+    install = [str(project / ".venv" / "bin" / "python"), "-m", "pip", "install", "-q"]
+    subprocess.run([*install, "pytest", "pytest-cov", *deps], **quiet)
+    subprocess.run([*install, "--no-deps", str(project)], **quiet)
+    git = ["git", "-c", "user.name=bench", "-c", "user.email=bench@127.0.0.1"]
+    subprocess.run([*git, "init", "-q"], cwd=project, **quiet)
+    (project / ".git" / "info" / "exclude").write_text(".venv/\n", encoding="utf-8")
+    for step in (["add", "-A", "."], ["commit", "-q", "-m", spec]):
+        subprocess.run([*git, *step], cwd=project, **quiet)
+    return project
+
+
+async def timed(ws: Workspace, workers: int | str | None, coverage: bool, expect: dict) -> tuple[float, dict]:
+    """One run, whose counts must include `expect` (the generated suite: no failures; a real project:
+    what its first run counted)."""
     profile = load_profiles()["quick"]
     started = time.monotonic()
     result = await run_pytest(ws, profile, coverage=coverage, workers=workers)
     elapsed = time.monotonic() - started
-    if result["counts"]["failed"] or result["counts"]["errors"] or result["status"] not in ("ok", "partial"):
-        raise SystemExit(f"the generated suite did not pass: {result['counts']} {result.get('error')}")
+    counts = result["counts"]
+    if result["status"] not in ("ok", "partial") or any(counts.get(k) != v for k, v in expect.items()):
+        raise SystemExit(f"the run counted {counts}, expected {expect}: {result.get('error')}")
     return elapsed, result
 
 
 async def bench(args: argparse.Namespace) -> None:
     root = args.keep or Path(tempfile.mkdtemp(prefix="bench-plan-"))
     try:
-        tests = generate(root, args.modules, args.tests_per_module, args.test_cost_ms)
-        if not args.server_python:
-            lean_venv(root, (*PYTEST_PACKAGES, "coverage", "pytest_cov"))
-        ws = Workspace.open(root)
+        if args.project:
+            ws = Workspace.open(real_project(root, args.project, args.project_deps))
+            suite = f"{args.project} from PyPI"
+        else:
+            tests = generate(root, args.modules, args.tests_per_module, args.test_cost_ms)
+            if not args.server_python:
+                lean_venv(root, (*PYTEST_PACKAGES, "coverage", "pytest_cov"))
+            ws = Workspace.open(root)
+            suite = f"{tests} CPU-bound tests of ~{args.test_cost_ms} ms"
         idle = await idle_cpus(1.0)
         print(f"machine: {available_cpus()} CPUs, {idle} idle, load {os.getloadavg()[0]:.2f}; workspace {root}")
         python = (
             "the server's own (its plugins load in every pytest process)"
             if args.server_python
-            else ("the workspace's .venv: pytest, pytest-cov")
+            else "the workspace's .venv: pytest, pytest-cov" + "".join(f", {d}" for d in args.project_deps)
         )
-        print(f"suite: {tests} CPU-bound tests of ~{args.test_cost_ms} ms; coverage={args.coverage}; python {python}")
-        await timed(ws, 0, args.coverage)  # records the times the default plan decides and orders by
+        print(f"suite: {suite}; coverage={args.coverage}; python {python}")
+        # The first run records the times the default plan decides and orders by.
+        _, first = await timed(ws, 0, args.coverage, {} if args.project else {"failed": 0, "errors": 0})
+        expect = first["counts"]
+        print(f"first run: {first['counts']}")
         serial, default, forced, plan = [], [], [], {}
         for _ in range(args.repeat):
             idle = await idle_cpus(1.0)
-            serial.append((await timed(ws, 0, args.coverage))[0])
-            seconds, result = await timed(ws, None, args.coverage)
+            serial.append((await timed(ws, 0, args.coverage, expect))[0])
+            seconds, result = await timed(ws, None, args.coverage, expect)
             default.append(seconds)
             plan = result["plan"]
-            forced.append((await timed(ws, "auto", args.coverage))[0])
+            forced.append((await timed(ws, "auto", args.coverage, expect))[0])
             print(
                 f"  round: {idle} CPUs idle; serial {serial[-1]:.2f}s, default ({plan['mode']}) {seconds:.2f}s, "
                 f"workers=auto {forced[-1]:.2f}s",
@@ -116,6 +155,8 @@ def main() -> None:
     parser.add_argument(
         "--server-python", action="store_true", help="no workspace .venv: run the tests with this environment's python"
     )
+    parser.add_argument("--project", help="NAME==VERSION: a real project's sdist from PyPI, not the generated suite")
+    parser.add_argument("--project-deps", nargs="*", default=[], help="what its tests need besides pytest")
     asyncio.run(bench(parser.parse_args()))
 
 
