@@ -135,9 +135,14 @@ def create_app(settings: BridgeSettings | None = None) -> web.Application:
     app[SETTINGS] = settings
     app[CATALOG] = catalog
     app[METRICS] = BridgeMetrics()  # a registry of this app's own, never the process-wide default
+    app[PROXY] = proxy.McpProxy(
+        host_allowed=settings.host_allowed, origin_allowed=settings.origin_allowed, hold=settings.start_timeout,
+        metrics=app[METRICS],
+    )
     app.cleanup_ctx.extend([database_ctx, http_ctx, runtime_ctx, manager_ctx, proxy_ctx, alerts_ctx])
-    # The MCP route first: the router tries routes in order, and this one carries the traffic.
-    app.router.add_route("*", r"/c/{client_id}/{service}/{tail:.*}", _proxy_handler)
+    # The MCP route first (the router tries routes in order, and this one carries the traffic), handled by
+    # the proxy's own method: no lookup of the proxy per request.
+    app.router.add_route("*", r"/c/{client_id}/{service}/{tail:.*}", app[PROXY].handle)
     app.router.add_get("/healthz", healthz)
     # The metrics name every client: admin token (Prometheus: authorization credentials) unless made public.
     metrics = metrics_handler if settings.metrics_public else admin_only(metrics_handler, admin_token)
@@ -181,20 +186,13 @@ async def metrics_handler(request: web.Request) -> web.Response:
 
 
 async def proxy_ctx(app: web.Application) -> AsyncIterator[None]:
-    manager, settings = app[MANAGER], app[SETTINGS]
+    manager = app[MANAGER]
     app[METRICS].watch(manager)
     sessions = SessionMap(app[ENGINE], manager.table.writer)
     await sessions.load()
     manager.on_delete.append(sessions.drop_client)
-    app[PROXY] = proxy.McpProxy(
-        manager, app[HTTP], sessions, host_allowed=settings.host_allowed, origin_allowed=settings.origin_allowed,
-        metrics=app[METRICS],
-    )
+    app[PROXY].attach(manager, app[HTTP], sessions)
     yield
-
-
-async def _proxy_handler(request: web.Request) -> web.StreamResponse:
-    return await request.app[PROXY].handle(request)
 
 
 def run(settings: BridgeSettings) -> None:

@@ -66,26 +66,34 @@ _BROKEN = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
 
 
 class McpProxy:
+    """Made with the app (its ``handle`` is the route's handler, with no lookup in between) and attached to
+    the manager, the upstream session and the session map once they exist (``attach``, in proxy_ctx)."""
+
+    manager: ClientManager
+    http: aiohttp.ClientSession
+    sessions: SessionMap
+
     def __init__(
         self,
-        manager: ClientManager,
-        http: aiohttp.ClientSession,
-        sessions: SessionMap,
         *,
         host_allowed: Callable[[str], bool],
         origin_allowed: Callable[[str], bool],
+        hold: float,
         metrics: BridgeMetrics | None = None,
         max_streams: int = MAX_STREAMS_PER_CLIENT,
     ) -> None:
+        self.host_allowed = host_allowed  # PARADISE_ALLOWED_HOSTS (default: the bridge's loopback names)
+        self.origin_allowed = origin_allowed  # PARADISE_ALLOWED_ORIGINS (default: none)
+        self.hold = hold  # PARADISE_START_TIMEOUT: how long a request waits for its instance to come back
+        self.metrics = metrics or BridgeMetrics()
+        self.max_streams = max_streams
+        self._streams: Counter[str] = Counter()
+        self._urls: dict[tuple[int, str, str], URL] = {}
+
+    def attach(self, manager: ClientManager, http: aiohttp.ClientSession, sessions: SessionMap) -> None:
         self.manager = manager
         self.http = http
         self.sessions = sessions
-        self.host_allowed = host_allowed  # PARADISE_ALLOWED_HOSTS (default: the bridge's loopback names)
-        self.origin_allowed = origin_allowed  # PARADISE_ALLOWED_ORIGINS (default: none)
-        self.metrics = metrics or BridgeMetrics()
-        self.max_streams = max_streams
-        self.hold = manager.settings.start_timeout
-        self._streams: Counter[str] = Counter()
 
     # ---- who may ask -------------------------------------------------------------------------------
 
@@ -129,7 +137,7 @@ class McpProxy:
     # ---- forwarding --------------------------------------------------------------------------------
 
     async def _forward(self, request: web.Request, route: Route, track: RequestTrack) -> web.StreamResponse:
-        client_id, service = route.key
+        client_id = route.client_id
         tail = request.match_info["tail"]
         if request.method == "GET" and self._streams[client_id] >= self.max_streams:
             raise TooManyStreams(f"{client_id} already holds {self.max_streams} open streams")
@@ -145,10 +153,16 @@ class McpProxy:
         try:
             reply_session = self._session_answer(route, upstream, mapped, init, request.method)
             headers = self._answer_headers(upstream, reply_session)
-            if upstream.content_type == "text/event-stream" or upstream.content_length is None:
-                prefix = f"/c/{client_id}/{service}" if tail == "sse" else None
+            length = upstream.content_length
+            if length is None or upstream.headers.get("Content-Type", "")[:17].lower() == "text/event-stream":
+                prefix = f"/c/{client_id}/{route.service}" if tail == "sse" else None
                 return await self._stream(request, upstream, prefix, route, track, headers)
-            return await self._whole(upstream, track, headers)
+            # An answer of announced length: refuse a monstrous one before reading a byte of it.
+            if length > MAX_ANSWER:
+                raise UpstreamError(f"the instance's answer is larger than {MAX_ANSWER // 2**20} MiB")
+            answer = await upstream.read()
+            track.answered(upstream.status, len(answer))
+            return web.Response(status=upstream.status, headers=headers, body=answer)
         finally:
             upstream.release()
             route.last_activity = time.monotonic()
@@ -163,14 +177,13 @@ class McpProxy:
         session_id: str | None,
     ) -> tuple[Route, aiohttp.ClientResponse, Mapped | None]:
         """Send the request to a live instance; hold it (bounded) while the instance is healed or woken."""
-        client_id, service = route.key
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.hold
         refused: str | None = None
         broken = 0
         while True:
             if route.state != S.RUNNING:  # the hot path: a running instance needs no waiting at all
-                route = await self.manager.wait_ready(client_id, service)
+                route = await self.manager.wait_ready(route.client_id, route.service)
             mapped = self.sessions.get(session_id, route) if session_id else None
             headers = self._upstream_headers(forwarded, route)
             try:
@@ -186,7 +199,7 @@ class McpProxy:
                 )
             except (*_NEVER_SENT, *_BROKEN, ProbeFailed) as exc:
                 down = await self.manager.recover(route)
-                what = f"{service} of {client_id}"
+                what = f"{route.service} of {route.client_id}"
                 if isinstance(exc, _BROKEN) and not isinstance(exc, _NEVER_SENT) and not down:
                     # Mostly a pooled connection the instance had closed (the request never reached it), or
                     # an instance dying under it (its process not yet reaped): sent again once. A second
@@ -214,14 +227,26 @@ class McpProxy:
             headers.update(route.peer_headers)
         return headers
 
+    def _url(self, route: Route, tail: str, request: web.Request) -> URL:
+        query = request.rel_url.raw_query_string
+        if not query:  # nearly every request: one URL per instance address and path, built once
+            key = (route.port, tail, route.path)
+            url = self._urls.get(key)
+            if url is None:
+                if len(self._urls) > 4096:  # ports are reused; a bound keeps stale entries from piling up
+                    self._urls.clear()
+                url = self._urls[key] = self._build_url(route, tail, "")
+            return url
+        return self._build_url(route, tail, query)
+
     @staticmethod
-    def _url(route: Route, tail: str, request: web.Request) -> URL:
+    def _build_url(route: Route, tail: str, query: str) -> URL:
         return URL.build(
             scheme="http",
             host="127.0.0.1",
             port=route.port,
             path=legacy_sse.upstream_path(tail, route.path),
-            query_string=request.rel_url.raw_query_string,
+            query_string=query,
             encoded=True,  # relay the query exactly as the client sent it (session_id of old SSE servers)
         )
 
@@ -249,15 +274,6 @@ class McpProxy:
         if session_id:
             headers[SESSION_ID_HEADER] = session_id
         return headers
-
-    @staticmethod
-    async def _whole(upstream: aiohttp.ClientResponse, track: RequestTrack, headers: CIMultiDict[str]) -> web.Response:
-        """An answer of announced length: refuse a monstrous one before reading a byte of it."""
-        if (upstream.content_length or 0) > MAX_ANSWER:
-            raise UpstreamError(f"the instance's answer is larger than {MAX_ANSWER // 2**20} MiB")
-        body = await upstream.read()
-        track.answered(upstream.status, len(body))
-        return web.Response(status=upstream.status, headers=headers, body=body)
 
     async def _stream(
         self,

@@ -11,6 +11,7 @@ client and service names; a deleted client's series are dropped at the next scra
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import logging
 import time
@@ -20,8 +21,9 @@ from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import choose_encoder
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from bridge.errors import BridgeError
 from bridge.models import InstanceState
@@ -58,13 +60,7 @@ class BridgeMetrics:
             [*per_request, "reason"],
             registry=reg,
         )
-        self.duration = Histogram(
-            "paradise_request_duration_seconds",
-            "Time from an authenticated request to the end of its answer (GET: the SSE stream's lifetime)",
-            per_request,
-            buckets=LATENCY_BUCKETS,
-            registry=reg,
-        )
+        reg.register(DurationCollector(self))  # paradise_request_duration_seconds, from each Series' buckets
         self.bytes = Counter(
             "paradise_relayed_bytes",
             "Body bytes relayed, by direction (request or response)",
@@ -135,16 +131,17 @@ class Series:
     """
 
     __slots__ = (
+        "buckets",
         "by_status",
         "client",
         "counted",
-        "duration",
         "method",
         "metrics",
         "reasons",
         "received",
         "request_bytes",
         "response_bytes",
+        "seconds",
         "sent",
         "service",
         "streams",
@@ -152,7 +149,8 @@ class Series:
 
     def __init__(self, metrics: BridgeMetrics, client: str, service: str, method: str) -> None:
         self.metrics, self.client, self.service, self.method = metrics, client, service, method
-        self.duration = metrics.duration.labels(client, service, method)
+        self.buckets = [0] * len(LATENCY_BUCKETS)  # requests by latency bucket, not cumulative; never reset
+        self.seconds = 0.0
         self.request_bytes = metrics.bytes.labels(client, service, "request")
         self.response_bytes = metrics.bytes.labels(client, service, "response")
         self.streams = metrics.streams.labels(client, service)
@@ -163,6 +161,11 @@ class Series:
 
     def count(self, status: str) -> None:
         self.counted[status] = self.counted.get(status, 0) + 1
+
+    def observe(self, seconds: float) -> None:
+        # A Histogram child would take a lock twice per request; the collector reads these at scrape.
+        self.buckets[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        self.seconds += seconds
 
     def flush(self) -> None:
         """Hand what was counted since the last scrape to the Prometheus counters."""
@@ -190,7 +193,6 @@ class Series:
             _remove(m.requests, (*labels, status))
         for reason in self.reasons:
             _remove(m.errors, (*labels, reason))
-        _remove(m.duration, labels)
         for direction in ("request", "response"):
             _remove(m.bytes, (self.client, self.service, direction))
         _remove(m.streams, (self.client, self.service))
@@ -249,7 +251,7 @@ class RequestTrack:
         elif status >= 500:
             series.error("upstream_5xx")
         series.count(_status_class(status))
-        series.duration.observe(time.perf_counter() - self.began)
+        series.observe(time.perf_counter() - self.began)
 
 
 def _status_class(status: int) -> str:
@@ -261,6 +263,29 @@ def _status_class(status: int) -> str:
 def _remove(metric: Any, labels: tuple[str, ...]) -> None:
     with contextlib.suppress(KeyError):  # already gone (another method's series shared it)
         metric.remove(*labels)
+
+
+class DurationCollector(Collector):
+    """``paradise_request_duration_seconds``, a histogram per (client, service, method), built at scrape from
+    the plain bucket counts the proxy keeps in each Series."""
+
+    def __init__(self, metrics: BridgeMetrics) -> None:
+        self.metrics = metrics
+        self.bounds = [floatToGoString(b) for b in LATENCY_BUCKETS]
+
+    def collect(self) -> Iterator[Metric]:
+        family = HistogramMetricFamily(
+            "paradise_request_duration_seconds",
+            "Time from an authenticated request to the end of its answer (GET: the SSE stream's lifetime)",
+            labels=["client", "service", "method"],
+        )
+        for series in list(self.metrics._series.values()):
+            cumulative, buckets = 0, []
+            for bound, n in zip(self.bounds, series.buckets, strict=True):
+                cumulative += n
+                buckets.append((bound, cumulative))
+            family.add_metric([series.client, series.service, series.method], buckets, series.seconds)
+        yield family
 
 
 class StateCollector(Collector):

@@ -81,6 +81,23 @@ def test_requests_bytes_and_latency_per_client_and_service() -> None:
     assert value(data, "paradise_relayed_bytes_total", client="alice", service="echo", direction="response") == 60
     count = value(data, "paradise_request_duration_seconds_count", client="alice", service="echo", method="POST")
     assert count == 3
+    alice = {"client": "alice", "service": "echo", "method": "POST"}
+    assert value(data, "paradise_request_duration_seconds_bucket", **alice, le="+Inf") == 3
+    assert 0 < value(data, "paradise_request_duration_seconds_sum", **alice) < 5
+
+
+def test_latency_buckets_are_cumulative_with_prometheus_bounds() -> None:
+    """A bucket counts every request at most its bound (le), like a Prometheus Histogram."""
+    metrics = BridgeMetrics()
+    series = metrics.track("alice", "echo", "POST").series
+    for seconds in (0.004, 0.005, 0.02, 0.3, 400.0):
+        series.observe(seconds)
+    data = samples(metrics)
+    alice = {"client": "alice", "service": "echo", "method": "POST"}
+    cumulative = {le: value(data, "paradise_request_duration_seconds_bucket", **alice, le=le)
+                  for le in ("0.005", "0.01", "0.025", "0.25", "0.5", "300.0", "+Inf")}
+    assert cumulative == {"0.005": 2, "0.01": 2, "0.025": 3, "0.25": 3, "0.5": 4, "300.0": 4, "+Inf": 5}
+    assert value(data, "paradise_request_duration_seconds_sum", **alice) == pytest.approx(400.329)
     assert value(data, "paradise_request_errors_total", client="bob", service="echo", method="POST",
                  reason="upstream_5xx") is None
 
