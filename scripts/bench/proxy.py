@@ -2,6 +2,9 @@
 
     python -m scripts.bench.proxy [--seconds 5] [--rounds 3] [--connections 1,32]
 
+Besides throughput and latency it reports the CPU time each proxy process spent per request (from
+/proc): on a shared VM a busy neighbour moves throughput a lot and that figure little.
+
 Needs ``wrk`` (Debian: apt-get install wrk). Everything listens on 127.0.0.1. Targets are measured
 interleaved (round by round) so that machine noise hits all three alike; the median round is reported.
 Each request is an MCP ``tools/call`` POST with a JSON response. The bare proxy and both backends run on
@@ -70,7 +73,29 @@ def wrk(url: str, script: Path, connections: int, seconds: float) -> dict[str, f
     ).stdout
     line = next(x for x in out.splitlines() if x.startswith("RESULT"))
     requests, duration_us, p50, p99, errors = (int(v) for v in line.split()[1:])
-    return {"rps": requests / (duration_us / 1e6), "p50_ms": p50 / 1000, "p99_ms": p99 / 1000, "errors": errors}
+    return {
+        "rps": requests / (duration_us / 1e6),
+        "requests": requests,
+        "p50_ms": p50 / 1000,
+        "p99_ms": p99 / 1000,
+        "errors": errors,
+    }
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measured(url: str, script: Path, connections: int, seconds: float, pid: int | None) -> dict[str, float]:
+    """One wrk run, with the CPU time the proxy in front (pid) spent per request: a figure the VM's
+    noise moves far less than throughput, since a busy neighbour slows the clock, not the work."""
+    before = cpu_seconds(pid) if pid else 0.0
+    result = wrk(url, script, connections, seconds)
+    if pid:
+        result["cpu_us"] = (cpu_seconds(pid) - before) / max(result["requests"], 1) * 1e6
+    return result
 
 
 def main() -> None:
@@ -111,6 +136,7 @@ def main() -> None:
             "bare-proxy": (f"http://127.0.0.1:{bare_port}/mcp", ""),
             "bridge": (bridge.mcp_url("bench", "bench"), f'wrk.headers["Authorization"] = "Bearer {token}"'),
         }
+        pids = {"direct": None, "bare-proxy": procs[1].pid, "bridge": bridge.proc.pid if bridge.proc else None}
         scripts = {}
         for name, (url, extra) in targets.items():
             wait_port(url) if name != "bridge" else None
@@ -121,7 +147,8 @@ def main() -> None:
         for _ in range(args.rounds):
             for c in conns:
                 for name, (url, _) in targets.items():
-                    results.setdefault((name, c), []).append(wrk(url, scripts[name], c, args.seconds))
+                    run = measured(url, scripts[name], c, args.seconds, pids[name])
+                    results.setdefault((name, c), []).append(run)
         report(results, conns, args)
     finally:
         with_suppress_delete(bridge)
@@ -148,13 +175,14 @@ def report(results: dict[tuple[str, int], list[dict[str, float]]], conns: list[i
         f"\nbench_proxy: {args.rounds} interleaved rounds x {args.seconds:g}s per target; median round; "
         f"{os.cpu_count()} CPUs; {eventloop.loop_name()} event loop everywhere; MCP tools/call POST, JSON response\n"
     )
-    print(f"{'target':<12}{'conns':>6}{'rps':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
+    print(f"{'target':<12}{'conns':>6}{'rps':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'proxy CPU us/req':>18}")
     for c in conns:
         for name in ("direct", "bare-proxy", "bridge"):
             runs = results[(name, c)]
+            cpu = f"{median(runs, 'cpu_us'):>18.1f}" if "cpu_us" in runs[0] else f"{'-':>18}"
             print(
                 f"{name:<12}{c:>6}{median(runs, 'rps'):>10.0f}{median(runs, 'p50_ms'):>9.3f}"
-                f"{median(runs, 'p99_ms'):>9.3f}{sum(r['errors'] for r in runs):>8.0f}"
+                f"{median(runs, 'p99_ms'):>9.3f}{sum(r['errors'] for r in runs):>8.0f}{cpu}"
             )
     print()
     for c in conns:
@@ -162,7 +190,8 @@ def report(results: dict[tuple[str, int], list[dict[str, float]]], conns: list[i
         print(
             f"{c:>3} conn: bridge/bare throughput {median(bridge, 'rps') / median(bare, 'rps'):.2f}x; "
             f"added p50 vs bare {median(bridge, 'p50_ms') - median(bare, 'p50_ms'):+.3f} ms, "
-            f"vs direct {median(bridge, 'p50_ms') - median(direct, 'p50_ms'):+.3f} ms"
+            f"vs direct {median(bridge, 'p50_ms') - median(direct, 'p50_ms'):+.3f} ms; "
+            f"CPU per request bridge/bare {median(bridge, 'cpu_us') / median(bare, 'cpu_us'):.2f}x"
         )
 
 
