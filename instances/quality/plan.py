@@ -6,10 +6,11 @@ reason for each choice, goes into the reply, and after the run which process ran
 how long.
 
 A parallel run is split by file where it can: N plain pytest processes, each running whole test
-files (shards.py runs them and merges their results).  Measured on two CPUs, that takes 0.7x the
-serial time where two pytest-xdist workers take 1.1-1.2x: xdist's per-test messaging between
-controller and workers costs about as much CPU as a short test itself.  xdist (the workspace's, or
-the quality environment's lent to it) remains for a selection of fewer files than workers."""
+files (shards.py runs them and merges their results).  Measured on two CPUs, that takes about 0.6x
+the serial time (attrs' 1,347 tests: 0.59x) where two pytest-xdist workers take 1.1-1.2x: xdist's
+per-test messaging between controller and workers costs about as much CPU as a short test itself.
+xdist (the workspace's, or the quality environment's lent to it) remains for a selection of fewer
+files than workers."""
 
 from __future__ import annotations
 
@@ -97,6 +98,8 @@ def _selected(nodeid: str, targets: list[str]) -> bool:
 
 
 def file_of(nodeid: str) -> str:
+    # paradise_order.py has the same one-liner: it runs in the workspace's interpreter and imports
+    # nothing of this package, and importing it here would import pytest into the server.
     return nodeid.split("::", 1)[0]
 
 

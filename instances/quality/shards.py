@@ -1,8 +1,8 @@
 """A pytest run split by file (plan.py's split "files"): N plain pytest processes at once, one result.
 
-Every process collects the whole selection exactly as a serial run would (same rootdir, ini file,
-conftest files, deselection) and the order plugin (paradise_order.py) keeps its share of the files,
-so a split run never collects differently from the serial one.  Their results become one run:
+Every process runs with the serial run's arguments (same rootdir, ini file, conftest files, `-k`)
+and the order plugin (paradise_order.py) keeps its share of the files: timed files are shared
+before collection, never-timed ones after it.  Their results become one run:
 
 - the junit reports, into one report (a collection error every process saw counted once);
 - the exit codes, the most serious first;

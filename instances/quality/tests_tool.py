@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .contexts import CONTEXT_ARGS
-from .errors import QualityError
+from .errors import checked_timeout
 from .js.jstests import run_js_tests
 from .plan import make_plan, normalise_xdist_output
 from .profiles import Profile
@@ -266,8 +266,7 @@ async def run_tests(
     max_failures: int | None = None,
 ) -> dict[str, Any]:
     """pytest and every package's jest/vitest; one merged result, each runner keeping its own section."""
-    if timeout is not None and not 0 < timeout <= 86400:  # checked with workers and max_failures (plan.py)
-        raise QualityError("bad_argument", "timeout_seconds must be between 0 and 86400")
+    checked_timeout(timeout)  # with workers and max_failures (plan.py): bad input before anything runs
     coverage = profile.coverage if coverage is None else coverage
     targets = []
     if path:

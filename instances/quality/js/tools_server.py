@@ -12,7 +12,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult
 from pydantic import Field
 
-from ..errors import QualityError
+from ..errors import checked_timeout
 from ..profiles import Profile
 from ..progress import Progress
 from ..workspace import Workspace
@@ -45,12 +45,6 @@ TimeoutSeconds = Annotated[
 ]
 
 
-def _timeout(value: float | None) -> float | None:
-    if value is not None and not 0 < value <= 86400:
-        raise QualityError("bad_argument", "timeout_seconds must be between 0 and 86400")
-    return value
-
-
 def register_js_tools(
     server: MCPServer, ws: Workspace, profile_for: Callable[[str | None], Profile], invoke: Invoke
 ) -> None:
@@ -66,7 +60,7 @@ def register_js_tools(
     ) -> dict[str, Any]:
         """`tool` on `target` with the app the client named brought up around it; the profile and the
         time limit are checked here, inside the call, so that a bad one is a structured error."""
-        call = AppRun(ws, profile_for(profile), start_command, wait_url, _timeout(timeout_seconds), progress)
+        call = AppRun(ws, profile_for(profile), start_command, wait_url, checked_timeout(timeout_seconds), progress)
         return await tool(call, **target)
 
     @server.tool(
