@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import overload
 
 STEPS = 10
 
@@ -28,6 +29,21 @@ class SetupFailed(Exception):
 
 class SetupUsageError(Exception):
     """The command line is wrong (exit status 2)."""
+
+
+class _InDataDir:
+    """A read-only ``SetupOptions`` attribute: the path ``parts`` under its ``data_dir``, so each file setup
+    keeps there is declared in one line. Left unannotated in the class body, so the dataclass makes no field of it."""
+
+    def __init__(self, *parts: str) -> None:
+        self.parts = parts
+
+    @overload
+    def __get__(self, options: None, owner: type) -> _InDataDir: ...
+    @overload
+    def __get__(self, options: SetupOptions, owner: type | None = None) -> Path: ...
+    def __get__(self, options: SetupOptions | None, owner: type | None = None) -> Path | _InDataDir:
+        return self if options is None else options.data_dir.joinpath(*self.parts)
 
 
 @dataclass
@@ -57,25 +73,14 @@ class SetupOptions:
     def bridge_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    @property
-    def pid_file(self) -> Path:
-        return self.data_dir / "bridge.pid"
-
-    @property
-    def bridge_log(self) -> Path:
-        return self.data_dir / "bridge.log"
-
-    @property
-    def setup_log(self) -> Path:
-        return self.data_dir / "setup.log"
-
-    @property
-    def runtime_file(self) -> Path:
-        return self.data_dir / "runtime"
+    pid_file = _InDataDir("bridge.pid")
+    bridge_log = _InDataDir("bridge.log")
+    setup_log = _InDataDir("setup.log")
+    runtime_file = _InDataDir("runtime")
 
     @property
     def token_file(self) -> Path:
-        return self.data_dir / "tokens" / self.client
+        return self.data_dir / "tokens" / self.client  # the one file named after the client
 
 
 class _LineRelay(io.TextIOBase):

@@ -10,6 +10,21 @@ from typing import Any
 
 from .summaries import summarize
 
+# list key -> (heading, how one item reads); filled by @lists above each formatter. Only membership and
+# lookup are used: the reply's own key order decides the order the lists are rendered in.
+_LISTS: dict[str, tuple[str, Callable[[Any], str]]] = {}
+
+
+def lists(**headings: str) -> Callable[[Callable[[Any], str]], Callable[[Any], str]]:
+    """Register the decorated formatter for the reply lists named by the keywords (list key=heading; the key
+    may sit at any depth of the reply), so each list is declared next to how one of its items reads."""
+
+    def register(fmt: Callable[[Any], str]) -> Callable[[Any], str]:
+        _LISTS.update((key, (heading, fmt)) for key, heading in headings.items())
+        return fmt
+
+    return register
+
 
 def _first_line(text: Any, limit: int = 240) -> str:
     lines = str(text or "").strip().splitlines()
@@ -17,6 +32,7 @@ def _first_line(text: Any, limit: int = 240) -> str:
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
+@lists(failures="Failures")
 def _failure(f: dict[str, Any]) -> str:
     where = f"{f.get('file')}:{f.get('line')}" if f.get("file") else "?"
     crash = ""
@@ -25,22 +41,26 @@ def _failure(f: dict[str, Any]) -> str:
     return f"{f.get('kind', 'failed').upper()} {f.get('test')} at {where}{crash}: {_first_line(f.get('message'))}"
 
 
+@lists(findings="Findings (most severe first)")
 def _finding(f: dict[str, Any]) -> str:
     rule = f.get("rule") or f.get("id") or ""
     where = f"{f.get('file')}:{f.get('line')}" if f.get("file") else str(f.get("package", ""))
     return f"[{f.get('severity', '?')}] {where} {rule} {_first_line(f.get('message') or f.get('description'))}"
 
 
+@lists(vulnerabilities="Vulnerable dependencies")
 def _vulnerability(v: dict[str, Any]) -> str:
     fixes = ", ".join(v.get("fix_versions") or []) or "no fix listed"
     return f"{v.get('package')} {v.get('version')}: {v.get('id')} (fix: {fixes})"
 
 
+@lists(impacted_tests="Impacted tests", selected_tests="Selected tests")
 def _test_ref(t: dict[str, Any]) -> str:
     name = t.get("path") or t.get("test")
     return f"{name}: {t.get('reason', '')}".rstrip(": ")
 
 
+@lists(changed_functions="Changed functions", untested_changed_functions="Changed functions no test executed")
 def _function(f: dict[str, Any]) -> str:
     return f"{f.get('path')}:{f.get('start_line') or '?'} {f.get('name')} ({f.get('change')})"
 
@@ -50,34 +70,26 @@ def _risk(r: dict[str, Any]) -> str:
     return f"{r.get('path') or r.get('test')}: risk {r.get('score')} ({inputs})"
 
 
+@lists(changed_files="Changed files")
 def _changed_file(f: dict[str, Any]) -> str:
     return f"{f.get('path')} {f.get('status')} +{f.get('added_lines', 0)}/-{f.get('removed_lines', 0)}"
 
 
+@lists(workers="Workers")
 def _worker(w: dict[str, Any]) -> str:
     return f"{w.get('worker')}: {w.get('tests')} tests, {w.get('seconds')}s of test time"
 
 
+@lists(
+    untested_changes="Changed modules no test imports",
+    recommendations="Recommendations",
+    fallback_reasons="Why the full suite",
+    warnings="Warnings",
+)
 def _plain(item: Any) -> str:
     return item if isinstance(item, str) else _first_line(item, 300)
 
 
-# list key -> (heading, how one item reads); keys anywhere in the reply
-_LISTS: dict[str, tuple[str, Callable[[Any], str]]] = {
-    "failures": ("Failures", _failure),
-    "findings": ("Findings (most severe first)", _finding),
-    "vulnerabilities": ("Vulnerable dependencies", _vulnerability),
-    "impacted_tests": ("Impacted tests", _test_ref),
-    "selected_tests": ("Selected tests", _test_ref),
-    "changed_files": ("Changed files", _changed_file),
-    "changed_functions": ("Changed functions", _function),
-    "untested_changes": ("Changed modules no test imports", _plain),
-    "untested_changed_functions": ("Changed functions no test executed", _function),
-    "recommendations": ("Recommendations", _plain),
-    "fallback_reasons": ("Why the full suite", _plain),
-    "warnings": ("Warnings", _plain),
-    "workers": ("Workers", _worker),
-}
 _RISK_KEYS = ("files", "tests")
 _SKIP_UNDER = ("analysis.changed_files",)  # repeated under run_impacted_tests; listed once is enough
 
