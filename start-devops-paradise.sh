@@ -41,7 +41,7 @@ py_version() { "$1" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>
 py_new_enough() { "$1" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; }
 # The packages setup imports; all declared in pyproject.toml (dependencies and the quality extra).
 venv_ready() {
-  "$VENV_PY" -c 'import bridge.cli.setup, aiohttp, httpx, mcp, psutil, pydantic_settings, sqlmodel' >/dev/null 2>&1
+  "$VENV_PY" -c 'import bridge.cli.setup, aiohttp, httptools, httpx, mcp, psutil, pydantic_settings, sqlmodel' >/dev/null 2>&1
 }
 
 find_python() {

@@ -193,6 +193,7 @@ async def proxy_ctx(app: web.Application) -> AsyncIterator[None]:
     manager.on_delete.append(sessions.drop_client)
     app[PROXY].attach(manager, app[HTTP], sessions)
     yield
+    app[PROXY].close()
 
 
 def run(settings: BridgeSettings) -> None:

@@ -21,7 +21,6 @@ from collections.abc import Callable
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
-from yarl import URL
 
 from bridge.clients import ClientManager
 from bridge.errors import (
@@ -39,6 +38,7 @@ from bridge.mcp import legacy_sse
 from bridge.mcp.client import ProbeFailed
 from bridge.mcp.protocol import INSTANCE_KEY_HEADER, SESSION_ID_HEADER
 from bridge.mcp.sessions import Mapped, SessionMap, initialize_message
+from bridge.mcp.upstream import Cut, Dropped, NotSent, UpstreamPool, UpstreamResponse
 from bridge.models import InstanceState as S
 from bridge.observability.metrics import BridgeMetrics, RequestTrack
 
@@ -54,20 +54,20 @@ _DROP_REQUEST = HOP_BY_HOP | {"authorization", "cookie", "host", "content-length
 _PEER_PREFIX = PEER_HEADER_PREFIX.lower()
 # Never relayed back: cookies an instance sets (they would be the bridge origin's), and what aiohttp sets.
 _DROP_RESPONSE = HOP_BY_HOP | {"content-length", "content-encoding", "server", "date", "set-cookie", "mcp-session-id"}
-# No total timeout: SSE streams live as long as the client wants; a dead upstream is caught by sock_connect.
-UPSTREAM_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=None)
 MAX_ANSWER = 32 * 1024 * 1024  # a JSON answer larger than this is an instance gone wrong, not a reply
 MAX_STREAMS_PER_CLIENT = 64
 _BEARER = re.compile(r"^\s*bearer\s+(\S+)\s*$", re.IGNORECASE)
-# Reaching the instance failed before the request was sent: always safe to send again.
-_NEVER_SENT = (aiohttp.ClientConnectorError,)
+# Reaching the instance failed before the request was sent: always safe to send again. (The aiohttp errors
+# come from replaying a session's initialize, which goes through the bridge's MCP client.)
+_NEVER_SENT = (NotSent, aiohttp.ClientConnectorError)
 # The connection broke under the request: safe to send again only if the instance turns out to be dead.
-_BROKEN = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
+_BROKEN = (Dropped, aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
 
 
 class McpProxy:
     """Made with the app (its ``handle`` is the route's handler, with no lookup in between) and attached to
-    the manager, the upstream session and the session map once they exist (``attach``, in proxy_ctx)."""
+    the manager, the bridge's HTTP session and the session map once they exist (``attach``, in proxy_ctx).
+    Requests go to instances through its own connection pool (``upstream.py``), closed with ``close``."""
 
     manager: ClientManager
     http: aiohttp.ClientSession
@@ -88,12 +88,15 @@ class McpProxy:
         self.metrics = metrics or BridgeMetrics()
         self.max_streams = max_streams
         self._streams: Counter[str] = Counter()
-        self._urls: dict[tuple[int, str, str], URL] = {}
+        self.upstream = UpstreamPool()
 
     def attach(self, manager: ClientManager, http: aiohttp.ClientSession, sessions: SessionMap) -> None:
         self.manager = manager
         self.http = http
         self.sessions = sessions
+
+    def close(self) -> None:
+        self.upstream.close()
 
     # ---- who may ask -------------------------------------------------------------------------------
 
@@ -160,7 +163,10 @@ class McpProxy:
             # An answer of announced length: refuse a monstrous one before reading a byte of it.
             if length > MAX_ANSWER:
                 raise UpstreamError(f"the instance's answer is larger than {MAX_ANSWER // 2**20} MiB")
-            answer = await upstream.read()
+            try:
+                answer = await upstream.read()
+            except Cut as exc:  # the instance died mid-answer: a bad gateway, not the bridge's own error
+                raise UpstreamError(f"{route.service} of {client_id}: {exc}") from None
             track.answered(upstream.status, len(answer))
             return web.Response(status=upstream.status, headers=headers, body=answer)
         finally:
@@ -175,7 +181,7 @@ class McpProxy:
         forwarded: dict[str, str],
         body: bytes | None,
         session_id: str | None,
-    ) -> tuple[Route, aiohttp.ClientResponse, Mapped | None]:
+    ) -> tuple[Route, UpstreamResponse, Mapped | None]:
         """Send the request to a live instance; hold it (bounded) while the instance is healed or woken."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.hold
@@ -193,9 +199,8 @@ class McpProxy:
                 elif session_id is not None:
                     headers[SESSION_ID_HEADER] = session_id  # not one of ours: the instance judges it
                 route.last_activity = time.monotonic()
-                upstream = await self.http.request(
-                    request.method, self._url(route, tail, request), headers=headers, data=body,
-                    allow_redirects=False, timeout=UPSTREAM_TIMEOUT,
+                upstream = await self.upstream.request(
+                    request.method, route.port, self._target(route, tail, request), headers, body
                 )
             except (*_NEVER_SENT, *_BROKEN, ProbeFailed) as exc:
                 down = await self.manager.recover(route)
@@ -227,33 +232,18 @@ class McpProxy:
             headers.update(route.peer_headers)
         return headers
 
-    def _url(self, route: Route, tail: str, request: web.Request) -> URL:
-        query = request.rel_url.raw_query_string
-        if not query:  # nearly every request: one URL per instance address and path, built once
-            key = (route.port, tail, route.path)
-            url = self._urls.get(key)
-            if url is None:
-                if len(self._urls) > 4096:  # ports are reused; a bound keeps stale entries from piling up
-                    self._urls.clear()
-                url = self._urls[key] = self._build_url(route, tail, "")
-            return url
-        return self._build_url(route, tail, query)
-
     @staticmethod
-    def _build_url(route: Route, tail: str, query: str) -> URL:
-        return URL.build(
-            scheme="http",
-            host="127.0.0.1",
-            port=route.port,
-            path=legacy_sse.upstream_path(tail, route.path),
-            query_string=query,
-            encoded=True,  # relay the query exactly as the client sent it (session_id of old SSE servers)
-        )
+    def _target(route: Route, tail: str, request: web.Request) -> str:
+        """The upstream request line's path, and the query exactly as the client sent it (the session_id of
+        old SSE servers)."""
+        path = legacy_sse.upstream_path(tail, route.path)
+        query = request.rel_url.raw_query_string
+        return f"{path}?{query}" if query else path
 
     def _session_answer(
         self,
         route: Route,
-        upstream: aiohttp.ClientResponse,
+        upstream: UpstreamResponse,
         mapped: Mapped | None,
         init: dict | None,
         method: str,
@@ -269,7 +259,7 @@ class McpProxy:
         return upstream_id
 
     @staticmethod
-    def _answer_headers(upstream: aiohttp.ClientResponse, session_id: str | None) -> CIMultiDict[str]:
+    def _answer_headers(upstream: UpstreamResponse, session_id: str | None) -> CIMultiDict[str]:
         headers = CIMultiDict([(k, v) for k, v in upstream.headers.items() if k.lower() not in _DROP_RESPONSE])
         if session_id:
             headers[SESSION_ID_HEADER] = session_id
@@ -278,7 +268,7 @@ class McpProxy:
     async def _stream(
         self,
         request: web.Request,
-        upstream: aiohttp.ClientResponse,
+        upstream: UpstreamResponse,
         legacy_prefix: str | None,
         route: Route,
         track: RequestTrack,
@@ -289,7 +279,7 @@ class McpProxy:
         response = web.StreamResponse(status=upstream.status, headers=headers)
         await response.prepare(request)
         track.stream_opened(upstream.status)
-        chunks = upstream.content.iter_any()
+        chunks = upstream.iter_any()
         if legacy_prefix is not None:
             chunks = legacy_sse.rewrite_endpoint(chunks, legacy_prefix)
         route.streams += 1  # an open stream keeps the instance from idling
@@ -305,7 +295,7 @@ class McpProxy:
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):
             upstream.close()  # the client went away mid-write: close the upstream stream, quietly
             return response
-        except aiohttp.ClientPayloadError:
+        except Cut:
             track.aborted()
             upstream.close()  # the instance went away mid-stream; end ours cleanly (the client reconnects)
         finally:
