@@ -56,6 +56,22 @@ async def read_head(reader: asyncio.StreamReader) -> bytes:
     return await reader.readuntil(b"\r\n\r\n")
 
 
+class AnswerAndClose:
+    """Each connection: read the request (head and ``body`` bytes), write ``answer`` as it stands, close."""
+
+    def __init__(self, answer: bytes, body: int = 0) -> None:
+        self.answer, self.body = answer, body
+        self.connections = 0
+
+    async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        await read_head(reader)
+        await reader.readexactly(self.body)
+        writer.write(self.answer)
+        await writer.drain()
+        writer.close()
+
+
 async def send(pool: UpstreamPool, port: int, method: str = "POST", body: bytes | None = b"{}", **headers: str
                ) -> UpstreamResponse:
     return await pool.request(method, port, "/mcp", {"Host": f"127.0.0.1:{port}", **headers}, body)
@@ -127,12 +143,9 @@ async def test_a_stream_is_relayed_chunk_by_chunk_as_it_comes() -> None:
 
 
 async def test_an_instance_dying_mid_stream_cuts_the_stream() -> None:
-    async def dies(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_head(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
-                     b"b\r\ndata: one\n\n\r\n")
-        await writer.drain()
-        writer.close()  # no last chunk: the answer broke off
+    # No last chunk: the answer broke off.
+    dies = AnswerAndClose(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n"
+                          b"\r\nb\r\ndata: one\n\n\r\n")
 
     pool = UpstreamPool()
     async with raw(dies) as port:
@@ -147,11 +160,7 @@ async def test_an_instance_dying_mid_stream_cuts_the_stream() -> None:
 
 
 async def test_a_json_answer_shorter_than_announced_is_cut() -> None:
-    async def short(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_head(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"a\"")
-        await writer.drain()
-        writer.close()
+    short = AnswerAndClose(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
 
     async with raw(short) as port:
         resp = await send(UpstreamPool(), port)
@@ -167,9 +176,7 @@ async def test_a_closed_port_is_not_sent() -> None:
 
 
 async def test_a_connection_closed_before_the_answer_is_dropped() -> None:
-    async def hangs_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_head(reader)
-        writer.close()
+    hangs_up = AnswerAndClose(b"")
 
     async with raw(hangs_up) as port:
         with pytest.raises(Dropped):
@@ -177,15 +184,8 @@ async def test_a_connection_closed_before_the_answer_is_dropped() -> None:
 
 
 async def test_an_answer_without_length_ends_with_the_connection_and_is_not_reused() -> None:
-    connections = 0
-
-    async def old_style(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal connections
-        connections += 1
-        await read_head(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{\"a\": 1}")
-        await writer.drain()
-        writer.close()
+    old_style = AnswerAndClose(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n"
+                               b'{"a": 1}')
 
     pool = UpstreamPool()
     async with raw(old_style) as port:
@@ -194,21 +194,13 @@ async def test_an_answer_without_length_ends_with_the_connection_and_is_not_reus
             assert resp.content_length is None
             assert await resp.read() == b'{"a": 1}'
             resp.release()
-    assert connections == 2
+    assert old_style.connections == 2
     pool.close()
 
 
 async def test_a_connection_the_instance_closed_while_idle_is_not_reused() -> None:
-    connections = 0
-
-    async def one_answer_then_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal connections
-        connections += 1
-        await read_head(reader)
-        await reader.readexactly(2)
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")  # keep-alive, as far as it says
-        await writer.drain()
-        writer.close()  # ... and then closes while the connection is idle, as uvicorn does after 5 s
+    # Keep-alive, as far as the answer says, and then closed while idle, as uvicorn does after 5 s.
+    one_answer_then_close = AnswerAndClose(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", body=2)
 
     pool = UpstreamPool()
     async with raw(one_answer_then_close) as port:
@@ -217,7 +209,7 @@ async def test_a_connection_the_instance_closed_while_idle_is_not_reused() -> No
             assert await resp.read() == b"ok"
             resp.release()
             await asyncio.sleep(0.1)  # the close reaches us
-    assert connections == 2
+    assert one_answer_then_close.connections == 2
     pool.close()
 
 
