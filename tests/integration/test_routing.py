@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 
 import httpx
+import httpx2
 import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
 
-from bridge.mcp.protocol import PROBE_PROTOCOL_VERSION, PROTOCOL_VERSION_HEADER, initialize_request
+from bridge.mcp.protocol import (
+    INSTANCE_KEY_HEADER,
+    PROBE_PROTOCOL_VERSION,
+    PROTOCOL_VERSION_HEADER,
+    initialize_request,
+)
 from tests.helpers import BridgeProcess, mcp_client
 
 ACCEPT = "application/json, text/event-stream"
@@ -156,3 +165,31 @@ async def test_legacy_sse_endpoint_is_rewritten(bridge: BridgeProcess, workspace
         who = (await client.call_tool("whoami", {})).structured_content
     assert who["client"] == "legacy-user"
     assert bridge.api("DELETE", "/clients/legacy-user").status_code == 204
+
+
+async def test_header_bytes_reach_the_instance_as_the_client_sent_them(tenants, bridge: BridgeProcess) -> None:
+    """The proxy writes upstream requests itself (bridge/mcp/upstream.py): a non-ASCII header value must arrive
+    byte for byte, not re-encoded."""
+    note = "Zoë ✓".encode()
+    headers = {"Authorization": f"Bearer {tenants['carol']['token']}", "X-Note": note}
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=30) as http,
+        Client(streamable_http_client(bridge.mcp_url("carol", "echo"), http_client=http)) as client,
+    ):
+        seen = (await client.call_tool("headers", {})).structured_content
+    assert seen["x-note"] == note.decode("latin-1")  # the instance's server reads header bytes as latin-1
+
+
+def test_a_header_smuggled_behind_a_bare_cr_is_refused(tenants, bridge: BridgeProcess) -> None:
+    """A second header hidden behind a lone CR (to forge the instance key, say) never reaches an instance:
+    the request is refused whole with 400."""
+    host = bridge.url.removeprefix("http://")
+    request = (
+        f"POST /c/carol/echo/mcp HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {tenants['carol']['token']}\r\n"
+        f"X-Note: a\r{INSTANCE_KEY_HEADER}: forged\r\nContent-Type: application/json\r\nAccept: {ACCEPT}\r\n"
+        "Content-Length: 2\r\nConnection: close\r\n\r\n{}"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", int(host.rsplit(":", 1)[1])), timeout=10) as sock:
+        sock.sendall(request)
+        answer = sock.recv(65536)
+    assert answer.split(b" ", 2)[1] == b"400", answer[:200]  # aiohttp answers a malformed request in HTTP/1.0
