@@ -154,6 +154,21 @@ async def register(api: httpx.AsyncClient, client: str, workspace: Path, service
     return resp.json()["token"]
 
 
+async def register_many(
+    api: httpx.AsyncClient, names: Sequence[str], workspace: Path, service: str, concurrency: int, wait: float
+) -> dict[str, str]:
+    """Register every client of ``names`` (one ``service`` each), at most ``concurrency`` at a time: on two
+    cores, starting dozens of instances at once would make each wait past its readiness timeout."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(name: str) -> str:
+        async with gate:
+            return await register(api, name, workspace, service, wait=wait)
+
+    tokens = await asyncio.gather(*(one(name) for name in names))
+    return dict(zip(names, tokens, strict=True))
+
+
 # ---- MCP through the bridge (bridge.mcp.client) ----------------------------------------------------------
 
 

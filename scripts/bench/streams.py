@@ -2,9 +2,14 @@
 
     python -m scripts.bench.streams [--streams 2000] [--stream-kind legacy,streamable] [--hold 10] [--keep]
 
+The proxy lets a client hold at most MAX_STREAMS_PER_CLIENT (64) open streams (more get 429), so the
+streams are spread over ceil(STREAMS / 64) clients, ``streams-0``, ``streams-1``, ..., each registered with
+its own instance: STREAMS streams on one client would measure the cap, not the bridge holding them.
+
 ``legacy``: GET /sse, one stream each, its first ``endpoint`` event counted; ``streamable``: initialize +
 one GET per session, its 200 SSE answer counted. The bridge's RSS before, with and after them, and that
-they close cleanly. See scripts/bench/common.py for the set-up.
+they close cleanly; connections to instances and instance RSS are summed over all the clients' instances.
+See scripts/bench/common.py for the set-up.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import re
 import sys
 import time
@@ -24,6 +30,7 @@ import psutil
 
 from bridge.mcp.client import McpSession, sse_events
 from bridge.mcp.protocol import ACCEPT_STREAM
+from bridge.mcp.proxy import MAX_STREAMS_PER_CLIENT
 from scripts.bench import common
 from tests.helpers import BridgeProcess, instance_pid
 
@@ -37,8 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 class Streams:
-    def __init__(self, bridge: BridgeProcess, http: aiohttp.ClientSession, token: str, kind: str) -> None:
-        self.bridge, self.http, self.token, self.kind = bridge, http, token, kind
+    """Streams of one kind, opened over the clients of ``tokens`` (client -> token)."""
+
+    def __init__(self, bridge: BridgeProcess, http: aiohttp.ClientSession, tokens: dict[str, str], kind: str) -> None:
+        self.bridge, self.http, self.tokens, self.kind = bridge, http, tokens, kind
+        self.clients = list(tokens)
         self.open: list[aiohttp.ClientResponse] = []
         self.sessions: list[McpSession] = []
         self.errors: Counter[str] = Counter()
@@ -47,42 +57,43 @@ class Streams:
     def service(self) -> str:
         return "legacy" if self.kind == "legacy" else "echo"
 
-    async def open_one(self) -> None:
+    async def open_one(self, client: str) -> None:
         try:
             async with asyncio.timeout(60):
-                resp = await (self._legacy() if self.kind == "legacy" else self._streamable())
+                resp = await (self._legacy(client) if self.kind == "legacy" else self._streamable(client))
             self.open.append(resp)
         except (aiohttp.ClientError, TimeoutError, common.ExchangeFailed) as exc:
             self.errors[f"{exc.__class__.__name__}: {str(exc)[:80]}"] += 1
 
-    async def _legacy(self) -> aiohttp.ClientResponse:
-        url = f"{self.bridge.url}/c/streams/legacy/sse"
-        headers = {"Authorization": f"Bearer {self.token}", "Accept": ACCEPT_STREAM}
+    async def _legacy(self, client: str) -> aiohttp.ClientResponse:
+        url = f"{self.bridge.url}/c/{client}/legacy/sse"
+        headers = {"Authorization": f"Bearer {self.tokens[client]}", "Accept": ACCEPT_STREAM}
         resp = await self.http.get(url, headers=headers)
         async for event in sse_events(resp):  # the first event: the endpoint, rewritten to the bridge's path
             if event.get("event") == "endpoint":
-                if not event.get("data", "").startswith("/c/streams/legacy/messages"):
+                if not event.get("data", "").startswith(f"/c/{client}/legacy/messages"):
                     resp.close()
                     raise common.ExchangeFailed(f"endpoint not rewritten: {event.get('data')}")
                 return resp
         resp.close()
         raise common.ExchangeFailed(f"HTTP {resp.status}, no endpoint event")
 
-    async def _streamable(self) -> aiohttp.ClientResponse:
-        session = common.bridge_session(self.http, self.bridge.mcp_url("streams", "echo"), self.token)
+    async def _streamable(self, client: str) -> aiohttp.ClientResponse:
+        session = common.bridge_session(self.http, self.bridge.mcp_url(client, "echo"), self.tokens[client])
         with common.counted_failure():
             await session.open()
             self.sessions.append(session)
             return await session.stream()
 
     async def open_all(self, count: int, concurrency: int = 100) -> None:
+        """``count`` streams at once, dealt round the clients: none gets more than ceil(count / clients)."""
         gate = asyncio.Semaphore(concurrency)
 
-        async def one() -> None:
+        async def one(client: str) -> None:
             async with gate:
-                await self.open_one()
+                await self.open_one(client)
 
-        await asyncio.gather(*(one() for _ in range(count)))
+        await asyncio.gather(*(one(self.clients[i % len(self.clients)]) for i in range(count)))
 
     async def close_all(self) -> None:
         self.close_streams()
@@ -105,15 +116,26 @@ class Streams:
         self.sessions.clear()
 
 
-def connections(proc: psutil.Process, bridge_port: int, instance_port: int) -> tuple[int, int]:
-    """The bridge's established TCP connections: from clients, and to the instance."""
+def connections(proc: psutil.Process, bridge_port: int, instance_ports: set[int]) -> tuple[int, int]:
+    """The bridge's established TCP connections: from clients, and to the instances (all their ports)."""
     down = up = 0
     for conn in proc.net_connections(kind="tcp"):
         if conn.status != psutil.CONN_ESTABLISHED or not conn.raddr:
             continue
         down += conn.laddr.port == bridge_port
-        up += conn.raddr.port == instance_port
+        up += conn.raddr.port in instance_ports
     return down, up
+
+
+def instances(bridge: BridgeProcess, streams: Streams) -> tuple[list[int], set[int]]:
+    """The pids and ports of the clients' instances."""
+    labels = [bridge.data_dir / "instances" / client / streams.service / "runtime.json" for client in streams.clients]
+    ports = {json.loads(label.read_text())["port"] for label in labels}
+    return [instance_pid(bridge, client, streams.service) for client in streams.clients], ports
+
+
+def instances_rss(pids: list[int]) -> float:
+    return sum(common.rss(pid, tree=True) for pid in pids) / common.MIB
 
 
 async def close_and_wait(bridge: BridgeProcess, streams: Streams) -> tuple[float, float]:
@@ -132,39 +154,37 @@ async def close_and_wait(bridge: BridgeProcess, streams: Streams) -> tuple[float
 
 
 async def open_streams_metric(bridge: BridgeProcess, service: str) -> float:
+    """The bridge's open-streams gauge, summed over the streams-N clients."""
     async with httpx.AsyncClient(timeout=30) as http:
         text = (await http.get(bridge.url + "/metrics", headers={"Authorization": f"Bearer {bridge.admin_token}"})).text
-    pattern = rf'^paradise_open_streams\{{[^}}]*client="streams"[^}}]*service="{service}"[^}}]*\}} (\S+)$'
-    match = re.search(pattern, text, re.MULTILINE)
-    return float(match.group(1)) if match else 0.0
+    pattern = rf'^paradise_open_streams\{{[^}}]*client="streams-\d+"[^}}]*service="{service}"[^}}]*\}} (\S+)$'
+    return sum(float(value) for value in re.findall(pattern, text, re.MULTILINE))
 
 
 async def measure(bench: common.Bench, bridge: BridgeProcess, streams: Streams) -> dict[str, Any]:
     """Open STREAMS, hold them, close them; then a second round. The figures of one kind."""
     args = bench.args
     proc = psutil.Process(bridge.proc.pid)  # type: ignore[union-attr]
-    await streams.open_all(10)  # warm-up: code paths, pools
+    await streams.open_all(max(10, len(streams.clients)))  # warm-up: code paths, every instance's pool
     await streams.close_all()
     await asyncio.sleep(2)
     before, fds_before = proc.memory_info().rss / common.MIB, proc.num_fds()
-    instance = instance_pid(bridge, "streams", streams.service)
-    runtime = bridge.data_dir / "instances/streams" / streams.service / "runtime.json"
-    instance_port = json.loads(runtime.read_text())["port"]
-    conns_before = connections(proc, bridge.port, instance_port)
-    instance_before = common.rss(instance, tree=True) / common.MIB
+    pids, instance_ports = instances(bridge, streams)
+    conns_before = connections(proc, bridge.port, instance_ports)
+    instance_before = instances_rss(pids)
     began = time.perf_counter()
     await streams.open_all(args.streams)
     opening = time.perf_counter() - began
     opened = len(streams.open)
     metric_open = await open_streams_metric(bridge, streams.service)
     held = await common.sample_bridge(proc.pid, args.hold)
-    fds_with, instance_with = proc.num_fds(), common.rss(instance, tree=True) / common.MIB
-    conns_with = connections(proc, bridge.port, instance_port)
+    fds_with, instance_with = proc.num_fds(), instances_rss(pids)
+    conns_with = connections(proc, bridge.port, instance_ports)
     metric_held = await open_streams_metric(bridge, streams.service)
     closed_in, metric_after = await close_and_wait(bridge, streams)
     await asyncio.sleep(2)
     after, fds_after = proc.memory_info().rss / common.MIB, proc.num_fds()
-    conns_after = connections(proc, bridge.port, instance_port)
+    conns_after = connections(proc, bridge.port, instance_ports)
     await streams.open_all(1)
     still_serving = len(streams.open) == 1
     await streams.close_all()
@@ -177,6 +197,7 @@ async def measure(bench: common.Bench, bridge: BridgeProcess, streams: Streams) 
     second_after = proc.memory_info().rss / common.MIB
     return {
         "asked": args.streams,
+        "clients": len(streams.clients),
         "opened": opened,
         "errors": dict(streams.errors),
         "open_s": opening,
@@ -193,7 +214,7 @@ async def measure(bench: common.Bench, bridge: BridgeProcess, streams: Streams) 
         "fds": [fds_before, fds_with, fds_after],
         "conns_from_clients": [conns_before[0], conns_with[0], conns_after[0]],
         "conns_to_instance": [conns_before[1], conns_with[1], conns_after[1]],
-        "instance_rss_mib": [instance_before, instance_with],
+        "instance_rss_mib": [instance_before, instance_with],  # summed over the clients' instances
         "reopen_ok": still_serving,
         "second_round": {"opened": second, "rss_with_mib": second_with, "rss_after_mib": second_after},
     }
@@ -202,7 +223,9 @@ async def measure(bench: common.Bench, bridge: BridgeProcess, streams: Streams) 
 def report(kind: str, fig: dict[str, Any]) -> None:
     counted = "first endpoint events received" if kind == "legacy" else "200 text/event-stream answers received"
     held = f"held {fig['hold_s']:g} s, PROBE_INTERVAL=5"
-    print(f"\nstreams ({kind}): {fig['asked']} GET streams through the bridge, {held}")
+    spread = f"over {fig['clients']} clients (at most {MAX_STREAMS_PER_CLIENT} streams each)"
+    print(f"\nstreams ({kind}): {fig['asked']} GET streams through the bridge {spread}, {held}")
+    print(f"{fig['clients']} clients registered, one instance each, in {fig['register_s']:.1f} s")
     print(
         f"opened {fig['opened']}/{fig['asked']} in {fig['open_s']:.1f} s ({counted}: {fig['opened']}); "
         f"errors: {fig['errors'] or 'none'}"
@@ -211,7 +234,7 @@ def report(kind: str, fig: dict[str, Any]) -> None:
         f"bridge open_streams metric: {fig['metric_open']:.0f} after opening, {fig['metric_held']:.0f} after the "
         f"hold, {fig['metric_after']:.0f} after closing (0 reached in {fig['closed_in_s']:.2f} s)"
     )
-    print(f"{'bridge':<24}{'RSS MiB':>9}{'open fds':>10}{'conns from clients':>20}{'to instance':>13}")
+    print(f"{'bridge':<24}{'RSS MiB':>9}{'open fds':>10}{'conns from clients':>20}{'to instances':>14}")
     rows = zip(
         ("before", f"with {fig['opened']} open", "2 s after closing"),
         (fig["rss_before_mib"], fig["rss_with_mib"], fig["rss_after_mib"]),
@@ -221,17 +244,19 @@ def report(kind: str, fig: dict[str, Any]) -> None:
         strict=True,
     )
     for label, mem, fds, down, up in rows:
-        print(f"{label:<24}{mem:>9.1f}{fds:>10}{down:>20}{up:>13}")
+        print(f"{label:<24}{mem:>9.1f}{fds:>10}{down:>20}{up:>14}")
     instance_before, instance_with = fig["instance_rss_mib"]
     print(
         f"per stream: {fig['per_stream_kib']:.1f} KiB bridge RSS; bridge CPU during the hold "
-        f"{fig['cpu_pct_hold']:.1f} % of a core; instance RSS {instance_before:.0f} -> {instance_with:.0f} MiB; "
+        f"{fig['cpu_pct_hold']:.1f} % of a core; "
+        f"instance RSS (sum of {fig['clients']}) {instance_before:.0f} -> {instance_with:.0f} MiB; "
         f"a new stream opens after closing: {fig['reopen_ok']}"
     )
     if kind == "streamable":
         print(
-            "(after closing, the connections left are idle keep-alive ones from DELETEing the sessions: "
-            "this script's pool and the bridge's upstream pool, which closes them after 30 s)"
+            "(after closing, the connections left are idle keep-alive ones from DELETEing the sessions: this "
+            "script's pool and the proxy's upstream pool, which reuses none idle over 3 s and drops one as soon "
+            "as its instance closes it: uvicorn does after 5 s idle)"
         )
     second = fig["second_round"]
     print(
@@ -241,13 +266,20 @@ def report(kind: str, fig: dict[str, Any]) -> None:
 
 
 async def run_kind(bench: common.Bench, kind: str) -> None:
-    with bench.bridge(f"streams-{kind}", {"PARADISE_PROBE_INTERVAL": "5"}, pool_size=5) as bridge:
-        async with common.admin(bridge) as api:
-            token = await common.register(api, "streams", bench.workspace, "legacy" if kind == "legacy" else "echo")
+    names = [f"streams-{i}" for i in range(math.ceil(bench.args.streams / MAX_STREAMS_PER_CLIENT))]
+    service = "legacy" if kind == "legacy" else "echo"
+    # Dozens of instances start at once on few cores: a few at a time, each given minutes to be ready.
+    env = {"PARADISE_PROBE_INTERVAL": "5", "PARADISE_READY_TIMEOUT": "240"}
+    with bench.bridge(f"streams-{kind}", env, pool_size=len(names) + 5) as bridge:
+        began = time.perf_counter()
+        async with common.admin(bridge, timeout=300) as api:
+            tokens = await common.register_many(api, names, bench.workspace, service, concurrency=4, wait=240)
+        registration = time.perf_counter() - began
         connector = aiohttp.TCPConnector(limit=0, force_close=False)
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=None)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
-            figures = await measure(bench, bridge, Streams(bridge, http, token, kind))
+            figures = await measure(bench, bridge, Streams(bridge, http, tokens, kind))
+        figures["register_s"] = registration
     report(kind, figures)
     common.FIGURES[f"streams_{kind}"] = figures
 
