@@ -127,23 +127,34 @@ class McpProxy:
         service = request.match_info["service"]
         self.check_origin(request)
         route = self.authorize(request, client_id, service)
-        listening = request.method == "GET"  # a listening stream may stay open while its instance is frozen
-        if not listening:
+        with self.metrics.track(client_id, service, request.method) as track:
+            if request.method == "GET":  # a listening stream may stay open while its instance is frozen
+                return await self._listen(request, route, track)
             route.busy += 1
-        try:
-            with self.metrics.track(client_id, service, request.method) as track:
+            try:
                 return await self._forward(request, route, track)
-        finally:
-            if not listening:
+            finally:
                 route.busy -= 1
+
+    async def _listen(self, request: web.Request, route: Route, track: RequestTrack) -> web.StreamResponse:
+        """A GET (stream) request, counted against its client's cap from before the first await: streams
+        opened all at once cannot all pass the check before any of them is counted."""
+        client_id = route.client_id
+        if self._streams[client_id] >= self.max_streams:
+            raise TooManyStreams(f"{client_id} already holds {self.max_streams} open streams")
+        self._streams[client_id] += 1
+        try:
+            return await self._forward(request, route, track)
+        finally:
+            self._streams[client_id] -= 1
+            if not self._streams[client_id]:
+                del self._streams[client_id]  # a deleted client leaves no counter behind
 
     # ---- forwarding --------------------------------------------------------------------------------
 
     async def _forward(self, request: web.Request, route: Route, track: RequestTrack) -> web.StreamResponse:
         client_id = route.client_id
         tail = request.match_info["tail"]
-        if request.method == "GET" and self._streams[client_id] >= self.max_streams:
-            raise TooManyStreams(f"{client_id} already holds {self.max_streams} open streams")
         body = await request.read() if request.body_exists else None
         track.sent(len(body) if body else 0)
         forwarded = {
@@ -283,7 +294,6 @@ class McpProxy:
         if legacy_prefix is not None:
             chunks = legacy_sse.rewrite_endpoint(chunks, legacy_prefix)
         route.streams += 1  # an open stream keeps the instance from idling
-        self._streams[route.client_id] += 1
         try:
             async for chunk in chunks:
                 await response.write(chunk)
@@ -300,7 +310,6 @@ class McpProxy:
             upstream.close()  # the instance went away mid-stream; end ours cleanly (the client reconnects)
         finally:
             route.streams -= 1
-            self._streams[route.client_id] -= 1
         await response.write_eof()
         return response
 

@@ -18,6 +18,7 @@ from bridge.mcp.protocol import (
     PROTOCOL_VERSION_HEADER,
     initialize_request,
 )
+from bridge.mcp.proxy import MAX_STREAMS_PER_CLIENT
 from tests.helpers import BridgeProcess, mcp_client
 
 ACCEPT = "application/json, text/event-stream"
@@ -193,3 +194,45 @@ def test_a_header_smuggled_behind_a_bare_cr_is_refused(tenants, bridge: BridgePr
         sock.sendall(request)
         answer = sock.recv(65536)
     assert answer.split(b" ", 2)[1] == b"400", answer[:200]  # aiohttp answers a malformed request in HTTP/1.0
+
+
+async def test_streams_opened_at_once_stop_at_the_per_client_cap(bridge: BridgeProcess, workspace) -> None:
+    """A tenant that opens many GET streams at the same moment (so that none is counted yet when the others
+    are checked) still holds no more than MAX_STREAMS_PER_CLIENT; the rest get 429, and after closing them
+    a new stream opens again."""
+    token = bridge.register("streamer", workspace, ["echo"])["token"]
+    url = bridge.mcp_url("streamer", "echo")
+    auth = {"Authorization": f"Bearer {token}", "Accept": ACCEPT}
+    extra = 6
+    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=None)) as http:
+
+        async def session() -> dict[str, str]:  # the SDK's server allows one GET stream per session
+            init = await http.post(url, json=INIT, headers=auth)
+            assert init.status_code == 200, init.text
+            ready = {**auth, "Mcp-Session-Id": init.headers["Mcp-Session-Id"],
+                     PROTOCOL_VERSION_HEADER: PROBE_PROTOCOL_VERSION}
+            note = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+            assert (await http.post(url, json=note, headers=ready)).status_code == 202
+            return {**ready, "Accept": "text/event-stream"}
+
+        sessions = [await session() for _ in range(MAX_STREAMS_PER_CLIENT + extra)]
+        # Every connection made first, then every request written in one go: the bridge reads them all
+        # before any instance has answered one.
+        host = bridge.url.removeprefix("http://")
+        conns = [await asyncio.open_connection("127.0.0.1", bridge.port) for _ in sessions]
+        try:
+            for (_, writer), headers in zip(conns, sessions, strict=True):
+                lines = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+                writer.write(f"GET /c/streamer/echo/mcp HTTP/1.1\r\nHost: {host}\r\n{lines}\r\n".encode())
+            status = [int((await reader.readline()).split()[1]) for reader, _ in conns]
+            assert status.count(200) == MAX_STREAMS_PER_CLIENT and status.count(429) == extra, sorted(status)
+        finally:
+            for _, writer in conns:
+                writer.close()
+        for _ in range(50):  # the bridge notices the closed connections
+            again = await http.send(http.build_request("GET", url, headers=sessions[-1]), stream=True)
+            await again.aclose()
+            if again.status_code == 200:
+                break
+            await asyncio.sleep(0.1)
+        assert again.status_code == 200
