@@ -97,6 +97,7 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.closed = False
+        self.spoiled = False  # the instance answered more than it was asked: never reused
         self.idle_since = 0.0
         self._reset(head=False)
 
@@ -150,7 +151,7 @@ class _Connection(asyncio.Protocol):
         return chunks
 
     def release(self) -> None:
-        if self.complete and self.keep_alive and not self.head and not self.closed:
+        if self.complete and self.keep_alive and not (self.head or self.closed or self.spoiled):
             self.pool.give_back(self)
         else:
             self.close()
@@ -193,10 +194,18 @@ class _Connection(asyncio.Protocol):
 
     # ---- httptools callbacks -----------------------------------------------------------------------
 
+    def on_message_begin(self) -> None:
+        if self.complete:  # a second answer right behind the first, in the same read
+            self.spoiled = True
+
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self.complete:
+            return
         self.headers.append((name.decode("latin-1"), value.decode("utf-8", "surrogateescape")))
 
     def on_headers_complete(self) -> None:
+        if self.complete:
+            return
         self.started = True
         headers = CIMultiDict(self.headers)
         raw_length = headers.get("Content-Length")
@@ -208,6 +217,8 @@ class _Connection(asyncio.Protocol):
             self.response.set_result(UpstreamResponse(self, self.parser.get_status_code(), headers, self.length))
 
     def on_body(self, body: bytes) -> None:
+        if self.spoiled:
+            return
         self.body.append(body)
         self.buffered += len(body)
         if self.streaming and self.buffered > _HIGH_WATER and not self.paused and self.transport is not None:
@@ -216,6 +227,8 @@ class _Connection(asyncio.Protocol):
         self._wake()
 
     def on_message_complete(self) -> None:
+        if self.spoiled:
+            return
         self.keep_alive = self.parser.should_keep_alive()  # asked here: llhttp forgets once the message ends
         self.complete = True
         self._wake()

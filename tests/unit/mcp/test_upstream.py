@@ -198,6 +198,21 @@ async def test_an_answer_without_length_ends_with_the_connection_and_is_not_reus
     pool.close()
 
 
+async def test_an_answer_nobody_asked_for_spoils_the_connection() -> None:
+    """Two answers to one request in the same read: the first is the answer, the connection is not reused
+    (the second would otherwise be taken for the answer to the next request)."""
+    twice = AnswerAndClose(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirstHTTP/1.1 200 OK\r\nContent-Length: 6\r\n"
+                           b"\r\nsecond", body=2)
+    pool = UpstreamPool()
+    async with raw(twice) as port:
+        for _ in range(2):
+            resp = await send(pool, port)
+            assert await resp.read() == b"first"
+            resp.release()
+    assert twice.connections == 2
+    pool.close()
+
+
 async def test_a_connection_the_instance_closed_while_idle_is_not_reused() -> None:
     # Keep-alive, as far as the answer says, and then closed while idle, as uvicorn does after 5 s.
     one_answer_then_close = AnswerAndClose(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", body=2)
