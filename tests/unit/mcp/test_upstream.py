@@ -183,19 +183,24 @@ async def test_a_connection_closed_before_the_answer_is_dropped() -> None:
             await send(UpstreamPool(), port)
 
 
+async def twice_on_new_connections(server: AnswerAndClose, body: bytes, length: int | None, pause: float = 0) -> None:
+    """Two requests in a row, each answered ``body`` (announced ``length``) on a connection of its own."""
+    pool = UpstreamPool()
+    async with raw(server) as port:
+        for _ in range(2):
+            resp = await send(pool, port)
+            assert resp.content_length == length
+            assert await resp.read() == body
+            resp.release()
+            await asyncio.sleep(pause)
+    assert server.connections == 2
+    pool.close()
+
+
 async def test_an_answer_without_length_ends_with_the_connection_and_is_not_reused() -> None:
     old_style = AnswerAndClose(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n"
                                b'{"a": 1}')
-
-    pool = UpstreamPool()
-    async with raw(old_style) as port:
-        for _ in range(2):
-            resp = await send(pool, port)
-            assert resp.content_length is None
-            assert await resp.read() == b'{"a": 1}'
-            resp.release()
-    assert old_style.connections == 2
-    pool.close()
+    await twice_on_new_connections(old_style, b'{"a": 1}', None)
 
 
 async def test_an_answer_nobody_asked_for_spoils_the_connection() -> None:
@@ -203,29 +208,13 @@ async def test_an_answer_nobody_asked_for_spoils_the_connection() -> None:
     (the second would otherwise be taken for the answer to the next request)."""
     twice = AnswerAndClose(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirstHTTP/1.1 200 OK\r\nContent-Length: 6\r\n"
                            b"\r\nsecond", body=2)
-    pool = UpstreamPool()
-    async with raw(twice) as port:
-        for _ in range(2):
-            resp = await send(pool, port)
-            assert await resp.read() == b"first"
-            resp.release()
-    assert twice.connections == 2
-    pool.close()
+    await twice_on_new_connections(twice, b"first", 5)
 
 
 async def test_a_connection_the_instance_closed_while_idle_is_not_reused() -> None:
     # Keep-alive, as far as the answer says, and then closed while idle, as uvicorn does after 5 s.
     one_answer_then_close = AnswerAndClose(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", body=2)
-
-    pool = UpstreamPool()
-    async with raw(one_answer_then_close) as port:
-        for _ in range(2):
-            resp = await send(pool, port)
-            assert await resp.read() == b"ok"
-            resp.release()
-            await asyncio.sleep(0.1)  # the close reaches us
-    assert one_answer_then_close.connections == 2
-    pool.close()
+    await twice_on_new_connections(one_answer_then_close, b"ok", 2, pause=0.1)  # the pause: the close reaches us
 
 
 async def test_idle_connections_past_their_age_are_not_reused() -> None:
