@@ -104,7 +104,6 @@ class _Connection(asyncio.Protocol):
     def _reset(self, *, head: bool) -> None:
         self.head = head  # a HEAD answer has headers only: the parser cannot know, so it ends there
         self.headers: list[tuple[str, str]] = []
-        self.length: int | None = None
         self.until_eof = False
         self.complete = False
         self.keep_alive = False
@@ -194,8 +193,11 @@ class _Connection(asyncio.Protocol):
 
     # ---- httptools callbacks -----------------------------------------------------------------------
 
+    # Once the answer is complete, whatever else the same read holds is a second answer nobody asked for:
+    # its callbacks are ignored and the connection is spoiled (never reused).
+
     def on_message_begin(self) -> None:
-        if self.complete:  # a second answer right behind the first, in the same read
+        if self.complete:
             self.spoiled = True
 
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -209,15 +211,15 @@ class _Connection(asyncio.Protocol):
         self.started = True
         headers = CIMultiDict(self.headers)
         raw_length = headers.get("Content-Length")
-        self.length = int(raw_length) if raw_length is not None and raw_length.isdigit() else None
-        self.until_eof = self.length is None and "chunked" not in headers.get("Transfer-Encoding", "").lower()
+        length = int(raw_length) if raw_length is not None and raw_length.isdigit() else None
+        self.until_eof = length is None and "chunked" not in headers.get("Transfer-Encoding", "").lower()
         if self.head:
             self.until_eof, self.complete = False, True
         if self.response is not None and not self.response.done():
-            self.response.set_result(UpstreamResponse(self, self.parser.get_status_code(), headers, self.length))
+            self.response.set_result(UpstreamResponse(self, self.parser.get_status_code(), headers, length))
 
     def on_body(self, body: bytes) -> None:
-        if self.spoiled:
+        if self.complete:
             return
         self.body.append(body)
         self.buffered += len(body)
@@ -227,7 +229,7 @@ class _Connection(asyncio.Protocol):
         self._wake()
 
     def on_message_complete(self) -> None:
-        if self.spoiled:
+        if self.complete:
             return
         self.keep_alive = self.parser.should_keep_alive()  # asked here: llhttp forgets once the message ends
         self.complete = True
