@@ -43,6 +43,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hold", type=float, default=10, help="seconds the streams are held open")
 
 
+def service_of(kind: str) -> str:
+    """The fixture catalog's service a stream kind is opened on."""
+    return "legacy" if kind == "legacy" else "echo"
+
+
 class Streams:
     """Streams of one kind, opened over the clients of ``tokens`` (client -> token)."""
 
@@ -55,7 +60,7 @@ class Streams:
 
     @property
     def service(self) -> str:
-        return "legacy" if self.kind == "legacy" else "echo"
+        return service_of(self.kind)
 
     async def open_one(self, client: str) -> None:
         try:
@@ -267,7 +272,7 @@ def report(kind: str, fig: dict[str, Any]) -> None:
 
 async def run_kind(bench: common.Bench, kind: str) -> None:
     names = [f"streams-{i}" for i in range(math.ceil(bench.args.streams / MAX_STREAMS_PER_CLIENT))]
-    service = "legacy" if kind == "legacy" else "echo"
+    service = service_of(kind)
     # Dozens of instances start at once on few cores: a few at a time, each given minutes to be ready.
     env = {"PARADISE_PROBE_INTERVAL": "5", "PARADISE_READY_TIMEOUT": "240"}
     with bench.bridge(f"streams-{kind}", env, pool_size=len(names) + 5) as bridge:
