@@ -3,10 +3,10 @@
 Why not aiohttp's client (which the bridge uses everywhere else): the proxy's upstream is always an
 instance on 127.0.0.1 that the bridge started, spoken to in plain HTTP/1.1 with headers the proxy has already
 filtered, and per request aiohttp's client builds a request object, a header multidict, a URL, timers and a
-payload stream it does not need here (bench_proxy, before/after: the bridge's CPU per request 882 -> 425 µs). This client writes
-the request as one buffer and hands the bytes that come back to ``httptools`` (llhttp, the parser of
-Node.js and uvicorn); the body is kept as it arrives (JSON) or relayed chunk by chunk (SSE), with flow
-control. What it does not do: TLS, redirects, proxies, cookies, decompression, request streaming.
+payload stream it does not need here (bench_proxy, before/after: the bridge's CPU per request 882 -> 425 µs).
+This client writes the request as one buffer and hands the bytes that come back to ``httptools``
+(llhttp, the parser of Node.js and uvicorn); the body is kept as it arrives (JSON) or relayed chunk by
+chunk (SSE), with flow control. What it does not do: TLS, redirects, proxies, cookies, decompression, request streaming.
 
 Errors say how far the request got, which is what the proxy's retry rule needs:
 ``NotSent`` (no connection: the instance never saw it), ``Dropped`` (the connection broke before the
