@@ -29,6 +29,10 @@ class BridgeError(Exception):
 class BadRequest(BridgeError, status=400, code="bad_request"): ...
 
 
+class NestedTooDeep(BadRequest, code="json_too_deep"):
+    """A JSON body nests deeper than ``bridge.jsonlimits.MAX_JSON_DEPTH``; refused before parsing (no recursion)."""
+
+
 class Unauthorized(BridgeError, status=401, code="unauthorized"): ...
 
 
@@ -71,3 +75,11 @@ class PortPoolExhausted(Unavailable, code="port_pool_exhausted"):
 
 class TooManyStreams(Unavailable, status=429, code="too_many_streams"):
     """A client holds as many open event streams as it may; one must close before another opens."""
+
+
+class InsufficientStorage(BridgeError, status=507, code="insufficient_storage"):
+    """The data dir's disk (or its inodes) is full: the change was not made, nothing half-written was kept."""
+
+
+class DatabaseBusy(Unavailable, code="database_busy"):
+    """The database is locked by another writer for longer than the wait allows; the same call can be retried."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -11,7 +10,8 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from bridge.errors import BadRequest, BridgeError, Invalid, PayloadTooLarge, Unauthorized
+from bridge.errors import BadRequest, BridgeError, Invalid, NestedTooDeep, PayloadTooLarge, Unauthorized
+from bridge.jsonlimits import JsonTooDeep, loads_bounded
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -63,13 +63,15 @@ def admin_middleware(admin_token: str, prefix: str = "/api/v1", public: frozense
 
 
 async def read_model(request: web.Request, model: type[M]) -> M:
-    """Parse and validate a JSON body: 413 too large, 400 not JSON, 422 invalid fields."""
+    """Parse and validate a JSON body: 413 too large, 400 not JSON or nested too deep, 422 invalid fields."""
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise PayloadTooLarge(f"request body larger than the {request.client_max_size} bytes allowed") from None
     try:
-        data = json.loads(raw or b"null")
+        data = loads_bounded(raw or b"null")
+    except JsonTooDeep as exc:
+        raise NestedTooDeep(f"request body refused: {exc.message}", depth=exc.depth, limit=exc.limit) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"request body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
