@@ -56,6 +56,8 @@ _PEER_PREFIX = PEER_HEADER_PREFIX.lower()
 _DROP_RESPONSE = HOP_BY_HOP | {"content-length", "content-encoding", "server", "date", "set-cookie", "mcp-session-id"}
 MAX_ANSWER = 32 * 1024 * 1024  # a JSON answer larger than this is an instance gone wrong, not a reply
 MAX_STREAMS_PER_CLIENT = 64
+_LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 _BEARER = re.compile(r"^\s*bearer\s+(\S+)\s*$", re.IGNORECASE)
 # Reaching the instance failed before the request was sent: always safe to send again. (The aiohttp errors
 # come from replaying a session's initialize, which goes through the bridge's MCP client.)
@@ -83,7 +85,7 @@ class McpProxy:
         max_streams: int = MAX_STREAMS_PER_CLIENT,
     ) -> None:
         self.host_allowed = host_allowed  # PARADISE_ALLOWED_HOSTS (default: the bridge's loopback names)
-        self.origin_allowed = origin_allowed  # PARADISE_ALLOWED_ORIGINS (default: none)
+        self.origin_allowed = origin_allowed  # PARADISE_ALLOWED_ORIGINS, beyond the bridge's own origins
         self.hold = hold  # PARADISE_START_TIMEOUT: how long a request waits for its instance to come back
         self.metrics = metrics or BridgeMetrics()
         self.max_streams = max_streams
@@ -101,12 +103,13 @@ class McpProxy:
     # ---- who may ask -------------------------------------------------------------------------------
 
     def check_origin(self, request: web.Request) -> None:
-        """The MCP specification's DNS-rebinding defence: a foreign Host or a foreign Origin is refused."""
+        """The MCP specification's DNS-rebinding defence: a foreign Host or a foreign Origin is refused; the
+        bridge's own origins are not foreign."""
         host = request.headers.get("Host", "")
         if not self.host_allowed(host):
             raise MisdirectedRequest(f"this bridge does not answer for Host {host!r} (PARADISE_ALLOWED_HOSTS)")
         origin = request.headers.get("Origin")
-        if origin is not None and not self.origin_allowed(origin):
+        if origin is not None and not (own_origin(request, origin) or self.origin_allowed(origin)):
             raise Forbidden(f"Origin {origin!r} is not allowed (PARADISE_ALLOWED_ORIGINS)")
 
     def authorize(self, request: web.Request, client_id: str, service: str) -> Route:
@@ -312,6 +315,20 @@ class McpProxy:
             route.streams -= 1
         await response.write_eof()
         return response
+
+
+def own_origin(request: web.Request, origin: str) -> bool:
+    """``origin`` is the bridge's own: its scheme, a loopback name or the address the request came in on,
+    and the port it came in on. A DNS-rebinding page can never have such an origin (its origin is the
+    attacker's host name), and a page served from there is the bridge's own."""
+    sockname = request.transport.get_extra_info("sockname") if request.transport is not None else None
+    if not isinstance(sockname, tuple) or len(sockname) < 2:
+        return False
+    address, port = str(sockname[0]), int(sockname[1])
+    names = {*_LOOPBACK_NAMES, f"[{address}]" if ":" in address else address}
+    scheme = request.scheme
+    ports = {f":{port}", ""} if port == _DEFAULT_PORTS.get(scheme) else {f":{port}"}
+    return origin.strip().rstrip("/").lower() in {f"{scheme}://{name}{p}" for name in names for p in ports}
 
 
 async def not_found(_request: web.Request) -> web.Response:

@@ -19,7 +19,7 @@ from bridge.mcp.protocol import (
     initialize_request,
 )
 from bridge.mcp.proxy import MAX_STREAMS_PER_CLIENT
-from tests.helpers import BridgeProcess, mcp_client
+from tests.helpers import BridgeProcess, fixture_bridge, mcp_client, serving
 
 ACCEPT = "application/json, text/event-stream"
 INIT = initialize_request("t")
@@ -236,3 +236,26 @@ async def test_streams_opened_at_once_stop_at_the_per_client_cap(bridge: BridgeP
                 break
             await asyncio.sleep(0.1)
         assert again.status_code == 200
+
+
+async def test_the_bridge_own_origins_pass_foreign_ones_do_not(tmp_path, workspace) -> None:
+    """A page served from the bridge's own address (its scheme, a loopback name, its port) may call the MCP
+    route; any other origin is refused 403 unless PARADISE_ALLOWED_ORIGINS names it."""
+    extra = "http://app.example:3000"
+    with serving(fixture_bridge(tmp_path, PARADISE_ALLOWED_ORIGINS=extra)) as bridge:
+        token = bridge.register("olga", workspace, ["echo"])["token"]
+        port = bridge.port
+        own = [f"http://127.0.0.1:{port}", f"http://localhost:{port}", f"http://[::1]:{port}", extra]
+        foreign = ["http://evil.example", f"http://evil.example:{port}", f"http://127.0.0.1:{port + 1}",
+                   f"https://127.0.0.1:{port}", "null"]
+        auth = {"Authorization": f"Bearer {token}", "Accept": ACCEPT}
+        async with httpx.AsyncClient(timeout=30) as http:
+            for origin in own + foreign:
+                host = origin.removeprefix("http://") if origin in own[:3] else f"127.0.0.1:{port}"
+                headers = {**auth, "Origin": origin, "Host": host}
+                resp = await http.post(bridge.mcp_url("olga", "echo"), json=INIT, headers=headers)
+                if origin in own:
+                    assert resp.status_code == 200, (origin, resp.text)
+                else:
+                    assert resp.status_code == 403, origin
+                    assert resp.json()["error"]["code"] == "forbidden"
