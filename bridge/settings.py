@@ -36,6 +36,20 @@ def bridge_user_home() -> Path:
         return Path.home()
 
 
+def default_workspace_roots() -> list[str]:
+    """The bridge user's home from the user database, and ``$HOME`` too when it names another directory the
+    same user owns (a container or CI job whose passwd entry and environment disagree)."""
+    roots = [str(bridge_user_home())]
+    env_home = os.environ.get("HOME", "")
+    if os.path.isabs(env_home) and os.path.realpath(env_home) != os.path.realpath(roots[0]):
+        try:
+            if os.stat(env_home).st_uid == os.getuid():
+                roots.append(env_home)
+        except OSError:
+            pass
+    return roots
+
+
 def _comma_set(value: str | None) -> frozenset[str]:
     """A comma list as lower-case entries without surrounding blanks or a trailing slash."""
     return frozenset(part.strip().rstrip("/").lower() for part in (value or "").split(",") if part.strip())
@@ -131,7 +145,14 @@ class BridgeSettings(BaseSettings):
     workspace_roots: str | None = Field(
         None,
         description=f"Directories a client's workspace must lie under, separated by '{os.pathsep}'; default the "
-        "home directory of the user running the bridge. / and system directories are refused whatever this says.",
+        "home directory of the user running the bridge (and $HOME where it differs). Directories in "
+        "DATA_DIR/workspace-roots (added by setup or `devops-paradise roots add`) count too. / and system "
+        "directories are refused whatever this says.",
+    )
+    shared_workspaces: bool = Field(
+        False,
+        description="Let a client's workspace be, lie inside or contain another client's (their instances can then "
+        "change each other's files); without it such a registration is refused (409).",
     )
     allowed_hosts: str | None = Field(
         None,
@@ -234,8 +255,9 @@ class BridgeSettings(BaseSettings):
 
     @property
     def workspace_root_paths(self) -> tuple[Path, ...]:
-        """The workspace roots with symlinks resolved (workspaces are compared after resolving, too)."""
-        raw = self.workspace_roots.split(os.pathsep) if self.workspace_roots else [str(bridge_user_home())]
+        """The configured workspace roots with symlinks resolved (workspaces are compared after resolving, too);
+        bridge/workspaces.py adds the data dir's roots file to them."""
+        raw = self.workspace_roots.split(os.pathsep) if self.workspace_roots else default_workspace_roots()
         return tuple(Path(root.strip()).expanduser().resolve() for root in raw if root.strip())
 
     @functools.cached_property

@@ -1,6 +1,8 @@
-"""The ``devops-paradise`` command. Everything but ``serve`` talks to a running bridge over its admin API.
+"""The ``devops-paradise`` command. Most subcommands talk to a running bridge over its admin API; ``serve`` is
+the bridge, and ``roots`` and ``catalog`` write the data dir the bridge reads on every registration.
 
-Subcommands live in one module per area (``clients``, ``host``, ``setup``); ``common`` holds what they share.
+Subcommands live in one module per area (``clients``, ``host``, ``roots``, ``catalog``, ``setup``); ``common``
+holds what they share.
 Global options (``--json``, ``--url``) are accepted before or after the subcommand.
 """
 
@@ -14,6 +16,7 @@ import sys
 from bridge.cli.clients import add_client_parsers, add_mcp_config_parser
 from bridge.cli.common import CliError
 from bridge.cli.host import add_host_parsers
+from bridge.cli.roots import add_roots_parsers
 from bridge.settings import SettingsError
 
 
@@ -70,6 +73,7 @@ def parser() -> argparse.ArgumentParser:
     add_client_parsers(sub)
     add_mcp_config_parser(sub)
     add_host_parsers(sub)
+    add_roots_parsers(sub)
     from bridge.cli.setup import add_setup_parser
 
     add_setup_parser(sub)

@@ -16,9 +16,11 @@ from bridge.cli.clients import cmd_client_add, cmd_client_token, cmd_client_wait
 from bridge.cli.clients import write_config as write_mcp_json
 from bridge.cli.common import CliError, call
 from bridge.cli.host import cmd_check
+from bridge.cli.roots import add_root
 from bridge.cli.setup_claude import quoted
 from bridge.cli.setup_context import Reporter, SetupOptions
 from bridge.cli.setup_machine import MachineSteps, last_line, live_pid, ns, port_taken, running_runtime
+from bridge.workspaces import ROOTS_FILE
 
 BRIDGE_POLL = 0.25  # seconds between /healthz tries while the bridge starts
 
@@ -112,6 +114,7 @@ class SetupRun(MachineSteps):
     def register_client(self) -> None:
         o = self.o
         self.r.step(f"Registering client {o.client}")
+        self.allow_workspace()
         try:
             with self.r.relay(show=None):
                 existing = call("GET", f"/clients/{o.client}")
@@ -121,6 +124,18 @@ class SetupRun(MachineSteps):
             self.new_client()
             return
         self.reuse_client(existing)
+
+    def allow_workspace(self) -> None:
+        """A project outside the bridge's roots (``/srv/shop``, ``/workspaces/x``) that this user owns is added
+        to the roots of this data dir's bridge, which reads them on every registration; others stay refused."""
+        try:
+            path, added = add_root(self.o.workspace, self.o.data_dir)
+        except CliError as exc:
+            self.r.log(f"workspace roots: {exc}")  # the bridge's refusal says it again, with the way in
+            return
+        if added:
+            self.r.info(f"added {path} to the workspace roots")
+            self.r.log(f"added {path} to {self.o.data_dir / ROOTS_FILE}")
 
     def new_client(self) -> None:
         o = self.o
