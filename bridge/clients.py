@@ -34,7 +34,7 @@ from bridge.models import (
 )
 from bridge.ports import PortAllocator
 from bridge.settings import BridgeSettings
-from bridge.workspaces import WorkspaceIdentity, resolve_workspace
+from bridge.workspaces import WorkspaceIdentity, refuse_overlap, resolve_workspace
 
 DEFAULT_SERVICES = ("serena", "quality")
 DEFAULT_PROFILE = "comprehensive"
@@ -77,12 +77,17 @@ class ClientManager:
         self._lock = asyncio.Lock()
         self.monitor: HealthMonitor | None = None  # set once the app has one (a follower's does not heal)
         self.on_delete: list[Callable[[str], None]] = []  # who else forgets a deleted client (its MCP sessions)
+        self.on_revoke: list[Callable[[str], None]] = []  # token rotated or client deleted: end its streams now
 
     async def load(self) -> None:
         """Start-up, or a follower following the leader's database (see leader.py)."""
         clients, rows, tokens = await asyncio.to_thread(read_state, self.engine)
         self.table.load(clients, rows, keep=self.instances.starting())
+        gone = {c for h, c in self._token_index.items() if tokens.get(h) != c}  # rotated or deleted elsewhere
         self._token_index = tokens
+        for client_id in gone:
+            for revoke in self.on_revoke:
+                revoke(client_id)
 
     refresh = load
 
@@ -135,6 +140,8 @@ class ClientManager:
         async with self._lock:
             if self.exists(req.client_id):
                 raise Conflict(f"client {req.client_id!r} already exists", client_id=req.client_id)
+            if not self.settings.shared_workspaces:
+                refuse_overlap(workspace, ((c, self.table.client(c).workspace) for c in self.table.client_ids()))
             await self.instances.admit(services)
             rows, created_at = await asyncio.to_thread(
                 self._persist_client, req.client_id, str(workspace), identity, profile, hash_token(token), services
@@ -184,7 +191,10 @@ class ClientManager:
         """Stop and remove the client's instances, release its ports, forget it. False if it was unknown."""
         async with self._lock:
             # Out of the table first: nothing (a request, the health monitor) can start them again meanwhile.
-            for route in self.table.drop_client(client_id):
+            routes = self.table.drop_client(client_id)
+            for revoke in self.on_revoke:
+                revoke(client_id)
+            for route in routes:
                 await self.instances.remove(route)
             self._token_index = {h: c for h, c in self._token_index.items() if c != client_id}
             for forget in self.on_delete:
@@ -220,6 +230,8 @@ class ClientManager:
         await asyncio.to_thread(write)
         self._token_index = {h: c for h, c in self._token_index.items() if c != client_id}
         self._token_index[hash_token(token)] = client_id
+        for revoke in self.on_revoke:
+            revoke(client_id)
         self.events.record("client.token_rotated", "token rotated; the old one no longer works", client_id=client_id)
         return TokenRotated(client_id=client_id, token=token, mcp_config=self.mcp_config(client_id))
 

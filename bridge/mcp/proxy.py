@@ -90,12 +90,27 @@ class McpProxy:
         self.metrics = metrics or BridgeMetrics()
         self.max_streams = max_streams
         self._streams: Counter[str] = Counter()
+        # Streams being relayed, by client, and how often its credentials changed: a rotated token or a deleted
+        # client ends them at once (``revoke``), also one that was opening when the token changed.
+        self._live: dict[str, set[UpstreamResponse]] = {}
+        self._revoked: Counter[str] = Counter()
         self.upstream = UpstreamPool()
 
     def attach(self, manager: ClientManager, http: aiohttp.ClientSession, sessions: SessionMap) -> None:
         self.manager = manager
         self.http = http
         self.sessions = sessions
+        manager.on_revoke.append(self.revoke)
+
+    def revoke(self, client_id: str) -> None:
+        """The client's token was rotated or the client deleted: its open streams end now, its sessions too
+        (the holder of the old token must not hear another event)."""
+        self._revoked[client_id] += 1
+        live = self._live.pop(client_id, set())
+        for upstream in live:
+            upstream.close()  # its relay sees the upstream end and ends the client's stream
+        live.clear()  # (ended on purpose: not counted as aborted)
+        self.sessions.drop_client(client_id)
 
     def close(self) -> None:
         self.upstream.close()
@@ -130,6 +145,7 @@ class McpProxy:
         service = request.match_info["service"]
         self.check_origin(request)
         route = self.authorize(request, client_id, service)
+        request["paradise_revoked"] = self._revoked[client_id]  # what ``_stream`` compares with
         with self.metrics.track(client_id, service, request.method) as track:
             if request.method == "GET":  # a listening stream may stay open while its instance is frozen
                 return await self._listen(request, route, track)
@@ -297,6 +313,11 @@ class McpProxy:
         if legacy_prefix is not None:
             chunks = legacy_sse.rewrite_endpoint(chunks, legacy_prefix)
         route.streams += 1  # an open stream keeps the instance from idling
+        live = self._live.setdefault(route.client_id, set())
+        live.add(upstream)
+        if self._revoked[route.client_id] != request["paradise_revoked"]:
+            upstream.close()  # the credentials changed while this stream was opening
+            live.discard(upstream)
         try:
             async for chunk in chunks:
                 await response.write(chunk)
@@ -309,12 +330,19 @@ class McpProxy:
             upstream.close()  # the client went away mid-write: close the upstream stream, quietly
             return response
         except Cut:
-            track.aborted()
+            if upstream in live:
+                track.aborted()
             upstream.close()  # the instance went away mid-stream; end ours cleanly (the client reconnects)
         finally:
             route.streams -= 1
+            self._forget_stream(route.client_id, live, upstream)
         await response.write_eof()
         return response
+
+    def _forget_stream(self, client_id: str, live: set[UpstreamResponse], upstream: UpstreamResponse) -> None:
+        live.discard(upstream)
+        if not live and self._live.get(client_id) is live:
+            del self._live[client_id]
 
 
 def own_origin(request: web.Request, origin: str) -> bool:
