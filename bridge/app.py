@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import aiohttp
 from aiohttp import web
 
-from bridge import dashboard, eventloop, store
+from bridge import dashboard, edgelog, eventloop, store
 from bridge.api import routes as api
 from bridge.api.middleware import error_middleware
 from bridge.catalog import CatalogError, load_catalog
@@ -122,6 +122,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 def create_app(settings: BridgeSettings | None = None) -> web.Application:
     settings = settings or load_settings()
+    edgelog.install()  # aiohttp's parser errors are logged without the request's bytes (tokens)
     prepare_data_dir(settings)
     admin_token = ensure_admin_token(settings)
     try:

@@ -10,6 +10,9 @@ For other modules (the admin API, the MCP route, the dashboard):
 - ``loads_bounded(raw, limit=MAX_JSON_DEPTH)`` → ``json.loads(raw)``, raising ``JsonTooDeep`` (a ``ValueError``,
   so an existing ``except ValueError`` for bad JSON already catches it) when it nests deeper than ``limit``.
 - ``JsonTooDeep.message`` is the sentence to put in the 400 answer (or a JSON-RPC -32600/-32700 error).
+- ``control_character_at(data)`` → where in parsed ``data`` a string (key or value) holds a control character
+  (``\n``, ``\r``, ``\x00``-``\x1f``, ``\x7f``), e.g. ``"workspace"``, or None. Such a string, once logged or
+  stored, forges log lines and breaks records; the admin API refuses it (422).
 
 Cost: one C-speed pass to drop string literals, one to keep only brackets, one ``accumulate`` over those; a body
 with fewer opening brackets than ``limit`` is answered from two ``bytes.count`` calls.
@@ -27,6 +30,7 @@ MAX_JSON_DEPTH = 64
 # A JSON string literal (escapes included), unrolled so the regex engine never backtracks across it.
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
 
 
@@ -69,3 +73,30 @@ def loads_bounded(raw: bytes | bytearray | memoryview | str, limit: int = MAX_JS
     if too_deep(data, limit):
         raise JsonTooDeep(json_depth(data), limit)
     return json.loads(data)
+
+
+def control_character(text: str) -> str | None:
+    """The first control character in ``text`` as an escape (``'\\n'``), or None when there is none."""
+    found = _CONTROL.search(text)
+    return None if found is None else repr(found.group())[1:-1]
+
+
+def control_character_at(data: Any, where: str = "") -> str | None:
+    """The path (``services.1``, ``workspace``, ``body``) of the first string in ``data`` holding a control
+    character, keys included, or None. ``data`` is what ``json.loads`` returned, so it nests boundedly."""
+    if isinstance(data, str):
+        return (where or "body") if control_character(data) else None
+    if isinstance(data, dict):
+        items: Any = data.items()
+    elif isinstance(data, list):
+        items = enumerate(data)
+    else:
+        return None
+    for key, value in items:
+        path = f"{where}.{key}" if where else str(key)
+        if isinstance(key, str) and control_character(key):
+            return path
+        found = control_character_at(value, path)
+        if found:
+            return found
+    return None

@@ -12,18 +12,23 @@ so choosing it is choosing what a tenant's code may change. The rules:
   bridge user's home are refused as a whole (directories below them may be allowed by the roots);
 - it may neither contain nor lie inside the bridge's data dir (admin token, database, instance homes);
 - its identity (device, inode, owner) is recorded, and checked with the path before every start: a
-  workspace deleted, replaced by a symlink, or swapped for another directory fails the start.
+  workspace deleted, replaced by a symlink, or swapped for another directory fails the start;
+- its resolved path holds no control character (a directory named ``x\nINFO fake`` would forge log lines);
+- it is neither another client's workspace, nor inside one, nor around one (409), unless the operator allows
+  sharing (``PARADISE_SHARED_WORKSPACES``): one tenant's tests would otherwise change another's files.
 """
 
 from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from bridge.errors import Invalid
+from bridge.errors import Conflict, Invalid
+from bridge.jsonlimits import control_character
 from bridge.settings import BridgeSettings, bridge_user_home
 
 # Never a workspace, nor anything below them: the system itself.
@@ -81,6 +86,9 @@ def _inside(path: Path, parent: Path) -> bool:
 
 def location_problem(path: Path, *, roots: tuple[Path, ...], home: Path, data_dir: Path) -> str | None:
     """Why a resolved workspace path may not be used, or None when it may (pure: no file system access)."""
+    bad = control_character(str(path))
+    if bad is not None:
+        return f"{str(path)!r} holds a control character ({bad}); rename the directory"
     if path == Path(path.anchor):
         return f"{path} is the root of the file system"
     for tree in SYSTEM_TREES:
@@ -128,6 +136,27 @@ def added_roots(data_dir: Path) -> list[Path]:
 def workspace_roots(settings: BridgeSettings) -> tuple[Path, ...]:
     """Every root a workspace may lie under: PARADISE_WORKSPACE_ROOTS (or the homes) and the data dir's file."""
     return tuple(dict.fromkeys([*settings.workspace_root_paths, *added_roots(settings.data_dir)]))
+
+
+def refuse_overlap(path: Path, others: Iterable[tuple[str, str]]) -> None:
+    """409 (Conflict) when ``path`` is another client's workspace, lies inside one or contains one (pure).
+
+    ``others`` are (client id, resolved workspace) pairs of the registered clients."""
+    for client_id, theirs in others:
+        other = Path(theirs)
+        if path == other:
+            relation = "is the workspace of"
+        elif _inside(path, other):
+            relation = "lies inside the workspace of"
+        elif _inside(other, path):
+            relation = "contains the workspace of"
+        else:
+            continue
+        raise Conflict(
+            f"workspace {path} {relation} client {client_id!r} ({other}): a tenant's code could change the other's "
+            "files; register a directory of its own, or set PARADISE_SHARED_WORKSPACES=true to allow sharing",
+            field="workspace", client_id=client_id,
+        )
 
 
 def _problem_under(settings: BridgeSettings, path: Path) -> str | None:

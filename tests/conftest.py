@@ -14,6 +14,9 @@ from tests.helpers import BridgeProcess, fixture_bridge, serving
 # Tests make their workspaces in the temp dir, so every bridge they build or start accepts workspaces there
 # (the default root, the user's home, would refuse them); the tests of the roots themselves set their own.
 os.environ.setdefault("PARADISE_WORKSPACE_ROOTS", str(Path(tempfile.gettempdir()).resolve()))
+# Most tests register several clients on the module's one workspace; the tests of the overlap rule (409) set
+# PARADISE_SHARED_WORKSPACES=false on their own bridge.
+os.environ.setdefault("PARADISE_SHARED_WORKSPACES", "true")
 
 
 @pytest.fixture(scope="module")

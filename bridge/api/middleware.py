@@ -11,7 +11,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from bridge.errors import BadRequest, BridgeError, Invalid, NestedTooDeep, PayloadTooLarge, Unauthorized
-from bridge.jsonlimits import JsonTooDeep, loads_bounded
+from bridge.jsonlimits import JsonTooDeep, control_character_at, loads_bounded
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -43,7 +43,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return json_error(exc.status, code, message, headers)
     except Exception:
         # The traceback goes to the log, never to the caller.
-        log.exception("unexpected error in %s %s", request.method, request.path)
+        log.exception("unexpected error in %s %r", request.method, request.path)  # %r: no forged lines
         return json_error(500, "internal_error", "internal error; see the bridge log")
 
 
@@ -63,7 +63,8 @@ def admin_middleware(admin_token: str, prefix: str = "/api/v1", public: frozense
 
 
 async def read_model(request: web.Request, model: type[M]) -> M:
-    """Parse and validate a JSON body: 413 too large, 400 not JSON or nested too deep, 422 invalid fields."""
+    """Parse and validate a JSON body: 413 too large, 400 not JSON or nested too deep, 422 invalid fields or a
+    control character in any string (it would forge lines of the log, or records, that show it)."""
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
@@ -77,10 +78,19 @@ async def read_model(request: web.Request, model: type[M]) -> M:
     if not isinstance(data, dict):
         raise BadRequest("request body must be a JSON object")
     try:
-        return model.model_validate(data)
+        parsed = model.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg'].removeprefix('Value error, ')}"
             for err in exc.errors()
         )
         raise Invalid(problems) from None
+    # After the model, so a field with a rule of its own (client_id) is refused with that rule's words.
+    where = control_character_at(data)
+    if where is not None:
+        raise Invalid(
+            f"{where}: control characters (newline, carriage return, NUL, \\x01-\\x1f, \\x7f) are not allowed "
+            "in ids, names, paths or any other field",
+            field=where,
+        )
+    return parsed

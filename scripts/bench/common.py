@@ -62,6 +62,7 @@ class Bench:
         # The workspaces are temporary directories: the bridge allows only those under WORKSPACE_ROOTS.
         env = {"PARADISE_CATALOG": str(self.catalog), "PARADISE_LOG_LEVEL": "WARNING", **env}
         env["PARADISE_WORKSPACE_ROOTS"] = str(self.work)
+        env.setdefault("PARADISE_SHARED_WORKSPACES", "true")  # every client works on the one generated workspace
         bridge = BridgeProcess(self.work / name, env=env, pool_size=pool_size)
         first = quiet_block(pool_size + 1)  # helpers' free_block may land in the ephemeral range
         bridge.port, bridge.pool = first, range(first + 1, first + 1 + pool_size)
