@@ -46,10 +46,12 @@ HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te",
      "trailer", "trailers", "transfer-encoding", "upgrade"}
 )
-# Never forwarded upstream: the client's credential and cookies, what the bridge sets itself, and Origin
-# (checked here; the instance is reached by the bridge, not by the page).
+# Never forwarded upstream: the client's credential and cookies, what the bridge sets itself, Origin
+# (checked here; the instance is reached by the bridge, not by the page) and Expect (aiohttp has answered
+# the client's 100-continue; the body goes upstream whole, and an instance's interim 100 would be taken for
+# its answer).
 _DROP_REQUEST = HOP_BY_HOP | {"authorization", "cookie", "host", "content-length", "accept-encoding", "origin",
-                              "mcp-session-id", INSTANCE_KEY_HEADER.lower()}
+                              "expect", "mcp-session-id", INSTANCE_KEY_HEADER.lower()}
 # Headers only the bridge may set (a client's own are dropped): how an instance reaches its siblings.
 _PEER_PREFIX = PEER_HEADER_PREFIX.lower()
 # Never relayed back: cookies an instance sets (they would be the bridge origin's), and what aiohttp sets.

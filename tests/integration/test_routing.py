@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import time
 
@@ -259,3 +260,29 @@ async def test_the_bridge_own_origins_pass_foreign_ones_do_not(tmp_path, workspa
                 else:
                     assert resp.status_code == 403, origin
                     assert resp.json()["error"]["code"] == "forbidden"
+
+
+def test_expect_100_continue_gets_the_final_answer(tenants, bridge: BridgeProcess) -> None:
+    """``Expect: 100-continue`` on an MCP POST: the client gets one interim 100 (the bridge's own), then the
+    instance's final answer — never the instance's interim 100 as if it were the answer."""
+    host = bridge.url.removeprefix("http://")
+    body = json.dumps(INIT).encode()
+    head = (
+        f"POST /c/alice/echo/mcp HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {tenants['alice']['token']}\r\n"
+        f"Content-Type: application/json\r\nAccept: {ACCEPT}\r\nExpect: 100-continue\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", bridge.port), timeout=30) as sock:
+        sock.sendall(head)
+        interim = b""
+        while b"\r\n\r\n" not in interim:
+            interim += sock.recv(65536)
+        assert interim.startswith(b"HTTP/1.1 100"), interim[:200]
+        sock.sendall(body)
+        answer = interim.split(b"\r\n\r\n", 1)[1]
+        while chunk := sock.recv(65536):
+            answer += chunk
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line.split(b" ")[1] == b"200", answer[:300]
+    message = rest.split(b"\r\n\r\n", 1)[1]
+    assert b'"protocolVersion"' in message and b'"id":1' in message.replace(b" ", b""), message[:300]
