@@ -15,7 +15,8 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 
 from bridge import store
-from bridge.workspaces import WorkspaceIdentity, location_problem
+from bridge.errors import Conflict
+from bridge.workspaces import WorkspaceIdentity, location_problem, refuse_overlap
 from tests.helpers import BridgeProcess, fixture_catalog, serving
 
 HOME = Path("/home/alice")
@@ -94,7 +95,9 @@ def rooted(tmp_path_factory: pytest.TempPathFactory, roots: Path) -> Iterator[Br
     """A bridge whose only workspace root is ``roots`` (the other tests' bridges accept the whole temp dir)."""
     base = tmp_path_factory.mktemp("rooted")
     catalog = fixture_catalog(base / "catalog.toml")
-    proc = BridgeProcess(base / "data", env={"PARADISE_CATALOG": str(catalog), "PARADISE_WORKSPACE_ROOTS": str(roots)})
+    env = {"PARADISE_CATALOG": str(catalog), "PARADISE_WORKSPACE_ROOTS": str(roots),
+           "PARADISE_SHARED_WORKSPACES": "false"}  # the overlap tests below need the default rule
+    proc = BridgeProcess(base / "data", env=env)
     with serving(proc):
         yield proc
 
@@ -201,3 +204,53 @@ def test_an_untouched_workspace_restarts_normally(rooted: BridgeProcess, roots: 
     inst = swap_and_restart(rooted, "steady", workspace, lambda path: os.utime(path))
     assert inst["state"] == "running" and inst["last_error"] is None
     assert rooted.api("DELETE", "/clients/steady").status_code == 204
+
+
+# ---- one client's workspace is not another's --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "relation"),
+    [("/w/alice", "is the workspace of"), ("/w/alice/sub", "lies inside"), ("/w", "contains the workspace of")],
+)
+def test_overlap_is_a_conflict(path: str, relation: str) -> None:
+    with pytest.raises(Conflict) as caught:
+        refuse_overlap(Path(path), [("bob", "/srv/bob"), ("alice", "/w/alice")])
+    assert relation in caught.value.message and "'alice'" in caught.value.message
+    assert caught.value.details == {"field": "workspace", "client_id": "alice"}
+
+
+def test_neighbours_with_a_common_prefix_do_not_overlap() -> None:
+    refuse_overlap(Path("/w/alice2"), [("alice", "/w/alice"), ("ab", "/w/a")])
+
+
+def test_a_workspace_overlapping_another_clients_is_a_409(rooted: BridgeProcess, roots: Path) -> None:
+    first = roots / "shared" / "alice"
+    (first / "sub").mkdir(parents=True)
+    (roots / "shared" / "alice-2").mkdir()
+    rooted.register("ov-alice", first, ["echo"], wait=0)
+    try:
+        for candidate in (first, first / "sub", roots / "shared"):
+            resp = rooted.api("POST", "/clients", json={"client_id": "ov-bob", "workspace": str(candidate),
+                                                        "services": ["echo"]})
+            assert resp.status_code == 409, resp.text
+            error = resp.json()["error"]
+            assert error["code"] == "conflict" and error["details"] == {"field": "workspace", "client_id": "ov-alice"}
+            assert "PARADISE_SHARED_WORKSPACES" in error["message"]
+            assert rooted.api("GET", "/clients/ov-bob").status_code == 404  # nothing half-made
+            assert all(lease["client_id"] != "ov-bob" for lease in rooted.api("GET", "/ports").json())
+        rooted.register("ov-bob", roots / "shared" / "alice-2", ["echo"], wait=0)  # a neighbour, not inside
+        assert rooted.api("DELETE", "/clients/ov-bob").status_code == 204
+    finally:
+        rooted.api("DELETE", "/clients/ov-alice")
+    rooted.register("ov-bob", first / "sub", ["echo"], wait=0)  # free again once alice is gone
+    assert rooted.api("DELETE", "/clients/ov-bob").status_code == 204
+
+
+def test_sharing_is_allowed_when_the_operator_says_so(bridge: BridgeProcess, workspace: Path) -> None:
+    """The suite's shared bridge runs with PARADISE_SHARED_WORKSPACES=true (tests/conftest.py)."""
+    assert bridge.env["PARADISE_SHARED_WORKSPACES"] == "true"
+    bridge.register("share-a", workspace, ["echo"], wait=0)
+    bridge.register("share-b", workspace, ["echo"], wait=0)
+    for client_id in ("share-a", "share-b"):
+        assert bridge.api("DELETE", f"/clients/{client_id}").status_code == 204
