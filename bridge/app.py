@@ -126,7 +126,7 @@ def create_app(settings: BridgeSettings | None = None) -> web.Application:
     prepare_data_dir(settings)
     admin_token = ensure_admin_token(settings)
     try:
-        catalog = load_catalog(settings.catalog)
+        catalog = load_catalog(settings.catalog, settings.data_dir)
     except CatalogError as exc:
         raise SettingsError(f"PARADISE_CATALOG: {exc}") from None
     app = web.Application(

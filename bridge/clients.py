@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from bridge import store
+from bridge.catalog.services import refresh_catalog
 from bridge.errors import Conflict, Invalid, NotFound
 from bridge.events import EventLog
 from bridge.lifecycle.health import HealthMonitor
@@ -125,6 +126,7 @@ class ClientManager:
     def _validate(self, req: ClientCreate) -> tuple[Path, WorkspaceIdentity, list[str]]:
         """The services, and the workspace resolved with its identity; 422 for anything not allowed (blocking)."""
         catalog = self.instances.catalog
+        refresh_catalog(catalog, self.settings.catalog, self.settings.data_dir)  # what `catalog add` wrote since
         services = req.services or [s for s in DEFAULT_SERVICES if s in catalog]
         unknown = [s for s in services if s not in catalog]
         if unknown:

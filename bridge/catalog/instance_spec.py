@@ -1,14 +1,31 @@
-"""From a catalog entry and a client to the concrete InstanceSpec a runtime starts."""
+"""From a catalog entry and a client to the concrete InstanceSpec a runtime starts.
+
+A package entry runs the program its install recorded (bridge/catalog/packages.py), with the package
+directory on the command line so the sandbox mounts it whole; a stdio server runs behind the stdio adapter.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
-from bridge.catalog import ServiceSpec
+from bridge.catalog import CatalogError, ServiceSpec
+from bridge.catalog.packages import installed_program, packages_dir
 from bridge.mcp.protocol import INSTANCE_KEY_ENV
 from bridge.runtime.base import InstanceSpec
 from bridge.settings import BridgeSettings
+
+
+def operator_server_dirs(servers_file: Path | None) -> str:
+    """The directories of the operator's language servers, joined with os.pathsep ("" for none or a bad file)."""
+    from instances.serena.languages import LanguageError, load_operator_servers
+
+    try:
+        servers = load_operator_servers(servers_file)
+    except LanguageError:
+        return ""  # the instance refuses the file itself and says why
+    return os.pathsep.join(dict.fromkeys(str(path.parent) for path in servers.values()))
 
 
 def instance_spec(
@@ -20,6 +37,7 @@ def instance_spec(
     profile: str,
     *,
     instance_key: str | None = None,
+    languages: list[str] | None = None,
 ) -> InstanceSpec:
     """Everything a runtime needs to start ``service`` for one client: the catalog entry made concrete."""
     instance_dir = settings.instances_dir / client_id / service.name
@@ -33,6 +51,11 @@ def instance_spec(
         "instance_dir": str(instance_dir),
         "python": sys.executable,
         "serena_venv": str(settings.serena_venv_path),
+        # Serena's languages (empty: the instance detects them) and the operator's servers, which the sandbox
+        # mounts read-only because their directories are named here (instances/serena/languages.py)
+        "languages": ",".join(languages or []),
+        "language_servers": str(settings.serena_language_servers or ""),
+        "language_server_dirs": operator_server_dirs(settings.serena_language_servers),
     }
     # The key reaches the instance in its environment only (never its argv, which any local user can read).
     key_env = {INSTANCE_KEY_ENV: instance_key} if instance_key else {}
@@ -42,10 +65,32 @@ def instance_spec(
         port=port,
         workspace=Path(workspace),
         instance_dir=instance_dir,
-        command=service.render_command(values) if service.command else None,
+        command=process_command(settings, service, values),
         image=service.image,
         container_port=service.container_port,
         env={**service.render_env(values), "PARADISE_PROFILE": profile, **key_env},
         memory_bytes=service.memory_bytes,
         cpus=service.cpus,
     )
+
+
+def process_command(settings: BridgeSettings, service: ServiceSpec, values: dict[str, str]) -> list[str] | None:
+    """The command line of the process runtime: the catalog's command, or the installed package's program,
+    plus ``args``; a stdio server behind the adapter, which serves the instance's address."""
+    package = service.registry_package
+    mount: list[str] = []
+    if package is not None:
+        program = installed_program(package, packages_dir(settings.data_dir))
+        if program is None:
+            raise CatalogError(f"service {service.name!r}: {package.ref} is not installed; run `devops-paradise "
+                               f"catalog add {service.name} {package.ref}` on the bridge's machine")
+        mount = ["--package", str(package.directory(packages_dir(settings.data_dir)))]
+    elif service.command:
+        program = service.render_command(values)
+    else:
+        return None
+    command = [*program, *service.render_args(values)]
+    if service.transport != "stdio":
+        return command
+    return [sys.executable, "-m", "instances.stdio_adapter", "--host", values["host"], "--port", values["port"],
+            "--path", service.path, "--cwd", values["workspace"], *mount, "--", *command]

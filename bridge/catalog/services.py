@@ -1,12 +1,15 @@
 """Service catalog: what a client's instances are and how to start them.
 
-Built-ins (``builtin_services.toml``) plus an optional user TOML file (``PARADISE_CATALOG``) whose entries
-override built-ins field by field or add new services.
+Built-ins (``builtin_services.toml``), then the packages ``devops-paradise catalog add`` put in
+``DATA_DIR/catalog.toml``, then an optional user TOML file (``PARADISE_CATALOG``): each layer overrides the ones
+before field by field or adds new services. A service names a ``command`` or a registry ``package``
+(bridge/catalog/packages.py); a ``transport = "stdio"`` one runs behind instances/stdio_adapter.py.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import string
 import tomllib
@@ -14,14 +17,19 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
+from bridge.catalog.packages import Package, PackageError
 from bridge.settings import MemorySize, parse_memory
 
+DATA_CATALOG = "catalog.toml"  # DATA_DIR/catalog.toml: the entries `devops-paradise catalog add` wrote
 PLACEHOLDERS = frozenset(
-    {"port", "host", "workspace", "client", "data_dir", "profile", "instance_dir", "python", "serena_venv"}
+    {"port", "host", "workspace", "client", "data_dir", "profile", "instance_dir", "python", "serena_venv",
+     "languages", "language_servers", "language_server_dirs"}
 )
 
+
+log = logging.getLogger(__name__)
 
 # A peer's name becomes part of an HTTP header name (X-Paradise-Peer-<Name>-Url), so it is a plain token.
 _PEER_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
@@ -71,8 +79,13 @@ class ServiceSpec(BaseModel):
     image: str | None = None
     container_port: int = Field(8000, ge=1, le=65535)
     path: str = "/mcp"
-    # "streamable-http" (current MCP), or "sse" for old HTTP+SSE servers (GET path, POST /messages/).
-    transport: Literal["streamable-http", "sse"] = "streamable-http"
+    # "streamable-http" (current MCP), "sse" for old HTTP+SSE servers (GET path, POST /messages/), or "stdio"
+    # for a server that speaks over its stdin/stdout: it runs behind the stdio adapter, which serves /mcp.
+    transport: Literal["streamable-http", "sse", "stdio"] = "streamable-http"
+    # A registry package to run instead of a command: "npm:NAME@VERSION" or "pypi:NAME==VERSION", exact.
+    package: str | None = None
+    # Arguments after the package's program (or a stdio command), placeholders allowed.
+    args: list[str] = Field(default_factory=list)
     env: dict[str, str] = Field(default_factory=dict)
     memory: MemorySize = None
     cpus: float | None = None
@@ -104,7 +117,37 @@ class ServiceSpec(BaseModel):
             raise ValueError("path must start with '/'")
         return value.rstrip("/") or "/"
 
-    @field_validator("command")
+    @field_validator("package")
+    @classmethod
+    def _pinned_package(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                Package.parse(value)
+            except PackageError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _package_runs_on_stdio(self) -> ServiceSpec:
+        if self.package is not None:
+            if self.command:
+                raise ValueError("name a package or a command, not both")
+            if self.transport == "sse":
+                raise ValueError("a package runs over stdio (or streamable-http with a {port} in its args)")
+        if self.transport == "stdio":
+            self.instance_key = True  # the adapter always checks it
+        return self
+
+    @property
+    def registry_package(self) -> Package | None:
+        return Package.parse(self.package) if self.package else None
+
+    @property
+    def http_transport(self) -> str:
+        """How the bridge talks to the instance: a stdio server is reached through its adapter's /mcp."""
+        return "streamable-http" if self.transport == "stdio" else self.transport
+
+    @field_validator("command", "args")
     @classmethod
     def _known_placeholders(cls, value: list[str] | None) -> list[str] | None:
         for part in value or []:
@@ -122,6 +165,9 @@ class ServiceSpec(BaseModel):
             raise CatalogError(f"service {self.name!r} has no command for the process runtime")
         return [part.format_map(values) for part in self.command]
 
+    def render_args(self, values: dict[str, str]) -> list[str]:
+        return [part.format_map(values) for part in self.args]
+
     def render_env(self, values: dict[str, str]) -> dict[str, str]:
         return {key: str(val).format_map(values) for key, val in self.env.items()}
 
@@ -137,16 +183,21 @@ def _read_toml(text: str, origin: str) -> dict[str, dict[str, Any]]:
     return services
 
 
-def load_catalog(extra: Path | None = None) -> dict[str, ServiceSpec]:
-    """Built-ins merged with the user's file; raises CatalogError with the file and field on bad input."""
+def load_catalog(extra: Path | None = None, data_dir: Path | None = None) -> dict[str, ServiceSpec]:
+    """Built-ins, the data dir's packages, the user's file; CatalogError with the file and field on bad input."""
     builtin = resources.files("bridge.catalog").joinpath("builtin_services.toml").read_text()
     merged = _read_toml(builtin, "built-in catalog")
-    if extra is not None:
+    layers = [(data_dir / DATA_CATALOG, False)] if data_dir is not None else []
+    for path, required in [*layers, *([(extra, True)] if extra is not None else [])]:
         try:
-            text = extra.read_text()
+            text = path.read_text()
+        except FileNotFoundError:
+            if required:
+                raise CatalogError(f"PARADISE_CATALOG {path}: No such file or directory") from None
+            continue
         except OSError as exc:
-            raise CatalogError(f"PARADISE_CATALOG {extra}: {exc.strerror}") from None
-        for name, fields in _read_toml(text, str(extra)).items():
+            raise CatalogError(f"{path}: {exc.strerror}") from None
+        for name, fields in _read_toml(text, str(path)).items():
             merged[name] = {**merged.get(name, {}), **fields}
     catalog: dict[str, ServiceSpec] = {}
     for name, fields in merged.items():
@@ -159,7 +210,17 @@ def load_catalog(extra: Path | None = None) -> dict[str, ServiceSpec]:
     return catalog
 
 
+def refresh_catalog(catalog: dict[str, ServiceSpec], extra: Path | None, data_dir: Path) -> None:
+    """Re-read the catalog into ``catalog`` in place (every holder of the dict sees it): a service added by
+    ``catalog add`` is known to the next registration without a bridge restart. Entries are added or replaced,
+    never dropped (instances may still run them); a catalog that became invalid keeps the one in use."""
+    try:
+        catalog.update(load_catalog(extra, data_dir))
+    except CatalogError as exc:
+        log.warning("catalog not reloaded: %s", exc)
+
+
 def describe_service(catalog: dict[str, ServiceSpec], name: str) -> tuple[str, str]:
-    """(MCP path, transport) of a service; the defaults for one the catalog no longer has."""
+    """(MCP path, transport the bridge speaks) of a service; the defaults for one the catalog no longer has."""
     spec = catalog.get(name)
-    return (spec.path, spec.transport) if spec else ("/mcp", "streamable-http")
+    return (spec.path, spec.http_transport) if spec else ("/mcp", "streamable-http")

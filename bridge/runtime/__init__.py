@@ -56,5 +56,6 @@ def select_runtime(
         from bridge.runtime.docker import DockerRuntime
 
         return DockerRuntime(installation=installation, default_cpus=cpus, egress=settings.instance_egress)
-    sandbox = Sandbox(settings.data_dir, shared=(settings.serena_venv_path,)) if choice.sandboxed else None
+    shared = (settings.serena_venv_path, settings.data_dir / "packages")  # registry packages: catalog add
+    sandbox = Sandbox(settings.data_dir, shared=shared) if choice.sandboxed else None
     return ProcessRuntime(settings.instances_dir, sandbox=sandbox, allow_unsandboxed=settings.allow_unsandboxed)

@@ -1,0 +1,169 @@
+"""A stdio MCP server as an instance: Streamable HTTP on the instance's address, the instance key enforced.
+
+Most servers in the registries (``mcp-server-git``, ``@modelcontextprotocol/server-filesystem``) speak only
+stdio. The bridge routes, probes, heals and pauses instances over HTTP, so this adapter stands in front of
+one: it starts the server as its child (the MCP SDK's stdio client), initializes it once, and serves what it
+offers - tools, resources and their templates, prompts, completions, log levels - at ``{host}:{port}{path}``
+with the SDK's Streamable HTTP server, behind ``instances/keyguard.py`` like the built-ins. Progress a tool
+reports is passed on to the caller. Every HTTP session shares the one child (an instance serves one client).
+
+When the child dies, a watchdog's ping fails and the adapter exits, so the bridge sees the instance die and
+restarts it, rather than probing an adapter that answers ``initialize`` for a server that is gone.
+
+    python -m instances.stdio_adapter --host H --port P [--path /mcp] [--cwd DIR] [--package DIR] -- PROGRAM ARGS
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+import mcp_types as types
+import uvicorn
+from mcp.client.session import ClientSession
+from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp.server.lowlevel.server import Server
+from pydantic import BaseModel
+
+from instances.keyguard import InstanceKeyError, guard, take_instance_key
+
+log = logging.getLogger("stdio-adapter")
+WATCH_INTERVAL = 5.0  # seconds between pings of the child
+WATCH_TIMEOUT = 20.0  # a ping unanswered this long means the child is stuck or gone
+
+# method -> (request type, params type, result type, the upstream capability that must be present)
+RELAYED: dict[str, tuple[type[BaseModel], type[BaseModel], type[BaseModel], str]] = {
+    "tools/list": (types.ListToolsRequest, types.PaginatedRequestParams, types.ListToolsResult, "tools"),
+    "tools/call": (types.CallToolRequest, types.CallToolRequestParams, types.CallToolResult, "tools"),
+    "resources/list": (types.ListResourcesRequest, types.PaginatedRequestParams, types.ListResourcesResult,
+                       "resources"),
+    "resources/templates/list": (types.ListResourceTemplatesRequest, types.PaginatedRequestParams,
+                                 types.ListResourceTemplatesResult, "resources"),
+    "resources/read": (types.ReadResourceRequest, types.ReadResourceRequestParams, types.ReadResourceResult,
+                       "resources"),
+    "prompts/list": (types.ListPromptsRequest, types.PaginatedRequestParams, types.ListPromptsResult, "prompts"),
+    "prompts/get": (types.GetPromptRequest, types.GetPromptRequestParams, types.GetPromptResult, "prompts"),
+    "completion/complete": (types.CompleteRequest, types.CompleteRequestParams, types.CompleteResult,
+                            "completions"),
+    "logging/setLevel": (types.SetLevelRequest, types.SetLevelRequestParams, types.EmptyResult, "logging"),
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m instances.stdio_adapter", description=__doc__.split("\n")[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--path", default="/mcp", help="MCP endpoint path (default /mcp)")
+    parser.add_argument("--cwd", default=None, help="working directory of the server (default: the workspace)")
+    parser.add_argument("--package", default=None, help="the installed package the program belongs to (named so "
+                        "the sandbox mounts it whole)")
+    parser.add_argument("program", nargs=argparse.REMAINDER, help="-- PROGRAM ARGS: the stdio server")
+    args = parser.parse_args(argv)
+    args.program = args.program[1:] if args.program[:1] == ["--"] else args.program
+    if not args.program:
+        parser.error("name the stdio server after --")
+    return args
+
+
+def relay(upstream: ClientSession, method: str) -> Callable[[Any, BaseModel], Awaitable[BaseModel]]:
+    """A handler that sends the same request to the child and returns its answer (its progress passed on)."""
+    request_type, _, result_type, _ = RELAYED[method]
+
+    async def handle(ctx: Any, params: BaseModel) -> BaseModel:
+        # The caller's _meta (its progress token, its protocol era's keys) is for this hop; the child's session
+        # stamps its own, and its progress comes back to ``progress`` below.
+        token = (getattr(params, "meta", None) or {}).get("progress_token")
+        forward = params.model_copy(update={"meta": None})
+
+        async def progress(done: float, total: float | None, message: str | None) -> None:
+            if token is not None:
+                await ctx.session.send_progress_notification(token, done, total, message,
+                                                              related_request_id=ctx.request_id)
+
+        return await upstream.send_request(request_type(params=forward), result_type,
+                                           progress_callback=progress if token is not None else None)
+
+    return handle
+
+
+def relay_server(upstream: ClientSession, init: types.InitializeResult) -> Server:
+    """A server offering exactly what the child offers, each request relayed to it."""
+    info = init.server_info
+    server: Server = Server(info.name, version=info.version or "", title=info.title, instructions=init.instructions)
+    caps = init.capabilities
+    for method, (_, params_type, _, capability) in RELAYED.items():
+        if getattr(caps, capability, None) is not None:
+            server.add_request_handler(method, params_type, relay(upstream, method))
+    if caps.resources is not None and caps.resources.subscribe:
+        for method, request_type, params_type in (
+            ("resources/subscribe", types.SubscribeRequest, types.SubscribeRequestParams),
+            ("resources/unsubscribe", types.UnsubscribeRequest, types.UnsubscribeRequestParams),
+        ):
+            RELAYED.setdefault(method, (request_type, params_type, types.EmptyResult, "resources"))
+            server.add_request_handler(method, params_type, relay(upstream, method))
+    return server
+
+
+def child_environment() -> dict[str, str]:
+    """The adapter's own environment (the sandbox's allow-list), the instance key already taken out of it."""
+    return {k: v for k, v in os.environ.items() if k != "PARADISE_INSTANCE_KEY"}
+
+
+async def watch(upstream: ClientSession) -> None:
+    """Return when the child stops answering pings (it died or hangs): the adapter then exits."""
+    while True:
+        await anyio.sleep(WATCH_INTERVAL)
+        try:
+            with anyio.fail_after(WATCH_TIMEOUT):
+                await upstream.send_ping()
+        except Exception as exc:  # any failure means the child is gone
+            log.error("the stdio server stopped answering (%s); exiting so the bridge restarts the instance",
+                      exc.__class__.__name__)
+            return
+
+
+async def serve(args: argparse.Namespace, key: str | None) -> int:
+    cwd = args.cwd or os.environ.get("PARADISE_WORKSPACE") or None
+    params = StdioServerParameters(command=args.program[0], args=args.program[1:], env=child_environment(), cwd=cwd)
+    async with stdio_client(params) as (read, write), ClientSession(read, write) as upstream:
+        with anyio.fail_after(120):
+            init = await upstream.initialize()
+        app = relay_server(upstream, init).streamable_http_app(streamable_http_path=args.path, host=args.host)
+        config = uvicorn.Config(guard(app, key, server_name="stdio adapter"), host=args.host, port=args.port,
+                                log_level="warning")
+        web = uvicorn.Server(config)
+        print(f"stdio adapter: {init.server_info.name} {init.server_info.version} ({' '.join(args.program)}) on "
+              f"http://{args.host}:{args.port}{args.path}", file=sys.stderr, flush=True)
+        async with anyio.create_task_group() as group:
+            async def serve_then_stop() -> None:
+                await web.serve()
+                group.cancel_scope.cancel()
+
+            group.start_soon(serve_then_stop)
+            await watch(upstream)
+            group.cancel_scope.cancel()
+    return 1  # only a dead child ends the watch; a signal ends the process before this
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        key = take_instance_key()
+    except InstanceKeyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return anyio.run(serve, args, key)
+    except OSError as exc:
+        print(f"error: cannot start {args.program[0]}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
