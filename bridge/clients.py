@@ -51,7 +51,9 @@ def read_state(engine: Engine) -> tuple[dict[str, ClientInfo], list[Any], dict[s
     with store.session(engine) as db:
         clients = store.list_clients(db)
         infos = {
-            c.id: ClientInfo(c.workspace, c.profile, c.created_at, WorkspaceIdentity.from_json(c.workspace_identity))
+            c.id: ClientInfo(
+                c.workspace, c.profile, c.created_at, WorkspaceIdentity.from_json(c.workspace_identity), c.languages
+            )
             for c in clients
         }
         tokens = {c.token_hash: c.id for c in clients}
@@ -146,10 +148,12 @@ class ClientManager:
                 refuse_overlap(workspace, ((c, self.table.client(c).workspace) for c in self.table.client_ids()))
             await self.instances.admit(services)
             rows, created_at = await asyncio.to_thread(
-                self._persist_client, req.client_id, str(workspace), identity, profile, hash_token(token), services
+                self._persist_client, req.client_id, str(workspace), identity, profile, hash_token(token), services,
+                req.languages,
             )
             self._token_index[hash_token(token)] = req.client_id
-            self.table.add_client(req.client_id, ClientInfo(str(workspace), profile, created_at, identity))
+            info = ClientInfo(str(workspace), profile, created_at, identity, req.languages)
+            self.table.add_client(req.client_id, info)
             routes = [self.table.add_route(row) for row in rows]
         self.events.record(
             "client.registered",
@@ -170,6 +174,7 @@ class ClientManager:
         profile: str,
         token_hash: str,
         services: list[str],
+        languages: list[str] | None = None,
     ) -> tuple[list[Any], Any]:
         """Lease the ports and write the client with its instances, all or nothing (blocking)."""
         leased: dict[str, int] = {}
@@ -179,7 +184,7 @@ class ClientManager:
             with store.session(self.engine) as db:
                 client = store.add_client(
                     db, client_id=client_id, workspace=workspace, profile=profile, token_hash=token_hash,
-                    workspace_identity=identity.as_json(),
+                    workspace_identity=identity.as_json(), languages=languages,
                 )
                 rows = [store.add_instance(db, client_id=client_id, service=s, port=p) for s, p in leased.items()]
                 return rows, client.created_at
@@ -268,6 +273,7 @@ class ClientManager:
             client_id=client_id,
             workspace=client.workspace,
             profile=client.profile,
+            languages=client.languages,
             created_at=client.created_at,
             instances=[self._instance_view(r) for r in routes],
         )

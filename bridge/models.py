@@ -54,6 +54,8 @@ class Client(SQLModel, table=True):
     # The workspace's device, inode and owner at registration ({"dev", "ino", "uid"}), checked before every
     # start so a swapped directory is never mounted; JSON, since an inode may not fit a signed 64-bit column.
     workspace_identity: dict[str, int] | None = Field(default=None, sa_column=Column(JSON))
+    # Serena's languages as the client asked for them (canonical names); None: detected at each start.
+    languages: list[str] | None = Field(default=None, sa_column=Column(JSON))
 
 
 class Instance(SQLModel, table=True):
@@ -170,6 +172,13 @@ class ClientCreate(BaseModel):
         description="Services to run (non-empty, no repeats); default the built-in serena and quality.",
         json_schema_extra=_services_schema,
     )
+    languages: list[str] | None = PydField(
+        None,
+        min_length=1,
+        max_length=32,
+        description="Languages Serena serves (python, typescript, javascript, go, cpp, bash, php, rust, ...); "
+        "default detected from the workspace's manifests and files at each start.",
+    )
 
     @field_validator("client_id", mode="before")
     @classmethod
@@ -187,6 +196,13 @@ class ClientCreate(BaseModel):
         if isinstance(value, str) and not re.fullmatch(pattern[1:-1], value):
             raise ValueError(f"{info.field_name} must {wanted}, got {value!r}")
         return value
+
+    @field_validator("languages")
+    @classmethod
+    def _known_languages(cls, value: list[str] | None) -> list[str] | None:
+        from instances.serena.languages import normalize  # standard library only
+
+        return normalize(value) if value is not None else None
 
     @field_validator("services", mode="before")
     @classmethod
@@ -218,6 +234,7 @@ class ClientView(BaseModel):
     profile: str
     created_at: datetime
     instances: list[InstanceView]
+    languages: list[str] | None = PydField(None, description="Serena's languages as registered; null: detected.")
 
 
 class McpServerEntry(BaseModel):

@@ -128,6 +128,9 @@ class BridgeSettings(BaseSettings):
     max_body: int = Field(8 * 1024 * 1024, ge=1024, description="Largest request body accepted, in bytes.")
     serena_venv: Path | None = Field(None, description="Virtualenv holding Serena; default DATA_DIR/serena-venv.")
     serena_version: str | None = Field(None, description="Serena version to install; default the pinned one.")
+    serena_language_servers: Path | None = Field(
+        None, description="TOML of language = \"/path/to/server\" for language servers the packs do not ship."
+    )
     log_level: str = Field("INFO", description="Logging level of the bridge.")
     allow_unsandboxed: bool = Field(
         False,
@@ -221,7 +224,7 @@ class BridgeSettings(BaseSettings):
                 raise ValueError(f"{entry!r} is not a valid entry (e.g. {example}, or *)")
         return value
 
-    @field_validator("data_dir", "catalog", "serena_venv")
+    @field_validator("data_dir", "catalog", "serena_venv", "serena_language_servers")
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:
         return value.expanduser().absolute() if value is not None else None

@@ -86,10 +86,11 @@ def add_client(
     profile: str,
     token_hash: str,
     workspace_identity: dict[str, int] | None = None,
+    languages: list[str] | None = None,
 ) -> Client:
     client = Client(
         id=client_id, workspace=workspace, profile=profile, token_hash=token_hash,
-        workspace_identity=workspace_identity,
+        workspace_identity=workspace_identity, languages=languages,
     )
     db.add(client)
     db.flush()

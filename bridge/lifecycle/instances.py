@@ -78,7 +78,7 @@ class InstanceManager:
         service = self.catalog[route.service]
         return instance_spec(
             self.settings, service, route.client_id, route.port, client.workspace, client.profile,
-            instance_key=route.instance_key,
+            instance_key=route.instance_key, languages=client.languages,
         )
 
     # ---- start -------------------------------------------------------------------------------------
@@ -139,7 +139,7 @@ class InstanceManager:
         if client is not None:  # never mount a workspace swapped since registration (WorkspaceChanged fails it)
             await asyncio.to_thread(verify_workspace, client.workspace, client.identity, self.settings)
         if service.requires == "serena" and client is not None:
-            notes = await asyncio.to_thread(workspace_notes, Path(client.workspace))
+            notes = await asyncio.to_thread(workspace_notes, Path(client.workspace), self.settings, client.languages)
         if service.requires and self.runtime.installs_on_host:
             self.set_step(route, f"installing {service.requires}")
             progress = lambda line: self.table.record(route, "instance.progress", line)  # noqa: E731

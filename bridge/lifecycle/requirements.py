@@ -12,32 +12,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bridge.host import serena_install
+from bridge.host.language_packs import language_notes
 from bridge.settings import BridgeSettings
+from instances.serena.languages import detect
 
-# File endings Serena can serve with the language servers this project installs (pyright for Python).
-INSTALLED_LANGUAGES = {".py": "python", ".pyi": "python"}
-# Common languages Serena knows but whose language servers are not installed here (they would download).
-OTHER_LANGUAGES = {
-    ".rs": "rust",
-    ".go": "go",
-    ".ts": "typescript",
-    ".tsx": "typescript",
-    ".js": "typescript",
-    ".java": "java",
-    ".kt": "kotlin",
-    ".rb": "ruby",
-    ".cs": "csharp",
-    ".php": "php",
-    ".c": "cpp",
-    ".cpp": "cpp",
-    ".h": "cpp",
-    ".swift": "swift",
-    ".scala": "scala",
-    ".ex": "elixir",
-    ".dart": "dart",
-}
 _SKIP_DIRS = {".git", ".hg", ".venv", "venv", "node_modules", "__pycache__", ".paradise", ".serena", "build", "dist"}
-_MAX_FILES = 20000
 
 
 class RequirementError(RuntimeError):
@@ -76,28 +55,24 @@ class Requirements:
             raise RequirementError(str(exc)) from None
 
 
-def workspace_notes(workspace: Path) -> list[str]:
-    """What Serena's semantic tools will lack in this workspace, said plainly; empty when all is well."""
+def workspace_notes(workspace: Path, settings: BridgeSettings, languages: list[str] | None = None) -> list[str]:
+    """What Serena's semantic tools will lack in this workspace, said plainly; empty when all is well.
+
+    One note per language (the client's ``languages``, else those detected) whose server is not installed.
+    """
     if not os.access(workspace, os.R_OK | os.X_OK):
         return [f"workspace {workspace} is not readable by the bridge's user; Serena cannot index it"]
-    seen: dict[str, int] = {}
+    notes = language_notes(workspace, languages, settings.serena_venv_path, settings.serena_language_servers)
+    if notes or languages:
+        return notes
     count = 0
     for _root, dirs, files in os.walk(workspace):
         dirs[:] = [d for d in dirs if d not in _SKIP_DIRS]
-        for name in files:
-            ext = os.path.splitext(name)[1].lower()
-            seen[ext] = seen.get(ext, 0) + 1
-            count += 1
-        if count > _MAX_FILES:
+        count += len(files)
+        if count:
             break
-    if not any(ext in INSTALLED_LANGUAGES for ext in seen):
-        missing = sorted({OTHER_LANGUAGES[e] for e in seen if e in OTHER_LANGUAGES})
-        if missing:
-            return [
-                f"no language server installed for {', '.join(missing)} (only Python via pyright); "
-                "semantic tools find nothing, pattern search and memory tools work"
-            ]
-        if count == 0:
-            return ["workspace is empty: no source files to index; pattern search and memory tools work"]
-        return ["no Python source files: semantic tools find nothing; pattern search and memory tools work"]
+    if count == 0:
+        return ["workspace is empty: no source files to index; pattern search and memory tools work"]
+    if not detect(workspace):
+        return ["no source files of a language Serena knows: semantic tools find nothing; pattern search works"]
     return []

@@ -64,6 +64,7 @@ class ClientInfo:
     profile: str
     created_at: datetime = field(default_factory=utcnow)
     identity: WorkspaceIdentity | None = None  # the workspace as registered; checked before every start
+    languages: list[str] | None = None  # Serena's languages as registered; None: detected at each start
 
 
 @dataclass

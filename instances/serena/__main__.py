@@ -20,6 +20,8 @@ from instances.serena.config import (
     venv_executable,
     write_serena_home,
 )
+from instances.serena.languages import LanguageError, load_operator_servers
+from instances.serena.project import chosen_languages, server_path_env
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,6 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the instance's private $HOME; Serena's data goes to HOME/.serena")
     parser.add_argument("--log-dir", type=Path, default=None, help="where Serena writes its log files")
     parser.add_argument("--dashboard", action="store_true", help="enable Serena's web dashboard (extra port)")
+    parser.add_argument("--languages", default=env("PARADISE_SERENA_LANGUAGES"),
+                        help="comma-separated languages to serve (default: detected in the workspace)")
+    parser.add_argument("--language-servers", default=env("PARADISE_SERENA_LANGUAGE_SERVERS"),
+                        help="TOML of language = \"/path/to/server\" for servers the packs do not ship")
     return parser
 
 
@@ -53,9 +59,16 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"Serena is not installed in {args.venv} (missing {needed})")
     command = guarded_serena_command(venv, args.host, args.port, workspace, dashboard=args.dashboard)
 
+    try:
+        languages = chosen_languages(workspace, args.languages)
+        operator = load_operator_servers(args.language_servers)
+    except LanguageError as exc:
+        parser.error(str(exc))
     home = args.home.absolute()
-    write_serena_home(home, serena_venv=venv, log_dir=args.log_dir, dashboard=args.dashboard)
+    write_serena_home(home, serena_venv=venv, log_dir=args.log_dir, dashboard=args.dashboard,
+                      workspace=workspace, languages=languages, operator_servers=operator)
     os.environ.update(serena_environment(home))
+    os.environ["PATH"] = server_path_env(operator)
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(command[0], command)  # noqa: S606 - replace this process by Serena (same PID for the runtime)

@@ -4,7 +4,8 @@ The same functions serve the process runtime (``python -m instances.serena`` on 
 Docker image (the same entrypoint inside the container), so both run Serena identically:
 
 * ``write_serena_home`` renders ``<home>/.serena/serena_config.yml`` from the shipped template, with the
-  language server pointed at the pre-installed ``pyright-langserver`` (no run-time downloads), no GUI,
+  language servers installed ahead of time (pyright, and the packs of instances/serena/languages.py: no
+  run-time downloads), one project.yml listing every language of the workspace, no GUI,
   no browser, the dashboard off unless asked, and project data kept out of the client's workspace.
 * ``serena_environment`` gives the variables the Serena process needs (HOME, SERENA_HOME, no usage ping).
 * ``serena_command`` is Serena's own argv; ``guarded_serena_command`` runs the same command line in the
@@ -23,6 +24,8 @@ import shutil
 import uuid
 from importlib import resources
 from pathlib import Path
+
+from instances.serena.project import set_up_languages
 
 TEMPLATE_NAME = "serena_config.template.yml"
 GUARDED_LAUNCHER = Path(__file__).resolve().with_name("guarded.py")
@@ -116,6 +119,7 @@ def render_serena_config(
     *,
     python_ls_path: Path,
     project_data_dir: Path,
+    ls_specific_settings: dict | None = None,
     auth_secret: str,
     dashboard: bool = False,
     log_level: int = LOG_LEVEL_INFO,
@@ -127,7 +131,7 @@ def render_serena_config(
     values = {
         "web_dashboard": dashboard,
         "log_level": int(log_level),
-        "python_ls_path": str(python_ls_path),
+        "ls_specific_settings": ls_specific_settings or {"python": {"ls_path": str(python_ls_path)}},
         "project_serena_folder_location": f"{data_dir}/$projectFolderName",
         "auth_secret": auth_secret,
     }
@@ -148,12 +152,16 @@ def write_serena_home(
     serena_venv: Path,
     log_dir: Path | None = None,
     dashboard: bool = False,
+    workspace: Path | None = None,
+    languages: list[str] | None = None,
+    operator_servers: dict[str, Path] | None = None,
 ) -> Path:
     """Create ``home/.serena/serena_config.yml`` for one instance and return its path.
 
     Safe to call on every start: the file is rewritten (our settings win over anything Serena saved),
     but the instance's ``auth_secret`` is kept. When ``log_dir`` is given, ``home/.serena/logs`` becomes
-    a symlink to it, because Serena has no setting for its log location.
+    a symlink to it, because Serena has no setting for its log location. With ``workspace``, the project's
+    ``languages`` get their servers and a project.yml listing them (instances/serena/project.py).
     """
     home = Path(home).absolute()
     serena_home = serena_home_dir(home)
@@ -165,9 +173,16 @@ def write_serena_home(
         (serena_home / "logs").mkdir(exist_ok=True)
 
     config_path = serena_home / CONFIG_FILE_NAME
+    ls_settings = None
+    if workspace is not None:  # the languages' servers and the project.yml listing them all
+        ls_settings = set_up_languages(
+            serena_home, project_data_dir, Path(workspace).absolute(), Path(serena_venv).absolute(),
+            languages=languages or [], operator=operator_servers or {},
+        )
     text = render_serena_config(
         python_ls_path=pyright_langserver_path(Path(serena_venv).absolute()),
         project_data_dir=project_data_dir,
+        ls_specific_settings=ls_settings,
         auth_secret=_existing_auth_secret(config_path) or str(uuid.uuid4()),
         dashboard=dashboard,
     )
