@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 
+from bridge.cli.catalog import add_catalog_parsers
 from bridge.cli.clients import add_client_parsers, add_mcp_config_parser
 from bridge.cli.common import CliError
 from bridge.cli.host import add_host_parsers
@@ -74,6 +75,7 @@ def parser() -> argparse.ArgumentParser:
     add_mcp_config_parser(sub)
     add_host_parsers(sub)
     add_roots_parsers(sub)
+    add_catalog_parsers(sub)
     from bridge.cli.setup import add_setup_parser
 
     add_setup_parser(sub)
