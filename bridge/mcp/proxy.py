@@ -26,12 +26,14 @@ from bridge.clients import ClientManager
 from bridge.errors import (
     Forbidden,
     MisdirectedRequest,
+    NestedTooDeep,
     NotFound,
     TooManyStreams,
     Unauthorized,
     Unavailable,
     UpstreamError,
 )
+from bridge.jsonlimits import MAX_JSON_DEPTH, too_deep
 from bridge.lifecycle.peers import HEADER_PREFIX as PEER_HEADER_PREFIX
 from bridge.lifecycle.routes import Route
 from bridge.mcp import legacy_sse
@@ -178,6 +180,8 @@ class McpProxy:
         tail = request.match_info["tail"]
         body = await request.read() if request.body_exists else None
         track.sent(len(body) if body else 0)
+        if body and too_deep(body):  # what the instance (and the bridge's own parsing below) would recurse into
+            raise NestedTooDeep(f"request body refused: JSON nested deeper than {MAX_JSON_DEPTH} levels")
         forwarded = {
             k: v for k, v in request.headers.items()
             if (name := k.lower()) not in _DROP_REQUEST and not name.startswith(_PEER_PREFIX)

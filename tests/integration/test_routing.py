@@ -286,3 +286,22 @@ def test_expect_100_continue_gets_the_final_answer(tenants, bridge: BridgeProces
     assert status_line.split(b" ")[1] == b"200", answer[:300]
     message = rest.split(b"\r\n\r\n", 1)[1]
     assert b'"protocolVersion"' in message and b'"id":1' in message.replace(b" ", b""), message[:300]
+
+
+async def test_json_nested_past_the_limit_is_a_400_before_any_instance_sees_it(tenants, bridge: BridgeProcess) -> None:
+    """``[`` x 100,000 (or a message nesting deeper than MAX_JSON_DEPTH) is refused with a JSON 400; the
+    instance is never asked to parse it, and a message at the limit still passes."""
+    from bridge.jsonlimits import MAX_JSON_DEPTH
+
+    auth = {"Authorization": f"Bearer {tenants['alice']['token']}", "Accept": ACCEPT,
+            "Content-Type": "application/json"}
+    url = bridge.mcp_url("alice", "echo")
+    nested = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "x"}}}
+    deep = json.dumps(nested).replace('"x"', "[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH)
+    async with httpx.AsyncClient(timeout=30) as http:
+        for body in (b"[" * 100_000, deep.encode()):
+            resp = await http.post(url, content=body, headers=auth)
+            assert resp.status_code == 400, resp.text[:200]
+            assert resp.json()["error"]["code"] == "json_too_deep"
+        fine = await http.post(url, json=INIT, headers=auth)
+        assert fine.status_code == 200
