@@ -30,7 +30,7 @@ from bridge.lifecycle.reconcile import reconcile
 from bridge.lifecycle.routes import RouteTable
 from bridge.mcp import proxy
 from bridge.mcp.sessions import SessionMap
-from bridge.observability.alerts import AlertSender
+from bridge.observability.alerts import STORAGE_ALARM, AlertSender, StorageAlarm
 from bridge.observability.metrics import BridgeMetrics
 from bridge.ports import PortAllocator
 from bridge.runtime import select_runtime
@@ -140,7 +140,7 @@ def create_app(settings: BridgeSettings | None = None) -> web.Application:
         host_allowed=settings.host_allowed, origin_allowed=settings.origin_allowed, hold=settings.start_timeout,
         metrics=app[METRICS],
     )
-    app.cleanup_ctx.extend([database_ctx, http_ctx, runtime_ctx, manager_ctx, proxy_ctx, alerts_ctx])
+    app.cleanup_ctx.extend([database_ctx, http_ctx, runtime_ctx, manager_ctx, proxy_ctx, alerts_ctx, storage_ctx])
     # The MCP route first (the router tries routes in order, and this one carries the traffic), handled by
     # the proxy's own method: no lookup of the proxy per request.
     app.router.add_route("*", r"/c/{client_id}/{service}/{tail:.*}", app[PROXY].handle)
@@ -169,6 +169,18 @@ async def alerts_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def admin_only(handler: Handler, admin_token: str) -> Handler:
     """``handler`` behind ``Authorization: Bearer <admin token>`` (401 JSON error without it)."""
+async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The storage alarm: storage.full / storage.recovered events as the data dir's disk fills and empties."""
+    settings = app[SETTINGS]
+    alarm = StorageAlarm(app[EVENTS], settings.data_dir, interval=settings.probe_interval)
+    app[STORAGE_ALARM] = alarm
+    watcher = asyncio.create_task(alarm.run(), name="storage alarm")
+    yield
+    watcher.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await watcher
+
+
     expected = admin_token.encode()
 
     async def guarded(request: web.Request) -> web.StreamResponse:
@@ -233,8 +245,12 @@ async def _record_running(app: web.Application) -> None:
     settings = app[SETTINGS]
     path = settings.data_dir / RUNNING_RECORD
     tmp = path.with_name(f".{RUNNING_RECORD}.{os.getpid()}")
-    tmp.write_text(json.dumps({"url": settings.public_url, "pid": os.getpid()}) + "\n")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps({"url": settings.public_url, "pid": os.getpid()}) + "\n")
+        os.replace(tmp, path)
+    except OSError as exc:  # a full disk: serve anyway; the CLI then needs PARADISE_URL
+        tmp.unlink(missing_ok=True)
+        log.warning("could not write %s (%s); the CLI will not find this bridge by itself", path, exc.strerror)
 
 
 async def _forget_running(app: web.Application) -> None:

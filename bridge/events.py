@@ -12,7 +12,8 @@ from typing import Unpack
 from sqlalchemy.engine import Engine
 
 from bridge import store
-from bridge.models import Event, EventView
+from bridge.errors import DatabaseBusy, InsufficientStorage
+from bridge.models import Event, EventView, utcnow
 
 log = logging.getLogger("bridge.events")
 _LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
@@ -31,8 +32,13 @@ class EventLog:
 
     def record(self, kind: str, message: str, **fields: Unpack[store.EventFields]) -> EventView:
         """Store the event (level, client_id and service as store.add_event takes them), log it, fan it out."""
-        with store.session(self.engine) as db:
-            view = to_view(store.add_event(db, kind=kind, message=message, **fields))
+        try:
+            with store.session(self.engine) as db:
+                view = to_view(store.add_event(db, kind=kind, message=message, **fields))
+        except (InsufficientStorage, DatabaseBusy) as exc:  # history can wait; the change it reports happened
+            log.warning("event %s not stored (%s); logged and sent live only", kind, exc.message)
+            view = EventView(id=0, ts=utcnow(), kind=kind, message=message, level=fields.get("level") or "info",
+                             client_id=fields.get("client_id"), service=fields.get("service"))
         self._maybe_prune()
         where = f"{view.client_id}/{view.service}" if view.service else (view.client_id or "-")
         log.log(_LEVELS.get(view.level, logging.INFO), "[%s] %s: %s", where, kind, message)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import timedelta
 from typing import Any, TypedDict
 
@@ -18,13 +18,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col, create_engine, delete, select, update
 
 from bridge.models import Client, Event, Instance, Lease, McpSessionRow, Meta, PortLease, utcnow
+from bridge.storage import storage_error
 
 __all__ = ["IntegrityError", "Session"]
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, busy_timeout: float = 30) -> Engine:
+    """``busy_timeout``: seconds a SQLite write waits for another writer's lock before DatabaseBusy (503)."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": busy_timeout})
 
         @sa_event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -57,11 +59,19 @@ def _add_missing_columns(engine: Engine) -> None:
 
 @contextmanager
 def session(engine: Engine) -> Iterator[Session]:
-    """A session that commits on success and rolls back on any error."""
+    """A session that commits on success and rolls back on any error. A full disk or a database locked past the
+    wait comes out as ``InsufficientStorage`` (507) or ``DatabaseBusy`` (503), never as the driver's error."""
     with Session(engine, expire_on_commit=False) as db:
         try:
             yield db
             db.commit()
+        except Exception as exc:
+            with suppress(Exception):  # a rollback on a full disk may fail too; the transaction is gone either way
+                db.rollback()
+            mapped = storage_error(exc)
+            if mapped is not None and mapped is not exc:
+                raise mapped from exc
+            raise
         except BaseException:
             db.rollback()
             raise

@@ -10,8 +10,18 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from bridge.errors import BadRequest, BridgeError, Invalid, NestedTooDeep, PayloadTooLarge, Unauthorized
+from bridge.errors import (
+    BadRequest,
+    BridgeError,
+    InsufficientStorage,
+    Invalid,
+    NestedTooDeep,
+    PayloadTooLarge,
+    Unauthorized,
+)
 from bridge.jsonlimits import JsonTooDeep, control_character_at, loads_bounded
+from bridge.observability.alerts import STORAGE_ALARM
+from bridge.storage import storage_error
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -31,7 +41,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except BridgeError as exc:
-        return json_error(exc.status, exc.code, exc.message, exc.headers, **exc.details)
+        return _render(request, exc)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -41,10 +51,22 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             message = f"no route for {request.method} {request.path}"
         headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
         return json_error(exc.status, code, message, headers)
-    except Exception:
+    except Exception as exc:
+        mapped = storage_error(exc)  # a full disk or a locked database wherever it was written: 507 / 503
+        if mapped is not None:
+            log.warning("%s %r refused: %s", request.method, request.path, mapped.message)
+            return _render(request, mapped)
         # The traceback goes to the log, never to the caller.
         log.exception("unexpected error in %s %r", request.method, request.path)  # %r: no forged lines
         return json_error(500, "internal_error", "internal error; see the bridge log")
+
+
+def _render(request: web.Request, exc: BridgeError) -> web.Response:
+    if isinstance(exc, InsufficientStorage):
+        alarm = request.config_dict.get(STORAGE_ALARM)
+        if alarm is not None:
+            alarm.failed(exc.message)
+    return json_error(exc.status, exc.code, exc.message, exc.headers, **exc.details)
 
 
 def admin_middleware(admin_token: str, prefix: str = "/api/v1", public: frozenset[str] = frozenset()):

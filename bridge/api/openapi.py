@@ -16,11 +16,15 @@ from pydantic import BaseModel
 from bridge.models import CLIENT_ID_PATTERN, ErrorView
 
 _REASONS = {
-    400: "Malformed request (not JSON, or not a JSON object)", 401: "Missing or invalid admin token",
-    404: "No such client (or an id no client can have)", 409: "Already exists", 413: "Request body too large",
-    422: "Invalid input; the message names the field and the rule",
+    400: "Malformed request (not JSON, not a JSON object, or nested deeper than 64 levels)",
+    401: "Missing or invalid admin token",
+    404: "No such client (or an id no client can have)",
+    409: "Already exists, or the workspace overlaps another client's (see PARADISE_SHARED_WORKSPACES)",
+    413: "Request body too large",
+    422: "Invalid input (a control character included); the message names the field and the rule",
     429: "Capacity reached (PARADISE_MAX_INSTANCES / PARADISE_MAX_MEMORY); see Retry-After",
-    503: "Unavailable (e.g. port pool exhausted); see Retry-After",
+    503: "Unavailable (e.g. port pool exhausted, database locked); see Retry-After",
+    507: "The data dir's disk is full: nothing was changed; free space and retry",
 }
 _RETRY_AFTER = {"Retry-After": {"description": "Seconds after which a retry may succeed", "schema": {"type": "string"}}}
 _PATH_PARAMS = {"client_id": {"type": "string", "pattern": CLIENT_ID_PATTERN}}

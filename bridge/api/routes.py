@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from bridge.api.middleware import admin_middleware, read_model
 from bridge.errors import Invalid, NotFound
-from bridge.keys import MANAGER
+from bridge.keys import MANAGER, SETTINGS
 from bridge.models import (
     CLIENT_ID,
     CLIENT_ID_PATTERN,
@@ -31,6 +31,7 @@ from bridge.models import (
     PortView,
     TokenRotated,
 )
+from bridge.storage import require_space
 
 PREFIX = "/api/v1"
 
@@ -113,9 +114,16 @@ def _client_id(request: web.Request) -> str:
     return client_id
 
 
+async def _require_space(request: web.Request) -> None:
+    """507 before a change that writes or stops something, when the data dir's disk is full: refused up front,
+    nothing is half-done and running instances keep serving (a restart would stop one it cannot start again)."""
+    await asyncio.to_thread(require_space, request.config_dict[SETTINGS].data_dir)
+
+
 async def create_client(request: web.Request) -> web.Response:
     body = await read_model(request, ClientCreate)
     wait = WAIT.parse(request)
+    await _require_space(request)
     created = await request.config_dict[MANAGER].register(body, wait=wait)
     return _dump(created, 201)
 
@@ -134,11 +142,15 @@ async def delete_client(request: web.Request) -> web.Response:
 
 
 async def restart_client(request: web.Request) -> web.Response:
-    return _dump(await request.config_dict[MANAGER].restart(_client_id(request)))
+    client_id = _client_id(request)
+    await _require_space(request)
+    return _dump(await request.config_dict[MANAGER].restart(client_id))
 
 
 async def rotate_token(request: web.Request) -> web.Response:
-    return _dump(await request.config_dict[MANAGER].rotate_token(_client_id(request)))
+    client_id = _client_id(request)
+    await _require_space(request)
+    return _dump(await request.config_dict[MANAGER].rotate_token(client_id))
 
 
 async def mcp_config(request: web.Request) -> web.Response:
@@ -187,10 +199,12 @@ async def openapi(request: web.Request) -> web.Response:
 
 # Every admin call may answer 401; one naming a client 404, for an unknown id or one no client can have.
 _NAMED = (401, 404)
+# A change on a full data-dir disk is refused (507); on a database locked past the wait it may be retried (503).
+_WRITES = (*_NAMED, 503, 507)
 
 ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("POST", "/clients", create_client, "Register a client, lease ports, start its instances",
-             201, ClientCreate, ClientCreated, errors=(400, 401, 409, 413, 422, 429, 503), query=(WAIT,)),
+             201, ClientCreate, ClientCreated, errors=(400, 401, 409, 413, 422, 429, 503, 507), query=(WAIT,)),
     Endpoint("GET", "/clients", list_clients, "List clients with their instances", response=ClientView,
              many=True, errors=(401,)),
     Endpoint("GET", "/clients/{client_id}", get_client, "One client with each instance's state",
@@ -198,9 +212,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("DELETE", "/clients/{client_id}", delete_client,
              "Stop and remove the client's instances, release its ports (idempotent)", 204, errors=(401, 404)),
     Endpoint("POST", "/clients/{client_id}/restart", restart_client, "Restart the client's instances",
-             response=ClientView, errors=_NAMED),
+             response=ClientView, errors=_WRITES),
     Endpoint("POST", "/clients/{client_id}/token", rotate_token, "Rotate the client token",
-             response=TokenRotated, errors=_NAMED),
+             response=TokenRotated, errors=_WRITES),
     Endpoint("GET", "/clients/{client_id}/mcp-config", mcp_config, "The .mcp.json block for Claude Code",
              response=McpConfig, errors=_NAMED),
     Endpoint("GET", "/clients/{client_id}/events", client_events, "Live start-up and health events (SSE)",

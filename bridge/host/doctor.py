@@ -16,6 +16,7 @@ import httpx
 
 from bridge.host.images import image_exists
 from bridge.settings import BridgeSettings, SettingsError
+from bridge.storage import disk_problem
 
 MIN_PYTHON = (3, 11)
 MIN_NODE_MAJOR = 14
@@ -145,18 +146,30 @@ def choose_runtime(
 def doctor_report(settings: BridgeSettings, url: str) -> dict[str, Any]:
     python = python_report()
     docker = docker_report(catalog_images(settings))
-    data_dir = settings.data_dir
     return {
         "python": python,
         "node": node_report(),
         "js_tools": js_tools_report(),
         "docker": docker,
         "serena": serena_report(settings),
-        "data_dir": {"path": str(data_dir), "exists": data_dir.is_dir(),
-                     "admin_token": (data_dir / "admin-token").is_file() or settings.admin_token is not None},
+        "data_dir": data_dir_report(settings),
         "bridge": bridge_report(url),
         "runtime": choose_runtime(settings.runtime, python, docker, allow_unsandboxed=settings.allow_unsandboxed),
     }
+
+
+def data_dir_report(settings: BridgeSettings) -> dict[str, Any]:
+    """The data dir: there or not, its admin token, and whether its disk can take writes (``disk`` says why not)."""
+    data_dir = settings.data_dir
+    return {"path": str(data_dir), "exists": data_dir.is_dir(), "disk": disk_problem(data_dir),
+            "admin_token": (data_dir / "admin-token").is_file() or settings.admin_token is not None}
+
+
+def data_dir_lines(data: dict[str, Any]) -> list[str]:
+    lines = [f"{mark(data['exists'])}data     {data['path']}{'' if data['exists'] else ' (created on start)'}"]
+    if data.get("disk"):
+        lines.append(f"{mark(False)}disk     {data['disk']}: registrations, rotations and restarts answer 507")
+    return lines
 
 
 def mark(ok: bool) -> str:
@@ -179,7 +192,7 @@ def doctor_text(report: dict[str, Any]) -> str:
     state = "installed" if serena["installed"] else "not installed (devops-paradise doctor --install serena)"
     lines.append(f"{mark(serena['installed'])}serena   {serena['version']} {state} in {serena['venv']}")
     data, bridge, runtime = report["data_dir"], report["bridge"], report["runtime"]
-    lines.append(f"{mark(data['exists'])}data     {data['path']}{'' if data['exists'] else ' (created on start)'}")
+    lines += data_dir_lines(data)
     where = f"runs at {bridge['url']} (runtime {bridge.get('runtime')}, {bridge.get('clients')} clients)"
     where = where if bridge["reachable"] else f"not running at {bridge['url']}"
     lines.append(f"{mark(bridge['reachable'])}bridge   {where}")

@@ -17,6 +17,7 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 
 from bridge import store
+from bridge.errors import InsufficientStorage
 
 log = logging.getLogger(__name__)
 MONITOR = "health-monitor"
@@ -38,6 +39,12 @@ class Leadership:
         try:
             with store.session(self.engine) as db:
                 leading = store.acquire_lease(db, name=self.name, holder=self.holder, ttl=self.ttl)
+        except InsufficientStorage as exc:  # a full database: no other bridge can take the lease either
+            if self.leading:
+                log.debug("lease %s kept without renewal: %s", self.name, exc.message)
+            else:
+                log.warning("lease %s could not be taken: %s", self.name, exc.message)
+            leading = self.leading
         except Exception as exc:  # the database is away: stop leading rather than act on stale beliefs
             log.warning("lease %s could not be renewed: %s", self.name, exc)
             leading = False

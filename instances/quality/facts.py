@@ -133,6 +133,14 @@ def _find_plans(value: Any, out: list[dict[str, Any]]) -> None:
 def render_text(tool: str, sized: dict[str, Any], limit: int) -> str:
     """The summary plus the facts, at most `limit` bytes (UTF-8)."""
     lines = [summarize(tool, sized)]
+    served = sized.get("served_from")
+    if isinstance(served, dict):
+        lines.append(f"Read back from run {served.get('run_id')} (ran at {served.get('ran_at')}): nothing ran again.")
+    elif sized.get("run_id"):
+        lines.append(f"Run id: {sized['run_id']} (page/detail with this run_id read it back without running).")
+    error = sized.get("error")
+    if isinstance(error, dict) and error.get("fix"):
+        lines.append(f"Fix: {error['fix']}")
     plans: list[dict[str, Any]] = []
     _find_plans(sized, plans)
     lines += [_plan(p) for p in plans[:2]]
@@ -174,7 +182,11 @@ def render_text(tool: str, sized: dict[str, Any], limit: int) -> str:
             else f"{m['path']} omitted ({m.get('omitted_bytes')} bytes)"
             for m in more[:20]
         )
-        lines.append(f"Shortened: {described}. Call again with page=N or detail='full' for the rest.")
+        run = f"run_id={sized['run_id']!r}, " if sized.get("run_id") else ""
+        lines.append(
+            f"Shortened: {described}. Call again with {run}page=N or detail='full' for the rest "
+            "(read from this run: nothing runs again)."
+        )
     text = "\n".join(lines)
     encoded = text.encode("utf-8")
     if len(encoded) <= limit:

@@ -16,9 +16,10 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from . import impact, lint, reports, risk, security, tests_tool
 from .errors import QualityError
 from .jobs import UNTRACKED, JobRegistry
-from .js.tools_server import Detail, Page, ProfileName, TimeoutSeconds, ToolResult, register_js_tools
+from .js.tools_server import Detail, Page, ProfileName, RunId, TimeoutSeconds, ToolResult, register_js_tools
 from .profiles import Profile, pick_profile
 from .progress import Progress
+from .runstore import RunStore
 from .sizing import Sizing, build_reply
 from .workspace import Workspace
 
@@ -30,10 +31,11 @@ INSTRUCTIONS = (
     "Quality tools for one workspace: run_tests (pytest/jest/vitest with coverage), lint (ruff/eslint/prettier), "
     "run_e2e (Playwright), run_api_tests (Newman), run_performance (Lighthouse), "
     "security_scan (bandit, pip-audit, npm audit), analyze_changes (git diff, changed functions, import "
-    "graph, impacted tests), run_impacted_tests, quality_report (writes HTML/JSON/Markdown under "
-    ".paradise/reports) and quality_trends.  Results are structured JSON; `status` is ok, partial "
-    "(something was skipped: see `skipped`), skipped (nothing to do) or error.  Replies stay under 40 KB: "
-    "`more` lists what was shortened; call again with page=N or detail='full' for the rest."
+    "graph, impacted tests), run_impacted_tests, quality_report (writes HTML/JSON/Markdown reports) and "
+    "quality_trends.  Results are structured JSON; `status` is ok, partial (something was skipped: see "
+    "`skipped`), incomplete (a check could not run: see `errors`), skipped (nothing to do) or error.  Every "
+    "result has a `run_id`; replies stay under 40 KB: `more` lists what was shortened; call again with "
+    "run_id and page=N or detail='full' for the rest, read from that run without running anything again."
 )
 
 
@@ -47,10 +49,26 @@ async def invoke_tool(
     include_edges: bool = False,
     *,
     jobs: JobRegistry | None = None,
+    runs: RunStore | None = None,
+    run_id: str | None = None,
 ) -> CallToolResult:
     """Run one tool body, `work(progress=…)`, turning every failure into a structured result, and size
     the reply (sizing.py: under 40 KB unless `detail`/`page` ask for more). The call is a job in `jobs` (the
-    dashboard's view) from start to end, fed by the same progress values the MCP client gets."""
+    dashboard's view) from start to end, fed by the same progress values the MCP client gets. With `run_id`,
+    or a page after the first, the reply is read from the kept run (runstore.py) and nothing runs."""
+    kept = None
+    if runs is not None and (run_id or (isinstance(page, int) and page > 1)):
+        try:
+            kept = runs.get(tool, run_id) if run_id else runs.last(tool)
+        except QualityError as exc:
+            result = {"tool": tool, "status": "error", "error": exc.as_dict()}
+            return _reply(tool, result, Sizing(), include_edges)
+    if kept is not None:
+        try:
+            sizing = Sizing.parse(detail, page)
+        except QualityError as exc:
+            return _reply(tool, {"tool": tool, "status": "error", "error": exc.as_dict()}, Sizing(), include_edges)
+        return _reply(tool, runs.replay(kept), sizing, include_edges)  # type: ignore[union-attr]
     job = jobs.begin(tool) if jobs is not None and tool not in UNTRACKED else None
     progress = Progress(ctx.report_progress if ctx is not None else None, steps, job.update if job else None)
     sizing = Sizing()
@@ -69,10 +87,17 @@ async def invoke_tool(
                 "error": {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}"},
             }
         result = reports.public(result)
+        if runs is not None and tool not in UNTRACKED:
+            result["run_id"] = runs.new_id(tool)
+            result["run_kept"] = runs.keep(result["run_id"], tool, result)
         await progress.done(f"{tool} finished")
     finally:  # a cancelled call (the client went away) ends its job too, as "cancelled"
         if job is not None and jobs is not None:
             jobs.finish(job, result)
+    return _reply(tool, result, sizing, include_edges)
+
+
+def _reply(tool: str, result: dict[str, Any], sizing: Sizing, include_edges: bool) -> CallToolResult:
     text, sized = build_reply(tool, result, sizing, include_edges=include_edges)
     return CallToolResult(
         content=[TextContent(type="text", text=text)],
@@ -86,7 +111,7 @@ def build_server(ws: Workspace, profiles: dict[str, Profile], default_profile: s
     server = MCPServer("paradise-quality", instructions=INSTRUCTIONS, version="0.1.0")
     fallback = pick_profile(profiles, default_profile).name
     jobs = JobRegistry(ws.root / reports.REPORT_DIR)
-    invoke = partial(invoke_tool, jobs=jobs)
+    invoke = partial(invoke_tool, jobs=jobs, runs=RunStore())
 
     def profile_for(name: str | None) -> Profile:
         return pick_profile(profiles, name or fallback)
@@ -100,7 +125,9 @@ def build_server(ws: Workspace, profiles: dict[str, Profile], default_profile: s
 
     @server.tool(
         description="Run the test suites (pytest with coverage; jest/vitest in every package.json that declares them). "
-        "Optional `path` (file or directory in the workspace) and `keyword` (-k / -t) filters. "
+        "Optional `path` (file or directory in the workspace) and `keyword` (-k / -t, a literal piece of a test's "
+        "name for jest/vitest) filters; `tests` runs exactly the tests with these ids ('file::name' as a reply "
+        "gives them, or a file). A run that runs no test is an error saying why. "
         "Returns counts, each failure with file/line/message, and line/branch coverage per file. "
         "pytest runs in parallel where it pays, split by file over several pytest processes (`workers`: a "
         "count or 'auto'; 0 or 1 for serial), previously failed and slowest tests first; `max_failures` "
@@ -110,6 +137,7 @@ def build_server(ws: Workspace, profiles: dict[str, Profile], default_profile: s
         ctx: Context,
         path: str | None = None,
         keyword: str | None = None,
+        tests: list[str] | None = None,
         coverage: bool | None = None,
         timeout_seconds: TimeoutSeconds = None,
         workers: int | str | None = None,
@@ -117,11 +145,12 @@ def build_server(ws: Workspace, profiles: dict[str, Profile], default_profile: s
         profile: ProfileName = None,
         detail: Detail = "summary",
         page: Page = 1,
+        run_id: RunId = None,
     ) -> ToolResult:
-        filters = {"path": path, "keyword": keyword, "coverage": coverage}
+        filters = {"path": path, "keyword": keyword, "tests": tests, "coverage": coverage}
         limits = {"timeout": timeout_seconds, "workers": workers, "max_failures": max_failures}
         work = partial(on_workspace, tests_tool.run_tests, profile, **filters, **limits)
-        return await invoke("run_tests", ctx, 1, work, detail, page)
+        return await invoke("run_tests", ctx, 1, work, detail, page, run_id=run_id)
 
     @server.tool(
         name="lint",
@@ -135,9 +164,10 @@ def build_server(ws: Workspace, profiles: dict[str, Profile], default_profile: s
         profile: ProfileName = None,
         detail: Detail = "summary",
         page: Page = 1,
+        run_id: RunId = None,
     ) -> ToolResult:
         work = partial(on_workspace, lint.lint, profile, path=path)
-        return await invoke("lint", ctx, 1, work, detail, page)
+        return await invoke("lint", ctx, 1, work, detail, page, run_id=run_id)
 
     @server.tool(
         description="Security scan: bandit for Python code (tests excluded); pip-audit for declared "
@@ -151,11 +181,12 @@ def build_server(ws: Workspace, profiles: dict[str, Profile], default_profile: s
         profile: ProfileName = None,
         detail: Detail = "summary",
         page: Page = 1,
+        run_id: RunId = None,
     ) -> ToolResult:
         work = partial(
             on_workspace, security.security_scan, profile, path=path, include_dependencies=include_dependencies
         )
-        return await invoke("security_scan", ctx, 2, work, detail, page)
+        return await invoke("security_scan", ctx, 2, work, detail, page, run_id=run_id)
 
     @server.tool(
         description="Changes against a git base ref (default HEAD; working tree, staged and untracked): "
@@ -171,9 +202,10 @@ def build_server(ws: Workspace, profiles: dict[str, Profile], default_profile: s
         profile: ProfileName = None,
         detail: Detail = "summary",
         page: Page = 1,
+        run_id: RunId = None,
     ) -> ToolResult:
         work = partial(on_workspace, impact.analyze_changes, profile, base_ref=base_ref, include_edges=include_edges)
-        return await invoke("analyze_changes", ctx, 1, work, detail, page, include_edges)
+        return await invoke("analyze_changes", ctx, 1, work, detail, page, include_edges, run_id=run_id)
 
     @server.tool(
         description="Run only the tests affected by the changes against `base_ref` (plus changed test "
@@ -188,9 +220,10 @@ def build_server(ws: Workspace, profiles: dict[str, Profile], default_profile: s
         profile: ProfileName = None,
         detail: Detail = "summary",
         page: Page = 1,
+        run_id: RunId = None,
     ) -> ToolResult:
         work = partial(on_workspace, impact.run_impacted_tests, profile, base_ref=base_ref, coverage=coverage)
-        return await invoke("run_impacted_tests", ctx, 2, work, detail, page)
+        return await invoke("run_impacted_tests", ctx, 2, work, detail, page, run_id=run_id)
 
     @server.tool(
         description="Run a profile (quick, python, comprehensive, ...) and write a report in HTML, JSON "
@@ -203,9 +236,10 @@ def build_server(ws: Workspace, profiles: dict[str, Profile], default_profile: s
         base_ref: str = "HEAD",
         detail: Detail = "summary",
         page: Page = 1,
+        run_id: RunId = None,
     ) -> ToolResult:
         work = partial(on_workspace, reports.quality_report, profile, base_ref=base_ref)
-        return await invoke("quality_report", ctx, 1, work, detail, page)
+        return await invoke("quality_report", ctx, 1, work, detail, page, run_id=run_id)
 
     @server.tool(
         description="Compare the last N quality reports (tests, coverage, findings, score) with "
@@ -217,13 +251,14 @@ def build_server(ws: Workspace, profiles: dict[str, Profile], default_profile: s
         profile: ProfileName = None,
         detail: Detail = "summary",
         page: Page = 1,
+        run_id: RunId = None,
     ) -> ToolResult:
         async def work(*, progress: Progress) -> dict[str, Any]:
             result = reports.quality_trends(ws, last=last, profile=profile)
             result["risk_backtest"] = await risk.backtest_workspace(ws)
             return result
 
-        return await invoke("quality_trends", ctx, 1, work, detail, page)
+        return await invoke("quality_trends", ctx, 1, work, detail, page, run_id=run_id)
 
     @server.tool(description="The profiles this instance knows: tools, timeouts and thresholds.")
     async def list_profiles(ctx: Context) -> ToolResult:

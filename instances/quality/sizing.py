@@ -191,7 +191,8 @@ def size_result(result: dict[str, Any], sizing: Sizing, include_edges: bool = Fa
         "complete": not more,
         "how_to_get_more": None
         if not more
-        else "call again with page=N for the next items of each list, or detail='full' for longer pages",
+        else "call again with run_id and page=N for the next items of each list, or detail='full' for longer "
+        "pages: both are read from the kept run, nothing runs again",
     }
     return sized
 

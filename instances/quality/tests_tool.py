@@ -10,7 +10,7 @@ from typing import Any
 
 from .contexts import CONTEXT_ARGS
 from .errors import checked_timeout
-from .js.jstests import run_js_tests
+from .js.jstests import run_js_ids, run_js_tests
 from .plan import make_plan, normalise_xdist_output
 from .profiles import Profile
 from .progress import Progress
@@ -25,6 +25,7 @@ from .testparse import (
     parse_junit,
     parse_verbose_output,
 )
+from .testselect import describe_selection, mark_nothing_ran, parse_ids, pytest_keyword_problem
 from .toolrun import ToolRun
 from .workspace import Workspace
 
@@ -258,6 +259,7 @@ async def run_tests(
     *,
     path: str | None = None,
     keyword: str | None = None,
+    tests: list[str] | None = None,
     coverage: bool | None = None,
     timeout: float | None = None,
     javascript: bool = True,
@@ -268,17 +270,54 @@ async def run_tests(
     """pytest and every package's jest/vitest; one merged result, each runner keeping its own section."""
     checked_timeout(timeout)  # with workers and max_failures (plan.py): bad input before anything runs
     coverage = profile.coverage if coverage is None else coverage
-    targets = []
-    if path:
-        targets = [ws.target(path)]
+    if keyword and "::" in keyword and not tests:
+        tests, keyword = [keyword], None  # an id pasted as a keyword means that test
+    limits: dict[str, Any] = {"workers": workers, "max_failures": max_failures}
+    shared: dict[str, Any] = {"coverage": coverage, "timeout": timeout, "progress": progress}
+    if tests:
+        sections = await _run_ids(ws, profile, tests, javascript, shared, limits)
+    else:
+        sections = await _run_all(ws, profile, path, keyword, javascript, shared, limits)
+    result = combine_sections(sections)
+    result["deselected"] = sum(int(s.get("deselected") or 0) for s in sections.values())
+    return mark_nothing_ran(result, describe_selection(path, keyword, tests))
+
+
+async def _run_ids(
+    ws: Workspace, profile: Profile, tests: list[str], javascript: bool, shared: dict, limits: dict
+) -> dict[str, Any]:
+    python_ids, js_ids = parse_ids(ws, tests)
     sections: dict[str, Any] = {}
-    # what every runner is given alike; workers and max_failures are pytest's alone
-    shared: dict[str, Any] = {"keyword": keyword, "coverage": coverage, "timeout": timeout, "progress": progress}
+    if python_ids:
+        sections["python"] = await run_pytest(ws, profile, targets=python_ids, **shared, **limits)
+    if js_ids and javascript:
+        sections.update(await run_js_ids(ws, profile, js_ids, **shared, **limits))
+        if not any(s.get("runner") in ("jest", "vitest") for s in sections.values()):
+            files = sorted({file for file, _ in js_ids})
+            reason = f"no package.json declaring jest or vitest holds {', '.join(files[:5])}"
+            sections["javascript"] = {"runner": "jest/vitest", "status": "skipped", "reason": reason}
+    return sections
+
+
+async def _run_all(
+    ws: Workspace,
+    profile: Profile,
+    path: str | None,
+    keyword: str | None,
+    javascript: bool,
+    shared: dict,
+    limits: dict,
+) -> dict[str, Any]:
+    targets = [ws.target(path)] if path else []
+    sections: dict[str, Any] = {}
     if javascript:
-        sections.update(await run_js_tests(ws, profile, path=path, **shared))
-    if _python_wanted(ws, targets) or not sections:
-        python = await run_pytest(ws, profile, targets=targets, workers=workers, max_failures=max_failures, **shared)
+        sections.update(await run_js_tests(ws, profile, path=path, keyword=keyword, **shared, **limits))
+    unreadable = pytest_keyword_problem(keyword) if keyword and ws.test_files() else None
+    if unreadable:
+        sections = {"python": {"runner": "pytest", "status": "skipped", "reason": unreadable}, **sections}
+    elif _python_wanted(ws, targets) or not sections:
+        python = await run_pytest(ws, profile, targets=targets, keyword=keyword, **shared, **limits)
         sections = {"python": python, **sections}
         if len(sections) > 1 and python.get("status") == "skipped" and not ws.test_files():
             sections.pop("python")  # a JavaScript-only workspace: "no Python tests" is no gap
-    return combine_sections(sections)
+    return sections

@@ -16,6 +16,7 @@ from ..runner import read_bounded_file, run_command
 from ..testparse import empty_counts, parse_jest_coverage
 from ..toolrun import ToolRun
 from ..workspace import Workspace
+from .jsselect import NameFilter, deselect, limit_args, selection_args
 from .packages import JS_SUFFIXES, JsPackage, major_version, node_env, node_tool, tool_version, toolchain_dirs
 
 # A stack frame "at fn (/abs/file.js:12:5)" or "at /abs/file.js:12:5".
@@ -23,6 +24,7 @@ _FRAME = re.compile(r"(?:\(|at )(?:file://)?(?P<file>/[^():\s]+):(?P<line>\d+):\
 _JEST_DEFAULT = re.compile(r"(^|/)__tests__/.+\.[mc]?[jt]sx?$|(^|/|\.)(spec|test)\.[mc]?[jt]sx?$")
 _VITEST_DEFAULT = re.compile(r"\.(test|spec)\.[mc]?[jt]sx?$")
 _LIST_TIMEOUT = 60.0
+_JEST_PARTIAL = Path(__file__).with_name("jest_partial_reporter.cjs")
 _MESSAGE_LIMIT = 2000
 
 
@@ -49,9 +51,11 @@ def _own_frames(text: str) -> str:
     return "\n".join(line for line in text.splitlines() if "/node_modules/" not in line)
 
 
-def parse_js_report(data: dict[str, Any]) -> dict[str, Any]:
+def parse_js_report(data: dict[str, Any], relative: Any = None) -> dict[str, Any]:
     """Counts and failures (file, line, message) from a jest-format JSON report (jest --json,
-    vitest --reporter=json)."""
+    vitest --reporter=json).  `relative` maps the report's absolute file paths to workspace-relative
+    ones; only the file part of an id is a path, the test's name stays the runner's, byte for byte."""
+    relative = relative or (lambda path: path)
     counts = empty_counts()
     failures: list[dict[str, Any]] = []
     for suite in data.get("testResults", []):
@@ -62,8 +66,9 @@ def parse_js_report(data: dict[str, Any]) -> dict[str, Any]:
             counts["total"] += 1
             message = suite.get("message") or suite.get("failureMessage") or "test file failed to run"
             file, line = failure_location([message], test_file)
+            rel_file = relative(test_file)
             failures.append(
-                {"test": test_file, "kind": "error", "file": test_file, "line": line, "message": _clip(message)}
+                {"test": rel_file, "kind": "error", "file": rel_file, "line": line, "message": _clip(message)}
             )
         for result in assertions:
             counts["total"] += 1
@@ -82,9 +87,9 @@ def parse_js_report(data: dict[str, Any]) -> dict[str, Any]:
             first = messages[0].split("\n    at ", 1)[0] if messages else ""
             failures.append(
                 {
-                    "test": f"{test_file}::{result.get('fullName') or result.get('title', '')}",
+                    "test": f"{relative(test_file)}::{result.get('fullName') or result.get('title', '')}",
                     "kind": "failed",
-                    "file": file or test_file,
+                    "file": relative(file or test_file),
                     "line": line,
                     "message": _clip(first),
                     "traceback": _clip(_own_frames("\n".join(messages)), 2500),
@@ -117,8 +122,9 @@ def runner_argv(
     *,
     files: list[str] | None,
     filter_path: str | None,
-    keyword: str | None,
+    name_filter: NameFilter,
     coverage: bool,
+    limits: list[str] | None = None,
 ) -> tuple[list[str], str | None]:
     """The command line, and why coverage could not be asked for (None: it was, or was not wanted)."""
     no_coverage = None
@@ -127,8 +133,7 @@ def runner_argv(
         argv += ["--passWithNoTests", "--watchman=false"]
         if coverage:
             argv += ["--coverage", "--coverageReporters=json-summary", f"--coverageDirectory={tmp / 'cov'}"]
-        if keyword:
-            argv += ["-t", keyword]
+        argv += [*(limits or []), *selection_args(runner, name_filter)]
         if files is not None:
             argv += ["--runTestsByPath", *files]
         elif filter_path:
@@ -150,8 +155,7 @@ def runner_argv(
             )
         else:
             no_coverage = "@vitest/coverage-v8 is not installed next to the workspace's vitest"
-    if keyword:
-        argv += ["-t", keyword]
+    argv += [*(limits or []), *selection_args(runner, name_filter)]
     if files is not None:
         argv += files
     elif filter_path:
@@ -167,13 +171,16 @@ async def run_js_runner(
     *,
     files: list[str] | None = None,
     filter_path: str | None = None,
-    keyword: str | None = None,
+    name_filter: NameFilter | None = None,
     coverage: bool = True,
     timeout: float | None = None,
     progress: Progress | None = None,
+    workers: int | str | None = None,
+    max_failures: int | None = None,
 ) -> dict[str, Any]:
     """Run one runner in one package.  `files` (package-relative) limits the run to those test files;
-    `filter_path` (package-relative) to a file or directory."""
+    `filter_path` (package-relative) to a file or directory; `name_filter` to tests by name."""
+    name_filter = name_filter or NameFilter()
     timeout = timeout or profile.timeout("tests")
     result: dict[str, Any] = {
         "runner": runner,
@@ -182,6 +189,7 @@ async def run_js_runner(
         "counts": empty_counts(),
         "failures": [],
         "skipped": [],
+        "notes": [],
     }
     executable = node_tool(runner, pkg.path, ws.root)
     if executable is None:
@@ -194,12 +202,26 @@ async def run_js_runner(
     result["version"] = tool_version(executable)
     with tempfile.TemporaryDirectory(prefix=f"paradise-{runner}-") as tmpdir:
         tmp = Path(tmpdir)
+        limits, result["notes"] = limit_args(runner, workers, max_failures)
+        env = node_env()
+        if runner == "jest" and "--bail" in limits:  # jest --bail exits before writing --json
+            limits += ["--reporters=default", f"--reporters={_JEST_PARTIAL}"]
+            env["PARADISE_JEST_PARTIAL"] = str(tmp / "partial.json")
         argv, no_coverage = runner_argv(
-            runner, executable, pkg, ws, tmp, files=files, filter_path=filter_path, keyword=keyword, coverage=coverage
+            runner,
+            executable,
+            pkg,
+            ws,
+            tmp,
+            files=files,
+            filter_path=filter_path,
+            name_filter=name_filter,
+            coverage=coverage,
+            limits=limits,
         )
         if no_coverage:
             result["skipped"].append({"what": f"{runner} coverage ({pkg.label})", "reason": no_coverage})
-        run = await ToolRun(profile, timeout, progress).run(argv, f"{runner} ({pkg.label})", pkg.path, node_env())
+        run = await ToolRun(profile, timeout, progress).run(argv, f"{runner} ({pkg.label})", pkg.path, env)
         result.update(
             command=[Path(argv[0]).name, *argv[1:]],
             exit_code=run.returncode,
@@ -207,17 +229,21 @@ async def run_js_runner(
             timed_out=run.timed_out,
             output_truncated=run.truncated,
         )
-        text = read_bounded_file(tmp / "report.json")
+        text = read_bounded_file(tmp / "report.json") or read_bounded_file(tmp / "partial.json")
         if not text:
             error = run.failure(timeout, f"{runner} wrote no results (exit {run.returncode}): {run.tail(8)}", runner)
             result.update(status="partial" if run.timed_out else "error", error=error)
             return result
-        parsed = parse_js_report(json.loads(text))
+        report = json.loads(text)
+        result["deselected"] = deselect(report, runner, name_filter)
+        if name_filter:
+            result["selection"] = name_filter.describe()
+        parsed = parse_js_report(report, ws.relative)
         result["counts"] = parsed["counts"]
-        result["failures"] = [
-            {**f, "test": ws.relative(f["test"]), "file": ws.relative(f["file"]) if f.get("file") else None}
-            for f in parsed["failures"]
-        ][: profile.max_findings]
+        if max_failures and (report.get("partial") or parsed["counts"]["failed"] >= max_failures):
+            result["stopped_early"] = True
+            result["notes"].append(f"{runner} stopped early: max_failures={max_failures} was reached")
+        result["failures"] = parsed["failures"][: profile.max_findings]
         summary = read_bounded_file(tmp / "cov" / "coverage-summary.json")
         if summary:
             cov = parse_jest_coverage(json.loads(summary))

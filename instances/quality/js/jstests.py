@@ -9,6 +9,7 @@ from ..profiles import Profile
 from ..progress import Progress
 from ..workspace import Workspace
 from .jsrunners import run_js_runner
+from .jsselect import NameFilter
 from .packages import JsPackage, find_packages
 
 
@@ -53,8 +54,11 @@ async def run_js_tests(
     coverage: bool = True,
     timeout: float | None = None,
     progress: Progress | None = None,
+    workers: int | str | None = None,
+    max_failures: int | None = None,
 ) -> dict[str, dict[str, Any]]:
     """One section per package and declared runner (none when the workspace declares no runner)."""
+    limits = {"workers": workers, "max_failures": max_failures}
     rel = ws.resolve(path).relative_to(ws.root).as_posix() if path else None
     packages = find_packages(ws)
     sections: dict[str, dict[str, Any]] = {}
@@ -74,10 +78,38 @@ async def run_js_tests(
                 runner,
                 profile,
                 filter_path=filter_path,
-                keyword=keyword,
+                name_filter=NameFilter(keyword=keyword),
                 coverage=coverage,
                 timeout=timeout,
                 progress=progress,
+                **limits,
+            )
+    return sections
+
+
+async def run_js_ids(
+    ws: Workspace, profile: Profile, ids: list[tuple[str, str | None]], **options: Any
+) -> dict[str, dict[str, Any]]:
+    """Exactly the tests `ids` name ((workspace-relative file, full name or None for the whole file)):
+    one run per package and runner, given those files and an anchored, escaped `-t` of those names."""
+    packages = find_packages(ws)
+    groups: dict[str, dict[str, Any]] = {}
+    for file, name in ids:
+        pkg = innermost_runner_package(packages, file)
+        if pkg is None:
+            continue
+        group = groups.setdefault(pkg.label, {"pkg": pkg, "files": {}, "names": [], "whole": False})
+        group["files"][file[len(pkg.prefix()) :]] = None
+        group["whole"] = group["whole"] or name is None
+        group["names"] += [name] if name is not None else []
+    sections: dict[str, dict[str, Any]] = {}
+    for group in groups.values():
+        pkg = group["pkg"]
+        # a whole file asked for alongside named tests of the package: the files run whole
+        name_filter = NameFilter() if group["whole"] else NameFilter(names=group["names"])
+        for runner in pkg.runners:
+            sections[section_key(pkg, runner)] = await run_js_runner(
+                ws, pkg, runner, profile, files=list(group["files"]), name_filter=name_filter, **options
             )
     return sections
 

@@ -33,7 +33,20 @@ ProfileName = Annotated[
 Detail = Annotated[
     str, Field(description="'summary' keeps the reply under 40 KB; 'full' returns every item (up to ~1 MB).")
 ]
-Page = Annotated[int, Field(description="Which page of the lists a reply shortened (see `more` in the reply).")]
+Page = Annotated[
+    int,
+    Field(
+        description="Which page of the lists a reply shortened (see `more`); a page after the first is read "
+        "from the kept run (`run_id`, default this tool's last run), without running again."
+    ),
+]
+RunId = Annotated[
+    str | None,
+    Field(
+        description="A kept run's id (every reply has one): `page`/`detail` are then read from that run, "
+        "and nothing runs again."
+    ),
+]
 StartCommand = Annotated[
     str | None, Field(description="Starts the app under test (run without a shell, stopped at the end).")
 ]
@@ -78,6 +91,7 @@ def register_js_tools(
         profile: ProfileName = None,
         detail: Detail = "summary",
         page: Page = 1,
+        run_id: RunId = None,
     ) -> ToolResult:
         work = partial(run_app_tool, e2e, profile, start_command, wait_url, timeout_seconds, path=path)
         return await invoke("run_e2e", ctx, 1, work, detail, page)
@@ -97,10 +111,11 @@ def register_js_tools(
         profile: ProfileName = None,
         detail: Detail = "summary",
         page: Page = 1,
+        run_id: RunId = None,
     ) -> ToolResult:
         target = {"collection": collection, "environment": environment}
         work = partial(run_app_tool, api_tests, profile, start_command, wait_url, timeout_seconds, **target)
-        return await invoke("run_api_tests", ctx, 1, work, detail, page)
+        return await invoke("run_api_tests", ctx, 1, work, detail, page, run_id=run_id)
 
     @server.tool(
         description="Lighthouse on a local `url` (headless Chromium): performance, accessibility, "
@@ -116,6 +131,7 @@ def register_js_tools(
         profile: ProfileName = None,
         detail: Detail = "summary",
         page: Page = 1,
+        run_id: RunId = None,
     ) -> ToolResult:
         work = partial(run_app_tool, performance, profile, start_command, wait_url, timeout_seconds, url=url)
-        return await invoke("run_performance", ctx, 1, work, detail, page)
+        return await invoke("run_performance", ctx, 1, work, detail, page, run_id=run_id)

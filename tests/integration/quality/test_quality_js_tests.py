@@ -45,7 +45,9 @@ async def test_jest_path_and_keyword_filters(js_call) -> None:
     assert by_path["coverage"] is None
     by_keyword = await reply(js_call, "jest", "run_tests", {"keyword": "adds", "coverage": False})
     counts = by_keyword["counts"]
-    assert (counts["passed"], counts["failed"], counts["skipped"]) == (1, 0, 2)  # -t skips the others
+    # the tests -t filtered out are not "skipped": they were not selected
+    assert (counts["passed"], counts["failed"], counts["skipped"]) == (1, 0, 0)
+    assert by_keyword["deselected"] == 2
 
 
 async def test_vitest_typescript_results_and_coverage(js_call) -> None:

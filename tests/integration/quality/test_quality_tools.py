@@ -32,6 +32,7 @@ async def test_server_lists_every_tool_with_arguments(quality_servers) -> None:
     assert set(tools["run_tests"].input_schema["properties"]) == {
         "path",
         "keyword",
+        "tests",
         "coverage",
         "timeout_seconds",
         "workers",
@@ -39,6 +40,7 @@ async def test_server_lists_every_tool_with_arguments(quality_servers) -> None:
         "profile",
         "detail",
         "page",
+        "run_id",
     }
     assert set(tools["analyze_changes"].input_schema["properties"]) == {
         "base_ref",
@@ -46,6 +48,7 @@ async def test_server_lists_every_tool_with_arguments(quality_servers) -> None:
         "profile",
         "detail",
         "page",
+        "run_id",
     }
     assert tools["lint"].output_schema["type"] == "object"
 

@@ -1,0 +1,227 @@
+"""A full data-dir disk: 507 with a clear message, never 500; running instances keep serving; doctor and an
+alert say so; once space is freed everything works again.
+
+Real parts: the data dir of a real bridge is a tmpfs of 8 MiB, filled to the last byte by a file, as a tenant
+writing into it (or a runaway log) would. Mounting needs root (CI runs as root); otherwise the module skips.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import subprocess
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from bridge import store
+from bridge.errors import InsufficientStorage
+from bridge.host.doctor import data_dir_lines, data_dir_report
+from bridge.settings import load_settings
+from tests.helpers import BridgeProcess, fixture_catalog, instance_pid, mcp_client, serving
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs as the data dir needs root (CI is root)")
+
+
+class Disk:
+    """A tmpfs that a file fills to the last byte, and empties again."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.filler = root / "filler"
+
+    def fill(self) -> None:
+        with open(self.filler, "ab") as out:
+            for _ in range(4096):  # 8 MiB / 64 KiB is 128 writes; bounded all the same
+                try:
+                    out.write(b"\0" * 65536)
+                    out.flush()
+                except OSError as exc:
+                    assert exc.errno == errno.ENOSPC
+                    break
+        assert os.statvfs(self.root).f_bavail == 0
+
+    def free(self) -> None:
+        self.filler.unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="module")
+def disk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Disk]:
+    root = tmp_path_factory.mktemp("full-disk")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", str(root)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield Disk(root)
+    finally:
+        if subprocess.run(["umount", str(root)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", str(root)], capture_output=True)
+
+
+class Webhook(ThreadingHTTPServer):
+    """The operator's alert receiver, on loopback."""
+
+    def __init__(self) -> None:
+        self.alerts: list[dict] = []
+        super().__init__(("127.0.0.1", 0), _Receive)
+
+
+class _Receive(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:  # the name http.server calls
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.server.alerts.append(json.loads(body)["event"])  # type: ignore[attr-defined]
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def webhook() -> Iterator[Webhook]:
+    server = Webhook()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def bridge(disk: Disk, webhook: Webhook, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BridgeProcess]:
+    base = tmp_path_factory.mktemp("full-disk-bridge")
+    env = {"PARADISE_CATALOG": str(fixture_catalog(base / "catalog.toml")),
+           "PARADISE_ALERT_WEBHOOK": f"http://127.0.0.1:{webhook.server_port}/alerts"}
+    proc = BridgeProcess(disk.root / "data", env=env)
+    proc.log = base / "bridge.log"  # off the full disk, so the test can read what the bridge said
+    with serving(proc):
+        (base / "victim").mkdir()
+        proc.register("victim", base / "victim", ["echo"], wait=30)
+        yield proc
+
+
+@pytest.fixture
+def full(disk: Disk, bridge: BridgeProcess) -> Iterator[Disk]:
+    disk.fill()
+    try:
+        yield disk
+    finally:
+        disk.free()
+
+
+def assert_507(resp) -> str:
+    assert resp.status_code == 507, resp.text
+    error = resp.json()["error"]
+    assert error["code"] == "insufficient_storage" and "full" in error["message"]
+    assert "nothing was changed" in error["message"]
+    return error["message"]
+
+
+def fresh_token(bridge: BridgeProcess, full: Disk) -> str:
+    """A token of the victim's that the test knows: rotated with room on the disk, which is then full again."""
+    full.free()
+    resp = bridge.api("POST", "/clients/victim/token")
+    assert resp.status_code == 200, resp.text
+    full.fill()
+    return resp.json()["token"]
+
+
+async def echo(bridge: BridgeProcess, token: str) -> str:
+    async with mcp_client(bridge.mcp_url("victim", "echo"), token, read_timeout=30) as client:
+        result = await client.call_tool("echo", {"text": "still here"})
+    return result.content[0].text
+
+
+def test_registration_on_a_full_disk_is_a_507(bridge: BridgeProcess, full: Disk, tmp_path: Path) -> None:
+    resp = bridge.api("POST", "/clients", json={"client_id": "newcomer", "workspace": str(tmp_path),
+                                                "services": ["echo"]})
+    assert str(bridge.data_dir) in assert_507(resp)
+    assert bridge.api("GET", "/clients/newcomer").status_code == 404
+    assert all(lease["client_id"] != "newcomer" for lease in bridge.api("GET", "/ports").json())
+
+
+async def test_rotation_on_a_full_disk_is_a_507_and_the_old_token_still_works(bridge: BridgeProcess,
+                                                                               full: Disk) -> None:
+    token = fresh_token(bridge, full)
+    assert_507(bridge.api("POST", "/clients/victim/token"))
+    assert await echo(bridge, token) == "still here"
+    full.free()
+    rotated = bridge.api("POST", "/clients/victim/token")
+    assert rotated.status_code == 200 and await echo(bridge, rotated.json()["token"]) == "still here"
+
+
+async def test_restart_on_a_full_disk_is_a_507_and_the_instance_keeps_serving(bridge: BridgeProcess,
+                                                                              full: Disk) -> None:
+    token = fresh_token(bridge, full)
+    pid = instance_pid(bridge, "victim", "echo")
+    assert_507(bridge.api("POST", "/clients/victim/restart"))
+    if _has_instance_restart(bridge):  # the per-instance restart (the dashboard's button), where this build has it
+        assert_507(bridge.api("POST", "/clients/victim/instances/echo/restart"))
+    assert bridge.state("victim", "echo")["state"] == "running"
+    assert instance_pid(bridge, "victim", "echo") == pid  # never stopped
+    assert await echo(bridge, token) == "still here"
+
+
+def _has_instance_restart(bridge: BridgeProcess) -> bool:
+    paths = bridge.api("GET", "/openapi.json").json()["paths"]
+    return "/api/v1/clients/{client_id}/instances/{service}/restart" in paths
+
+
+def test_doctor_and_an_alert_say_the_disk_is_full(bridge: BridgeProcess, full: Disk, webhook: Webhook) -> None:
+    report = data_dir_report(load_settings(data_dir=bridge.data_dir))
+    assert "is full" in report["disk"]
+    assert any(line.startswith("--  disk") and "is full" in line for line in data_dir_lines(report))
+    assert_507(bridge.api("POST", "/clients/victim/restart"))  # raises the alarm now, if its watch has not yet
+    alerts = _wait_for(lambda: [a for a in webhook.alerts if a["kind"] == "storage.full"])
+    assert alerts and alerts[0]["level"] == "error" and "full" in alerts[0]["message"]
+    assert "storage.full" in bridge.log.read_text()
+
+
+def test_after_freeing_space_everything_works_again(bridge: BridgeProcess, full: Disk, tmp_path: Path) -> None:
+    assert_507(bridge.api("POST", "/clients/victim/restart"))
+    full.free()
+    assert data_dir_report(load_settings(data_dir=bridge.data_dir))["disk"] is None
+    assert bridge.api("POST", "/clients/victim/token").status_code == 200
+    assert bridge.api("POST", "/clients/victim/restart").status_code == 200
+    assert bridge.wait_state("victim", "echo", {"running"})["state"] == "running"
+    bridge.register("afterwards", tmp_path, ["echo"], wait=30)
+    assert bridge.api("DELETE", "/clients/afterwards").status_code == 204
+    recovered = _wait_for(lambda: [e for e in bridge.api("GET", "/events").json() if e["kind"] == "storage.recovered"])
+    assert recovered, "no storage.recovered event"
+
+
+def test_a_database_write_on_a_full_disk_raises_507_not_the_drivers_error(disk: Disk) -> None:
+    """The write path behind the up-front check: SQLite's "database or disk is full" becomes the 507 error."""
+    engine = store.make_engine(f"sqlite:///{disk.root / 'direct.db'}")
+    try:
+        disk.fill()
+        with pytest.raises(InsufficientStorage), store.session(engine) as db:
+            for _ in range(64):
+                store.add_event(db, kind="filler", message="x" * 4096)
+        disk.free()
+        with store.session(engine) as db:
+            store.add_event(db, kind="after", message="room again")
+    finally:
+        disk.free()
+        engine.dispose()
+        with contextlib.suppress(OSError):
+            for leftover in disk.root.glob("direct.db*"):
+                leftover.unlink()
+
+
+def _wait_for(probe, attempts: int = 100):
+    """``probe()`` once it is truthy (bounded: 100 tries, 0.1 s apart), else its last value."""
+    import time
+
+    for _ in range(attempts):
+        found = probe()
+        if found:
+            return found
+        time.sleep(0.1)
+    return probe()
