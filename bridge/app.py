@@ -29,6 +29,7 @@ from bridge.lifecycle.leader import Leadership, bridge_identity
 from bridge.lifecycle.reconcile import reconcile
 from bridge.lifecycle.routes import RouteTable
 from bridge.mcp import proxy
+from bridge.mcp.connector import InstanceConnector
 from bridge.mcp.sessions import SessionMap
 from bridge.observability.alerts import STORAGE_ALARM, AlertSender, StorageAlarm
 from bridge.observability.metrics import BridgeMetrics
@@ -54,7 +55,8 @@ async def http_ctx(app: web.Application) -> AsyncIterator[None]:
     # One pooled session for every upstream call; no total timeout (SSE), no decompression (relay bytes).
     # Idle upstream connections are dropped after 3 s: uvicorn (the MCP SDK's server) closes them after 5 s,
     # and reusing one just as the server closes it would fail a request.
-    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=3, ttl_dns_cache=None)
+    # A sandboxed instance's port is its Unix socket (bridge/mcp/connector.py).
+    connector = InstanceConnector(limit=0, limit_per_host=0, keepalive_timeout=3, ttl_dns_cache=None)
     # No cookie jar: the proxy drops cookies both ways, so there is nothing to store or look up per request.
     async with aiohttp.ClientSession(
         connector=connector, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import secrets
 import time
@@ -76,10 +77,12 @@ class InstanceManager:
         if client is None:
             raise NotFound(f"client {route.client_id!r} was removed")
         service = self.catalog[route.service]
-        return instance_spec(
+        spec = instance_spec(
             self.settings, service, route.client_id, route.port, client.workspace, client.profile,
             instance_key=route.instance_key, languages=client.languages,
         )
+        peers = {r.service: r.port for r in self.table.routes(route.client_id) if r.service in service.peers}
+        return dataclasses.replace(spec, peers=peers) if peers else spec
 
     # ---- start -------------------------------------------------------------------------------------
 

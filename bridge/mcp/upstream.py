@@ -24,6 +24,8 @@ from collections.abc import AsyncIterator
 import httptools
 from multidict import CIMultiDict
 
+from bridge.runtime import address
+
 CONNECT_TIMEOUT = 10.0
 # An idle connection older than this is not reused: uvicorn (the MCP SDK's server) closes its idle
 # connections after 5 s, and reusing one just as the server closes it would fail a request.
@@ -165,7 +167,7 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         sock = transport.get_extra_info("socket")
-        if sock is not None:
+        if sock is not None and sock.family != socket.AF_UNIX:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # small answers go out at once
 
     def data_received(self, data: bytes) -> None:
@@ -284,11 +286,16 @@ class UpstreamPool:
 
     async def _connect(self, port: int) -> _Connection:
         loop = asyncio.get_running_loop()
+        path = address.unix_socket(port)
         try:
             async with asyncio.timeout(self.connect_timeout):
-                _, conn = await loop.create_connection(lambda: _Connection(self, port), "127.0.0.1", port)
+                if path:  # a sandboxed instance: its own network namespace, reached through its socket
+                    _, conn = await loop.create_unix_connection(lambda: _Connection(self, port), path)
+                else:
+                    _, conn = await loop.create_connection(lambda: _Connection(self, port), "127.0.0.1", port)
         except (OSError, TimeoutError) as exc:
-            raise NotSent(f"cannot connect to 127.0.0.1:{port}: {exc.__class__.__name__}") from None
+            where = path or f"127.0.0.1:{port}"
+            raise NotSent(f"cannot connect to {where}: {exc.__class__.__name__}") from None
         return conn
 
     def give_back(self, conn: _Connection) -> None:

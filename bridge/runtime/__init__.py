@@ -7,10 +7,11 @@ from collections.abc import Mapping
 from typing import Protocol
 
 from bridge.runtime.base import Runtime
-from bridge.runtime.process import ProcessRuntime
+from bridge.runtime.grants import SandboxUids
+from bridge.runtime.process import Limits, ProcessRuntime
 from bridge.runtime.sandbox import Sandbox
 from bridge.runtime.selection import RuntimeChoice, choose_runtime, gather_facts
-from bridge.settings import BridgeSettings, SettingsError
+from bridge.settings import BridgeSettings, SettingsError, parse_memory
 
 log = logging.getLogger(__name__)
 
@@ -58,4 +59,8 @@ def select_runtime(
         return DockerRuntime(installation=installation, default_cpus=cpus, egress=settings.instance_egress)
     shared = (settings.serena_venv_path, settings.data_dir / "packages")  # registry packages: catalog add
     sandbox = Sandbox(settings.data_dir, shared=shared) if choice.sandboxed else None
-    return ProcessRuntime(settings.instances_dir, sandbox=sandbox, allow_unsandboxed=settings.allow_unsandboxed)
+    limits = Limits(memory=parse_memory(settings.instance_memory), pids=settings.instance_pids,
+                    disk=parse_memory(settings.instance_disk))  # fmt: skip
+    uids = SandboxUids.parse(settings.data_dir, settings.sandbox_uids)
+    return ProcessRuntime(settings.instances_dir, sandbox=sandbox, allow_unsandboxed=settings.allow_unsandboxed,
+                          uids=uids, limits=limits)  # fmt: skip

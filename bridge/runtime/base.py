@@ -59,6 +59,8 @@ class InstanceSpec:
     memory_bytes: int | None = None
     cpus: float | None = None
     host: str = "127.0.0.1"
+    # Sibling instances of the same client this one talks to (service -> leased port): quality -> serena.
+    peers: dict[str, int] = field(default_factory=dict)
 
     @property
     def name(self) -> str:

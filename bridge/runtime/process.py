@@ -17,16 +17,21 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psutil
 
+from bridge.runtime import address
+from bridge.runtime.access import Who
 from bridge.runtime.base import Discovered, InstanceSpec, PollResult, PortTaken, Runtime, RuntimeError_, port_is_free
-from bridge.runtime.process_tree import family, identity, same_process, signal_all
-from bridge.runtime.sandbox import Sandbox, instance_environment
+from bridge.runtime.grants import SandboxUids, grant_passage, grant_workspace, own_run_dir
+from bridge.runtime.process_tree import LAUNCH_MARKER, family, identity, pid_namespace, same_process, signal_all
+from bridge.runtime.sandbox import Launch, Sandbox, instance_environment, peer_run_dir
 
 __all__ = ["LOG_FILE", "STATE_FILE", "ProcessRuntime", "rotate_log", "same_process"]
 log = logging.getLogger(__name__)
@@ -45,14 +50,34 @@ def rotate_log(path: Path, keep: int = LOG_KEEP_BYTES) -> None:
 LABEL_KEYS = ("client_id", "service", "port")
 
 
+@dataclass(frozen=True)
+class Limits:
+    """Per-instance bounds on the process runtime (rlimits: what every kernel and user can set)."""
+
+    memory: int | None = None  # RLIMIT_DATA per process; the catalog's memory wins
+    pids: int | None = None  # RLIMIT_NPROC: processes of the sandbox's uid
+    disk: int | None = None  # the home tmpfs
+
+
 class ProcessRuntime(Runtime):
     name = "process"
     installs_on_host = True
 
-    def __init__(self, root: Path, *, sandbox: Sandbox | None = None, allow_unsandboxed: bool = False) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        sandbox: Sandbox | None = None,
+        allow_unsandboxed: bool = False,
+        uids: SandboxUids | None = None,
+        limits: Limits = Limits(),
+    ) -> None:
         self.root = root
         self.sandbox = sandbox
         self.allow_unsandboxed = allow_unsandboxed
+        # With a root bridge, sandboxes run as unprivileged host uids (one per client), never as root.
+        self.uids = uids if sandbox is not None and os.geteuid() == 0 else None
+        self.limits = limits
         # Our own children, kept so their exit codes can be read; asyncio reaps them (no zombies).
         self._children: dict[int, asyncio.subprocess.Process] = {}
 
@@ -63,14 +88,22 @@ class ProcessRuntime(Runtime):
     async def start(self, spec: InstanceSpec) -> dict[str, Any]:
         if not spec.command:
             raise ValueError(f"service {spec.service!r} has no command for the process runtime")
-        if not port_is_free(spec.port):
+        if self.sandbox is None and not port_is_free(spec.port):  # a sandbox has a network of its own
             raise PortTaken(f"127.0.0.1:{spec.port} is in use by another program")
         self._refuse_second_unsandboxed_client(spec.client_id)
         home = spec.instance_dir / "home"
         home.mkdir(parents=True, exist_ok=True)
-        command = self.sandbox.command(spec, home) if self.sandbox else spec.command
+        env = instance_environment(spec, home)
+        launch = None
+        if self.sandbox is not None:
+            launch = await asyncio.to_thread(self._prepare, spec, home)
+            command = [*_as_user(launch.who), *self.sandbox.command(spec, launch)]
+        else:
+            env[LAUNCH_MARKER] = secrets.token_hex(16)  # proves the family at stop (process_tree.py)
+            command = spec.command
         log_path = spec.instance_dir / LOG_FILE
         rotate_log(log_path)
+        who = launch.who if launch else None
         with log_path.open("ab") as out:
             out.write(f"---- starting {' '.join(spec.command)}{'' if self.sandbox else ' (unsandboxed)'}\n".encode())
             out.flush()
@@ -79,26 +112,57 @@ class ProcessRuntime(Runtime):
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=out,
                 stderr=asyncio.subprocess.STDOUT,
-                env=instance_environment(spec, home),  # to bwrap itself: never in an argv others can read
-                cwd=home,
+                env=env,  # to bwrap itself: never in an argv others can read
+                cwd="/" if who else home,
                 start_new_session=True,  # its own session and group: a bridge crash does not reach it
             )
         self._children[proc.pid] = proc
-        state = {
+        state: dict[str, Any] = {
             "pid": proc.pid,
             "create_time": psutil.Process(proc.pid).create_time(),
-            "pgid": proc.pid,
             "log": str(log_path),
             "dir": str(spec.instance_dir),
         }
-        if self.sandbox:
+        if launch is not None:
+            state["socket"] = str(launch.socket)
+            if who is not None:
+                state["uid"] = who.uid
             sandboxed = await _sandbox_init(proc.pid)
             if sandboxed is not None:
-                state["sandbox"] = identity(sandboxed)
+                state["sandbox"] = {**identity(sandboxed), "pidns": pid_namespace(sandboxed.pid)}
+            address.register(spec.port, state["socket"])
+        else:
+            state["marker"] = env[LAUNCH_MARKER]
         label = {"client_id": spec.client_id, "service": spec.service, "port": spec.port, **state}
         (spec.instance_dir / STATE_FILE).write_text(json.dumps(label))
         log.info("started %s (pid %d%s) on 127.0.0.1:%d", spec.name, proc.pid, _how(state), spec.port)
         return state
+
+    def _prepare(self, spec: InstanceSpec, home: Path) -> Launch:
+        """The launch's run directory, credentials and limits; with a root bridge, what its uid may reach."""
+        run_dir = spec.instance_dir / "run"
+        who = self.uids.who(spec.client_id) if self.uids else None
+        pids = self.limits.pids
+        if who is None:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            for service in spec.peers:
+                peer_run_dir(run_dir, service).mkdir(parents=True, exist_ok=True)
+            # The sandbox runs as the bridge's own uid, whose other processes count against RLIMIT_NPROC too.
+            pids = pids and pids + _processes_of(os.getuid())
+        else:
+            own_run_dir(run_dir, who)
+            for service in spec.peers:
+                own_run_dir(peer_run_dir(run_dir, service), who)
+            grant_workspace(spec.workspace.resolve(), who)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(run_dir / "instance.sock")  # a dead launch's socket: the new one is made when it listens
+        launch = Launch(home=home, run_dir=run_dir, who=who, memory=spec.memory_bytes or self.limits.memory,
+                        nproc=pids, disk=self.limits.disk)  # fmt: skip
+        if who is not None:
+            for kind, path in self.sandbox._tree_mounts(spec, launch):  # type: ignore[union-attr]
+                if kind in ("bind", "ro-bind"):
+                    grant_passage(path, who)
+        return launch
 
     def _refuse_second_unsandboxed_client(self, client_id: str) -> None:
         """Unsandboxed instances can read each other's workspaces: then there is room for one tenant only."""
@@ -130,6 +194,7 @@ class ProcessRuntime(Runtime):
         and whatever is left in the recorded process group, also when the leader died long ago."""
         pid = state.get("pid")
         members = await asyncio.to_thread(family, state)
+        _forget_socket(state)
         if members:
             signal_all(members, signal.SIGTERM)
             signal_all(members, signal.SIGCONT)  # a frozen (paused) family receives its SIGTERM only once thawed
@@ -171,6 +236,8 @@ class ProcessRuntime(Runtime):
         await asyncio.to_thread(shutil.rmtree, self.root / client_id / service, True)
         with contextlib.suppress(OSError):
             (self.root / client_id).rmdir()  # only once the client's last instance is gone
+            if self.uids is not None:
+                self.uids.release(client_id)
 
     async def discover(self) -> list[Discovered]:
         found: list[Discovered] = []
@@ -179,6 +246,8 @@ class ProcessRuntime(Runtime):
                 label = json.loads(label_file.read_text())
                 state = {k: v for k, v in label.items() if k not in LABEL_KEYS}
                 found.append(Discovered(label["client_id"], label["service"], int(label["port"]), state))
+                if state.get("socket") and same_process(state.get("pid"), state.get("create_time")):
+                    address.register(int(label["port"]), state["socket"])  # re-adopted after a bridge restart
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 log.warning("ignoring unreadable %s: %s", label_file, exc)
         return found
@@ -210,6 +279,29 @@ async def _sandbox_init(bwrap_pid: int, timeout: float = 2.0) -> psutil.Process 
             return children[0]
         await asyncio.sleep(0.01)
     return None
+
+
+def _forget_socket(state: dict[str, Any]) -> None:
+    """The stopped launch's socket no longer names its port (a later launch registers its own)."""
+    label = Path(state["dir"]) / STATE_FILE if state.get("dir") else None
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        if label is not None and state.get("socket"):
+            address.forget(int(json.loads(label.read_text())["port"]), state["socket"])
+
+
+def _as_user(who: Who | None) -> list[str]:
+    """The util-linux ``setpriv`` prefix that runs bwrap as ``who`` (nothing: as the bridge's own user)."""
+    if who is None:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        raise RuntimeError_("a root bridge runs sandboxes as unprivileged uids with setpriv (util-linux); install it")
+    groups = ",".join(str(g) for g in sorted(who.groups))
+    return [setpriv, f"--reuid={who.uid}", f"--regid={who.gid}", f"--groups={groups}", "--inh-caps=-all", "--"]
+
+
+def _processes_of(uid: int) -> int:
+    return sum(1 for p in psutil.process_iter(["uids"]) if p.info["uids"] and p.info["uids"].real == uid)
 
 
 def _how(state: dict[str, Any]) -> str:

@@ -1,10 +1,16 @@
-"""Finding and ending an instance's whole process family, also after its leader has died.
+"""Finding an instance's whole process family, by proof, never by inference.
 
 An instance is recorded by identities (pid + start time, never a pid alone): the *leader* the runtime
-started (bwrap, or the command itself without a sandbox), its process group (the leader started a session,
-so its pid is the group's id), and, under bubblewrap, the sandbox's PID 1 (the command: killing it tears
-the whole PID namespace down). The family is every live process among those, their descendants, and
-every process still in the recorded group: a crashed leader's language servers included.
+started (bwrap, or the command itself without a sandbox) and, under bubblewrap, the sandbox's PID 1.
+Membership is then proven, not guessed from a process group and a start time (a group id outlives its
+leader, and the number can come back for someone else's group):
+
+* sandboxed: the sandbox's PID namespace, recorded at launch (its inode). A process is in the family only if
+  it is in that namespace. Killing the namespace's PID 1 takes every member down with it.
+* unsandboxed: a per-launch marker, ``PARADISE_LAUNCH=<random>``, in the environment of the command; a
+  process is in the family only if its own environment carries that exact marker (children inherit it).
+
+Anything else is left alone, whatever its group or session.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from typing import Any
 import psutil
 
 SAME_START = 0.05  # seconds: psutil's start times are rounded; a recycled pid starts much later
+LAUNCH_MARKER = "PARADISE_LAUNCH"
 
 
 def same_process(pid: int | None, create_time: float | None) -> psutil.Process | None:
@@ -36,46 +43,55 @@ def identity(proc: psutil.Process) -> dict[str, Any]:
     return {"pid": proc.pid, "create_time": proc.create_time()}
 
 
-def group_members(pgid: int, leader_pid: int, leader_start: float) -> list[psutil.Process]:
-    """Live processes of the recorded group. A group id is a pid, and Linux reuses no pid still used as a
-    group id; so while any member lives the id is ours, unless a process with that pid exists and is not
-    our leader (the group ended and the number came back): then nothing is ours."""
-    holder = _existing(pgid)
-    if holder is not None and abs(holder.create_time() - leader_start) > SAME_START:
-        return []
+def pid_namespace(pid: int) -> int | None:
+    """The inode of the PID namespace ``pid`` lives in (None when it cannot be read)."""
+    try:
+        return os.stat(f"/proc/{pid}/ns/pid").st_ino
+    except OSError:
+        return None
+
+
+def in_namespace(namespace: int) -> list[psutil.Process]:
+    """Every live process of the PID namespace ``namespace``."""
     members = []
     for proc in psutil.process_iter(["pid"]):
-        with contextlib.suppress(psutil.Error, OSError):
-            in_group = os.getpgid(proc.pid) == pgid and proc.create_time() >= leader_start - SAME_START
-            if in_group and proc.status() != psutil.STATUS_ZOMBIE:
-                members.append(proc)
+        if pid_namespace(proc.pid) == namespace:
+            with contextlib.suppress(psutil.Error):
+                if proc.status() != psutil.STATUS_ZOMBIE:
+                    members.append(proc)
     return members
 
 
-def _existing(pid: int) -> psutil.Process | None:
-    try:
-        proc = psutil.Process(pid)
-        proc.create_time()
-        return proc
-    except psutil.Error:
-        return None
+def marked(marker: str) -> list[psutil.Process]:
+    """Every live process whose environment carries ``PARADISE_LAUNCH=<marker>``."""
+    needle = f"{LAUNCH_MARKER}={marker}".encode()
+    members = []
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            with open(f"/proc/{proc.pid}/environ", "rb") as handle:
+                if needle in handle.read().split(b"\0") and proc.status() != psutil.STATUS_ZOMBIE:
+                    members.append(proc)
+        except (OSError, psutil.Error):
+            continue
+    return members
 
 
 def family(state: dict[str, Any]) -> list[psutil.Process]:
     """Every live process of the instance recorded in ``state`` (leader first when it lives)."""
-    heads = [same_process(state.get("pid"), state.get("create_time"))]
-    sandbox = state.get("sandbox") or {}
-    heads.append(same_process(sandbox.get("pid"), sandbox.get("create_time")))
     found: dict[int, psutil.Process] = {}
-    for head in (h for h in heads if h is not None):
-        found.setdefault(head.pid, head)
-        with contextlib.suppress(psutil.Error):
-            for child in head.children(recursive=True):
-                found.setdefault(child.pid, child)
-    pgid = state.get("pgid")
-    if pgid and state.get("create_time"):
-        for member in group_members(int(pgid), int(state["pid"]), float(state["create_time"])):
-            found.setdefault(member.pid, member)
+    sandbox = state.get("sandbox") or {}
+    for head in (same_process(state.get("pid"), state.get("create_time")),
+                 same_process(sandbox.get("pid"), sandbox.get("create_time"))):  # fmt: skip
+        if head is not None:
+            found.setdefault(head.pid, head)
+    if sandbox.get("pidns"):
+        members = in_namespace(int(sandbox["pidns"]))
+    elif state.get("marker"):
+        members = marked(str(state["marker"]))
+    else:
+        members = []
+    for member in members:
+        found.setdefault(member.pid, member)
     return list(found.values())
 
 

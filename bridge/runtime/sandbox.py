@@ -28,10 +28,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from bridge.runtime.access import bridge_user, unreadable_workspace
+from bridge.runtime.access import Who, bridge_user, unreadable_workspace
 from bridge.runtime.base import InstanceSpec, RuntimeError_
 
 log = logging.getLogger(__name__)
+SOCKET_NAME = "instance.sock"
 SANDBOX_UID = 10001  # as the images' ``paradise`` user; the sandbox has no /etc/passwd entry for it
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # /bin, /lib... are links into /usr on merged-/usr systems and real directories elsewhere.
@@ -88,35 +89,70 @@ def _depth(path: Path) -> int:
 
 
 @dataclass(frozen=True)
+class Launch:
+    """What one launch of an instance needs beyond its spec: where its socket goes, the host credentials it
+    runs as (None: the bridge's own, mapped by an unprivileged user namespace) and its limits."""
+
+    home: Path
+    run_dir: Path
+    who: Who | None = None
+    memory: int | None = None  # RLIMIT_DATA per process
+    nproc: int | None = None  # RLIMIT_NPROC for the sandbox's uid
+    disk: int | None = None  # size of the home tmpfs
+
+    @property
+    def socket(self) -> Path:
+        return self.run_dir / SOCKET_NAME
+
+
+@dataclass(frozen=True)
 class Sandbox:
     """How instances are sandboxed on this host. ``data_dir`` is never visible to an instance except its own
-    home and, read-only, the ``shared`` paths (say, a Serena venv kept in the data dir) its command names."""
+    run directory and, read-only, the ``shared`` paths (say, a Serena venv kept in the data dir) its command
+    names and its siblings' run directories (their sockets)."""
 
     data_dir: Path
     shared: tuple[Path, ...] = ()
     uid: int = SANDBOX_UID
     bwrap: str = "bwrap"
 
-    def command(self, spec: InstanceSpec, home: Path) -> list[str]:
-        """The bwrap command line that runs ``spec.command`` in the sandbox (no secrets in it: the
-        environment is passed to bwrap itself, so it is not in any process's argv for other users to see)."""
+    def command(self, spec: InstanceSpec, launch: Launch) -> list[str]:
+        """The bwrap command line that runs ``spec.command`` in the sandbox, behind instances/sandbox_init.py
+        (no secrets in it: the environment is passed to bwrap itself, so it is not in any process's argv)."""
         if not spec.command:
             raise ValueError(f"service {spec.service!r} has no command for the process runtime")
-        # The user namespace maps the sandbox's uid back to the bridge's, with no capabilities: the bridge's
-        # uid must reach and read the workspace by its host path, or the instance would see it empty.
-        if refusal := unreadable_workspace(spec.workspace, bridge_user(), parents=True):
+        # The user namespace maps the sandbox's uid back to ``who`` (or the bridge's uid), with no capabilities:
+        # that uid must reach and read the workspace by its host path, or the instance would see it empty.
+        if refusal := unreadable_workspace(spec.workspace, launch.who or bridge_user(), parents=True):
             raise RuntimeError_(refusal)
+        home = launch.home
         argv = [
-            self.bwrap, "--unshare-user", "--uid", str(self.uid), "--gid", str(self.uid),
-            "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--as-pid-1",
-            "--cap-drop", "ALL", "--hostname", f"paradise-{spec.client_id}",
+            self.bwrap, "--unshare-user", "--uid", str(self.uid), "--gid", str(self.uid), "--disable-userns",
+            "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+            "--as-pid-1", "--cap-drop", "ALL", "--hostname", f"paradise-{spec.client_id}",
             "--proc", "/proc", "--dev", "/dev",
             "--tmpfs", "/tmp",  # noqa: S108 - the sandbox's own, empty /tmp
         ]  # fmt: skip
         argv += self._system_mounts()
-        for kind, path in self._tree_mounts(spec, home):
-            argv += ["--tmpfs", str(path)] if kind == "mask" else [f"--{kind}", str(path), str(path)]
-        return [*argv, "--chdir", str(home), "--", *spec.command]
+        for kind, path in self._tree_mounts(spec, launch):
+            if kind == "home":  # a tmpfs of its own: capped, and never on the data dir's disk
+                size = ["--size", str(launch.disk)] if launch.disk else []
+                argv += [*size, "--perms", "0700", "--tmpfs", str(path)]
+            else:
+                argv += ["--tmpfs", str(path)] if kind == "mask" else [f"--{kind}", str(path), str(path)]
+        return [*argv, "--chdir", str(home), "--", *self._init(spec, launch), "--", *spec.command]
+
+    @staticmethod
+    def _init(spec: InstanceSpec, launch: Launch) -> list[str]:
+        argv = [sys.executable, "-m", "instances.sandbox_init", "--socket", str(launch.socket)]
+        argv += ["--port", str(spec.port)]
+        for service, port in sorted(spec.peers.items()):
+            argv += ["--peer", f"{port}={peer_run_dir(launch.run_dir, service) / SOCKET_NAME}"]
+        if launch.nproc:
+            argv += ["--nproc", str(launch.nproc)]
+        if launch.memory:
+            argv += ["--memory", str(launch.memory)]
+        return argv
 
     # ---- what is mounted ------------------------------------------------------------------------------
 
@@ -141,14 +177,17 @@ class Sandbox:
             argv += ["--ro-bind-try", str(resolv.resolve()), str(resolv.resolve())]
         return argv
 
-    def _tree_mounts(self, spec: InstanceSpec, home: Path) -> list[tuple[str, Path]]:
+    def _tree_mounts(self, spec: InstanceSpec, launch: Launch) -> list[tuple[str, Path]]:
         """(kind, path) in mount order: shallow paths first, so a deeper mount (the workspace inside a
         read-only source tree, the home inside a masked data dir) lands on top of a shallower one."""
         data_dir = self.data_dir.resolve()
-        workspace, home = spec.workspace.resolve(), home.resolve()
+        workspace, home = spec.workspace.resolve(), launch.home.resolve()
         mounts: dict[Path, str] = {path: "ro-bind" for path in self._readable(spec, data_dir, home)}
+        for service in spec.peers:
+            mounts[peer_run_dir(launch.run_dir, service).resolve()] = "ro-bind"
         mounts[workspace] = "bind"
-        mounts[home] = "bind"
+        mounts[launch.run_dir.resolve()] = "bind"
+        mounts[home] = "home"
         if any(_inside(data_dir, path) for path in mounts if path != home):
             mounts[data_dir] = "mask"  # a workspace or a source path that holds the data dir: hide it again
         return sorted(((kind, path) for path, kind in mounts.items()), key=lambda item: _depth(item[1]))
@@ -176,6 +215,11 @@ class Sandbox:
                 readable.add(path)
         # A path inside another one is shown by that mount already (a mount point on a symlink would fail).
         return {path for path in readable if not any(other != path and _inside(path, other) for other in readable)}
+
+
+def peer_run_dir(run_dir: Path, service: str) -> Path:
+    """A sibling instance's run directory: <instances>/<client>/<service>/run, beside this one's."""
+    return run_dir.parent.parent / service / run_dir.name
 
 
 def _venv_root(path: Path) -> Path | None:

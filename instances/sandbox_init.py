@@ -1,0 +1,244 @@
+"""PID 1 of a process-runtime sandbox: limits, the bounded log, and the only way in (a Unix socket).
+
+The sandbox has its own network namespace: nothing inside can see or bind a host port, and nothing outside
+can reach a port inside. The bridge reaches the instance through ``--socket`` (a Unix socket in the
+instance's own run directory, which only the bridge and this sandbox can see), relayed here to the server's
+``127.0.0.1:--port`` inside. A sibling instance of the same client (quality -> its Serena) is reached the same
+way the other round: ``--peer PORT=SOCKET`` listens on ``127.0.0.1:PORT`` inside and relays to the sibling's
+socket, mounted read-only.
+
+The socket is created only once the server listens, and goes away with it: until then a connection is
+refused, so the bridge knows the request was never sent. This process is not dumpable: the tenant, which
+runs as the same uid, cannot open ``/proc/1/fd/1`` (the log) to write around the cap, nor ptrace it. It
+reaps every orphan (PID 1's duty) and exits with the command's status; the kernel then ends the rest of
+the namespace. Standard library only: it runs with whatever Python the instance runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ctypes
+import os
+import resource
+import signal
+import subprocess
+import sys
+
+PR_SET_DUMPABLE = 4
+LOG_CAP = 8 * 2**20  # bytes of output kept per launch; past it the log starts over with a note
+CHUNK = 1 << 16
+_HIGH_WATER = 1 << 20
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="sandbox_init")
+    parser.add_argument("--socket", required=True, help="the Unix socket the bridge connects to")
+    parser.add_argument("--port", type=int, required=True, help="the server's TCP port inside the sandbox")
+    parser.add_argument("--peer", action="append", default=[], help="PORT=SOCKET of a sibling instance")
+    parser.add_argument("--nproc", type=int, default=0, help="RLIMIT_NPROC (0: unchanged)")
+    parser.add_argument("--memory", type=int, default=0, help="RLIMIT_DATA in bytes per process (0: unchanged)")
+    parser.add_argument("--log-cap", type=int, default=LOG_CAP)
+    parser.add_argument("command", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    if args.command[:1] == ["--"]:
+        args.command = args.command[1:]
+    if not args.command:
+        parser.error("no command")
+    return args
+
+
+def set_limits(nproc: int, memory: int) -> None:
+    """Hard and soft limits, which the tenant cannot raise again (no capabilities)."""
+    if nproc:
+        resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+    if memory:
+        resource.setrlimit(resource.RLIMIT_DATA, (memory, memory))
+
+
+def not_dumpable() -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+
+
+class Pipe(asyncio.Protocol):
+    """One direction of a relayed connection: what arrives here is written to ``peer`` (flow-controlled)."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.peer: Pipe | None = None
+        self.pending: list[bytes] = []
+        self.paused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.transport.set_write_buffer_limits(high=_HIGH_WATER)  # type: ignore[union-attr]
+
+    def data_received(self, data: bytes) -> None:
+        peer = self.peer
+        if peer is None or peer.transport is None:
+            self.pending.append(data)
+            return
+        peer.transport.write(data)
+
+    def eof_received(self) -> bool:
+        if self.peer is not None and self.peer.transport is not None and self.peer.transport.can_write_eof():
+            self.peer.transport.write_eof()
+            return True
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.close()
+
+    # The peer's writes back up: stop reading here until they drain.
+    def pause_writing(self) -> None:
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.resume_reading()
+
+    def link(self, other: Pipe) -> None:
+        self.peer, other.peer = other, self
+        for side in (self, other):
+            for data in side.pending:
+                side.peer.transport.write(data)  # type: ignore[union-attr]
+            side.pending.clear()
+
+
+def relay_to(connect) -> type[Pipe]:
+    """A protocol class whose connections are relayed to whatever ``connect(factory)`` opens."""
+
+    class Accepted(Pipe):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)
+            transport.pause_reading()  # type: ignore[attr-defined]
+            self.opening = asyncio.ensure_future(self._open())
+
+        async def _open(self) -> None:
+            try:
+                _, far = await connect(Pipe)
+            except OSError:
+                self.transport.close()  # type: ignore[union-attr]
+                return
+            self.link(far)
+            self.transport.resume_reading()  # type: ignore[union-attr]
+
+    return Accepted
+
+
+async def wait_listening(port: int, child: subprocess.Popen[bytes]) -> bool:
+    """True once the server accepts on 127.0.0.1:port; False if it exits first."""
+    while child.poll() is None:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            await asyncio.sleep(0.05)
+            continue
+        writer.close()
+        return True
+    return False
+
+
+class Output(asyncio.Protocol):
+    """The command's output to this process's stdout (the log), never more than ``cap`` bytes per launch."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.written = 0
+        self.out = sys.stdout.fileno()
+        self.done = asyncio.get_running_loop().create_future()
+
+    def data_received(self, data: bytes) -> None:
+        if self.written + len(data) > self.cap:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self.out, 0)
+                os.write(self.out, b"---- log cap reached: earlier output dropped\n")
+            self.written = 0
+        with contextlib.suppress(OSError):
+            os.write(self.out, data)
+        self.written += len(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
+
+
+def remove(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def spawn(command: list[str]) -> tuple[subprocess.Popen[bytes], int]:
+    """The command, its output into a pipe that this process reads (returned)."""
+    read_end, write_end = os.pipe()
+    child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=write_end, stderr=write_end)
+    os.close(write_end)
+    return child, read_end
+
+
+async def serve(args: argparse.Namespace, child: subprocess.Popen[bytes], read_end: int) -> int:
+    loop = asyncio.get_running_loop()
+    _, output = await loop.connect_read_pipe(lambda: Output(args.log_cap), os.fdopen(read_end, "rb", buffering=0))
+    exited = loop.create_future()
+
+    def reap() -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            if pid == child.pid and not exited.done():
+                child.returncode = os.waitstatus_to_exitcode(status)
+                exited.set_result(child.returncode)
+
+    loop.add_signal_handler(signal.SIGCHLD, reap)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        loop.add_signal_handler(sig, lambda s=sig: child.poll() is None and child.send_signal(s))
+    servers = []
+    for peer in args.peer:
+        port, _, path = peer.partition("=")
+        protocol = relay_to(lambda factory, path=path: loop.create_unix_connection(factory, path))
+        with contextlib.suppress(OSError):
+            servers.append(await loop.create_server(protocol, "127.0.0.1", int(port)))
+    reap()
+    if await _first(wait_listening(args.port, child), exited):
+        remove(args.socket)
+        protocol = relay_to(lambda factory: loop.create_connection(factory, "127.0.0.1", args.port))
+        servers.append(await loop.create_unix_server(protocol, args.socket))
+        os.chmod(args.socket, 0o600)
+    try:
+        code = await exited
+    finally:
+        remove(args.socket)
+        for server in servers:
+            server.close()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(output.done), timeout=2)
+    return code
+
+
+async def _first(listening, exited: asyncio.Future[int]) -> bool:
+    task = asyncio.ensure_future(listening)
+    done, _ = await asyncio.wait({task, exited}, return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        return task.result()
+    task.cancel()
+    return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(sys.argv[1:] if argv is None else argv)
+    not_dumpable()
+    set_limits(args.nproc, args.memory)
+    child, read_end = spawn(args.command)
+    return asyncio.run(serve(args, child, read_end))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
