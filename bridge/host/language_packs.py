@@ -131,3 +131,25 @@ def language_table(serena_venv: Path, servers_file: Path | None) -> list[dict[st
         rows.append({"language": name, "server": str(server) if server else None, "version": version,
                      "installed": server is not None, "how": how})
     return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bridge.host.language_packs --venv V [--languages a,b | all]`` (scripts/install-language-packs.sh)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m bridge.host.language_packs", description=main.__doc__)
+    parser.add_argument("--venv", type=Path, required=True, help="the Serena virtualenv (installed beforehand)")
+    parser.add_argument("--languages", default="all", help="comma-separated languages, or all (default)")
+    args = parser.parse_args(argv)
+    names = [n for n in L.LANGUAGES if L.LANGUAGES[n].pack] if args.languages == "all" else args.languages.split(",")
+    try:
+        problems = install_packs(args.venv, names)
+    except L.LanguageError as exc:
+        parser.error(str(exc))
+    for problem in problems:
+        print(f"error: {problem}")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
