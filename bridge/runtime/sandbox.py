@@ -116,11 +116,14 @@ class Sandbox:
     uid: int = SANDBOX_UID
     bwrap: str = "bwrap"
 
-    def command(self, spec: InstanceSpec, launch: Launch) -> list[str]:
+    def command(self, spec: InstanceSpec, launch: Launch | Path) -> list[str]:
         """The bwrap command line that runs ``spec.command`` in the sandbox, behind instances/sandbox_init.py
-        (no secrets in it: the environment is passed to bwrap itself, so it is not in any process's argv)."""
+        (no secrets in it: the environment is passed to bwrap itself, so it is not in any process's argv).
+        A bare path is the home of a launch as the bridge's own user, with its run directory beside it."""
         if not spec.command:
             raise ValueError(f"service {spec.service!r} has no command for the process runtime")
+        if isinstance(launch, Path):
+            launch = Launch(home=launch, run_dir=spec.instance_dir / "run")
         # The user namespace maps the sandbox's uid back to ``who`` (or the bridge's uid), with no capabilities:
         # that uid must reach and read the workspace by its host path, or the instance would see it empty.
         if refusal := unreadable_workspace(spec.workspace, launch.who or bridge_user(), parents=True):

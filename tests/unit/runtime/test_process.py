@@ -128,7 +128,7 @@ CRASH_LEAVING_A_CHILD = (
 )
 
 
-async def test_a_crash_leaves_children_and_stop_kills_the_recorded_group(tmp_path) -> None:
+async def test_a_crash_leaves_children_and_stop_kills_the_marked_family(tmp_path) -> None:
     import asyncio
 
     runtime = ProcessRuntime(tmp_path / "instances")
@@ -140,18 +140,29 @@ async def test_a_crash_leaves_children_and_stop_kills_the_recorded_group(tmp_pat
         await asyncio.sleep(0.05)
     assert result.exit_code == 5
     orphan = psutil.Process(child)
-    assert orphan.is_running() and os.getpgid(child) == state["pgid"]  # the leader is dead, its child is not
-    await runtime.stop(state, grace=0.5)  # as heal and delete do: the leader is gone, the group is not
+    assert orphan.is_running() and state["marker"]  # the leader is dead, its child is not
+    await runtime.stop(state, grace=0.5)  # as heal and delete do: the leader is gone, its marked child is not
     assert not orphan.is_running() or orphan.status() == psutil.STATUS_ZOMBIE
 
 
-async def test_stop_spares_a_group_whose_id_came_back_for_someone_else(tmp_path) -> None:
-    """A dead leader's group id that now belongs to another process (pid reuse) is left alone."""
-    me = psutil.Process()
-    fake = {"pid": os.getpgid(0), "create_time": me.create_time() - 1000, "pgid": os.getpgid(0)}
-    runtime = ProcessRuntime(tmp_path / "instances")
-    await runtime.stop(fake, grace=0.1)
-    assert me.is_running()
+async def test_stop_spares_a_process_of_the_same_group_that_does_not_carry_the_launch_marker(tmp_path) -> None:
+    """Family is proven by the launch's marker, never inferred from a process group: a process that shares
+    the recorded group (here its own new session, made by this test, never the runner's) but lacks the
+    marker survives stop, also once the leader is gone."""
+    import subprocess
+
+    bystander = subprocess.Popen(  # its own session and group, led by itself
+        [sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True
+    )
+    try:
+        me = psutil.Process(bystander.pid)
+        fake = {"pid": 999_999, "create_time": 1.0, "pgid": bystander.pid, "marker": "not-its-marker"}
+        runtime = ProcessRuntime(tmp_path / "instances")
+        await runtime.stop(fake, grace=0.1)
+        assert me.is_running() and me.status() != psutil.STATUS_ZOMBIE
+    finally:
+        bystander.kill()
+        bystander.wait()
 
 
 async def test_unsandboxed_serves_one_client_unless_allowed(tmp_path) -> None:

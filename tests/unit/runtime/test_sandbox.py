@@ -67,13 +67,19 @@ def test_the_data_dir_is_never_mounted_but_the_own_home_is(tmp_path) -> None:
     (tmp_path / "data" / "admin-token").write_text("t")
     argv = Sandbox(tmp_path / "data").command(spec, home)
     targets = dict((target, option) for option, target in mounts(argv))
-    assert targets[str(home.resolve())] == "--bind" and targets[str(spec.workspace.resolve())] == "--bind"
+    # The home is a tmpfs of its own (capped, not on the data dir's disk); the run dir holds the socket.
+    assert targets[str(home.resolve())] == "--tmpfs" and targets[str(spec.workspace.resolve())] == "--bind"
+    run_dir = str((spec.instance_dir / "run").resolve())
+    assert targets[run_dir] == "--bind"
     data = str((tmp_path / "data").resolve())
-    assert not [t for t in targets if t == data or (t.startswith(data + "/") and not t.startswith(str(home)))]
+    own = (str(home.resolve()), run_dir)
+    assert not [t for t in targets if t == data or (t.startswith(data + "/") and t not in own)]
     assert targets["/usr"] == "--ro-bind" and targets["/etc"] == "--ro-bind" and targets["/tmp"] == "--tmpfs"
     assert "/root" not in targets and "/home" not in targets and "/run" not in targets and "/" not in targets
-    assert argv[argv.index("--") + 1 :] == spec.command
-    for flag in ("--unshare-user", "--unshare-pid", "--unshare-ipc", "--as-pid-1"):
+    assert argv[len(argv) - len(spec.command) - 1 :] == ["--", *spec.command]  # behind sandbox_init
+    assert "instances.sandbox_init" in argv[argv.index("--") + 1 : len(argv) - len(spec.command)]
+    for flag in ("--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-net", "--disable-userns",
+                 "--as-pid-1"):  # fmt: skip
         assert flag in argv
     assert "--die-with-parent" not in argv  # instances outlive the bridge and are re-adopted
     assert argv[argv.index("--uid") + 1] != "0"
@@ -87,7 +93,7 @@ def test_a_workspace_holding_the_data_dir_gets_it_masked_again(tmp_path) -> None
     order = mounts(Sandbox(tmp_path / "data").command(spec, home))
     workspace_at = order.index(("--bind", str(tmp_path.resolve())))
     mask_at = order.index(("--tmpfs", str((tmp_path / "data").resolve())))
-    home_at = order.index(("--bind", str(home.resolve())))
+    home_at = order.index(("--tmpfs", str(home.resolve())))
     assert workspace_at < mask_at < home_at  # the workspace, then the data dir hidden, then the own home
 
 
