@@ -16,10 +16,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from instances.serena import languages as L
-from tests.helpers import BridgeProcess, bridge_with_serena, mcp_client, serena_venv_path, serving
+from tests.helpers import (
+    BridgeProcess,
+    bridge_with_serena,
+    instance_pid,
+    mcp_client,
+    serena_venv_path,
+    serving,
+)
 
 pytestmark = [pytest.mark.serena, pytest.mark.slow]
 
@@ -109,3 +117,55 @@ async def test_mixed_python_and_typescript_repository_answers_for_both(
         await assert_answers(serena_bridge, "lang-mixed", token, ("", "PriceList", "api/pricing.py", "api/pricing.py"))
     finally:
         serena_bridge.api("DELETE", "/clients/lang-mixed")
+
+
+async def test_registered_languages_win_and_a_language_without_a_server_is_named(
+    serena_bridge: BridgeProcess, tmp_path: Path
+) -> None:
+    need("typescript")
+    body = {"client_id": "lang-asked", "workspace": str(workspace(tmp_path, "typescript")), "services": ["serena"],
+            "languages": ["ts", "ruby"]}
+    resp = serena_bridge.api("POST", "/clients", params={"wait": 240}, json=body)
+    assert resp.status_code == 201, resp.text
+    created = resp.json()
+    try:
+        assert created["languages"] == ["typescript", "ruby"]
+        instance = created["instances"][0]
+        assert instance["state"] == "running", json.dumps(instance)
+        (note,) = instance["notes"]  # ruby, by name, and how to add a server; typescript answers
+        assert note.startswith("no language server for ruby") and "PARADISE_SERENA_LANGUAGE_SERVERS" in note
+        await assert_answers(serena_bridge, "lang-asked", created["token"], CASES["typescript"])
+        kinds = {(e["kind"], e["message"]) for e in serena_bridge.api(
+            "GET", "/events", params={"client_id": "lang-asked"}).json()}
+        assert ("instance.degraded", note) in kinds
+    finally:
+        serena_bridge.api("DELETE", "/clients/lang-asked")
+
+
+def test_an_unknown_language_is_refused_with_422(serena_bridge: BridgeProcess, tmp_path: Path) -> None:
+    body = {"client_id": "lang-bad", "workspace": str(tmp_path), "services": ["serena"], "languages": ["klingon"]}
+    resp = serena_bridge.api("POST", "/clients", json=body)
+    assert resp.status_code == 422, resp.text
+    assert "unknown language 'klingon'" in resp.text
+    assert serena_bridge.api("GET", "/clients/lang-bad").status_code == 404
+
+
+async def test_an_operator_supplied_server_is_mounted_and_used(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """PARADISE_SERENA_LANGUAGE_SERVERS names a server outside anything the sandbox mounts by itself: a wrapper
+    around clangd in a directory of its own. It must be mounted read-only and be the server Serena runs."""
+    need("cpp")
+    base = tmp_path_factory.mktemp("operator-servers")
+    wrapper = base / "opt" / "clangd-wrapper"
+    wrapper.parent.mkdir()
+    wrapper.write_text(f"#!/bin/sh\n{L.venv_bin(serena_venv_path()) / 'clangd'} \"$@\"\n")  # no exec: stays visible
+    wrapper.chmod(0o755)
+    (base / "servers.toml").write_text(f'cpp = "{wrapper}"\n')
+    bridge = bridge_with_serena(base, ready_timeout=180)
+    bridge.env["PARADISE_SERENA_LANGUAGE_SERVERS"] = str(base / "servers.toml")
+    with serving(bridge):
+        created = bridge.register("lang-operator", workspace(base, "cpp"), ["serena"], wait=240)
+        assert created["instances"][0]["notes"] == [], created["instances"][0]
+        await assert_answers(bridge, "lang-operator", created["token"], CASES["cpp"])
+        root = psutil.Process(instance_pid(bridge, "lang-operator", "serena"))
+        commands = [" ".join(p.cmdline()) for p in root.children(recursive=True)]
+        assert any(str(wrapper) in command for command in commands), commands
