@@ -28,20 +28,33 @@ PID_FILE = "bridge.pid"
 TOKEN_PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def install_serena_now(settings: BridgeSettings) -> None:
+def install_serena_now(settings: BridgeSettings, languages: str | None = None) -> None:
+    """Serena, then the language packs of ``languages`` (comma-separated, ``all``, default: detected here)."""
+    from bridge.host.language_packs import install_packs
     from bridge.host.serena_install import SERENA_VERSION, SerenaInstallError, install_serena
+    from instances.serena import languages as L
 
     try:
         install_serena(settings.serena_venv_path, version=settings.serena_version or SERENA_VERSION, progress=say)
     except SerenaInstallError as exc:
         print(exc.detail, file=sys.stderr)
         raise CliError(f"installing Serena failed at step '{exc.step}'") from None
+    if languages == "all":
+        names = [name for name, lang in L.LANGUAGES.items() if lang.pack]
+    else:
+        names = languages.split(",") if languages else L.detect(Path.cwd())
+    try:
+        problems = install_packs(settings.serena_venv_path, names, progress=say)
+    except L.LanguageError as exc:
+        raise CliError(str(exc)) from None
+    if problems:
+        raise CliError("language packs not installed: " + "; ".join(problems))
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     settings = load_settings()
     if args.install == "serena":
-        install_serena_now(settings)
+        install_serena_now(settings, args.languages)
         return 0
     report = doctor_report(settings, bridge_url())
     emit(args, report, doctor_text(report))
@@ -250,6 +263,8 @@ def service_of(client_id: str, url: str) -> str:
 def add_host_parsers(sub: Any) -> None:
     doctor = sub.add_parser("doctor", help="check this machine: python, node, docker, images, Serena, bridge")
     doctor.add_argument("--install", choices=["serena"], help="install Serena (with progress) and exit")
+    doctor.add_argument("--languages", help="with --install serena: language packs to install, comma-separated, "
+                        "or all (default: the languages detected in the current directory)")
     doctor.set_defaults(func=cmd_doctor)
 
     images = sub.add_parser("images", help="container images").add_subparsers(dest="action", required=True)

@@ -102,6 +102,13 @@ def serena_report(settings: BridgeSettings) -> dict[str, Any]:
     return {"installed": serena_installed(venv, version), "version": version, "venv": str(venv)}
 
 
+def language_report(settings: BridgeSettings) -> list[dict[str, Any]]:
+    """Serena's languages: server, pinned version, installed or missing, how to add it."""
+    from bridge.host.language_packs import language_table
+
+    return language_table(settings.serena_venv_path, settings.serena_language_servers)
+
+
 def bridge_report(url: str) -> dict[str, Any]:
     try:
         resp = httpx.get(url.rstrip("/") + "/healthz", timeout=3)
@@ -152,6 +159,7 @@ def doctor_report(settings: BridgeSettings, url: str) -> dict[str, Any]:
         "js_tools": js_tools_report(),
         "docker": docker,
         "serena": serena_report(settings),
+        "languages": language_report(settings),
         "data_dir": data_dir_report(settings),
         "bridge": bridge_report(url),
         "runtime": choose_runtime(settings.runtime, python, docker, allow_unsandboxed=settings.allow_unsandboxed),
@@ -191,6 +199,9 @@ def doctor_text(report: dict[str, Any]) -> str:
         lines.append(f"    the JS quality toolchain is not installed: sh {CHECKOUT_QUALITY_NODE_DIR}/install.sh")
     state = "installed" if serena["installed"] else "not installed (devops-paradise doctor --install serena)"
     lines.append(f"{mark(serena['installed'])}serena   {serena['version']} {state} in {serena['venv']}")
+    for row in report.get("languages", []):
+        shown = f"{row['version']} ({row['server']})" if row["installed"] else f"missing: {row['how']}"
+        lines.append(f"{mark(bool(row['installed']))}{'lang/' + str(row['language']):<16} {shown}")
     data, bridge, runtime = report["data_dir"], report["bridge"], report["runtime"]
     lines += data_dir_lines(data)
     where = f"runs at {bridge['url']} (runtime {bridge.get('runtime')}, {bridge.get('clients')} clients)"

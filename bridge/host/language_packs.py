@@ -18,6 +18,7 @@ import subprocess
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from bridge.host.serena_install import PYRIGHT_VERSION
 from instances.serena import languages as L
 
 NPM_TIMEOUT = 900.0
@@ -127,6 +128,8 @@ def language_table(serena_venv: Path, servers_file: Path | None) -> list[dict[st
         pack = L.PACKS.get(lang.pack or "")
         server = L.server_for(name, serena_venv, operator)
         version = "operator" if name in operator else " ".join(pack.npm or pack.pypi or pack.debian) if pack else "-"
+        if pack is not None and pack.name == "pyright" and name not in operator:
+            version = f"pyright=={PYRIGHT_VERSION}"  # installed with Serena, pinned there
         how = "" if server else (pack.how if pack else "install it; name it in PARADISE_SERENA_LANGUAGE_SERVERS")
         rows.append({"language": name, "server": str(server) if server else None, "version": version,
                      "installed": server is not None, "how": how})
