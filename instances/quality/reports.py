@@ -21,6 +21,7 @@ from .render import to_html, to_markdown
 from .scoring import (
     check_thresholds,
     collect_metrics,
+    not_measured,
     quality_score,
     report_recommendations,
     untested_changed_functions,
@@ -111,6 +112,7 @@ async def quality_report(
     python_lines = ws.source_lines(ws.python_files())
     metrics = collect_metrics(sections, python_lines, ws.source_lines(ws.files(JS_SUFFIXES)))
     score = quality_score(metrics)
+    score["not_measured"] = not_measured(sections)
     checks = check_thresholds(profile.thresholds, metrics, score["value"])
     untested = untested_changed_functions(sections.get("changes"), (sections.get("tests") or {}).get("coverage"))
     metrics["untested_changed_functions"] = len(untested)
@@ -147,7 +149,7 @@ async def quality_report(
         report["files"] = None
         skipped.append({"what": "report files", "reason": f"cannot write {REPORT_DIR.as_posix()}: {exc}"})
     await progress.done("report written")
-    status = "ok" if not skipped else "partial"
+    status = "incomplete" if score["not_measured"] else ("ok" if not skipped else "partial")
     return {"tool": "quality_report", "status": status, **public(report)}
 
 

@@ -75,7 +75,7 @@ def collect_metrics(sections: dict[str, Any], python_lines: int, javascript_line
             "by_language": _by_language(lint["counts"].get("by_tool", {})),
         }
     security = sections.get("security")
-    if security and security.get("status") in ("ok", "partial"):
+    if security and security.get("status") in ("ok", "partial", "incomplete"):
         findings = security.get("findings", [])
         by_sev = Counter(f["severity"] for f in findings)
         metrics["security"] = {
@@ -163,6 +163,38 @@ def quality_score(metrics: dict[str, Any]) -> dict[str, Any]:
         },
         "excluded": sorted(set(WEIGHTS) - set(components)),
     }
+
+
+_COMPONENT_OF_STEP = {
+    "tests": "tests",
+    "e2e": "tests",
+    "api": "tests",
+    "lint": "lint",
+    "security": "security",
+    "dependencies": "security",
+    "performance": "performance",
+}
+
+
+def not_measured(sections: dict[str, Any]) -> list[dict[str, Any]]:
+    """What the score could not measure: each step of the profile that could not run (or ran only in part
+    because a check could not), the component it weighs on, the reason and the fix."""
+    missing = []
+    for step, section in sections.items():
+        if (section or {}).get("status") not in ("error", "incomplete"):
+            continue
+        error = section.get("error") or {}
+        if error.get("code") == "nothing_ran" or step not in _COMPONENT_OF_STEP:
+            continue
+        missing.append(
+            {
+                "step": step,
+                "component": _COMPONENT_OF_STEP[step],
+                "reason": error.get("message") or "the step could not run",
+                "fix": error.get("fix"),
+            }
+        )
+    return missing
 
 
 def check_thresholds(thresholds: dict[str, float], metrics: dict[str, Any], score: int | None) -> list[dict[str, Any]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import tempfile
 import urllib.error
@@ -24,6 +25,23 @@ from .workspace import Workspace, is_test_file
 PYPI_PROBE_INDEX = "https://pypi.org/pypi/pip/json"
 PYPI_PROBE_RELEASE = "https://pypi.org/pypi/pip/{version}/json"
 _PINNED = re.compile(r"^\s*[A-Za-z0-9_.\-\[\],]+\s*==\s*[^\s;#*]+")
+EGRESS_ENV = "PARADISE_INSTANCE_EGRESS"
+NETWORK_FIX = (
+    "let the instance reach the registries (PARADISE_INSTANCE_EGRESS=registries on the bridge) and, behind a "
+    "TLS-inspecting proxy, give it the proxy's CA (NODE_EXTRA_CA_CERTS for npm, SSL_CERT_FILE for pip-audit)"
+)
+
+
+def not_run(scanner: str, code: str, reason: str, fix: str) -> dict[str, Any]:
+    """A scanner that was needed but could not run: never "skipped", always the reason and the fix."""
+    return {"scanner": scanner, "status": "not_run", "error": {"code": code, "message": reason, "fix": fix}}
+
+
+def offline_reason() -> str | None:
+    """Why no dependency audit can reach its service, known before trying (the instance has no egress)."""
+    if os.environ.get(EGRESS_ENV, "").strip().lower() == "none":
+        return f"this instance has no network ({EGRESS_ENV}=none): the advisory services cannot be reached"
+    return None
 
 
 def is_test_path(rel: str) -> bool:
@@ -128,7 +146,8 @@ async def run_bandit(ws: Workspace, profile: Profile, target: str, progress: Pro
         return {"scanner": "bandit", "status": "skipped", "reason": "no non-test Python files to scan"}
     bandit = find_executable("bandit", ws.root)
     if bandit is None:
-        return {"scanner": "bandit", "status": "skipped", "reason": "bandit is not installed"}
+        fix = "install bandit in the quality environment (the `quality` extra has it)"
+        return not_run("bandit", "tool_missing", "bandit is not installed", fix)
     timeout = profile.timeout("security")
     data, _ = ws.pyproject()
     config = ["-c", "pyproject.toml"] if data and "bandit" in data.get("tool", {}) else []
@@ -158,17 +177,14 @@ async def run_pip_audit(ws: Workspace, profile: Profile) -> dict[str, Any]:
         return {"scanner": "pip-audit", "status": "skipped", "reason": declared["pyproject_error"]}
     if not declared["requirements_files"] and not declared["pyproject_dependencies"]:
         return {"scanner": "pip-audit", "status": "skipped", "reason": "no declared Python dependencies"}
-    unreachable = await asyncio.to_thread(probe_vulnerability_source, profile.vuln_probe_timeout)
+    unreachable = offline_reason() or await asyncio.to_thread(probe_vulnerability_source, profile.vuln_probe_timeout)
     if unreachable:
-        return {
-            "scanner": "pip-audit",
-            "status": "unavailable",
-            "declared": declared,
-            "reason": f"vulnerability source unreachable, dependencies NOT audited: {unreachable}",
-        }
+        reason = f"vulnerability source unreachable, dependencies NOT audited: {unreachable}"
+        return {**not_run("pip-audit", "service_unreachable", reason, NETWORK_FIX), "declared": declared}
     pip_audit = find_executable("pip-audit", ws.root)
     if pip_audit is None:
-        return {"scanner": "pip-audit", "status": "skipped", "reason": "pip-audit is not installed"}
+        fix = "install pip-audit in the quality environment (the `quality` extra has it)"
+        return not_run("pip-audit", "tool_missing", "pip-audit is not installed", fix)
     timeout = profile.timeout("dependencies")
     targets: list[list[str]] = []
     for name in declared["requirements_files"]:
@@ -221,7 +237,11 @@ async def run_npm_audit(ws: Workspace, profile: Profile) -> dict[str, Any] | Non
         return None
     npm = node_tool("npm", ws.root)
     if npm is None:
-        return {"scanner": "npm-audit", "status": "skipped", "reason": "npm is not installed"}
+        fix = "install the bundled Node toolchain (npm ci --prefix instances/quality/node)"
+        return not_run("npm-audit", "tool_missing", "npm is not installed", fix)
+    offline = offline_reason()
+    if offline:
+        return {**not_run("npm-audit", "service_unreachable", offline, NETWORK_FIX), "lockfile": lockfiles[0]}
     timeout = profile.timeout("dependencies")
     # One retry and a bounded wait: offline, npm fails at once (ENOTFOUND) and that is reported.
     argv = [
@@ -244,18 +264,23 @@ async def run_npm_audit(ws: Workspace, profile: Profile) -> dict[str, Any] | Non
     if problem or not isinstance(data, dict):
         error = run.failure(timeout, f"npm audit gave no JSON: {run.tail(6)}")
         return {"scanner": "npm-audit", "status": "error", "lockfile": lockfiles[0], "error": error}
-    return {"scanner": "npm-audit", "lockfile": lockfiles[0], **parse_npm_audit_json(data)}
+    parsed = parse_npm_audit_json(data)
+    if parsed["status"] == "unavailable":
+        return {**not_run("npm-audit", "service_unreachable", parsed["reason"], NETWORK_FIX), "lockfile": lockfiles[0]}
+    return {"scanner": "npm-audit", "lockfile": lockfiles[0], **parsed}
 
 
 def _status(sections: dict[str, Any]) -> tuple[str, list[dict[str, str]], list[dict[str, str]]]:
-    skipped = [
-        {"what": n, "reason": s["reason"]} for n, s in sections.items() if s["status"] in ("skipped", "unavailable")
-    ]
-    errors = [{"what": n, **s["error"]} for n, s in sections.items() if s["status"] == "error" and "error" in s]
+    """ok / partial (a scanner did not apply) / incomplete (a needed scanner could not run, others did) /
+    error (none of the needed scanners ran) / skipped (none applied: nothing to scan)."""
+    skipped = [{"what": n, "reason": s["reason"]} for n, s in sections.items() if s["status"] == "skipped"]
+    errors = [{"what": n, **s["error"]} for n, s in sections.items() if s["status"] in ("error", "not_run")]
     ran = [s for s in sections.values() if s["status"] in ("ok", "partial")]
+    if errors:
+        return ("incomplete" if ran else "error"), skipped, errors
     if not ran:
-        return ("error" if errors else "skipped"), skipped, errors
-    return ("partial" if skipped or errors or len(ran) < len(sections) else "ok"), skipped, errors
+        return "skipped", skipped, errors
+    return ("partial" if skipped or len(ran) < len(sections) else "ok"), skipped, errors
 
 
 async def security_scan(
@@ -282,9 +307,13 @@ async def security_scan(
                 sections["npm-audit"] = npm
     findings = sections["bandit"].pop("findings", []) if "bandit" in sections else []
     status, skipped, errors = _status(sections)
+    result: dict[str, Any] = {"tool": "security_scan", "status": status}
+    if errors:
+        what = "; ".join(f"{e['what']}: {e['message']}" for e in errors)
+        result["error"] = {"code": "check_not_run", "message": f"not every check could run: {what}"}
+        result["error"]["fix"] = "; ".join(dict.fromkeys(e["fix"] for e in errors if e.get("fix"))) or None
     return {
-        "tool": "security_scan",
-        "status": status,
+        **result,
         "counts": {
             "total": len(findings),
             "by_severity": dict(Counter(f["severity"] for f in findings)),

@@ -53,6 +53,7 @@ def _security(r: dict[str, Any]) -> str:
         f"Security: {counts['total']} code findings"
         + (f" ({sev})" if sev else "")
         + f", {counts['dependency_vulnerabilities']} vulnerable dependencies."
+        + (f" {r['error']['message']}." if r.get("error") else "")
         + _skipped(r)
     )
 
@@ -118,9 +119,17 @@ def _impacted(r: dict[str, Any]) -> str:
 def _report(r: dict[str, Any]) -> str:
     verdict = "passed" if r["passed"] else "FAILED"
     files = f"Report: {r['files']['html']} (also .json, .md)." if r.get("files") else "Report files NOT written."
+    missing = r["score"].get("not_measured") or []
+    unmeasured = (
+        " NOT measured (could not run): "
+        + "; ".join(f"{m['component']} ({m['step']}: {m['reason']})" for m in missing)
+        + ". The score leaves these out."
+        if missing
+        else ""
+    )
     return (
-        f"Quality score {r['score']['value']}/100 ({r['profile']['name']} profile), thresholds {verdict}. "
-        f"{files} {len(r['recommendations'])} recommendations.{_skipped(r)}"
+        f"Quality score {r['score']['value']}/100 ({r['profile']['name']} profile), thresholds {verdict}."
+        f"{unmeasured} {files} {len(r['recommendations'])} recommendations.{_skipped(r)}"
     )
 
 

@@ -39,7 +39,7 @@ def _offline_prefix() -> list[str]:
     pytest.skip(message)
 
 
-def test_npm_audit_offline_is_unavailable_not_clean(tmp_path: Path) -> None:
+def test_npm_audit_offline_is_an_error_not_clean(tmp_path: Path) -> None:
     require_node_toolchain()
     prefix = _offline_prefix()
     lock = {
@@ -70,8 +70,47 @@ def test_npm_audit_offline_is_unavailable_not_clean(tmp_path: Path) -> None:
     assert time.monotonic() - started < 60
     data = json.loads(done.stdout.strip().splitlines()[-1])
     npm = data["scanners"]["npm-audit"]
-    assert npm["status"] == "unavailable"
-    assert npm["reason"].startswith("the npm advisory service did not answer: ")
+    assert npm["status"] == "not_run"
+    assert npm["error"]["message"].startswith("the npm advisory service did not answer: ")
     assert "vulnerabilities" not in npm
-    assert {"what": "npm-audit", "reason": npm["reason"]} in data["skipped"]
-    assert data["status"] != "ok"
+    assert {"what": "npm-audit", **npm["error"]} in data["errors"]
+    assert data["status"] == "error"  # the only check this workspace needs could not run: not "skipped"
+
+
+async def test_with_no_egress_the_audits_say_so_up_front(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An instance started with egress "none" does not wait on the network to learn it has none."""
+    from instances.quality.profiles import load_profiles
+    from instances.quality.security import security_scan
+    from instances.quality.workspace import Workspace
+
+    require_node_toolchain()
+    monkeypatch.setenv("PARADISE_INSTANCE_EGRESS", "none")
+    write(
+        tmp_path,
+        {"requirements.txt": "requests==2.0.0\n", "package.json": "{}", "package-lock.json": '{"lockfileVersion": 3}'},
+    )
+    data = await security_scan(Workspace.open(tmp_path), load_profiles()["comprehensive"], include_code=False)
+    assert data["status"] == "error"
+    for name in ("pip-audit", "npm-audit"):
+        error = data["scanners"][name]["error"]
+        assert "PARADISE_INSTANCE_EGRESS=none" in error["message"] and "registries" in error["fix"]
+        assert data["scanners"][name]["status"] == "not_run"
+
+
+async def test_the_report_score_says_what_it_could_not_measure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from instances.quality.profiles import load_profiles
+    from instances.quality.reports import quality_report
+    from instances.quality.summaries import summarize
+    from instances.quality.workspace import Workspace
+
+    require_node_toolchain()
+    monkeypatch.setenv("PARADISE_INSTANCE_EGRESS", "none")
+    profiles = write(tmp_path / "conf", {"profiles.toml": '[profiles.deps]\njavascript = true\ntools = ["dependencies"]\n'})
+    ws = write(tmp_path / "ws", {"package.json": "{}", "package-lock.json": '{"lockfileVersion": 3}'})
+    profile = load_profiles(profiles / "profiles.toml")["deps"]
+    data = await quality_report(Workspace.open(ws), profile)
+    assert data["status"] == "incomplete"
+    [missing] = data["score"]["not_measured"]
+    assert (missing["step"], missing["component"]) == ("dependencies", "security")
+    assert "no network" in missing["reason"] and missing["fix"]
+    assert "NOT measured" in summarize("quality_report", data)

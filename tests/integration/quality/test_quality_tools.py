@@ -132,10 +132,11 @@ async def test_security_scan_reports_bandit_findings_and_unreachable_advisories(
     bandit = data["scanners"]["bandit"]
     assert (bandit["files_scanned"], bandit["excluded_test_files"]) == (2, 1)
     npm = data["scanners"]["npm-audit"]
-    assert npm["status"] == "unavailable"
-    assert "advisory service did not answer" in npm["reason"]
-    assert data["status"] == "partial"
+    assert npm["status"] == "not_run" and npm["error"]["code"] == "service_unreachable"
+    assert "advisory service did not answer" in npm["error"]["message"] and npm["error"]["fix"]
+    assert data["status"] == "incomplete"  # bandit ran; the audit could not: never "skipped"
     assert {"what": "pip-audit", "reason": "no declared Python dependencies"} in data["skipped"]
+    assert data["error"]["code"] == "check_not_run" and "NODE_EXTRA_CA_CERTS" in data["error"]["fix"]
 
 
 async def test_security_scan_says_pip_audit_could_not_reach_its_source(call_tool) -> None:
@@ -143,8 +144,8 @@ async def test_security_scan_says_pip_audit_could_not_reach_its_source(call_tool
     result, _ = await call_tool("empty", "security_scan")
     assert time.monotonic() - started < 30
     pip = result.structured_content["scanners"]["pip-audit"]
-    assert pip["status"] == "unavailable"
-    assert pip["reason"].startswith("vulnerability source unreachable, dependencies NOT audited: ")
+    assert pip["status"] == "not_run" and result.structured_content["status"] == "incomplete"
+    assert pip["error"]["message"].startswith("vulnerability source unreachable, dependencies NOT audited: ")
     assert pip["declared"]["requirements_files"] == ["requirements.txt"]
     assert result.structured_content["counts"]["total"] == 0
     assert "vulnerability source unreachable" in result.content[0].text
