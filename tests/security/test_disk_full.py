@@ -11,6 +11,7 @@ import contextlib
 import errno
 import json
 import os
+import signal
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -180,6 +181,27 @@ def test_doctor_and_an_alert_say_the_disk_is_full(bridge: BridgeProcess, full: D
     alerts = _wait_for(lambda: [a for a in webhook.alerts if a["kind"] == "storage.full"])
     assert alerts and alerts[0]["level"] == "error" and "full" in alerts[0]["message"]
     assert "storage.full" in bridge.log.read_text()
+
+
+def test_the_bridge_keeps_leading_and_probing_on_a_full_disk(bridge: BridgeProcess, full: Disk) -> None:
+    """The monitor lease cannot be written on a full database, but no other bridge can take it either: losing it
+    would stop every probe and heal (a follower only reads)."""
+    seen = [bridge.state("victim", "echo")["last_probe_at"]]
+    for _ in range(2):  # two more probes, each after a renewal that failed for want of space
+        newer = _wait_for(lambda: (bridge.state("victim", "echo")["last_probe_at"] or "") > (seen[-1] or ""))
+        assert newer, f"no probe after {seen[-1]}: the bridge stopped leading on a full disk"
+        seen.append(bridge.state("victim", "echo")["last_probe_at"])
+    assert "lost lease" not in bridge.log.read_text()
+
+
+def test_a_bridge_restarted_on_a_full_disk_serves_and_answers_507(bridge: BridgeProcess, full: Disk,
+                                                                   tmp_path: Path) -> None:
+    bridge.kill(signal.SIGTERM)
+    bridge.start()
+    assert bridge.api("GET", "/clients/victim").status_code == 200
+    resp = bridge.api("POST", "/clients", json={"client_id": "late", "workspace": str(tmp_path), "services": ["echo"]})
+    assert_507(resp)
+    assert_507(bridge.api("POST", "/clients/victim/token"))
 
 
 def test_after_freeing_space_everything_works_again(bridge: BridgeProcess, full: Disk, tmp_path: Path) -> None:
