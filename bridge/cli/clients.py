@@ -32,6 +32,8 @@ def cmd_client_add(args: argparse.Namespace) -> None:
         body["profile"] = args.profile
     if args.service:
         body["services"] = args.service
+    if getattr(args, "languages", None):
+        body["languages"] = [name.strip() for name in args.languages.split(",") if name.strip()]
     created = call("POST", "/clients", json=body, params={"wait": args.wait})
     try:
         hint = deliver_token(args, created)
@@ -172,6 +174,8 @@ def add_client_parsers(sub: Any) -> None:
     add.add_argument("--workspace", default=".", help="project directory (default: current)")
     add.add_argument("--profile", help="quality profile (quick, python, comprehensive)")
     add.add_argument("--service", action="append", help="service to run (repeatable; default serena and quality)")
+    add.add_argument("--languages", help="Serena's languages, comma-separated (e.g. python,typescript); default "
+                     "detected from the workspace at each start")
     add.add_argument("--wait", type=float, default=120, help="seconds to wait for readiness (0: do not wait)")
     add.add_argument("--token-file", help="store the token in this file (0600) instead of printing it")
     add.set_defaults(func=cmd_client_add)

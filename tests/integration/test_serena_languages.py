@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -122,19 +124,24 @@ async def test_mixed_python_and_typescript_repository_answers_for_both(
 async def test_registered_languages_win_and_a_language_without_a_server_is_named(
     serena_bridge: BridgeProcess, tmp_path: Path
 ) -> None:
+    """``client add --languages`` (the CLI, so the flag and the API field both) over a TypeScript workspace."""
     need("typescript")
-    body = {"client_id": "lang-asked", "workspace": str(workspace(tmp_path, "typescript")), "services": ["serena"],
-            "languages": ["ts", "ruby"]}
-    resp = serena_bridge.api("POST", "/clients", params={"wait": 240}, json=body)
-    assert resp.status_code == 201, resp.text
-    created = resp.json()
+    token_file = tmp_path / "token"
+    env = {**os.environ, "PARADISE_URL": serena_bridge.url, "PARADISE_ADMIN_TOKEN": serena_bridge.admin_token}
+    argv = [sys.executable, "-m", "bridge", "client", "add", "lang-asked", "--workspace",
+            str(workspace(tmp_path, "typescript")), "--service", "serena", "--languages", "ts,ruby", "--wait", "240",
+            "--token-file", str(token_file)]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
     try:
+        created = serena_bridge.api("GET", "/clients/lang-asked").json()
         assert created["languages"] == ["typescript", "ruby"]
         instance = created["instances"][0]
         assert instance["state"] == "running", json.dumps(instance)
         (note,) = instance["notes"]  # ruby, by name, and how to add a server; typescript answers
         assert note.startswith("no language server for ruby") and "PARADISE_SERENA_LANGUAGE_SERVERS" in note
-        await assert_answers(serena_bridge, "lang-asked", created["token"], CASES["typescript"])
+        token = token_file.read_text().strip()
+        await assert_answers(serena_bridge, "lang-asked", token, CASES["typescript"])
         kinds = {(e["kind"], e["message"]) for e in serena_bridge.api(
             "GET", "/events", params={"client_id": "lang-asked"}).json()}
         assert ("instance.degraded", note) in kinds
