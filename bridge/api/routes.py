@@ -147,6 +147,14 @@ async def restart_client(request: web.Request) -> web.Response:
     return _dump(await request.config_dict[MANAGER].restart(client_id))
 
 
+async def restart_instance(request: web.Request) -> web.Response:
+    manager = request.config_dict[MANAGER]
+    route = manager.route(_client_id(request), request.match_info["service"])  # 404 for an unknown one
+    await _require_space(request)
+    await manager.instances.restart(route)
+    return _dump(manager.view(route.client_id))
+
+
 async def rotate_token(request: web.Request) -> web.Response:
     client_id = _client_id(request)
     await _require_space(request)
@@ -213,6 +221,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              "Stop and remove the client's instances, release its ports (idempotent)", 204, errors=(401, 404)),
     Endpoint("POST", "/clients/{client_id}/restart", restart_client, "Restart the client's instances",
              response=ClientView, errors=_WRITES),
+    Endpoint("POST", "/clients/{client_id}/instances/{service}/restart", restart_instance,
+             "Restart one instance of the client (recorded as an instance.restart event)", response=ClientView,
+             errors=_WRITES),
     Endpoint("POST", "/clients/{client_id}/token", rotate_token, "Rotate the client token",
              response=TokenRotated, errors=_WRITES),
     Endpoint("GET", "/clients/{client_id}/mcp-config", mcp_config, "The .mcp.json block for Claude Code",

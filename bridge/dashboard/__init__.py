@@ -4,14 +4,20 @@ The HTML, JS and CSS hold no data, so they are served without auth. All data goe
 only after the page has sent the admin token as the socket's first message::
 
     -> {"type": "auth", "token": "<admin token>"}
-    <- {"type": "snapshot", "clients": [...], "ports": {...}, "events": [...], "server_time": "..."}
+    <- {"type": "snapshot", "clients": [...], "ports": {...}, "events": [...], "history": {...}, "server_time": "..."}
     <- {"type": "event", "event": {...}}          each event as it is recorded
     <- {"type": "snapshot", ...}                  again shortly after events (state changes), and every 15 s
     <- {"type": "quality", "client": ..., "status": {...}, "report_url": ...}
                                                   a client's quality jobs and last run, on change (quality.py)
+    <- {"type": "samples", "fields": [...], "instances": {"client/service": [t, memory, cpu, ...]}}
+                                                  each instance's newest sample, every 10 s (history.py)
+
+The first snapshot carries the last hour of every instance (``history``); each client in a snapshot carries
+its recorded quality runs (``quality_runs``, runs.py). Actions (restart, rotate, delete) are not sent over
+the socket: the page calls the admin API with the token, same-origin only (guard.py).
 
 A wrong token, a malformed first message or none within 10 s closes the socket with code 4401 and a
-reason the page shows.
+reason the page shows. An upgrade a browser sent from a foreign origin is refused with 403 before it.
 """
 
 from __future__ import annotations
@@ -32,14 +38,25 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from bridge.clients import ClientManager
 from bridge.errors import NotFound
-from bridge.keys import ADMIN_TOKEN, MANAGER
+from bridge.keys import ADMIN_TOKEN, MANAGER, METRICS
 from bridge.models import EventView
+from bridge.observability import history as charts
+from bridge.observability.history import History
 
+from .guard import refuse_foreign, same_origin_writes
 from .quality import QualityWatch
+from .runs import quality_runs
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
-ASSETS = {"index.html": "text/html", "app.js": "text/javascript", "style.css": "text/css"}
+ASSETS = {
+    "index.html": "text/html",
+    "app.js": "text/javascript",
+    "charts.js": "text/javascript",
+    "actions.js": "text/javascript",
+    "style.css": "text/css",
+}
+HISTORY = web.AppKey("dashboard history", History)
 CLOSE_AUTH = 4401  # private-use close code: the page asks for the token again
 AUTH_TIMEOUT = 10.0
 REFRESH_DELAY = 0.25  # a burst of events (a start-up's steps) becomes one snapshot
@@ -71,12 +88,25 @@ def add_routes(app: web.Application, admin_token: str) -> None:
             await ws.close(code=WSCloseCode.GOING_AWAY, message=b"the bridge is shutting down")
 
     app.on_shutdown.append(close_sockets)
+    app.cleanup_ctx.append(history_ctx)  # after the manager's: it samples the manager's instances
+    # The same-origin wall for admin API writes (guard.py), inside the app's error middleware (JSON 403).
+    app.middlewares.append(same_origin_writes)
 
     app.router.add_get("/dashboard", page)
     app.router.add_get("/dashboard/", redirect)
     app.router.add_get("/dashboard/static/{name}", asset)
     app.router.add_get("/dashboard/ws", socket)
     app.router.add_get("/dashboard/report/{client_id}", watch.report)
+
+
+async def history_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The last hour of every instance, sampled whether or not a page is open (so a page opens onto it)."""
+    app[HISTORY] = History()
+    sampler = asyncio.create_task(charts.run(app[HISTORY], app[MANAGER], app[METRICS]), name="dashboard history")
+    yield
+    sampler.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await sampler
 
 
 async def redirect(_request: web.Request) -> web.StreamResponse:
@@ -109,6 +139,7 @@ async def asset(request: web.Request) -> web.Response:
 async def feed(
     request: web.Request, watch: QualityWatch, sockets: weakref.WeakSet[web.WebSocketResponse]
 ) -> web.WebSocketResponse:
+    refuse_foreign(request, "the dashboard feed")  # 403 before the upgrade: nothing to read, nothing to try
     ws = web.WebSocketResponse(heartbeat=30, max_msg_size=64 * 1024)
     await ws.prepare(request)
     sockets.add(ws)
@@ -118,8 +149,8 @@ async def feed(
     # Subscribed before the snapshot is taken, so no event falls between the two.
     async with manager.events.subscribe() as live, watch.subscribe(request.app) as quality:
         with contextlib.suppress(ConnectionError):  # the page left at once
-            await ws.send_json(await snapshot(manager, with_events=True))
-            await _serve(ws, manager, live, watch.send_to(ws, quality))
+            await ws.send_json(await snapshot(manager, with_events=True, history=request.app[HISTORY]))
+            await _serve(ws, manager, live, watch.send_to(ws, quality), request.app[HISTORY])
     return ws
 
 
@@ -153,6 +184,7 @@ async def _serve(
     manager: ClientManager,
     live: AsyncIterator[EventView],
     quality: Coroutine[Any, Any, None],
+    history: History,
 ) -> None:
     """Forward events, quality changes and refreshed snapshots until the page goes away (or a send fails)."""
     dirty = asyncio.Event()
@@ -161,6 +193,7 @@ async def _serve(
         asyncio.create_task(_forward(ws, live, dirty), name="dashboard events"),
         asyncio.create_task(_refresh(ws, manager, dirty), name="dashboard snapshots"),
         asyncio.create_task(quality, name="dashboard quality"),
+        asyncio.create_task(_samples(ws, history), name="dashboard samples"),
     }
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -194,13 +227,27 @@ async def _refresh(ws: web.WebSocketResponse, manager: ClientManager, dirty: asy
         await ws.send_json(await snapshot(manager))
 
 
-async def snapshot(manager: ClientManager, *, with_events: bool = False) -> dict[str, Any]:
-    """Everything the page shows: clients with their instances, the port pool, optionally recent events."""
+async def _samples(ws: web.WebSocketResponse, history: History) -> None:
+    while True:
+        latest = await history.next_sample()
+        rows = {f"{c}/{s}": sample.row() for (c, s), sample in latest.items()}
+        await ws.send_json({"type": "samples", "fields": list(charts.FIELDS), "instances": rows})
+
+
+async def snapshot(
+    manager: ClientManager, *, with_events: bool = False, history: History | None = None
+) -> dict[str, Any]:
+    """Everything the page shows: clients with their instances and quality runs, the port pool, and (first
+    snapshot) recent events and the last hour of every instance."""
     leased, size = await asyncio.to_thread(manager.ports.usage)
+    clients = [_client(view.model_dump(mode="json")) for view in manager.list()]
+    runs = await asyncio.to_thread(lambda: [quality_runs(c["workspace"]) for c in clients])
+    for client, client_runs in zip(clients, runs, strict=True):
+        client["quality_runs"] = client_runs
     data: dict[str, Any] = {
         "type": "snapshot",
         "server_time": datetime.now(UTC).isoformat(),
-        "clients": [_client(view.model_dump(mode="json")) for view in manager.list()],
+        "clients": clients,
         "ports": {
             "range": manager.ports.range_text,
             "size": size,
@@ -211,6 +258,8 @@ async def snapshot(manager: ClientManager, *, with_events: bool = False) -> dict
     if with_events:
         recent = await asyncio.to_thread(manager.events.recent, limit=RECENT_EVENTS)
         data["events"] = [e.model_dump(mode="json") for e in recent]
+    if history is not None:
+        data["history"] = history.view()
     return data
 
 

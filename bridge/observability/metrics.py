@@ -93,6 +93,19 @@ class BridgeMetrics:
     def observe_startup(self, service: str, seconds: float) -> None:
         self.startup.labels(service).observe(seconds)
 
+    def traffic(self) -> dict[tuple[str, str], tuple[int, list[int]]]:
+        """Per (client, service): requests answered so far (every method) and the latency bucket counts of
+        its calls (not GET: a GET's duration is an SSE stream's lifetime, not a latency). Both only grow
+        while the series lives; the dashboard's history takes differences between two reads."""
+        totals: dict[tuple[str, str], tuple[int, list[int]]] = {}
+        for (client, service, method), series in self._series.items():
+            count, buckets = totals.get((client, service), (0, [0] * len(LATENCY_BUCKETS)))
+            count += sum(series.buckets)
+            if method != "GET":
+                buckets = [a + b for a, b in zip(buckets, series.buckets, strict=True)]
+            totals[(client, service)] = (count, buckets)
+        return totals
+
     # ---- scrape ------------------------------------------------------------------------------------
 
     def watch(self, manager: ManagerLike) -> None:

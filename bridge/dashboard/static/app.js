@@ -16,6 +16,10 @@
   const events = [];
   const seen = new Set();
   const quality = new Map(); // client id -> its last "quality" message (jobs, last run, report link)
+  const lastHour = new Map(); // "client/service" -> rows [t, memory, cpu, rps, p50, p99] of the last hour
+  let fields = ["t", "memory", "cpu", "rps", "p50", "p99"];
+  let windowSeconds = 3600;
+  let clientsNow = []; // the last snapshot's clients, for the charts
 
   // ---- token --------------------------------------------------------------------------------------------
 
@@ -92,12 +96,18 @@
       setStatus("live", "live");
       showMain();
       if (message.events) message.events.slice().reverse().forEach(addEvent);
+      if (message.history) takeHistory(message.history);
+      clientsNow = message.clients;
       renderClients(message.clients);
+      renderCharts();
       renderPorts(message.ports);
       renderEvents();
     } else if (message.type === "event") {
       addEvent(message.event);
       renderEvents();
+    } else if (message.type === "samples") {
+      takeSamples(message);
+      renderCharts();
     } else if (message.type === "quality") {
       quality.set(message.client, message);
       const cell = document.querySelector(`tr.instance-row[data-client="${CSS.escape(message.client)}"] td.quality`);
@@ -139,9 +149,13 @@
     const row = el("tr", "client-row");
     row.dataset.client = client.client_id;
     const cell = el("td");
-    cell.colSpan = 7;
+    cell.colSpan = 8;
+    const A = window.ParadiseActions;
+    const actions = el("span", "actions");
+    actions.append(A.button("restart", "restart all", client.client_id), A.button("rotate", "rotate token", client.client_id),
+      A.button("delete", "delete", client.client_id));
     cell.append(el("strong", "client-id", client.client_id), el("span", "muted", ` ${client.workspace}`),
-      el("span", "profile", client.profile));
+      el("span", "profile", client.profile), actions);
     row.append(cell);
     return row;
   }
@@ -159,8 +173,71 @@
     const activity = el("td", inst.service === "quality" ? "quality" : "activity");
     if (inst.service === "quality") fillQuality(activity, quality.get(client.client_id));
     row.append(el("td", "service", inst.service), state, el("td", "port", inst.port), uptime,
-      el("td", "restarts", inst.restarts), errorCell(inst), activity);
+      el("td", "restarts", inst.restarts), errorCell(inst), activity, actionCell(client, inst));
     return row;
+  }
+
+  function actionCell(client, inst) {
+    const cell = el("td", "actions");
+    cell.append(window.ParadiseActions.button("restart", "restart", client.client_id, inst.service));
+    return cell;
+  }
+
+  // ---- charts: the last hour of each instance, the quality runs of each client ---------------------------
+
+  function chartCard(title, note, charts) {
+    const card = el("article", "chart-card");
+    const head = el("header");
+    head.append(el("strong", null, title), note);
+    const grid = el("div", "chart-grid");
+    grid.append(...charts);
+    card.append(head, grid);
+    return card;
+  }
+
+  function takeHistory(data) {
+    fields = data.fields;
+    windowSeconds = data.window;
+    lastHour.clear();
+    for (const [key, rows] of Object.entries(data.instances)) lastHour.set(key, rows);
+  }
+
+  function takeSamples(message) {
+    fields = message.fields;
+    for (const [key, row] of Object.entries(message.instances)) {
+      const rows = lastHour.get(key) || [];
+      rows.push(row);
+      while (rows.length && row[0] - rows[0][0] > windowSeconds) rows.shift();
+      lastHour.set(key, rows);
+    }
+    for (const key of [...lastHour.keys()]) if (!(key in message.instances)) lastHour.delete(key);
+  }
+
+  function renderCharts() {
+    const C = window.ParadiseCharts;
+    const now = (Date.now() + skewMs) / 1000;
+    const cards = [];
+    const runs = [];
+    for (const client of clientsNow) {
+      for (const inst of client.instances) {
+        const rows = lastHour.get(`${client.client_id}/${inst.service}`) || [];
+        const minutes = Math.round(C.span(rows, now, windowSeconds) / 60);
+        const card = chartCard(`${client.client_id}/${inst.service}`, el("span", "muted", `last ${minutes} min`),
+          C.instanceCharts(rows, fields, now, windowSeconds));
+        card.dataset.client = client.client_id;
+        card.dataset.service = inst.service;
+        card.querySelector("header").append(el("span", `state state-${inst.state}`, inst.state));
+        cards.push(card);
+      }
+      if (client.quality_runs && client.quality_runs.length) {
+        const card = chartCard(client.client_id, el("span", "muted", "quality runs"), [C.qualityChart(client.quality_runs)]);
+        card.classList.add("quality-card");
+        card.dataset.client = client.client_id;
+        runs.push(card);
+      }
+    }
+    $("charts").replaceChildren(...cards, ...runs);
+    $("no-charts").hidden = cards.length > 0;
   }
 
   // ---- quality: the running job, else the last run, and the report link -------------------------------
@@ -286,6 +363,7 @@
 
   function start() {
     takeTokenFromFragment();
+    window.ParadiseActions.attach($("main"));
     $("login-form").addEventListener("submit", (submit) => {
       submit.preventDefault();
       const token = $("token-input").value.trim();
