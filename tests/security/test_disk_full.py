@@ -22,6 +22,7 @@ import pytest
 
 from bridge import store
 from bridge.errors import InsufficientStorage
+from bridge.events import EventLog
 from bridge.host.doctor import data_dir_lines, data_dir_report
 from bridge.settings import load_settings
 from tests.helpers import BridgeProcess, fixture_catalog, instance_pid, mcp_client, serving
@@ -234,6 +235,29 @@ def test_a_database_write_on_a_full_disk_raises_507_not_the_drivers_error(disk: 
         with contextlib.suppress(OSError):
             for leftover in disk.root.glob("direct.db*"):
                 leftover.unlink()
+
+
+async def test_an_event_that_cannot_be_stored_is_still_logged_and_sent_live(disk: Disk) -> None:
+    """The storage.full alert must get out although the database that would keep it is full."""
+    engine = store.make_engine(f"sqlite:///{disk.root / 'events.db'}")
+    events = EventLog(engine)
+    try:
+        async with events.subscribe() as live:
+            disk.fill()
+            recorded = []
+            for _ in range(64):  # until the database's own spare pages are used up too
+                recorded.append(events.record("storage.full", "x" * 4096, level="error"))
+                if recorded[-1].id == 0:
+                    break
+            unstored = recorded[-1]
+            assert unstored.id == 0 and unstored.kind == "storage.full" and unstored.level == "error"
+            assert [await anext(live) for _ in recorded] == recorded  # every one live, the unstored one too
+    finally:
+        disk.free()
+        events.close()
+        engine.dispose()
+        for leftover in disk.root.glob("events.db*"):
+            leftover.unlink()
 
 
 def _wait_for(probe, attempts: int = 100):
