@@ -1,6 +1,6 @@
 """Serena start-up cost: registration to first semantic answer, through the bridge, for N clients at once.
 
-    python -m scripts.bench.serena [--clients 1,5,10] [--runtime process|docker]
+    python -m scripts.bench.serena [--clients 1,5,10] [--runtime process|docker] [--language python,typescript,...]
 
 For each N: N clients are registered concurrently, each on its own generated Python workspace, and each
 asks its Serena (through the bridge, with the official MCP SDK client) for ``find_symbol`` of a class in
@@ -10,6 +10,10 @@ instance (Serena plus its language server: the process tree, or the container's 
 Process runtime: Serena is installed on first use (PARADISE_SERENA_VENV, default
 ~/.cache/devops-paradise/serena-venv). Docker runtime: the images must be built (devops-paradise images
 build); the first round is a warm-up either way. Loopback only.
+
+``--language`` (default python) measures each named language on its workspace from tests/fixtures/languages
+(``Calculator``, Bash's ``calculator_add``; ``mixed`` is the Python + TypeScript repository), its language pack
+installed beforehand (scripts/install-language-packs.sh): warm figures, as the README reports them.
 """
 
 from __future__ import annotations
@@ -33,6 +37,11 @@ from mcp import MCPError
 from tests.helpers import BridgeProcess, instance_pid, mcp_client
 
 CONTAINER_UID = 10001
+FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "languages"
+# language -> (fixture directory, the symbol asked for); python uses the generated workspace
+LANGUAGE_CASES = {"typescript": ("typescript", "Calculator"), "javascript": ("javascript", "Calculator"),
+                  "go": ("go", "Calculator"), "cpp": ("cpp", "Calculator"), "bash": ("bash", "calculator_add"),
+                  "php": ("php", "Calculator"), "mixed": ("mixed", "Calculator")}
 
 
 def make_workspace(root: Path, index: int, owner: int | None = None) -> tuple[Path, str]:
@@ -46,10 +55,23 @@ def make_workspace(root: Path, index: int, owner: int | None = None) -> tuple[Pa
             f"def use_{module}(w: {cls}) -> int:\n    return w.size() + {module}\n"
         )
     (package / "base.py").write_text(f"class {cls}:\n    def size(self) -> int:\n        return 1\n")
+    chown_tree(root, owner)
+    return root, cls
+
+
+def chown_tree(root: Path, owner: int | None) -> None:
     if owner is not None:  # containers run as the workspace's owner
         for path in [root, *root.rglob("*")]:
             os.chown(path, owner, owner)
-    return root, cls
+
+
+def make_language_workspace(root: Path, index: int, language: str, owner: int | None) -> tuple[Path, str]:
+    if language == "python":
+        return make_workspace(root, index, owner)
+    fixture, symbol = LANGUAGE_CASES[language]
+    shutil.copytree(FIXTURES / fixture, root)
+    chown_tree(root, owner)
+    return root, symbol
 
 
 async def first_answer(bridge: BridgeProcess, http: httpx.AsyncClient, name: str, workspace: Path, cls: str) -> float:
@@ -87,9 +109,11 @@ def rss_mib(bridge: BridgeProcess, name: str, runtime: str) -> float:
     return sum(p.memory_info().rss for p in [root, *root.children(recursive=True)]) / 2**20
 
 
-async def run_round(bridge: BridgeProcess, n: int, work: Path, runtime: str) -> tuple[list[float], list[float]]:
+async def run_round(
+    bridge: BridgeProcess, n: int, work: Path, runtime: str, language: str = "python"
+) -> tuple[list[float], list[float]]:
     owner = CONTAINER_UID if runtime == "docker" else None
-    spaces = [make_workspace(work / f"n{n}-c{i}", i, owner) for i in range(n)]
+    spaces = [make_language_workspace(work / f"{language}-n{n}-c{i}", i, language, owner) for i in range(n)]
     headers = {"Authorization": f"Bearer {bridge.admin_token}"}
     async with httpx.AsyncClient(base_url=bridge.url, headers=headers, timeout=600) as http:
         seconds = await asyncio.gather(
@@ -106,6 +130,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", default="1,5,10")
     parser.add_argument("--runtime", choices=["process", "docker"], default="process")
+    parser.add_argument("--language", default="python",
+                        help=f"comma-separated: python, {', '.join(LANGUAGE_CASES)} (default python)")
     args = parser.parse_args()
     venv = os.environ.get("PARADISE_SERENA_VENV", str(Path.home() / ".cache/devops-paradise/serena-venv"))
     work = Path(tempfile.mkdtemp(prefix="paradise-bench-serena-"))
@@ -127,9 +153,11 @@ def main() -> None:
         bridge.start()
         # Warm-up (not reported): installs Serena if needed and warms the OS file cache.
         asyncio.run(run_round(bridge, 1, work / "warmup", args.runtime))
-        for n in (int(x) for x in args.clients.split(",")):
-            seconds, memory = asyncio.run(run_round(bridge, n, work, args.runtime))
-            rows.append((n, statistics.median(seconds), max(seconds), statistics.median(memory), max(memory)))
+        for language in args.language.split(","):
+            for n in (int(x) for x in args.clients.split(",")):
+                seconds, memory = asyncio.run(run_round(bridge, n, work, args.runtime, language))
+                rows.append((language, n, statistics.median(seconds), max(seconds), statistics.median(memory),
+                             max(memory)))
     finally:
         bridge.kill(signal.SIGTERM)
         shutil.rmtree(work, ignore_errors=True)
@@ -137,10 +165,10 @@ def main() -> None:
         f"\nbench_serena ({args.runtime} runtime): registration -> first find_symbol answer through the bridge; "
         f"{os.cpu_count()} CPUs\n"
     )
-    print(f"{'clients':>8}{'p50 s':>9}{'max s':>9}{'RSS/inst MiB p50':>19}{'max':>8}")
-    for n, p50, worst, mem, mem_max in rows:
-        print(f"{n:>8}{p50:>9.2f}{worst:>9.2f}{mem:>19.0f}{mem_max:>8.0f}")
-    keys = ["clients", "p50_s", "max_s", "rss_p50_mib", "rss_max_mib"]
+    print(f"{'language':<12}{'clients':>8}{'p50 s':>9}{'max s':>9}{'RSS/inst MiB p50':>19}{'max':>8}")
+    for language, n, p50, worst, mem, mem_max in rows:
+        print(f"{language:<12}{n:>8}{p50:>9.2f}{worst:>9.2f}{mem:>19.0f}{mem_max:>8.0f}")
+    keys = ["language", "clients", "p50_s", "max_s", "rss_p50_mib", "rss_max_mib"]
     print(json.dumps({"results": [dict(zip(keys, row, strict=True)) for row in rows]}))
 
 

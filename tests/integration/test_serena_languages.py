@@ -124,12 +124,13 @@ async def test_mixed_python_and_typescript_repository_answers_for_both(
 async def test_registered_languages_win_and_a_language_without_a_server_is_named(
     serena_bridge: BridgeProcess, tmp_path: Path
 ) -> None:
-    """``client add --languages`` (the CLI, so the flag and the API field both) over a TypeScript workspace."""
+    """``client add --languages ts,ruby`` (the CLI, so the flag and the API field both) over the mixed repository:
+    TypeScript answers, Python (detected, not asked for) is not served, ruby is named as lacking a server."""
     need("typescript")
     token_file = tmp_path / "token"
     env = {**os.environ, "PARADISE_URL": serena_bridge.url, "PARADISE_ADMIN_TOKEN": serena_bridge.admin_token}
     argv = [sys.executable, "-m", "bridge", "client", "add", "lang-asked", "--workspace",
-            str(workspace(tmp_path, "typescript")), "--service", "serena", "--languages", "ts,ruby", "--wait", "240",
+            str(workspace(tmp_path, "mixed")), "--service", "serena", "--languages", "ts,ruby", "--wait", "240",
             "--token-file", str(token_file)]
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
@@ -138,10 +139,13 @@ async def test_registered_languages_win_and_a_language_without_a_server_is_named
         assert created["languages"] == ["typescript", "ruby"]
         instance = created["instances"][0]
         assert instance["state"] == "running", json.dumps(instance)
-        (note,) = instance["notes"]  # ruby, by name, and how to add a server; typescript answers
+        (note,) = instance["notes"]  # ruby, by name, and how to add a server
         assert note.startswith("no language server for ruby") and "PARADISE_SERENA_LANGUAGE_SERVERS" in note
         token = token_file.read_text().strip()
-        await assert_answers(serena_bridge, "lang-asked", token, CASES["typescript"])
+        await assert_answers(serena_bridge, "lang-asked", token,
+                             ("", "Calculator", "web/src/calculator.ts", "web/src/main.ts"))
+        python = await call(serena_bridge, "lang-asked", token, "find_symbol", {"name_path_pattern": "PriceList"})
+        assert [f for f in python if f["kind"] == "Class"] == [], python  # no Python server: not asked for
         kinds = {(e["kind"], e["message"]) for e in serena_bridge.api(
             "GET", "/events", params={"client_id": "lang-asked"}).json()}
         assert ("instance.degraded", note) in kinds
