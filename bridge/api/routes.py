@@ -137,7 +137,9 @@ async def get_client(request: web.Request) -> web.Response:
 
 
 async def delete_client(request: web.Request) -> web.Response:
-    await request.config_dict[MANAGER].delete(_client_id(request))
+    client_id = _client_id(request)
+    await _require_space(request)  # a delete the database cannot record would come back at the next start
+    await request.config_dict[MANAGER].delete(client_id)
     return web.Response(status=204)
 
 
@@ -218,7 +220,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("GET", "/clients/{client_id}", get_client, "One client with each instance's state",
              response=ClientView, errors=_NAMED),
     Endpoint("DELETE", "/clients/{client_id}", delete_client,
-             "Stop and remove the client's instances, release its ports (idempotent)", 204, errors=(401, 404)),
+             "Stop and remove the client's instances, release its ports (idempotent)", 204, errors=_WRITES),
     Endpoint("POST", "/clients/{client_id}/restart", restart_client, "Restart the client's instances",
              response=ClientView, errors=_WRITES),
     Endpoint("POST", "/clients/{client_id}/instances/{service}/restart", restart_instance,

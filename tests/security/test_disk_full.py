@@ -179,6 +179,14 @@ def _has_instance_restart(bridge: BridgeProcess) -> bool:
     return "/api/v1/clients/{client_id}/instances/{service}/restart" in paths
 
 
+def test_delete_on_a_full_disk_is_a_507_and_the_client_stays_whole(bridge: BridgeProcess, full: Disk) -> None:
+    """A delete the database cannot record would drop the client from memory only: back at the next start."""
+    pid = instance_pid(bridge, "victim", "echo")
+    assert_507(bridge.api("DELETE", "/clients/victim"))
+    assert bridge.state("victim", "echo")["state"] == "running"
+    assert instance_pid(bridge, "victim", "echo") == pid
+
+
 def test_doctor_and_an_alert_say_the_disk_is_full(bridge: BridgeProcess, full: Disk, webhook: Webhook) -> None:
     report = data_dir_report(load_settings(data_dir=bridge.data_dir))
     assert "is full" in report["disk"]
