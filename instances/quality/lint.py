@@ -1,4 +1,5 @@
-"""lint: ruff (JSON output) for Python; eslint and prettier for JavaScript/TypeScript (js/jslint.py)."""
+"""lint: ruff (JSON output) for Python; eslint and prettier for JavaScript/TypeScript (js/jslint.py), and
+`tsc --noEmit` where a tsconfig.json exists (js/typecheck.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .js.jslint import run_eslint, run_prettier
+from .js.typecheck import run_tsc
 from .profiles import Profile
 from .progress import Progress
 from .runner import find_executable, read_bounded_file
@@ -102,7 +104,7 @@ async def lint(
     target = ws.target(path)
     sections: dict[str, Any] = {"ruff": await run_ruff(ws, profile, target, progress)}
     if javascript:
-        for name, run_js_linter in (("eslint", run_eslint), ("prettier", run_prettier)):
+        for name, run_js_linter in (("eslint", run_eslint), ("prettier", run_prettier), ("tsc", run_tsc)):
             section = await run_js_linter(ws, profile, target, progress)
             if section is not None:
                 sections[name] = section

@@ -25,7 +25,7 @@ from collections import Counter
 from typing import Any
 
 WEIGHTS = {"tests": 40.0, "coverage": 25.0, "lint": 15.0, "security": 20.0, "performance": 10.0}
-LINT_LANGUAGES = {"ruff": "python", "eslint": "javascript", "prettier": "javascript"}
+LINT_LANGUAGES = {"ruff": "python", "eslint": "javascript", "prettier": "javascript", "tsc": "javascript"}
 LINT_ZERO_DENSITY = 20.0  # findings per 1000 lines at which the lint component reaches 0
 SECURITY_PENALTY = {"high": 10.0, "medium": 4.0, "low": 1.0}
 NPM_PENALTY = {"critical": 10.0, "high": 10.0, "moderate": 4.0, "low": 1.0}

@@ -154,8 +154,8 @@ def build_server(ws: Workspace, profiles: dict[str, Profile], default_profile: s
 
     @server.tool(
         name="lint",
-        description="Lint the workspace: ruff (Python), eslint (the workspace's config, else a default) and "
-        "prettier --check (JS/TS). Findings carry "
+        description="Lint the workspace: ruff (Python), eslint (the workspace's config, else a default), "
+        "prettier --check (JS/TS) and tsc --noEmit where a tsconfig.json exists. Findings carry "
         "file, line, rule, message, severity; counts per rule and severity.",
     )
     async def lint_tool(

@@ -16,6 +16,7 @@ from ..runner import read_bounded_file, run_command
 from ..testparse import empty_counts, parse_jest_coverage
 from ..toolrun import ToolRun
 from ..workspace import Workspace
+from .declared import declared_flags
 from .jsselect import NameFilter, deselect, limit_args, selection_args
 from .packages import JS_SUFFIXES, JsPackage, major_version, node_env, node_tool, tool_version, toolchain_dirs
 
@@ -203,6 +204,11 @@ async def run_js_runner(
     with tempfile.TemporaryDirectory(prefix=f"paradise-{runner}-") as tmpdir:
         tmp = Path(tmpdir)
         limits, result["notes"] = limit_args(runner, workers, max_failures)
+        declared, described, notes = declared_flags(pkg.manifest, runner, max_failures)
+        if described:
+            result["declared_test_script"] = described
+        result["notes"] += notes
+        limits = [*declared, *limits]
         env = node_env()
         if runner == "jest" and "--bail" in limits:  # jest --bail exits before writing --json
             limits += ["--reporters=default", f"--reporters={_JEST_PARTIAL}"]
@@ -235,9 +241,11 @@ async def run_js_runner(
             result.update(status="partial" if run.timed_out else "error", error=error)
             return result
         report = json.loads(text)
-        result["deselected"] = deselect(report, runner, name_filter)
+        result["deselected"], outside = deselect(report, runner, name_filter)
         if name_filter:
             result["selection"] = name_filter.describe()
+        if outside:
+            result["notes"].append(f"{outside} test(s) outside the selection ran anyway (type tests) and are left out")
         parsed = parse_js_report(report, ws.relative)
         result["counts"] = parsed["counts"]
         if max_failures and (report.get("partial") or parsed["counts"]["failed"] >= max_failures):

@@ -105,7 +105,8 @@ async def test_the_report_score_says_what_it_could_not_measure(tmp_path: Path, m
 
     require_node_toolchain()
     monkeypatch.setenv("PARADISE_INSTANCE_EGRESS", "none")
-    profiles = write(tmp_path / "conf", {"profiles.toml": '[profiles.deps]\njavascript = true\ntools = ["dependencies"]\n'})
+    toml = '[profiles.deps]\njavascript = true\ntools = ["dependencies"]\n'
+    profiles = write(tmp_path / "conf", {"profiles.toml": toml})
     ws = write(tmp_path / "ws", {"package.json": "{}", "package-lock.json": '{"lockfileVersion": 3}'})
     profile = load_profiles(profiles / "profiles.toml")["deps"]
     data = await quality_report(Workspace.open(ws), profile)

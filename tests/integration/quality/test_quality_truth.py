@@ -11,7 +11,7 @@ import pytest
 import pytest_asyncio
 from conftest import RunningServer, serve_all, tool_caller
 from js_workspaces import require_node_toolchain
-from truth_workspace import JEST_IDS, MANY_IDS, PLUS, PYTEST_IDS, VITEST_IDS, build_truth
+from truth_workspace import JEST_IDS, MANY_IDS, PLUS, PYTEST_IDS, TYPE_ID, VITEST_IDS, build_truth
 
 QUICK = {"coverage": False}
 
@@ -45,7 +45,7 @@ async def full_run(call) -> dict[str, Any]:
 async def test_failing_ids_are_the_runners_own_byte_for_byte(full_run) -> None:
     failed = set(full_run["failed_tests"])
     # `//` and `..` inside names are kept: only the file part of an id is a path
-    assert {*VITEST_IDS, *JEST_IDS, *PYTEST_IDS, *MANY_IDS} == failed
+    assert {*VITEST_IDS, *JEST_IDS, *PYTEST_IDS, *MANY_IDS, TYPE_ID} == failed
     assert full_run["counts"]["failed"] == len(failed)
     assert full_run["run_id"]
 
@@ -84,7 +84,8 @@ async def test_max_failures_and_workers_act_on_every_runner(call) -> None:
     data = await call("run_tests", {**QUICK, "max_failures": 1, "workers": 1})
     runners = data["runners"]
     assert runners["python"]["counts"]["failed"] == 1
-    assert runners["vitest:web"]["counts"]["failed"] == 1  # 22 fail without the limit
+    # 22 runtime failures and a type test's without the limit; the type test (tsc) runs apart from --bail
+    assert runners["vitest:web"]["counts"]["failed"] == 2
     assert runners["jest:legacy"]["counts"]["failed"] == 1  # 2 files fail without it; jest stops at the first
     for key, option in (("vitest:web", "--bail=1"), ("jest:legacy", "--bail")):
         assert option in runners[key]["command"] and runners[key]["stopped_early"]
@@ -107,3 +108,19 @@ async def test_page_two_is_read_from_the_kept_run_without_running_again(call) ->
     assert shown == [f["test"] for f in full["failures"]][: len(shown)]
     unknown = await call("run_tests", {"run_id": "run_tests-999-abc"})
     assert unknown["status"] == "error" and unknown["error"]["code"] == "unknown_run"
+
+
+async def test_the_declared_test_script_is_what_runs(full_run) -> None:
+    vitest = full_run["runners"]["vitest:web"]
+    # package.json: "test": "vitest run --typecheck"; the type test exists only under --typecheck
+    assert vitest["declared_test_script"]["flags_used"] == ["--typecheck"] and "--typecheck" in vitest["command"]
+    assert TYPE_ID in full_run["failed_tests"]
+    assert any("package.json's test script" in note for note in vitest["notes"])
+
+
+async def test_tsc_runs_as_a_check_where_a_tsconfig_exists(call) -> None:
+    data = await call("lint", {"path": "web"})
+    tsc = data["linters"]["tsc"]
+    assert tsc["status"] == "ok" and tsc["projects"] == [{"tsconfig": "web/tsconfig.json", "errors": 1}]
+    [finding] = [f for f in data["findings"] if f["tool"] == "tsc"]
+    assert (finding["file"], finding["line"], finding["rule"]) == ("web/src/url.test-d.ts", 5, "TS2344")

@@ -18,6 +18,9 @@ MANY = 20
 VITEST_IDS = [f"web/src/url.test.ts::joinURL {GOOGLE}", f"web/src/url.test.ts::joinURL {PLUS}"]
 JEST_IDS = [f"legacy/__tests__/url.test.js::joinURL {GOOGLE}", f"legacy/__tests__/second.test.js::{PLUS}"]
 PYTEST_IDS = ["tests/test_urls.py::test_join[https://google.com/]", "tests/test_urls.py::test_join[../up]"]
+TYPE_TEST = "joinURL returns a number (it does not)"
+# vitest puts the file into a type test's name: its id is the runner's, as for any other test
+TYPE_ID = f"web/src/url.test-d.ts::src/url.test-d.ts {TYPE_TEST}"
 MANY_IDS = [f"web/src/url.test.ts::many case {i} + more" for i in range(MANY)]
 
 TRUTH = {
@@ -77,13 +80,13 @@ TRUTH = {
         }});
         """,
     # Runs only under `vitest --typecheck` (the package's test script): vitest's default typecheck include.
-    "web/src/url.test-d.ts": """
-        import { expectTypeOf, test } from "vitest";
-        import { joinURL } from "./url";
+    "web/src/url.test-d.ts": f"""
+        import {{ expectTypeOf, test }} from "vitest";
+        import {{ joinURL }} from "./url";
 
-        test("joinURL returns a string", () => {
-          expectTypeOf(joinURL("a", "b")).toEqualTypeOf<string>();
-        });
+        test({json.dumps(TYPE_TEST)}, () => {{
+          expectTypeOf(joinURL("a", "b")).toEqualTypeOf<number>();
+        }});
         """,
     "legacy/package.json": json.dumps({"name": "legacy", "private": True, "devDependencies": {"jest": "30"}}),
     "legacy/__tests__/url.test.js": f"""
@@ -117,4 +120,11 @@ TRUTH = {
 
 
 def build_truth(root):
-    return write(root, TRUTH)
+    """The workspace; `web` gets vitest's package in node_modules (a link to the bundled toolchain's), as
+    a project has after `npm install`, so that tsc (alone or under `vitest --typecheck`) finds its types."""
+    from instances.quality.js.packages import BUNDLED_NODE_DIR
+
+    write(root, TRUTH)
+    (root / "web" / "node_modules").mkdir()
+    (root / "web" / "node_modules" / "vitest").symlink_to(BUNDLED_NODE_DIR / "node_modules" / "vitest")
+    return root
