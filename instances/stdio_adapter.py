@@ -109,9 +109,18 @@ def relay_server(upstream: ClientSession, init: types.InitializeResult) -> Serve
     return server
 
 
-def child_environment() -> dict[str, str]:
-    """The adapter's own environment (the sandbox's allow-list), the instance key already taken out of it."""
-    return {k: v for k, v in os.environ.items() if k != "PARADISE_INSTANCE_KEY"}
+def child_environment(workspace: str | None) -> dict[str, str]:
+    """The adapter's own environment (the sandbox's allow-list), the instance key already taken out of it.
+
+    The workspace is a safe directory for git (as the quality instance's own git calls say with ``-c``): a
+    sandbox may run as another uid than the workspace's owner, and git then refuses the repository as of
+    "dubious ownership" - the git servers of the registries would fail on the client's own repository."""
+    env = {k: v for k, v in os.environ.items() if k != "PARADISE_INSTANCE_KEY"}
+    if workspace:
+        count = int(env.get("GIT_CONFIG_COUNT", "0") or 0)
+        env |= {"GIT_CONFIG_COUNT": str(count + 1), f"GIT_CONFIG_KEY_{count}": "safe.directory",
+                f"GIT_CONFIG_VALUE_{count}": workspace}
+    return env
 
 
 async def watch(upstream: ClientSession) -> None:
@@ -129,7 +138,8 @@ async def watch(upstream: ClientSession) -> None:
 
 async def serve(args: argparse.Namespace, key: str | None) -> int:
     cwd = args.cwd or os.environ.get("PARADISE_WORKSPACE") or None
-    params = StdioServerParameters(command=args.program[0], args=args.program[1:], env=child_environment(), cwd=cwd)
+    env = child_environment(os.environ.get("PARADISE_WORKSPACE") or cwd)
+    params = StdioServerParameters(command=args.program[0], args=args.program[1:], env=env, cwd=cwd)
     async with stdio_client(params) as (read, write), ClientSession(read, write) as upstream:
         with anyio.fail_after(120):
             init = await upstream.initialize()

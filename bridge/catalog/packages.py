@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MANIFEST = "paradise-package.json"
-_NPM = re.compile(r"npm:((?:@[a-z0-9][a-z0-9._-]*/)?[a-z0-9][a-z0-9._-]*)@([0-9A-Za-z][0-9A-Za-z.+-]*)")
-_PYPI = re.compile(r"pypi:([A-Za-z0-9][A-Za-z0-9._-]*)==([0-9A-Za-z][0-9A-Za-z.+!-]*)")
+_NPM = re.compile(r"npm:((?:@[a-z0-9][a-z0-9._-]*/)?[a-z0-9][a-z0-9._-]*)@([0-9][0-9A-Za-z.+-]*)")
+_PYPI = re.compile(r"pypi:([A-Za-z0-9][A-Za-z0-9._-]*)==([0-9][0-9A-Za-z.+!-]*)")
 _VERSION_RANGE = re.compile(r"[\^~*<>=| ]|^x$|\.x")
 INSTALL_TIMEOUT = 900  # seconds one install may take (a slow mirror, a big dependency tree)
 

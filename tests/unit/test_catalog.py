@@ -1,8 +1,15 @@
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 
-from bridge.catalog import CatalogError, load_catalog
+from bridge.catalog import CatalogError, ServiceSpec, load_catalog
+from bridge.catalog.instance_spec import instance_spec
+from bridge.catalog.packages import MANIFEST, Package, PackageError, installed_program, packages_dir
+from bridge.catalog.services import DATA_CATALOG, describe_service, refresh_catalog
+from bridge.settings import load_settings
 
 VALUES = {
     "port": "8201",
@@ -65,3 +72,99 @@ def test_bad_catalogs_name_the_problem(tmp_path, text, words) -> None:
 def test_missing_catalog_file(tmp_path) -> None:
     with pytest.raises(CatalogError, match="No such file"):
         load_catalog(tmp_path / "absent.toml")
+
+
+# ---- registry packages (bridge/catalog/packages.py) and stdio services ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("ref", "registry", "name", "version"),
+    [
+        ("npm:@modelcontextprotocol/server-everything@2026.8.31", "npm", "@modelcontextprotocol/server-everything",
+         "2026.8.31"),
+        ("npm:left-pad@1.3.0", "npm", "left-pad", "1.3.0"),
+        ("pypi:mcp-server-git==2026.10.19", "pypi", "mcp-server-git", "2026.10.19"),
+    ],
+)
+def test_pinned_packages_parse(ref, registry, name, version) -> None:
+    package = Package.parse(ref)
+    assert (package.registry, package.name, package.version) == (registry, name, version)
+    assert package.ref == ref and "/" not in package.slug and package.slug.endswith(version)
+
+
+@pytest.mark.parametrize(
+    "ref",
+    ["npm:left-pad", "npm:left-pad@^1.3.0", "npm:left-pad@~1.3", "npm:left-pad@1.x", "npm:left-pad@latest x",
+     "npm:left-pad@*", "pypi:mcp-server-git>=1.0", "pypi:mcp-server-git", "pypi:x==1.0 ; rm -rf /",
+     "docker:foo@1", "npm:../../etc@1.0.0"],
+)
+def test_anything_but_an_exact_version_is_refused(ref) -> None:
+    with pytest.raises(PackageError, match="not a pinned registry package"):
+        Package.parse(ref)
+
+
+def test_a_package_entry_runs_its_installed_program_behind_the_adapter(tmp_path) -> None:
+    settings = load_settings(data_dir=tmp_path)
+    spec = ServiceSpec(name="git", package="pypi:mcp-server-git==2026.10.19", transport="stdio",
+                       args=["--repository", "{workspace}"])
+    assert spec.instance_key and spec.http_transport == "streamable-http"
+    with pytest.raises(CatalogError, match="is not installed; run `devops-paradise catalog add git"):
+        instance_spec(settings, spec, "alice", 8201, "/ws", "quick")
+    package = spec.registry_package
+    target = package.directory(packages_dir(tmp_path))
+    target.mkdir(parents=True)
+    (target / MANIFEST).write_text(json.dumps({"package": package.ref, "argv": [f"{target}/bin/mcp-server-git"]}))
+    command = instance_spec(settings, spec, "alice", 8201, "/ws", "quick").command
+    adapter, program = command[: command.index("--")], command[command.index("--") + 1:]
+    assert adapter[1:3] == ["-m", "instances.stdio_adapter"]
+    assert adapter[adapter.index("--port") + 1] == "8201" and adapter[adapter.index("--cwd") + 1] == "/ws"
+    assert adapter[adapter.index("--package") + 1] == str(target)  # named: the sandbox mounts it whole
+    assert program == [f"{target}/bin/mcp-server-git", "--repository", "/ws"]
+
+
+def test_a_manifest_of_another_version_is_not_an_install(tmp_path) -> None:
+    package = Package.parse("npm:left-pad@1.3.0")
+    target = package.directory(packages_dir(tmp_path))
+    target.mkdir(parents=True)
+    (target / MANIFEST).write_text(json.dumps({"package": "npm:left-pad@1.2.0", "argv": ["/usr/bin/node", "x"]}))
+    assert installed_program(package, packages_dir(tmp_path)) is None
+
+
+def test_a_stdio_command_of_ones_own_is_wrapped_too() -> None:
+    spec = ServiceSpec(name="mine", command=["/opt/srv/bin/server", "--root", "{workspace}"], transport="stdio")
+    settings = load_settings(data_dir="/d")
+    command = instance_spec(settings, spec, "alice", 8202, "/ws", "quick").command
+    assert command[1:3] == ["-m", "instances.stdio_adapter"] and "--package" not in command
+    assert command[command.index("--") + 1:] == ["/opt/srv/bin/server", "--root", "/ws"]
+    assert describe_service({"mine": spec}, "mine") == ("/mcp", "streamable-http")
+
+
+@pytest.mark.parametrize(
+    ("fields", "words"),
+    [
+        ({"package": "npm:x@1.0.0", "command": ["/bin/x"]}, "not both"),
+        ({"package": "npm:x@1.0.0", "transport": "sse"}, "runs over stdio"),
+        ({"package": "npm:x@1.0.0", "args": ["{secret}"]}, "unknown placeholder {secret}"),
+        ({"package": "npm:x@latest"}, "exact version"),
+    ],
+)
+def test_bad_package_entries_name_the_problem(fields, words) -> None:
+    with pytest.raises(ValueError, match=re.escape(words)):
+        ServiceSpec(name="x", **fields)
+
+
+def test_the_data_dir_catalog_is_layered_and_reread(tmp_path) -> None:
+    (tmp_path / DATA_CATALOG).write_text('[services.git]\npackage = "pypi:mcp-server-git==2026.10.19"\n'
+                                         'transport = "stdio"\n')
+    user = tmp_path / "user.toml"
+    user.write_text('[services.git]\nmemory = "512m"\n')
+    catalog = load_catalog(user, tmp_path)
+    assert catalog["git"].package == "pypi:mcp-server-git==2026.10.19" and catalog["git"].memory == "512m"
+    held = catalog
+    (tmp_path / DATA_CATALOG).write_text('[services.files]\npackage = "npm:@modelcontextprotocol/server-filesystem'
+                                         '@2026.8.31"\ntransport = "stdio"\nargs = ["{workspace}"]\n')
+    refresh_catalog(held, None, tmp_path)
+    assert "files" in held and "git" in held  # added at once; one in use is never dropped under the bridge
+    (tmp_path / DATA_CATALOG).write_text("not toml [")
+    refresh_catalog(held, None, tmp_path)  # a broken file leaves the catalog in use alone
+    assert {"files", "git", "serena"} <= set(held)
