@@ -88,10 +88,11 @@ async def test_empty_and_unsupported_workspaces_register_and_say_what_is_missing
     bridge = serena_bridge
     empty = tmp_path / "empty"
     empty.mkdir()
-    golang = tmp_path / "golang"
-    golang.mkdir()
-    (golang / "main.go").write_text("package main\n\nfunc main() {}\n")
-    for name, workspace, words in (("hollow", empty, "workspace is empty"), ("gopher", golang, "go")):
+    ruby = tmp_path / "ruby"  # no package registry here ships a Ruby language server
+    ruby.mkdir()
+    (ruby / "main.rb").write_text("def main\n  puts 1\nend\n")
+    for name, workspace, words in (("hollow", empty, "workspace is empty"),
+                                   ("rubyist", ruby, "no language server for ruby")):
         created = bridge.register(name, workspace, ["serena"], wait=240)
         instance = created["instances"][0]
         assert instance["state"] == "running", instance
@@ -99,7 +100,7 @@ async def test_empty_and_unsupported_workspaces_register_and_say_what_is_missing
         # Serena's non-semantic tools keep working.
         async with mcp_client(bridge.mcp_url(name, "serena"), created["token"]) as client:
             memories = await client.call_tool("list_memories", {})
-            search = await client.call_tool("search_for_pattern", {"substring_pattern": "func main"})
+            search = await client.call_tool("search_for_pattern", {"substring_pattern": "def main"})
         assert not memories.is_error and not search.is_error
-        assert ("main.go" in search.content[0].text) == (name == "gopher")
+        assert ("main.rb" in search.content[0].text) == (name == "rubyist")
         bridge.api("DELETE", f"/clients/{name}")
