@@ -1,5 +1,6 @@
-"""The newcomer with Claude Code: one command on a fresh copy of the checkout, a temporary HOME and the real
-``claude`` CLI on PATH ends with ``claude mcp list`` (run by the test, in the workspace) reporting both servers
+"""The newcomer with Claude Code: one command on a fresh copy of the checkout, a temporary HOME, a project
+outside that home (no PARADISE_WORKSPACE_ROOTS: setup adds it to the bridge's roots) and the real ``claude``
+CLI on PATH ends with ``claude mcp list`` (run by the test, in the workspace) reporting both servers
 Connected, with nothing left to approve; the token never lands in a file inside the workspace.
 
 The same user then works with the CLI the way the issue found it broken: only ``PARADISE_PORT`` set (no
@@ -46,6 +47,10 @@ def claude_user(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     install_serena(serena_venv_path(), progress=lambda line: print(f"[serena install] {line}"))
     setup = new_user(tmp_path_factory.mktemp("claude"), client="e2e-claude")
     setup.env["PATH"] = f"{claude.parent}{os.pathsep}{setup.env['PATH']}"
+    # The newcomer's project lies outside the home (here under the temp dir, as /srv/shop or /workspaces/x
+    # would), and no roots are configured: setup itself must let it in.
+    del setup.env["PARADISE_WORKSPACE_ROOTS"]
+    assert setup.home not in setup.workspace.parents
     try:
         yield setup
     finally:
@@ -78,6 +83,7 @@ def test_one_command_ends_with_both_servers_connected(claude_user: Setup) -> Non
     print(done.stdout)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "==> [10/10] Registering the servers with Claude Code" in done.stdout
+    assert f"added {user.workspace.resolve()} to the workspace roots" in done.stdout
     for name in SERVERS:
         shown = [line for line in done.stdout.splitlines() if line.strip().startswith(f"{name}: http://")]
         assert len(shown) == 1 and "Connected" in shown[0], done.stdout
