@@ -7,13 +7,14 @@ relayed chunk by chunk as it arrives, with no total timeout; closing the client 
 
 A client never sees its instance die, sleep or wake: a request that cannot reach the instance is held
 while the instance is checked at once and healed (bounded by START_TIMEOUT), and sessions of the
-session-era protocol revisions are the bridge's own, replayed onto a new instance (``sessions.py``).
+session-era protocol revisions are the bridge's own, replayed onto a new instance (``sessions.py``). A
+request the instance died under is sent again only when that is safe (``resend.py``); otherwise the client
+is told it may have run. Rotating a client's token or deleting it ends its open streams (``revoke``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -23,21 +24,13 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from bridge.clients import ClientManager
-from bridge.errors import (
-    Forbidden,
-    MisdirectedRequest,
-    NestedTooDeep,
-    NotFound,
-    TooManyStreams,
-    Unauthorized,
-    Unavailable,
-    UpstreamError,
-)
+from bridge.errors import NestedTooDeep, TooManyStreams, Unavailable, UpstreamError
 from bridge.jsonlimits import MAX_JSON_DEPTH, too_deep
 from bridge.lifecycle.peers import HEADER_PREFIX as PEER_HEADER_PREFIX
 from bridge.lifecycle.routes import Route
-from bridge.mcp import legacy_sse
+from bridge.mcp import edge, legacy_sse, resend
 from bridge.mcp.client import ProbeFailed
+from bridge.mcp.edge import add_oauth_404s as add_oauth_404s  # app.py adds them through the proxy module
 from bridge.mcp.protocol import INSTANCE_KEY_HEADER, SESSION_ID_HEADER
 from bridge.mcp.sessions import Mapped, SessionMap, initialize_message
 from bridge.mcp.upstream import Cut, Dropped, NotSent, UpstreamPool, UpstreamResponse
@@ -60,14 +53,16 @@ _PEER_PREFIX = PEER_HEADER_PREFIX.lower()
 _DROP_RESPONSE = HOP_BY_HOP | {"content-length", "content-encoding", "server", "date", "set-cookie", "mcp-session-id"}
 MAX_ANSWER = 32 * 1024 * 1024  # a JSON answer larger than this is an instance gone wrong, not a reply
 MAX_STREAMS_PER_CLIENT = 64
-_LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-_BEARER = re.compile(r"^\s*bearer\s+(\S+)\s*$", re.IGNORECASE)
+MAX_RESENDS = 2  # a safe request cut by its instance's death is sent again at most this often
 # Reaching the instance failed before the request was sent: always safe to send again. (The aiohttp errors
 # come from replaying a session's initialize, which goes through the bridge's MCP client.)
 _NEVER_SENT = (NotSent, aiohttp.ClientConnectorError)
 # The connection broke under the request: safe to send again only if the instance turns out to be dead.
 _BROKEN = (Dropped, aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
+
+
+class _MayHaveRun(Exception):
+    """The request reached an instance that broke off before answering, and sending it again is not safe."""
 
 
 class McpProxy:
@@ -98,6 +93,7 @@ class McpProxy:
         # client ends them at once (``revoke``), also one that was opening when the token changed.
         self._live: dict[str, set[UpstreamResponse]] = {}
         self._revoked: Counter[str] = Counter()
+        self.hints = resend.ToolHints()  # which tools each instance's server says are safe to run twice
         self.upstream = UpstreamPool()
 
     def attach(self, manager: ClientManager, http: aiohttp.ClientSession, sessions: SessionMap) -> None:
@@ -115,41 +111,25 @@ class McpProxy:
             upstream.close()  # its relay sees the upstream end and ends the client's stream
         live.clear()  # (ended on purpose: not counted as aborted)
         self.sessions.drop_client(client_id)
+        self.hints.forget(client_id)
 
     def close(self) -> None:
         self.upstream.close()
 
-    # ---- who may ask -------------------------------------------------------------------------------
+    # ---- who may ask (edge.py) -----------------------------------------------------------------------
 
     def check_origin(self, request: web.Request) -> None:
-        """The MCP specification's DNS-rebinding defence: a foreign Host or a foreign Origin is refused; the
-        bridge's own origins are not foreign."""
-        host = request.headers.get("Host", "")
-        if not self.host_allowed(host):
-            raise MisdirectedRequest(f"this bridge does not answer for Host {host!r} (PARADISE_ALLOWED_HOSTS)")
-        origin = request.headers.get("Origin")
-        if origin is not None and not (own_origin(request, origin) or self.origin_allowed(origin)):
-            raise Forbidden(f"Origin {origin!r} is not allowed (PARADISE_ALLOWED_ORIGINS)")
+        edge.check_host_and_origin(request, self.host_allowed, self.origin_allowed)
 
     def authorize(self, request: web.Request, client_id: str, service: str) -> Route:
-        match = _BEARER.match(request.headers.get("Authorization", ""))
-        owner = self.manager.authenticate(match.group(1)) if match else None
-        if owner is None:
-            raise Unauthorized(
-                "missing or invalid client token", headers={"WWW-Authenticate": 'Bearer realm="devops-paradise"'}
-            )
-        if not self.manager.exists(client_id):
-            raise NotFound(f"no client {client_id!r}")
-        if owner != client_id:
-            raise Forbidden(f"this token belongs to another client, not {client_id!r}")
-        return self.manager.route(client_id, service)  # 404 for an unknown service
+        return edge.authorize(self.manager, request, client_id, service)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         client_id = request.match_info["client_id"]
         service = request.match_info["service"]
         self.check_origin(request)
         route = self.authorize(request, client_id, service)
-        request["paradise_revoked"] = self._revoked[client_id]  # what ``_stream`` compares with
+        request["paradise_revoked"] = self._revoked[client_id]  # what ``_relay`` compares with
         with self.metrics.track(client_id, service, request.method) as track:
             if request.method == "GET":  # a listening stream may stay open while its instance is frozen
                 return await self._listen(request, route, track)
@@ -176,7 +156,6 @@ class McpProxy:
     # ---- forwarding --------------------------------------------------------------------------------
 
     async def _forward(self, request: web.Request, route: Route, track: RequestTrack) -> web.StreamResponse:
-        client_id = route.client_id
         tail = request.match_info["tail"]
         body = await request.read() if request.body_exists else None
         track.sent(len(body) if body else 0)
@@ -188,26 +167,61 @@ class McpProxy:
         }
         session_id = request.headers.get(SESSION_ID_HEADER)
         init = initialize_message(body) if session_id is None and request.method == "POST" else None
-        route, upstream, mapped = await self._send(request, route, tail, forwarded, body, session_id)
-        try:
-            reply_session = self._session_answer(route, upstream, mapped, init, request.method)
-            headers = self._answer_headers(upstream, reply_session)
-            length = upstream.content_length
-            if length is None or upstream.headers.get("Content-Type", "")[:17].lower() == "text/event-stream":
-                prefix = f"/c/{client_id}/{route.service}" if tail == "sse" else None
-                return await self._stream(request, upstream, prefix, route, track, headers)
-            # An answer of announced length: refuse a monstrous one before reading a byte of it.
-            if length > MAX_ANSWER:
-                raise UpstreamError(f"the instance's answer is larger than {MAX_ANSWER // 2**20} MiB")
+        call = resend.classify(request.method, body, self.hints.safe_tools(route.key))
+        opened: web.StreamResponse | None = None  # an SSE answer already begun to the client
+        for attempt in range(MAX_RESENDS + 1):
             try:
-                answer = await upstream.read()
-            except Cut as exc:  # the instance died mid-answer: a bad gateway, not the bridge's own error
-                raise UpstreamError(f"{route.service} of {client_id}: {exc}") from None
-            track.answered(upstream.status, len(answer))
-            return web.Response(status=upstream.status, headers=headers, body=answer)
-        finally:
-            upstream.release()
-            route.last_activity = time.monotonic()
+                route, upstream, mapped = await self._send(request, route, tail, forwarded, body, session_id, call)
+            except _MayHaveRun:
+                return await self._may_have_run(request, opened, call, route)
+            try:
+                if opened is None:
+                    headers = self._answer_headers(upstream, self._session_answer(route, upstream, mapped, init,
+                                                                                 request.method))
+                if opened is not None or _streamed(upstream):
+                    opened = opened or await self._open_stream(request, upstream, track, headers)
+                    if await self._relay(request, opened, upstream, tail, route, track, call):
+                        return opened
+                elif (answer := await self._read(upstream, route)) is not None:
+                    self.hints.learn(route.key, call, answer)
+                    track.answered(upstream.status, len(answer))
+                    return web.Response(status=upstream.status, headers=headers, body=answer)
+            finally:
+                upstream.release()
+                route.last_activity = time.monotonic()
+            # The instance died under the answer: sent again to the healed instance only when that is safe.
+            if not call.safe or attempt == MAX_RESENDS:
+                return await self._may_have_run(request, opened, call, route)
+            await self.manager.recover(route)
+        raise AssertionError("unreachable")  # the loop returns on its last attempt
+
+    async def _read(self, upstream: UpstreamResponse, route: Route) -> bytes | None:
+        """A JSON answer whole; None when the instance died in the middle of it."""
+        if upstream.content_length is not None and upstream.content_length > MAX_ANSWER:
+            raise UpstreamError(f"the instance's answer is larger than {MAX_ANSWER // 2**20} MiB")
+        try:
+            return await upstream.read()
+        except Cut:
+            return None
+
+    async def _may_have_run(
+        self, request: web.Request, opened: web.StreamResponse | None, call: resend.Call, route: Route
+    ) -> web.StreamResponse:
+        """A request that reached an instance which died before answering, and is not safe to send again: the
+        client is told so, once (in the SSE answer already begun, or as the JSON-RPC answer)."""
+        await self.manager.recover(route)  # judged and healed now, for the client's next request
+        what = f"{route.service} of {route.client_id}"
+        if not call.awaits_answer:
+            if opened is None:
+                raise UpstreamError(f"{what} broke off during this request, which may have run; not sent again")
+            await opened.write_eof()
+            return opened
+        error = resend.restarted_error(call, what)
+        if opened is None:
+            return web.json_response(error)
+        await opened.write(resend.sse_event(error))
+        await opened.write_eof()
+        return opened
 
     async def _send(
         self,
@@ -217,6 +231,7 @@ class McpProxy:
         forwarded: dict[str, str],
         body: bytes | None,
         session_id: str | None,
+        call: resend.Call,
     ) -> tuple[Route, UpstreamResponse, Mapped | None]:
         """Send the request to a live instance; hold it (bounded) while the instance is healed or woken."""
         loop = asyncio.get_running_loop()
@@ -239,6 +254,8 @@ class McpProxy:
                     request.method, route.port, self._target(route, tail, request), headers, body
                 )
             except (*_NEVER_SENT, *_BROKEN, ProbeFailed) as exc:
+                if isinstance(exc, Dropped) and not call.safe:
+                    raise _MayHaveRun from None  # it reached the instance, which may have acted on it
                 down = await self.manager.recover(route)
                 what = f"{route.service} of {route.client_id}"
                 if isinstance(exc, _BROKEN) and not isinstance(exc, _NEVER_SENT) and not down:
@@ -301,23 +318,41 @@ class McpProxy:
             headers[SESSION_ID_HEADER] = session_id
         return headers
 
-    async def _stream(
-        self,
-        request: web.Request,
-        upstream: UpstreamResponse,
-        legacy_prefix: str | None,
-        route: Route,
-        track: RequestTrack,
-        headers: CIMultiDict[str],
+    @staticmethod
+    async def _open_stream(
+        request: web.Request, upstream: UpstreamResponse, track: RequestTrack, headers: CIMultiDict[str]
     ) -> web.StreamResponse:
         headers["X-Accel-Buffering"] = "no"
         headers.setdefault("Cache-Control", "no-cache")
         response = web.StreamResponse(status=upstream.status, headers=headers)
         await response.prepare(request)
         track.stream_opened(upstream.status)
+        return response
+
+    async def _relay(
+        self,
+        request: web.Request,
+        response: web.StreamResponse,
+        upstream: UpstreamResponse,
+        tail: str,
+        route: Route,
+        track: RequestTrack,
+        call: resend.Call,
+    ) -> bool:
+        """The upstream answer relayed into the client's open stream, chunk by chunk, and the stream ended:
+        True. False (the stream left open) when the instance died before the answer to ``call`` went by."""
+        if not _streamed(upstream):  # a request sent again was answered with JSON: one event of the stream
+            answer = await self._read(upstream, route)
+            if answer is None:
+                return False
+            if upstream.status == 200 and answer.strip():
+                await response.write(b"event: message\ndata: " + answer.strip() + b"\n\n")
+            await response.write_eof()
+            return True
         chunks = upstream.iter_any()
-        if legacy_prefix is not None:
-            chunks = legacy_sse.rewrite_endpoint(chunks, legacy_prefix)
+        if tail == "sse":
+            chunks = legacy_sse.rewrite_endpoint(chunks, f"/c/{route.client_id}/{route.service}")
+        watch = resend.AnswerWatch(call)
         route.streams += 1  # an open stream keeps the instance from idling
         live = self._live.setdefault(route.client_id, set())
         live.add(upstream)
@@ -326,6 +361,8 @@ class McpProxy:
             live.discard(upstream)
         try:
             async for chunk in chunks:
+                if watch.feed(chunk):  # learnt before the client has the answer (and can send the next call)
+                    self.hints.learn(route.key, call, watch.messages)
                 await response.write(chunk)
                 track.chunk(len(chunk))
                 route.last_activity = time.monotonic()
@@ -334,16 +371,18 @@ class McpProxy:
             raise
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):
             upstream.close()  # the client went away mid-write: close the upstream stream, quietly
-            return response
+            return True
         except Cut:
+            upstream.close()  # the instance went away mid-stream (or the credentials changed: not in live)
             if upstream in live:
                 track.aborted()
-            upstream.close()  # the instance went away mid-stream; end ours cleanly (the client reconnects)
+                if call.awaits_answer and not watch.answered:
+                    return False
         finally:
             route.streams -= 1
             self._forget_stream(route.client_id, live, upstream)
         await response.write_eof()
-        return response
+        return True
 
     def _forget_stream(self, client_id: str, live: set[UpstreamResponse], upstream: UpstreamResponse) -> None:
         live.discard(upstream)
@@ -351,25 +390,7 @@ class McpProxy:
             del self._live[client_id]
 
 
-def own_origin(request: web.Request, origin: str) -> bool:
-    """``origin`` is the bridge's own: its scheme, a loopback name or the address the request came in on,
-    and the port it came in on. A DNS-rebinding page can never have such an origin (its origin is the
-    attacker's host name), and a page served from there is the bridge's own."""
-    sockname = request.transport.get_extra_info("sockname") if request.transport is not None else None
-    if not isinstance(sockname, tuple) or len(sockname) < 2:
-        return False
-    address, port = str(sockname[0]), int(sockname[1])
-    names = {*_LOOPBACK_NAMES, f"[{address}]" if ":" in address else address}
-    scheme = request.scheme
-    ports = {f":{port}", ""} if port == _DEFAULT_PORTS.get(scheme) else {f":{port}"}
-    return origin.strip().rstrip("/").lower() in {f"{scheme}://{name}{p}" for name in names for p in ports}
-
-
-async def not_found(_request: web.Request) -> web.Response:
-    """OAuth discovery and registration paths: this bridge uses bearer tokens, not OAuth."""
-    raise NotFound("this bridge does not offer OAuth; use the client token as a bearer token")
-
-
-def add_oauth_404s(app: web.Application) -> None:
-    for path in ("/.well-known/{rest:.*}", "/register", "/authorize", "/token"):
-        app.router.add_route("*", path, not_found)
+def _streamed(upstream: UpstreamResponse) -> bool:
+    """An answer relayed as it comes: SSE, or of unannounced length."""
+    content_type = upstream.headers.get("Content-Type", "")
+    return upstream.content_length is None or content_type[:17].lower() == "text/event-stream"
