@@ -106,15 +106,22 @@ def _fail(message: str) -> str:
     raise PackInstallError(message)
 
 
-def language_notes(workspace: Path, asked: list[str] | None, serena_venv: Path, servers_file: Path | None) -> list[str]:
-    """Why a language of the workspace cannot answer, one note per language; empty when all can."""
+def language_notes(
+    workspace: Path, asked: list[str] | None, serena_venv: Path, servers_file: Path | None, *, image: bool = False
+) -> list[str]:
+    """Why a language of the workspace cannot answer, one note per language; empty when all can. ``image``:
+    the instance runs from images/serena, which carries every pack (the host's venv says nothing about it)."""
     try:
-        operator = L.load_operator_servers(servers_file)
+        operator = {} if image else L.load_operator_servers(servers_file)
         languages = L.normalize(asked) if asked else L.detect(workspace)
     except L.LanguageError as exc:
         return [str(exc)]
+    if image:
+        missing = [name for name in languages if not L.LANGUAGES[name].pack]
+    else:
+        missing = [name for name in languages if L.server_for(name, serena_venv, operator) is None]
     return [L.missing_reason(name, operator) + "; semantic tools find nothing there, pattern search works"
-            for name in languages if L.server_for(name, serena_venv, operator) is None]
+            for name in missing]
 
 
 def language_table(serena_venv: Path, servers_file: Path | None) -> list[dict[str, object]]:

@@ -142,7 +142,10 @@ class InstanceManager:
         if client is not None:  # never mount a workspace swapped since registration (WorkspaceChanged fails it)
             await asyncio.to_thread(verify_workspace, client.workspace, client.identity, self.settings)
         if service.requires == "serena" and client is not None:
-            notes = await asyncio.to_thread(workspace_notes, Path(client.workspace), self.settings, client.languages)
+            image = not self.runtime.installs_on_host  # the image carries every language pack
+            notes = await asyncio.to_thread(
+                workspace_notes, Path(client.workspace), self.settings, client.languages, image=image
+            )
         if service.requires and self.runtime.installs_on_host:
             self.set_step(route, f"installing {service.requires}")
             progress = lambda line: self.table.record(route, "instance.progress", line)  # noqa: E731

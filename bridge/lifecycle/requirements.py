@@ -55,14 +55,19 @@ class Requirements:
             raise RequirementError(str(exc)) from None
 
 
-def workspace_notes(workspace: Path, settings: BridgeSettings, languages: list[str] | None = None) -> list[str]:
+def workspace_notes(
+    workspace: Path, settings: BridgeSettings, languages: list[str] | None = None, *, image: bool = False
+) -> list[str]:
     """What Serena's semantic tools will lack in this workspace, said plainly; empty when all is well.
 
-    One note per language (the client's ``languages``, else those detected) whose server is not installed.
+    One note per language (the client's ``languages``, else those detected) whose server is not installed
+    (``image``: in images/serena, which carries every pack, rather than in the host's Serena venv).
     """
     if not os.access(workspace, os.R_OK | os.X_OK):
         return [f"workspace {workspace} is not readable by the bridge's user; Serena cannot index it"]
-    notes = language_notes(workspace, languages, settings.serena_venv_path, settings.serena_language_servers)
+    notes = language_notes(
+        workspace, languages, settings.serena_venv_path, settings.serena_language_servers, image=image
+    )
     if notes or languages:
         return notes
     count = 0

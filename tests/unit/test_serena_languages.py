@@ -139,3 +139,10 @@ def test_doctor_table_says_installed_or_how_to_add(tmp_path: Path) -> None:
     assert not rows["typescript"]["installed"] and "--languages typescript" in rows["typescript"]["how"]
     assert not rows["rust"]["installed"] and "PARADISE_SERENA_LANGUAGE_SERVERS" in rows["rust"]["how"]
     assert os.fspath(rows["python"]["server"]).endswith("pyright-langserver")
+
+
+def test_on_docker_the_image_carries_every_pack(tmp_path: Path) -> None:
+    venv = fake_venv(tmp_path, ())  # nothing on the host: it does not matter for a container
+    notes = language_packs.language_notes(FIXTURES / "mixed", ["python", "typescript", "php", "ruby"], venv, None,
+                                          image=True)
+    assert len(notes) == 1 and notes[0].startswith("no language server for ruby")
