@@ -101,7 +101,10 @@ class StorageAlarm:
 
     async def run(self) -> None:
         while True:
-            self.check()
+            try:
+                self.check()
+            except Exception:  # the watch outlives any one failed check
+                log.exception("storage alarm: this check failed; trying again in %gs", self.interval)
             await asyncio.sleep(self.interval)
 
 
