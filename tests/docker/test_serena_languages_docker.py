@@ -1,0 +1,65 @@
+"""Serena beyond Python on the Docker runtime: images/serena carries the language packs, and a TypeScript
+workspace and a mixed Python + TypeScript repository answer ``find_symbol`` and ``find_referencing_symbols``
+through a real bridge, from a container with no network beyond the host (PARADISE_INSTANCE_EGRESS=none)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.docker.conftest import INSTANCE_UID
+from tests.docker.conftest import docker_bridge as start_docker_bridge
+from tests.helpers import BridgeProcess, mcp_client
+
+pytestmark = [pytest.mark.docker, pytest.mark.serena, pytest.mark.slow]
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "languages"
+CLIENTS = {"dk-lang-ts", "dk-lang-mixed"}
+
+
+@pytest.fixture(scope="module")
+def bridge(engine: Any, images: dict[str, str], work: Path) -> Iterator[BridgeProcess]:
+    with start_docker_bridge(engine, work, CLIENTS) as proc:
+        yield proc
+
+
+def owned_copy(fixture: str, target: Path) -> Path:
+    shutil.copytree(FIXTURES / fixture, target)
+    for path in [target, *target.rglob("*")]:
+        os.chown(path, INSTANCE_UID, INSTANCE_UID)
+    return target
+
+
+async def answers(bridge: BridgeProcess, client: str, token: str, symbol: str, defined_in: str, used_in: str) -> None:
+    async with mcp_client(bridge.mcp_url(client, "serena"), token) as session:
+        found = json.loads((await session.call_tool("find_symbol", {"name_path_pattern": symbol})).content[0].text)
+        paths = [f["name_path"] for f in found if f["kind"] != "File" and f["relative_path"] == defined_in]
+        assert paths, found
+        refs = await session.call_tool("find_referencing_symbols", {"name_path": paths[0], "relative_path": defined_in})
+    assert not refs.is_error, refs.content
+    assert used_in in json.loads(refs.content[0].text), refs.content
+
+
+@pytest.mark.parametrize(
+    ("client", "fixture", "checks"),
+    [("dk-lang-ts", "typescript", [("Calculator", "src/calculator.ts", "src/main.ts")]),
+     ("dk-lang-mixed", "mixed", [("Calculator", "web/src/calculator.ts", "web/src/main.ts"),
+                                 ("PriceList", "api/pricing.py", "api/pricing.py")])],
+)
+async def test_the_image_answers_beyond_python(
+    bridge: BridgeProcess, work: Path, client: str, fixture: str, checks: list[tuple[str, str, str]]
+) -> None:
+    created = bridge.register(client, owned_copy(fixture, work / client), ["serena"], wait=240)
+    try:
+        instance = created["instances"][0]
+        assert instance["state"] == "running" and instance["notes"] == [], json.dumps(instance)
+        for symbol, defined_in, used_in in checks:
+            await answers(bridge, client, created["token"], symbol, defined_in, used_in)
+    finally:
+        bridge.api("DELETE", f"/clients/{client}")
