@@ -16,9 +16,7 @@
   const events = [];
   const seen = new Set();
   const quality = new Map(); // client id -> its last "quality" message (jobs, last run, report link)
-  const lastHour = new Map(); // "client/service" -> rows [t, memory, cpu, rps, p50, p99] of the last hour
-  let fields = ["t", "memory", "cpu", "rps", "p50", "p99"];
-  let windowSeconds = 3600;
+  const charts = window.ParadiseCharts.board(); // the last hour of each instance, the runs of each client
   let clientsNow = []; // the last snapshot's clients, for the charts
 
   // ---- token --------------------------------------------------------------------------------------------
@@ -96,7 +94,7 @@
       setStatus("live", "live");
       showMain();
       if (message.events) message.events.slice().reverse().forEach(addEvent);
-      if (message.history) takeHistory(message.history);
+      if (message.history) charts.take(message.history);
       clientsNow = message.clients;
       renderClients(message.clients);
       renderCharts();
@@ -106,7 +104,7 @@
       addEvent(message.event);
       renderEvents();
     } else if (message.type === "samples") {
-      takeSamples(message);
+      charts.add(message);
       renderCharts();
     } else if (message.type === "quality") {
       quality.set(message.client, message);
@@ -183,60 +181,9 @@
     return cell;
   }
 
-  // ---- charts: the last hour of each instance, the quality runs of each client ---------------------------
-
-  function chartCard(title, note, charts) {
-    const card = el("article", "chart-card");
-    const head = el("header");
-    head.append(el("strong", null, title), note);
-    const grid = el("div", "chart-grid");
-    grid.append(...charts);
-    card.append(head, grid);
-    return card;
-  }
-
-  function takeHistory(data) {
-    fields = data.fields;
-    windowSeconds = data.window;
-    lastHour.clear();
-    for (const [key, rows] of Object.entries(data.instances)) lastHour.set(key, rows);
-  }
-
-  function takeSamples(message) {
-    fields = message.fields;
-    for (const [key, row] of Object.entries(message.instances)) {
-      const rows = lastHour.get(key) || [];
-      rows.push(row);
-      while (rows.length && row[0] - rows[0][0] > windowSeconds) rows.shift();
-      lastHour.set(key, rows);
-    }
-    for (const key of [...lastHour.keys()]) if (!(key in message.instances)) lastHour.delete(key);
-  }
-
   function renderCharts() {
-    const C = window.ParadiseCharts;
-    const now = (Date.now() + skewMs) / 1000;
-    const cards = [];
-    const runs = [];
-    for (const client of clientsNow) {
-      for (const inst of client.instances) {
-        const rows = lastHour.get(`${client.client_id}/${inst.service}`) || [];
-        const minutes = Math.round(C.span(rows, now, windowSeconds) / 60);
-        const card = chartCard(`${client.client_id}/${inst.service}`, el("span", "muted", `last ${minutes} min`),
-          C.instanceCharts(rows, fields, now, windowSeconds));
-        card.dataset.client = client.client_id;
-        card.dataset.service = inst.service;
-        card.querySelector("header").append(el("span", `state state-${inst.state}`, inst.state));
-        cards.push(card);
-      }
-      if (client.quality_runs && client.quality_runs.length) {
-        const card = chartCard(client.client_id, el("span", "muted", "quality runs"), [C.qualityChart(client.quality_runs)]);
-        card.classList.add("quality-card");
-        card.dataset.client = client.client_id;
-        runs.push(card);
-      }
-    }
-    $("charts").replaceChildren(...cards, ...runs);
+    const cards = charts.render(clientsNow, (Date.now() + skewMs) / 1000);
+    $("charts").replaceChildren(...cards);
     $("no-charts").hidden = cards.length > 0;
   }
 

@@ -66,38 +66,39 @@
     return { figure, svg };
   }
 
-  // One time chart of the last `window` seconds ending at `now`; series: [{index, className}].
-  function timeChart(rows, now, window, metric, title, series, format) {
-    const xs = rows.map((r) => W * (1 - (now - r[0]) / window));
+  // One time chart of the last `spanSeconds` ending at `now`; series: [{index, className}].
+  function timeChart(rows, now, spanSeconds, metric, title, series, format) {
+    const xs = rows.map((r) => W * (1 - (now - r[0]) / spanSeconds));
     let top = 0;
     let count = 0;
     for (const s of series) {
       for (const r of rows) if (num(r[s.index])) { top = Math.max(top, r[s.index]); count += 1; }
     }
     const last = [...rows].reverse().find((r) => num(r[series[0].index]));
-    const { figure, svg } = frame(metric, title, format(last ? last[series[0].index] : null), format(top || null), count);
+    const latest = series.map((s) => format(last ? last[s.index] : null)).join(" / "); // p50 / p99 both
+    const { figure, svg } = frame(metric, title, latest, format(top || null), count);
     const scale = top > 0 ? top * 1.1 : 1;
     for (const s of series) svg.append(...lines(rows.map((r, i) => [xs[i], r[s.index]]), scale, `line ${s.className}`));
     return figure;
   }
 
-  // How much time the x axis spans: the samples kept (at most the window), at least MIN_SPAN seconds.
+  // How much time the x axis spans: the samples kept (at most the window kept), at least MIN_SPAN seconds.
   const MIN_SPAN = 300;
-  function span(rows, now, window) {
+  function span(rows, now, windowSeconds) {
     const oldest = rows.length ? rows[0][0] : now;
-    return Math.min(window, Math.max(MIN_SPAN, now - oldest));
+    return Math.min(windowSeconds, Math.max(MIN_SPAN, now - oldest));
   }
 
   // The four charts of one instance, from rows [t, memory, cpu, rps, p50, p99] (fields name the columns).
-  function instanceCharts(rows, fields, now, window) {
+  function instanceCharts(rows, fields, now, windowSeconds) {
     const at = (name) => fields.indexOf(name);
-    const visible = rows.filter((r) => now - r[0] <= window);
-    window = span(visible, now, window);
+    const visible = rows.filter((r) => now - r[0] <= windowSeconds);
+    const spanSeconds = span(visible, now, windowSeconds);
     return [
-      timeChart(visible, now, window, "memory", "memory", [{ index: at("memory"), className: "memory" }], bytes),
-      timeChart(visible, now, window, "cpu", "CPU", [{ index: at("cpu"), className: "cpu" }], percent),
-      timeChart(visible, now, window, "rps", "requests", [{ index: at("rps"), className: "rps" }], rate),
-      timeChart(visible, now, window, "latency", "p50 / p99",
+      timeChart(visible, now, spanSeconds, "memory", "memory", [{ index: at("memory"), className: "memory" }], bytes),
+      timeChart(visible, now, spanSeconds, "cpu", "CPU", [{ index: at("cpu"), className: "cpu" }], percent),
+      timeChart(visible, now, spanSeconds, "rps", "requests", [{ index: at("rps"), className: "rps" }], rate),
+      timeChart(visible, now, spanSeconds, "latency", "p50 / p99",
         [{ index: at("p50"), className: "p50" }, { index: at("p99"), className: "p99" }], millis),
     ];
   }
@@ -124,5 +125,68 @@
     return figure;
   }
 
-  window.ParadiseCharts = { instanceCharts, qualityChart, span, bytes, percent, rate, millis };
+  function chartCard(title, note, charts) {
+    const card = el("article", "chart-card");
+    const head = el("header");
+    head.append(el("strong", null, title), note);
+    const grid = el("div", "chart-grid");
+    grid.append(...charts);
+    card.append(head, grid);
+    return card;
+  }
+
+  // The page's copy of the last hour: the first snapshot's history, then each "samples" message appended
+  // (rows older than the window dropped, instances no longer sampled forgotten: bounded like the bridge's).
+  function board() {
+    const lastHour = new Map(); // "client/service" -> rows [t, memory, cpu, rps, p50, p99]
+    let fields = ["t", "memory", "cpu", "rps", "p50", "p99"];
+    let seconds = 3600; // the window kept
+
+    function take(data) {
+      fields = data.fields;
+      seconds = data.window;
+      lastHour.clear();
+      for (const [key, rows] of Object.entries(data.instances)) lastHour.set(key, rows);
+    }
+
+    function add(message) {
+      fields = message.fields;
+      for (const [key, row] of Object.entries(message.instances)) {
+        const rows = lastHour.get(key) || [];
+        rows.push(row);
+        while (rows.length && row[0] - rows[0][0] > seconds) rows.shift();
+        lastHour.set(key, rows);
+      }
+      for (const key of [...lastHour.keys()]) if (!(key in message.instances)) lastHour.delete(key);
+    }
+
+    // One card per instance (four charts, its state), then one per client with recorded quality runs.
+    function render(clients, now) {
+      const cards = [];
+      const runs = [];
+      for (const client of clients) {
+        for (const inst of client.instances) {
+          const rows = lastHour.get(`${client.client_id}/${inst.service}`) || [];
+          const minutes = Math.round(span(rows, now, seconds) / 60);
+          const card = chartCard(`${client.client_id}/${inst.service}`, el("span", "muted", `last ${minutes} min`),
+            instanceCharts(rows, fields, now, seconds));
+          card.dataset.client = client.client_id;
+          card.dataset.service = inst.service;
+          card.querySelector("header").append(el("span", `state state-${inst.state}`, inst.state));
+          cards.push(card);
+        }
+        if (client.quality_runs && client.quality_runs.length) {
+          const card = chartCard(client.client_id, el("span", "muted", "quality runs"), [qualityChart(client.quality_runs)]);
+          card.classList.add("quality-card");
+          card.dataset.client = client.client_id;
+          runs.push(card);
+        }
+      }
+      return [...cards, ...runs];
+    }
+
+    return { take, add, render };
+  }
+
+  window.ParadiseCharts = { board, instanceCharts, qualityChart };
 })();
