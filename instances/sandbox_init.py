@@ -23,6 +23,7 @@ import ctypes
 import os
 import resource
 import signal
+import socket
 import subprocess
 import sys
 
@@ -30,6 +31,12 @@ PR_SET_DUMPABLE = 4
 LOG_CAP = 8 * 2**20  # bytes of output kept per launch; past it the log starts over with a note
 CHUNK = 1 << 16
 _HIGH_WATER = 1 << 20
+READY = b"+"  # as bridge/runtime/address.py READY (the instance side imports nothing from the bridge)
+# As bridge/mcp/upstream.py NOT_DELIVERED_HEADER: the request never reached the server.
+NOT_DELIVERED = (b"HTTP/1.1 503 Service Unavailable\r\nX-Paradise-Not-Delivered: 1\r\n"
+                 b"Content-Length: 0\r\nConnection: close\r\n\r\n")  # fmt: skip
+GRACE = 0.5
+EXITED = "exited"  # written beside the socket once the command has exited (bridge/runtime/process.py)
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -89,8 +96,13 @@ class Pipe(asyncio.Protocol):
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.peer is not None and self.peer.transport is not None:
-            self.peer.transport.close()
+        if self.peer is not None:
+            self.peer.peer_gone()
+
+    def peer_gone(self) -> None:
+        """The other side is closed: so is this one."""
+        if self.transport is not None:
+            self.transport.close()
 
     # The peer's writes back up: stop reading here until they drain.
     def pause_writing(self) -> None:
@@ -109,10 +121,49 @@ class Pipe(asyncio.Protocol):
             side.pending.clear()
 
 
-def relay_to(connect) -> type[Pipe]:
-    """A protocol class whose connections are relayed to whatever ``connect(factory)`` opens."""
+class BridgeSide(Pipe):
+    """The bridge's end of a relayed connection, which keeps "never sent" provable.
 
-    class Accepted(Pipe):
+    Bytes from the bridge are passed on one loop turn later, so a server death that arrived in the same turn is
+    seen first. Bytes that arrive once the server's end is closed (the server died, or closed an idle
+    connection) never reached it: they are answered NOT_DELIVERED, which the bridge's upstream client reads as
+    "not sent" and may send again. The bridge's end stays open for GRACE seconds after the server's closed,
+    so a request already on its way gets that answer instead of a bare close."""
+
+    far_gone = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.outbox: list[bytes] = []
+
+    def data_received(self, data: bytes) -> None:
+        if not self.outbox:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self.outbox.append(data)
+
+    def _flush(self) -> None:
+        data, self.outbox = b"".join(self.outbox), []
+        if self.far_gone:
+            if self.transport is not None and not self.transport.is_closing():
+                self.transport.write(NOT_DELIVERED)
+                self.transport.close()
+        elif data:
+            super().data_received(data)
+
+    def eof_received(self) -> bool:
+        return False  # the bridge closed its end: close both
+
+    def peer_gone(self) -> None:
+        self.far_gone = True
+        if self.transport is not None and not self.outbox:
+            asyncio.get_running_loop().call_later(GRACE, self.transport.close)
+
+
+def relay_to(connect, *, greet: bool = False) -> type[Pipe]:
+    """A protocol class whose connections are relayed to whatever ``connect(factory)`` opens; with ``greet``
+    each connection first gets READY once the far side is open (bridge/runtime/address.py ``dial``)."""
+
+    class Accepted(BridgeSide if greet else Pipe):  # type: ignore[misc]
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             super().connection_made(transport)
             transport.pause_reading()  # type: ignore[attr-defined]
@@ -124,6 +175,8 @@ def relay_to(connect) -> type[Pipe]:
             except OSError:
                 self.transport.close()  # type: ignore[union-attr]
                 return
+            if greet:  # the bridge sends nothing before this: a close without it means "never sent"
+                self.transport.write(READY)  # type: ignore[union-attr]
             self.link(far)
             self.transport.resume_reading()  # type: ignore[union-attr]
 
@@ -167,6 +220,26 @@ class Output(asyncio.Protocol):
             self.done.set_result(None)
 
 
+async def dial_sibling(loop: asyncio.AbstractEventLoop, factory, path: str):
+    """A sibling instance's socket, past its relay's READY byte."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    try:
+        await loop.sock_connect(sock, path)
+        if await loop.sock_recv(sock, 1) != READY:
+            raise ConnectionResetError(path)
+    except BaseException:
+        sock.close()
+        raise
+    return await loop.create_unix_connection(factory, sock=sock)
+
+
+def mark_exited(socket_path: str, code: int | None) -> None:
+    """EXITED beside the socket: the runtime's poll reads it as dead, although PID 1 lingers for GRACE."""
+    with contextlib.suppress(OSError), open(os.path.join(os.path.dirname(socket_path), EXITED), "w") as out:
+        out.write(f"{code}\n")
+
+
 def remove(path: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
@@ -203,13 +276,13 @@ async def serve(args: argparse.Namespace, child: subprocess.Popen[bytes], read_e
     servers = []
     for peer in args.peer:
         port, _, path = peer.partition("=")
-        protocol = relay_to(lambda factory, path=path: loop.create_unix_connection(factory, path))
+        protocol = relay_to(lambda factory, path=path: dial_sibling(loop, factory, path))
         with contextlib.suppress(OSError):
             servers.append(await loop.create_server(protocol, "127.0.0.1", int(port)))
     reap()
     if await _first(wait_listening(args.port, child), exited):
         remove(args.socket)
-        protocol = relay_to(lambda factory: loop.create_connection(factory, "127.0.0.1", args.port))
+        protocol = relay_to(lambda factory: loop.create_connection(factory, "127.0.0.1", args.port), greet=True)
         servers.append(await loop.create_unix_server(protocol, args.socket))
         os.chmod(args.socket, 0o600)
     try:
@@ -218,6 +291,8 @@ async def serve(args: argparse.Namespace, child: subprocess.Popen[bytes], read_e
         remove(args.socket)
         for server in servers:
             server.close()
+        mark_exited(args.socket, child.returncode)
+    await asyncio.sleep(GRACE)  # requests already on their way are answered NOT_DELIVERED, not cut
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(asyncio.shield(output.done), timeout=2)
     return code

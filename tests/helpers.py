@@ -197,11 +197,33 @@ def instance_pid(bridge: BridgeProcess, client_id: str, service: str) -> int:
 
 
 def listener_pid(port: int) -> int:
-    """The process that listens on 127.0.0.1:port: the server itself, however deep in a sandbox it runs."""
-    for conn in psutil.net_connections(kind="tcp"):
-        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid:
-            return conn.pid
+    """The process that listens on 127.0.0.1:port: the server itself, however deep in a sandbox it runs.
+
+    A sandboxed server listens in its sandbox's own network namespace, which the host's socket table does not
+    show: each process's listening sockets are read from its own ``/proc/<pid>/net/tcp``. A sandbox's PID 1
+    (instances/sandbox_init.py) listens on a sibling's port only to relay it, so it is never taken for it."""
+    for proc in psutil.process_iter(["cmdline"]):
+        if "instances.sandbox_init" in (proc.info["cmdline"] or []):
+            continue
+        with contextlib.suppress(OSError, psutil.Error):
+            if _listening_inodes(proc.pid, port) & _socket_inodes(proc.pid):
+                return proc.pid
     raise LookupError(f"nothing listens on port {port}")
+
+
+def _listening_inodes(pid: int, port: int) -> set[str]:
+    rows = (line.split() for line in Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:])
+    return {row[9] for row in rows if row[3] == "0A" and int(row[1].rsplit(":", 1)[1], 16) == port}
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    found = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if target.startswith("socket:["):
+                found.add(target[8:-1])
+    return found
 
 
 def crash_instance(bridge: BridgeProcess, client_id: str, service: str) -> None:

@@ -25,7 +25,8 @@ class InstanceConnector(aiohttp.TCPConnector):
             return await super()._create_connection(req, traces, timeout)
         try:
             async with asyncio.timeout(timeout.sock_connect):
-                _, proto = await self._loop.create_unix_connection(self._factory, path)
+                sock = await address.dial(path)
+            _, proto = await self._loop.create_unix_connection(self._factory, sock=sock)
         except OSError as exc:
             raise UnixClientConnectorError(path, req.connection_key, exc) from exc
         return proto

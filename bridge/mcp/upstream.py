@@ -27,6 +27,7 @@ from multidict import CIMultiDict
 from bridge.runtime import address
 
 CONNECT_TIMEOUT = 10.0
+NOT_DELIVERED_HEADER = "X-Paradise-Not-Delivered"
 # An idle connection older than this is not reused: uvicorn (the MCP SDK's server) closes its idle
 # connections after 5 s, and reusing one just as the server closes it would fail a request.
 IDLE_SECONDS = 3.0
@@ -272,7 +273,11 @@ class UpstreamPool:
         # Header values arrived as UTF-8 decoded with surrogateescape (aiohttp): the same bytes go out.
         data = "".join(lines).encode("utf-8", "surrogateescape")
         conn = self._reuse(port) or await self._connect(port)
-        return await conn.send(data + body if body else data, head=method == "HEAD")
+        response = await conn.send(data + body if body else data, head=method == "HEAD")
+        if response.status == 503 and NOT_DELIVERED_HEADER in response.headers:
+            response.release()  # a sandbox's relay says the server never got it (instances/sandbox_init.py)
+            raise NotSent(f"the instance on port {port} was gone before the request reached it")
+        return response
 
     def _reuse(self, port: int) -> _Connection | None:
         idle = self._idle.get(port)
@@ -290,7 +295,8 @@ class UpstreamPool:
         try:
             async with asyncio.timeout(self.connect_timeout):
                 if path:  # a sandboxed instance: its own network namespace, reached through its socket
-                    _, conn = await loop.create_unix_connection(lambda: _Connection(self, port), path)
+                    sock = await address.dial(path)
+                    _, conn = await loop.create_unix_connection(lambda: _Connection(self, port), sock=sock)
                 else:
                     _, conn = await loop.create_connection(lambda: _Connection(self, port), "127.0.0.1", port)
         except (OSError, TimeoutError) as exc:

@@ -6,10 +6,15 @@ sandbox_init.py relays it). Everything in the bridge that talks to instances sti
 leased port (probes, the proxy, session replay, the dashboard); this registry turns that port into the
 socket, in one place. The runtime registers a socket when it starts or finds an instance and forgets it when
 the instance stops. A port with no socket is a published TCP port (Docker, Swarm, an unsandboxed process).
+``dial`` is how every caller connects: it waits for the relay's READY byte, so "not sent" stays provable.
 """
 
 from __future__ import annotations
 
+import asyncio
+import socket
+
+READY = b"+"  # what the sandbox's relay writes once the server took the connection (instances/sandbox_init.py)
 _SOCKETS: dict[int, str] = {}
 
 
@@ -28,3 +33,22 @@ def forget(port: int, path: str | None = None) -> None:
 
 def unix_socket(port: int) -> str | None:
     return _SOCKETS.get(port)
+
+
+async def dial(path: str) -> socket.socket:
+    """A connected socket to an instance through its Unix socket, once the relay says the server took it.
+
+    The relay accepts first and reaches the server second, so without this a connection could open and then
+    close unanswered when the server had just died: the bridge could not tell "never sent" from "may have run".
+    Until READY arrives nothing has been written, so any failure here is OSError: the request was not sent."""
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    try:
+        await loop.sock_connect(sock, path)
+        if await loop.sock_recv(sock, 1) != READY:
+            raise ConnectionResetError(f"{path}: the instance's relay could not reach its server")
+    except BaseException:
+        sock.close()
+        raise
+    return sock

@@ -36,6 +36,7 @@ from bridge.runtime.sandbox import Launch, Sandbox, instance_environment, peer_r
 __all__ = ["LOG_FILE", "STATE_FILE", "ProcessRuntime", "rotate_log", "same_process"]
 log = logging.getLogger(__name__)
 STATE_FILE = "runtime.json"
+EXITED = "exited"  # instances/sandbox_init.py writes it in the run directory once the server has exited
 LOG_FILE = "instance.log"
 LOG_KEEP_BYTES = 8 * 2**20  # a log past this at a launch becomes instance.log.1 (one kept): bounded on disk
 
@@ -154,8 +155,9 @@ class ProcessRuntime(Runtime):
             for service in spec.peers:
                 own_run_dir(peer_run_dir(run_dir, service), who)
             grant_workspace(spec.workspace.resolve(), who)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(run_dir / "instance.sock")  # a dead launch's socket: the new one is made when it listens
+        for stale in ("instance.sock", EXITED):  # a dead launch's: the new one makes its own
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(run_dir / stale)
         launch = Launch(home=home, run_dir=run_dir, who=who, memory=spec.memory_bytes or self.limits.memory,
                         nproc=pids, disk=self.limits.disk)  # fmt: skip
         if who is not None:
@@ -181,6 +183,8 @@ class ProcessRuntime(Runtime):
         if not pid:
             return PollResult(running=False, detail="never started")
         if same_process(pid, state.get("create_time", 0.0)) is not None:
+            if (code := _server_exit(state)) is not None:
+                return PollResult(running=False, exit_code=code)
             return PollResult(running=True)
         child = self._children.get(pid)
         exit_code = None
@@ -287,6 +291,21 @@ def _forget_socket(state: dict[str, Any]) -> None:
     with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
         if label is not None and state.get("socket"):
             address.forget(int(json.loads(label.read_text())["port"]), state["socket"])
+
+
+def _server_exit(state: dict[str, Any]) -> int | None:
+    """The exit code the sandbox's PID 1 (instances/sandbox_init.py) wrote once its server exited, or None
+    while it runs. The sandbox lingers a moment after that, to answer requests already on their way."""
+    if not state.get("socket"):
+        return None
+    try:
+        text = (Path(state["socket"]).parent / EXITED).read_text().strip()
+    except OSError:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return -1
 
 
 def _as_user(who: Who | None) -> list[str]:
