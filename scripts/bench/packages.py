@@ -58,6 +58,10 @@ def one_run(bridge: BridgeProcess, name: str, client: str, workspace: Path, cach
     began = time.monotonic()
     install = catalog_add(bridge, name, caches)
     token = bridge.register(client, workspace, [name], wait=300)["token"]
+    state = bridge.state(client, name)
+    if state["state"] != "running":
+        log = "\n".join(state.get("last_log") or [])
+        raise SystemExit(f"{name} of {client} is {state['state']}: {state.get('last_error')}\n{log}")
     tools = asyncio.run(first_answer(bridge, client, token, name))
     total = time.monotonic() - began
     return {"install_s": round(install, 2), "start_s": round(total - install, 2), "total_s": round(total, 2),
