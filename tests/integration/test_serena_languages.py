@@ -3,8 +3,8 @@
 One small workspace per language (tests/fixtures/languages) defines ``Calculator`` in one file and uses it in
 another; ``find_symbol`` must find the definition and ``find_referencing_symbols`` the use, so the language
 server itself answered (pattern search knows no symbols). The servers are the packs installed ahead of time
-(scripts/install-language-packs.sh); instances run sandboxed with no network. One bridge for the module, and
-each client is deleted after its test, so at most one Serena runs at a time.
+(scripts/install-language-packs.sh); instances run sandboxed with no network. One bridge for the module; the
+per-language workspaces are registered at once, so their Serenas start side by side.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,7 @@ def serena_bridge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BridgePr
 
 
 def workspace(tmp_path: Path, fixture: str) -> Path:
-    return Path(shutil.copytree(FIXTURES / fixture, tmp_path / fixture))
+    return Path(shutil.copytree(FIXTURES / fixture, tmp_path / fixture))  # clangd and gopls may write caches
 
 
 async def call(bridge: BridgeProcess, client: str, token: str, tool: str, arguments: dict) -> Any:
@@ -89,36 +90,48 @@ async def assert_answers(bridge: BridgeProcess, client: str, token: str, case: t
     assert used_in in refs, refs  # Serena groups the referencing symbols by file
 
 
-@pytest.mark.parametrize("language", list(CASES))
-async def test_language_answers_find_symbol_and_references(
-    serena_bridge: BridgeProcess, tmp_path: Path, language: str
-) -> None:
-    need(language)
-    case = CASES[language]
-    client = f"lang-{language}"
-    created = serena_bridge.register(client, workspace(tmp_path, case[0]), ["serena"], wait=240)
-    try:
-        instance = created["instances"][0]
-        assert instance["state"] == "running", json.dumps(instance)
-        assert instance["notes"] == [], instance["notes"]
-        await assert_answers(serena_bridge, client, created["token"], case)
-    finally:
+@pytest.fixture(scope="module")
+def registered(serena_bridge: BridgeProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dict]]:
+    """Every language whose pack is installed, and the mixed repository, registered at once (their Serenas start
+    side by side, so the module costs about one start, not seven); deleted at the end."""
+    base = tmp_path_factory.mktemp("language-workspaces")
+    fixtures = {f"lang-{name}": case[0] for name, case in CASES.items() if pack_missing(name) is None}
+    if pack_missing("typescript") is None:
+        fixtures["lang-mixed"] = "mixed"
+    with ThreadPoolExecutor(max_workers=len(fixtures) or 1) as pool:
+        futures = {client: pool.submit(serena_bridge.register, client, workspace(base, fixture), ["serena"], 240)
+                   for client, fixture in fixtures.items()}
+        created = {client: future.result() for client, future in futures.items()}
+    yield created
+    for client in created:
         serena_bridge.api("DELETE", f"/clients/{client}")
 
 
+def running_without_notes(created: dict) -> str:
+    instance = created["instances"][0]
+    assert instance["state"] == "running", json.dumps(instance)
+    assert instance["notes"] == [], instance["notes"]
+    return created["token"]
+
+
+@pytest.mark.parametrize("language", list(CASES))
+async def test_language_answers_find_symbol_and_references(
+    serena_bridge: BridgeProcess, registered: dict[str, dict], language: str
+) -> None:
+    need(language)
+    client = f"lang-{language}"
+    token = running_without_notes(registered[client])
+    await assert_answers(serena_bridge, client, token, CASES[language])
+
+
 async def test_mixed_python_and_typescript_repository_answers_for_both(
-    serena_bridge: BridgeProcess, tmp_path: Path
+    serena_bridge: BridgeProcess, registered: dict[str, dict]
 ) -> None:
     need("typescript")
-    created = serena_bridge.register("lang-mixed", workspace(tmp_path, "mixed"), ["serena"], wait=240)
-    try:
-        assert created["instances"][0]["notes"] == [], created["instances"][0]
-        token = created["token"]
-        await assert_answers(serena_bridge, "lang-mixed", token,
-                             ("", "Calculator", "web/src/calculator.ts", "web/src/main.ts"))
-        await assert_answers(serena_bridge, "lang-mixed", token, ("", "PriceList", "api/pricing.py", "api/pricing.py"))
-    finally:
-        serena_bridge.api("DELETE", "/clients/lang-mixed")
+    token = running_without_notes(registered["lang-mixed"])
+    await assert_answers(serena_bridge, "lang-mixed", token,
+                         ("", "Calculator", "web/src/calculator.ts", "web/src/main.ts"))
+    await assert_answers(serena_bridge, "lang-mixed", token, ("", "PriceList", "api/pricing.py", "api/pricing.py"))
 
 
 async def test_registered_languages_win_and_a_language_without_a_server_is_named(
