@@ -312,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     not_dumpable()
     set_limits(args.nproc, args.memory)
     child, read_end = spawn(args.command)
+    # The standard loop, not uvloop: PID 1 reaps every orphan on SIGCHLD, which uvloop keeps for itself.
     return asyncio.run(serve(args, child, read_end))
 
 

@@ -1,6 +1,9 @@
 """Proxy benchmark: a minimal MCP backend direct, through a bare aiohttp reverse proxy, and through the bridge.
 
-    python -m scripts.bench.proxy [--seconds 5] [--rounds 3] [--connections 1,32]
+    python -m scripts.bench.proxy [--seconds 5] [--rounds 3] [--connections 1,32] [--unix]
+
+``--unix`` adds a second bridge with bubblewrap hidden from it, whose instance is reached over TCP as before
+the sandbox had a network of its own, so the Unix socket (and the sandbox's relay) is measured next to it.
 
 Besides throughput and latency it reports the CPU time each proxy process spent per request (from
 /proc): on a shared VM a busy neighbour moves throughput a lot and that figure little.
@@ -103,6 +106,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", default="1,32")
+    parser.add_argument("--unix", action="store_true", help="also a bridge whose instance is reached over TCP "
+                        "(unsandboxed), next to the default one (sandboxed: over its Unix socket)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("bench_proxy: needs wrk (apt-get install wrk)")
@@ -126,6 +131,10 @@ def main() -> None:
     # does ten times less often and which would land in the measurement.
     env["PARADISE_PROBE_INTERVAL"] = str(BridgeSettings.model_fields["probe_interval"].default)
     bridge = BridgeProcess(work / "data", env=env, pool_size=4)
+    # The same bridge with bubblewrap out of its sight: the process runtime unsandboxed, its instance
+    # reached over TCP on 127.0.0.1 as before issue 22; the sandboxed one goes through instance.sock.
+    tcp_env = {**env, "PATH": "/nonexistent", "PARADISE_ALLOW_UNSANDBOXED": "true"}
+    bridge_tcp = BridgeProcess(work / "data-tcp", env=tcp_env, pool_size=4) if args.unix else None
     try:
         bridge.start()
         workspace = work / "ws"  # beside the data dir, not around it: the bridge refuses overlaps
@@ -137,6 +146,12 @@ def main() -> None:
             "bridge": (bridge.mcp_url("bench", "bench"), f'wrk.headers["Authorization"] = "Bearer {token}"'),
         }
         pids = {"direct": None, "bare-proxy": procs[1].pid, "bridge": bridge.proc.pid if bridge.proc else None}
+        if bridge_tcp is not None:
+            bridge_tcp.start()
+            tcp_token = bridge_tcp.register("bench", workspace, ["bench"])["token"]
+            auth = f'wrk.headers["Authorization"] = "Bearer {tcp_token}"'
+            targets["bridge-tcp"] = (bridge_tcp.mcp_url("bench", "bench"), auth)
+            pids["bridge-tcp"] = bridge_tcp.proc.pid if bridge_tcp.proc else None
         scripts = {}
         for name, (url, extra) in targets.items():
             wait_port(url) if name != "bridge" else None
@@ -153,6 +168,9 @@ def main() -> None:
     finally:
         with_suppress_delete(bridge)
         bridge.kill(signal.SIGTERM)
+        if bridge_tcp is not None:
+            with_suppress_delete(bridge_tcp)
+            bridge_tcp.kill(signal.SIGTERM)
         for proc in procs:
             proc.terminate()
             proc.wait()
@@ -177,7 +195,7 @@ def report(results: dict[tuple[str, int], list[dict[str, float]]], conns: list[i
     )
     print(f"{'target':<12}{'conns':>6}{'rps':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'proxy CPU us/req':>18}")
     for c in conns:
-        for name in ("direct", "bare-proxy", "bridge"):
+        for name in (n for n in ("direct", "bare-proxy", "bridge", "bridge-tcp") if (n, c) in results):
             runs = results[(name, c)]
             cpu = f"{median(runs, 'cpu_us'):>18.1f}" if "cpu_us" in runs[0] else f"{'-':>18}"
             print(
@@ -193,6 +211,12 @@ def report(results: dict[tuple[str, int], list[dict[str, float]]], conns: list[i
             f"vs direct {median(bridge, 'p50_ms') - median(direct, 'p50_ms'):+.3f} ms; "
             f"CPU per request bridge/bare {median(bridge, 'cpu_us') / median(bare, 'cpu_us'):.2f}x"
         )
+        if (tcp := results.get(("bridge-tcp", c))) is not None:
+            print(
+                f"{c:>3} conn: bridge over instance.sock (sandboxed) / over TCP (unsandboxed): throughput "
+                f"{median(bridge, 'rps') / median(tcp, 'rps'):.2f}x, p50 "
+                f"{median(bridge, 'p50_ms') - median(tcp, 'p50_ms'):+.3f} ms"
+            )
 
 
 if __name__ == "__main__":
