@@ -17,9 +17,10 @@ from typing import Any
 
 from coverage import CoverageData
 
+from .datadir import sub_dir
 from .workspace import Workspace
 
-CONTEXTS_DIR = Path(".paradise") / "coverage"
+CONTEXTS_DIR = "coverage"  # under the instance's data directory (datadir.py)
 DATA = "contexts.sqlite"
 META = "contexts.json"
 CONTEXT_ARGS = ["--cov-context=test"]
@@ -55,7 +56,7 @@ def save_contexts(ws: Workspace, coverage_file: Path, commit: str | None) -> int
             hashes[rel] = digest((ws.root / rel).read_bytes())
         except OSError:
             continue
-    directory = ws.root / CONTEXTS_DIR
+    directory = sub_dir(ws, CONTEXTS_DIR)
     directory.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(coverage_file, directory / DATA)
     meta = {
@@ -78,7 +79,7 @@ class ContextMap:
 
     @classmethod
     def load(cls, ws: Workspace) -> ContextMap | None:
-        directory = ws.root / CONTEXTS_DIR
+        directory = sub_dir(ws, CONTEXTS_DIR, reading=True)
         try:
             meta = json.loads((directory / META).read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):

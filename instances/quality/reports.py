@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .datadir import sub_dir
 from .errors import QualityError
 from .impact import analyze_changes
 from .js.appsteps import run_app_step
@@ -31,7 +32,7 @@ from .tests_tool import run_tests
 from .trends import compare_runs, history_entry
 from .workspace import Workspace
 
-REPORT_DIR = Path(".paradise") / "reports"
+REPORT_DIR = "reports"  # under the instance's data directory (datadir.py)
 HISTORY = "history.jsonl"
 _STEP_LABELS = {
     "tests": "running tests",
@@ -43,6 +44,11 @@ _STEP_LABELS = {
     "api": "running API tests",
     "performance": "measuring performance",
 }
+
+
+def report_dir(ws: Workspace) -> Path:
+    """Where the reports and history.jsonl are: the workspace's .paradise/reports, else the instance's state."""
+    return sub_dir(ws, REPORT_DIR)
 
 
 def public(value: Any) -> Any:
@@ -77,12 +83,12 @@ def _stamp(now: datetime) -> str:
 
 def write_report_files(ws: Workspace, report: dict[str, Any]) -> dict[str, str]:
     """Write report-<stamp>-<profile>.{json,md,html} and append the run to history.jsonl."""
-    directory = ws.root / REPORT_DIR
+    directory = report_dir(ws)
     directory.mkdir(parents=True, exist_ok=True)
     base = f"report-{report['_stamp']}-{report['profile']['name']}"
     files = {"json": f"{base}.json", "md": f"{base}.md", "html": f"{base}.html"}
-    report["files"] = {kind: (REPORT_DIR / name).as_posix() for kind, name in files.items()}
-    report["history"] = (REPORT_DIR / HISTORY).as_posix()
+    report["files"] = {kind: ws.relative(str(directory / name)) for kind, name in files.items()}
+    report["history"] = ws.relative(str(directory / HISTORY))
     clean = public(report)
     (directory / files["json"]).write_text(json.dumps(clean, indent=2, sort_keys=True), encoding="utf-8")
     (directory / files["md"]).write_text(to_markdown(clean), encoding="utf-8")
@@ -144,10 +150,10 @@ async def quality_report(
     }
     try:
         write_report_files(ws, report)
-    except OSError as exc:
+    except (OSError, QualityError) as exc:
         # e.g. a read-only workspace mount: the report is still returned, only the files are missing
         report["files"] = None
-        skipped.append({"what": "report files", "reason": f"cannot write {REPORT_DIR.as_posix()}: {exc}"})
+        skipped.append({"what": "report files", "reason": f"cannot write the report files: {exc}"})
     await progress.done("report written")
     status = "incomplete" if score["not_measured"] else ("ok" if not skipped else "partial")
     return {"tool": "quality_report", "status": status, **public(report)}
@@ -155,7 +161,7 @@ async def quality_report(
 
 def read_history(ws: Workspace) -> tuple[list[dict[str, Any]], int]:
     """All history entries (oldest first) and how many lines could not be read."""
-    path = ws.root / REPORT_DIR / HISTORY
+    path = sub_dir(ws, REPORT_DIR, reading=True) / HISTORY
     if not path.is_file():
         return [], 0
     entries, bad = [], 0
@@ -184,7 +190,7 @@ def quality_trends(ws: Workspace, *, last: int = 5, profile: str | None = None) 
     result = {
         "tool": "quality_trends",
         "status": "ok" if len(window) >= 2 else "partial",
-        "history": (REPORT_DIR / HISTORY).as_posix(),
+        "history": ws.relative(str(sub_dir(ws, REPORT_DIR, reading=True) / HISTORY)),
         "available_runs": len(entries),
         "unreadable_lines": bad,
         **compare_runs(window),

@@ -3,6 +3,7 @@ summary; bad input becomes a structured error (status "error"), never a crashed 
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -14,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from . import impact, lint, reports, risk, security, tests_tool
+from .datadir import permission_error
 from .errors import QualityError
 from .jobs import UNTRACKED, JobRegistry
 from .js.tools_server import Detail, Page, ProfileName, RunId, TimeoutSeconds, ToolResult, register_js_tools
@@ -31,7 +33,8 @@ INSTRUCTIONS = (
     "Quality tools for one workspace: run_tests (pytest/jest/vitest with coverage), lint (ruff/eslint/prettier), "
     "run_e2e (Playwright), run_api_tests (Newman), run_performance (Lighthouse), "
     "security_scan (bandit, pip-audit, npm audit), analyze_changes (git diff, changed functions, import "
-    "graph, impacted tests), run_impacted_tests, quality_report (writes HTML/JSON/Markdown reports) and "
+    "graph, impacted tests), run_impacted_tests, quality_report (writes HTML/JSON/Markdown reports under "
+    "the workspace's .paradise/, or the instance's state when the workspace is read-only) and "
     "quality_trends.  Results are structured JSON; `status` is ok, partial (something was skipped: see "
     "`skipped`), incomplete (a check could not run: see `errors`), skipped (nothing to do) or error.  Every "
     "result has a `run_id`; replies stay under 40 KB: `more` lists what was shortened; call again with "
@@ -79,6 +82,8 @@ async def invoke_tool(
             result = await work(progress=progress)
         except QualityError as exc:
             result = {"tool": tool, "status": "error", "error": exc.as_dict()}
+        except OSError as exc:
+            result = _os_error(tool, exc)
         except Exception as exc:
             log.exception("tool %s failed", tool)
             result = {
@@ -97,6 +102,19 @@ async def invoke_tool(
     return _reply(tool, result, sizing, include_edges)
 
 
+def _os_error(tool: str, exc: OSError) -> dict[str, Any]:
+    """A file the tool could not write is a structured error with the path and the fix; any other OS
+    error is still an internal error (logged)."""
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return {"tool": tool, "status": "error", "error": permission_error(exc)}
+    log.exception("tool %s failed", tool)
+    return {
+        "tool": tool,
+        "status": "error",
+        "error": {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}"},
+    }
+
+
 def _reply(tool: str, result: dict[str, Any], sizing: Sizing, include_edges: bool) -> CallToolResult:
     text, sized = build_reply(tool, result, sizing, include_edges=include_edges)
     return CallToolResult(
@@ -110,7 +128,10 @@ def build_server(ws: Workspace, profiles: dict[str, Profile], default_profile: s
     """The MCP server for one workspace; `default_profile` applies when a call names no profile."""
     server = MCPServer("paradise-quality", instructions=INSTRUCTIONS, version="0.1.0")
     fallback = pick_profile(profiles, default_profile).name
-    jobs = JobRegistry(ws.root / reports.REPORT_DIR)
+    try:
+        jobs = JobRegistry(reports.report_dir(ws))
+    except QualityError:  # nowhere to write: the dashboard's view stays in memory
+        jobs = JobRegistry(None)
     invoke = partial(invoke_tool, jobs=jobs, runs=RunStore())
 
     def profile_for(name: str | None) -> Profile:
@@ -227,8 +248,8 @@ def build_server(ws: Workspace, profiles: dict[str, Profile], default_profile: s
 
     @server.tool(
         description="Run a profile (quick, python, comprehensive, ...) and write a report in HTML, JSON "
-        "and Markdown under .paradise/reports/ with history.jsonl; returns the score, thresholds, "
-        "recommendations and the file names."
+        "and Markdown under .paradise/reports/ (the instance's state when the workspace cannot be written) with "
+        "history.jsonl; returns the score, thresholds, what it could not measure, recommendations and the files."
     )
     async def quality_report(
         ctx: Context,

@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from .contexts import save_contexts
+from .datadir import sub_dir
+from .errors import QualityError
 from .runner import read_bounded_file, run_command
 from .testparse import junit_nodeid
 from .workspace import Workspace
 
-HISTORY_DIR = Path(".paradise") / "tests"
+HISTORY_DIR = "tests"  # under the instance's data directory (datadir.py)
 TIMINGS = "timings.json"
 RUNS = "runs.jsonl"
 LAST_JUNIT = "last-junit.xml"
@@ -26,8 +28,8 @@ _MAX_RUNS_READ = 500
 _MAX_FAILED_RECORDED = 500
 
 
-def history_dir(ws: Workspace) -> Path:
-    return ws.root / HISTORY_DIR
+def history_dir(ws: Workspace, reading: bool = False) -> Path:
+    return sub_dir(ws, HISTORY_DIR, reading=reading)
 
 
 def junit_cases(xml_text: str) -> dict[str, tuple[str, float]]:
@@ -52,7 +54,7 @@ def junit_cases(xml_text: str) -> dict[str, tuple[str, float]]:
 
 def load_timings(ws: Workspace) -> dict[str, dict[str, Any]]:
     """{node id: {"s": seconds, "outcome": last outcome}}; empty when nothing was recorded."""
-    text = read_bounded_file(history_dir(ws) / TIMINGS)
+    text = read_bounded_file(history_dir(ws, reading=True) / TIMINGS)
     if not text:
         return {}
     try:
@@ -64,7 +66,7 @@ def load_timings(ws: Workspace) -> dict[str, dict[str, Any]]:
 
 def read_runs(ws: Workspace, last: int = _MAX_RUNS_READ) -> list[dict[str, Any]]:
     """The recorded runs, oldest first (unreadable lines are skipped)."""
-    path = history_dir(ws) / RUNS
+    path = history_dir(ws, reading=True) / RUNS
     if not path.is_file():
         return []
     runs = []
@@ -167,8 +169,8 @@ async def after_run(
             duration_s=float(result.get("duration_s") or 0.0),
             workers=workers,
         )
-    except OSError as exc:
-        result["notes"].append(f"the run was not recorded under {HISTORY_DIR.as_posix()}: {exc}")
+    except (OSError, QualityError) as exc:
+        result["notes"].append(f"the run was not recorded: {exc}")
         return
     if contexts:
         try:

@@ -14,13 +14,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..datadir import sub_dir
 from ..runner import read_bounded_file
 from ..testparse import empty_counts
 from ..workspace import Workspace
 from .appserver import AppRun
 from .packages import node_env, node_tool, tool_version, toolchain_dirs
 
-REPORTS = Path(".paradise") / "reports"
+REPORTS = "reports"  # under the instance's data directory (datadir.py)
 CONFIGS = tuple(f"playwright.config.{ext}" for ext in ("ts", "js", "mjs", "cjs", "mts", "cts"))
 _DEFAULT_DIRS = ("e2e", "tests/e2e", "playwright")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -178,7 +179,7 @@ async def run_e2e(call: AppRun, path: str | None = None) -> dict[str, Any]:
     playwright, chromium = found
     test_dir, filter_arg = _test_dir(ws, config, path)
     run_id = stamp()
-    output_dir = ws.root / REPORTS / f"e2e-{run_id}"
+    output_dir = sub_dir(ws, REPORTS) / f"e2e-{run_id}"
     result.update(
         config=config.name if config else None, version=tool_version(playwright), artifacts_dir=None, chromium=chromium
     )

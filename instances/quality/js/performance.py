@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..datadir import sub_dir
 from ..runner import read_bounded_file
 from .appserver import AppRun, loopback_url
 from .e2e import REPORTS, browser_tool, stamp
@@ -70,7 +71,7 @@ async def run_performance(call: AppRun, url: str) -> dict[str, Any]:
         result.update(status="error", error=found)
         return result
     lighthouse, chromium = found
-    directory = ws.root / REPORTS
+    directory = sub_dir(ws, REPORTS)
     directory.mkdir(parents=True, exist_ok=True)
     base = directory / f"lighthouse-{stamp()}"
     result["version"] = tool_version(lighthouse)

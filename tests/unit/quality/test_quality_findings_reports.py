@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from instances.quality.js.jslint import parse_eslint_report
 from instances.quality.lint import parse_ruff_json, ruff_severity, summarize_findings
 from instances.quality.profiles import Profile
@@ -210,13 +212,29 @@ def test_markdown_and_html_show_verdict_thresholds_and_findings() -> None:
     assert "<span class='bad' id='verdict'>FAILED</span>" in to_html(report)
 
 
-async def test_report_is_still_returned_when_its_files_cannot_be_written(tmp_path: Path) -> None:
+async def test_report_files_go_to_the_state_when_the_workspace_cannot_take_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PARADISE_QUALITY_STATE", str(tmp_path / "state"))
+    (tmp_path / "ws").mkdir()
+    (tmp_path / "ws" / "m.py").write_text("import os\n")
+    (tmp_path / "ws" / ".paradise").write_text("a file where the reports directory should be")
+    result = await quality_report(Workspace.open(tmp_path / "ws"), Profile(name="lintonly", tools=("lint",)))
+    assert result["status"] == "ok"
+    assert Path(result["files"]["json"]).is_file() and result["files"]["json"].startswith(str(tmp_path / "state"))
+
+
+async def test_report_is_still_returned_when_no_place_can_take_its_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "m.py").write_text("import os\n")
     (tmp_path / ".paradise").write_text("a file where the reports directory should be")
+    monkeypatch.setenv("PARADISE_QUALITY_STATE", str(tmp_path / "m.py" / "state"))  # under a file: unusable
+    monkeypatch.setenv("HOME", str(tmp_path / "m.py"))
     result = await quality_report(Workspace.open(tmp_path), Profile(name="lintonly", tools=("lint",)))
     assert result["status"] == "partial"
     assert result["files"] is None
     assert result["metrics"]["lint"]["by_rule"] == {"F401": 1}
     assert result["score"]["value"] == 0  # one finding in one line: far over 20 per 1000 lines
     assert result["skipped"][-1]["what"] == "report files"
-    assert result["skipped"][-1]["reason"].startswith("cannot write .paradise/reports: ")
+    assert "can be written" in result["skipped"][-1]["reason"]
