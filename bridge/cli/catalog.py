@@ -10,11 +10,14 @@ its user (it writes the bridge's data dir); ``rm`` asks the running bridge first
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import json
 import os
 import re
 import time
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +65,18 @@ def write_entries(path: Path, entries: dict[str, dict[str, Any]]) -> None:
     os.replace(tmp, path)
 
 
+@contextlib.contextmanager
+def catalog_lock(path: Path) -> Iterator[None]:
+    """One read-modify-write of the catalog file at a time (two adds at once would lose one entry)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with open(path.with_name(f".{path.name}.lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def entry_fields(args: argparse.Namespace) -> dict[str, Any]:
     fields: dict[str, Any] = {"package": args.package, "transport": args.transport}
     if args.arg:
@@ -95,9 +110,10 @@ def cmd_catalog_add(args: argparse.Namespace) -> None:
     except PackageError as exc:
         raise CliError(str(exc)) from None
     path = catalog_file()
-    entries = read_entries(path)
-    entries[args.name] = fields
-    write_entries(path, entries)
+    with catalog_lock(path):
+        entries = read_entries(path)
+        entries[args.name] = fields
+        write_entries(path, entries)
     seconds = round(time.monotonic() - began, 1)
     data = {"service": args.name, "package": package.ref, "installed_now": fresh, "seconds": seconds,
             "program": argv, "catalog": str(path)}
@@ -150,8 +166,10 @@ def cmd_catalog_rm(args: argparse.Namespace) -> None:
     if users:
         raise CliError(f"clients {', '.join(users)} still run {args.name}; remove them first "
                        "(devops-paradise client rm NAME)")
-    fields = entries.pop(args.name)
-    write_entries(path, entries)
+    with catalog_lock(path):
+        entries = read_entries(path)
+        fields = entries.pop(args.name, {})
+        write_entries(path, entries)
     removed = None
     try:
         package = Package.parse(fields.get("package", ""))

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psutil
@@ -59,11 +60,12 @@ def bridge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BridgeProcess]:
     base = tmp_path_factory.mktemp("packages")
     proc = BridgeProcess(base / "data", env={"PARADISE_READY_TIMEOUT": "90", "PARADISE_START_TIMEOUT": "60"})
     proc.env.pop("PARADISE_CATALOG", None)
-    with serving(proc):  # running before the packages exist: catalog add needs no restart
-        for name, package, args in (("everything", EVERYTHING, ["--arg=stdio"]),
-                                    ("files", FILESYSTEM, ["--arg={workspace}"]),
-                                    ("git", GIT, ["--arg=--repository", "--arg={workspace}"])):
-            added = catalog_cli(proc.data_dir, "add", name, package, *args)
+    adds = (("everything", EVERYTHING, ["--arg=stdio"]), ("files", FILESYSTEM, ["--arg={workspace}"]),
+            ("git", GIT, ["--arg=--repository", "--arg={workspace}"]))
+    with serving(proc), ThreadPoolExecutor(len(adds)) as pool:  # running before the packages exist
+        # All three at once, as three admins might: each install is its own, the catalog file keeps all three.
+        done = list(pool.map(lambda add: catalog_cli(proc.data_dir, "add", add[0], add[1], *add[2]), adds))
+        for (name, package, _), added in zip(adds, done, strict=True):
             assert added.returncode == 0, added.stdout + added.stderr
             assert f"added service {name} ({package}, stdio)" in added.stdout
         yield proc

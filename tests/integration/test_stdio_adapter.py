@@ -5,11 +5,13 @@ out of the server's environment, and the adapter gone when its server dies (so t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import httpx2
@@ -27,8 +29,8 @@ INITIALIZE = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
 HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 
-@pytest.fixture
-def adapter(tmp_path) -> Iterator[tuple[subprocess.Popen, int]]:
+@contextlib.contextmanager
+def running_adapter(tmp_path: Path) -> Iterator[tuple[subprocess.Popen, int]]:
     port = free_block(1)
     env = {**os.environ, "PARADISE_INSTANCE_KEY": KEY, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
@@ -51,6 +53,12 @@ def adapter(tmp_path) -> Iterator[tuple[subprocess.Popen, int]]:
             child.kill()
         proc.kill()
         proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def adapter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[subprocess.Popen, int]]:
+    with running_adapter(tmp_path_factory.mktemp("adapter")) as running:
+        yield running
 
 
 def test_requests_without_the_instance_key_are_refused(adapter) -> None:
@@ -87,9 +95,9 @@ def test_the_stdio_server_is_served_whole_and_never_sees_the_key(adapter) -> Non
     assert seen["note"] == "hello from stdio" and seen["prompt"] == "Say hello to Ada."
 
 
-def test_the_adapter_exits_when_its_server_dies(adapter) -> None:
-    proc, port = adapter
-    child = psutil.Process(asyncio.run(_session(port))["pid"])
-    assert child.ppid() == proc.pid
-    child.kill()
-    assert proc.wait(60) != 0  # the watchdog's ping fails within its interval and timeout
+def test_the_adapter_exits_when_its_server_dies(tmp_path: Path) -> None:
+    with running_adapter(tmp_path) as (proc, port):
+        child = psutil.Process(asyncio.run(_session(port))["pid"])
+        assert child.ppid() == proc.pid
+        child.kill()
+        assert proc.wait(60) != 0  # the watchdog's ping fails within its interval and timeout
