@@ -165,7 +165,7 @@ def render_text(tool: str, sized: dict[str, Any], limit: int) -> str:
     if isinstance(serena, dict) and serena.get("reason"):  # how impact was narrowed (or why it was not)
         lines.append(f"Serena: {serena['reason']}")
     risk = sized.get("risk") or (sized.get("analysis") or {}).get("risk")
-    if isinstance(risk, dict) and risk.get("method"):
+    if isinstance(risk, dict) and risk.get("method") and risk.get("recorded_runs"):  # only with recorded history
         lines.append(f"Risk method ({risk.get('recorded_runs', 0)} recorded runs): {risk['method']}")
     found: list[tuple[str, str, list[Any]]] = []
     _walk(sized, "", found)

@@ -16,7 +16,7 @@ from .profiles import Profile
 from .progress import Progress
 from .risk import assess as assess_risk
 from .selection import choose_targets, map_data_files, selection_report
-from .serena_impact import narrow_impacted, serena_narrowing
+from .serena_impact import current_serena, narrow_impacted, serena_narrowing
 from .testhistory import load_timings, read_runs
 from .testmerge import combine_sections
 from .tests_tool import run_pytest
@@ -154,7 +154,7 @@ async def analyze_changes(
     elif reasons:
         peer = {"used": False, "reason": "the full suite is required (fallback_reasons): nothing to narrow"}
     else:
-        if progress:
+        if progress and current_serena() is not None and any(p.endswith(".py") for p in python_side):
             await progress.step(0, "asking Serena which test functions reach the changed symbols")
         peer = await serena_narrowing(ws, python_side, graph, functions)
     graph_tests = [
@@ -225,7 +225,9 @@ async def run_impacted_tests(
     total_tests = len(ws.test_files())
     if reasons and not total_tests and (js_entries or (analysis and analysis["_js"]["packages"])):
         reasons = []  # a JavaScript-only workspace: no Python suite to fall back to
-    result: dict[str, Any] = {"tool": "run_impacted_tests", "base_ref": base_ref, "total_test_files": total_tests}
+    result: dict[str, Any] = {"tool": "run_impacted_tests", "base_ref": base_ref}
+    if total_tests:  # Python test files: a JavaScript-only workspace's reply carries no Python figure
+        result["total_test_files"] = total_tests
     if analysis is not None:
         result["analysis"] = {
             k: analysis[k]

@@ -108,7 +108,9 @@ async def assess(
         )
     tests_risk.sort(key=lambda t: (-t["score"], t["test"]))
     return {
-        "method": (
+        "method": "no recorded test run yet: scores come from the change alone (churn, changed lines, coverage)"
+        if not runs
+        else (
             "score = " + " + ".join(f"{w} x {k}" for k, w in WEIGHTS.items()) + " (each input scaled to 0..1; "
             "uncovered counts 0.5 when no per-test coverage matches the file); per test: 0.6 x its failure "
             "rate + 0.4 x the riskiest changed file it depends on.  A heuristic; see quality_trends' backtest."

@@ -48,7 +48,7 @@ async def test_a_change_in_a_workspace_package_selects_exactly_its_tests(js_call
     edges = {(e["from"], e["to"]) for e in js["import_graph"]["edges"]}
     assert ("src/cart.ts", "lib/tax.ts") in edges  # "@lib/tax" through tsconfig paths
     assert ("src/stats.ts", "src/util/index.ts") in edges  # "./util" is a directory with index.ts
-    run, _ = await js_call("tsimpact", "run_impacted_tests")
+    run, progress = await js_call("tsimpact", "run_impacted_tests")
     result = run.structured_content
     assert result["mode"] == "impacted"
     assert [t["path"] for t in result["selected_tests"]] == ["tests/cart.test.ts"]
@@ -57,6 +57,10 @@ async def test_a_change_in_a_workspace_package_selects_exactly_its_tests(js_call
     assert (failure["file"], failure["line"]) == ("tests/cart.test.ts", 5)
     assert "12.00 EUR!" in failure["message"]
     assert result["reason"] == "vitest impacted: 1 test file(s) import the changes"
+    # a TypeScript-only workspace: no Python figure, no risk paragraph without recorded runs, no Serena step
+    assert "total_test_files" not in result
+    assert "Risk method" not in run.content[0].text and "Risk method" not in analysis.content[0].text
+    assert not any("Serena" in (message or "") for _, _, message in progress)
 
 
 async def test_a_tsconfig_path_alias_change_and_an_untested_module(js_call, repo: Path) -> None:
