@@ -37,8 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the instance's private $HOME; Serena's data goes to HOME/.serena")
     parser.add_argument("--log-dir", type=Path, default=None, help="where Serena writes its log files")
     parser.add_argument("--dashboard", action="store_true", help="enable Serena's web dashboard (extra port)")
-    parser.add_argument("--languages", default=env("PARADISE_SERENA_LANGUAGES"),
-                        help="comma-separated languages to serve (default: detected in the workspace)")
+    parser.add_argument("--languages", default=env("PARADISE_SERENA_LANGUAGES") or env("SERENA_LANGUAGES"),
+                        help="comma-separated languages to serve (default: $SERENA_LANGUAGES, else detected in "
+                        "the workspace)")
     parser.add_argument("--language-servers", default=env("PARADISE_SERENA_LANGUAGE_SERVERS"),
                         help="TOML of language = \"/path/to/server\" for servers the packs do not ship")
     return parser
