@@ -120,16 +120,17 @@ def new_user(root: Path, client: str = "e2e-user", pool: int = 10) -> Setup:
 
 
 def leftovers(root: Path, client: str) -> list[psutil.Process]:
-    """Processes this test made: the temp dir in their command line or environment (HOME, PARADISE_DATA_DIR,
-    PYTHONPATH), or the client id in their environment."""
+    """Processes this test made: the temp dir (as a whole path, so ``.../claude1`` never matches another run's
+    ``.../claude10``) in their command line or environment (HOME, PARADISE_DATA_DIR, PYTHONPATH, an instance's
+    PARADISE_WORKSPACE). The client id alone is not enough: another run (another engineer's) may use it too."""
+    mine = (str(root) + os.sep, str(root) + " ")
     found = []
     for proc in psutil.process_iter(["pid", "cmdline"]):
         if proc.pid == os.getpid():
             continue
         with contextlib.suppress(psutil.Error):
-            environ = proc.environ()
-            if (str(root) in " ".join(proc.info["cmdline"] or []) or environ.get("PARADISE_CLIENT") == client
-                    or any(str(root) in value for value in environ.values())):
+            texts = [" ".join(proc.info["cmdline"] or []) + " ", *(value + os.sep for value in proc.environ().values())]
+            if any(marker in text for text in texts for marker in mine):
                 found.append(proc)
     return [p for p in found if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
 
