@@ -36,6 +36,14 @@ async def test_quality_instance_runs_the_clients_tests(bridge: BridgeProcess, tm
     async with mcp_client(bridge.mcp_url("qa", "quality"), created["token"]) as client:
         tests = await client.call_tool("run_tests", {}, progress_callback=on_progress)
         lint = await client.call_tool("lint", {})
+        failed_id = tests.structured_content["failed_tests"][0]
+        # issue 28 through the bridge: the id passed back runs exactly that test; the kept run is read back
+        again = (await client.call_tool("run_tests", {"tests": [failed_id], "coverage": False})).structured_content
+        run_id = tests.structured_content["run_id"]
+        kept = (await client.call_tool("run_tests", {"run_id": run_id, "detail": "full"})).structured_content
+    assert failed_id == "tests/test_calc.py::test_mul_wrong"
+    assert again["failed_tests"] == [failed_id] and again["counts"]["total"] == 1
+    assert kept["served_from"]["run_id"] == run_id and kept["counts"] == tests.structured_content["counts"]
     data = tests.structured_content
     assert data["counts"] == {"total": 2, "passed": 1, "failed": 1, "skipped": 0, "errors": 0}
     (failure,) = data["failures"]
