@@ -12,6 +12,7 @@ Only exact versions are accepted: a range would make two installs differ and ``c
 
 from __future__ import annotations
 
+import fcntl
 import json
 import re
 import shutil
@@ -87,13 +88,23 @@ def installed_program(package: Package, root: Path) -> list[str] | None:
 
 
 def install(package: Package, root: Path, progress: Progress = print) -> tuple[list[str], bool]:
-    """Install ``package`` under ``root`` unless it is there: (its program argv, True when installed now)."""
+    """Install ``package`` under ``root`` unless it is there: (its program argv, True when installed now).
+    Two installs of one package at once take turns (a lock file beside it): the second finds it installed."""
+    root.mkdir(parents=True, exist_ok=True, mode=0o755)
+    with open(root / f".{package.slug}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return _install_unlocked(package, root, progress)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _install_unlocked(package: Package, root: Path, progress: Progress) -> tuple[list[str], bool]:
     argv = installed_program(package, root)
     if argv is not None:
         progress(f"{package.ref} is installed in {package.directory(root)}")
         return argv, False
     target = package.directory(root)
-    root.mkdir(parents=True, exist_ok=True, mode=0o755)
     if target.exists():
         progress(f"removing the unfinished install in {target}")
         remove_tree(target)

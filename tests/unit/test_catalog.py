@@ -168,3 +168,32 @@ def test_the_data_dir_catalog_is_layered_and_reread(tmp_path) -> None:
     (tmp_path / DATA_CATALOG).write_text("not toml [")
     refresh_catalog(held, None, tmp_path)  # a broken file leaves the catalog in use alone
     assert {"files", "git", "serena"} <= set(held)
+
+
+def test_two_installs_of_one_package_take_turns(tmp_path, monkeypatch) -> None:
+    """The second install waits for the first and finds the package installed (no second download)."""
+    import threading
+
+    from bridge.catalog import packages
+
+    package = Package.parse("npm:left-pad@1.3.0")
+    runs: list[str] = []
+    gate = threading.Event()
+
+    def fake_npm(pkg, target, progress):
+        runs.append(pkg.ref)
+        gate.wait(5)
+        target.mkdir()
+        return ["/usr/bin/node", str(target / "index.js")]
+
+    monkeypatch.setattr(packages, "_install_npm", fake_npm)
+    results: list[bool] = []
+    threads = [threading.Thread(target=lambda: results.append(packages.install(package, tmp_path, lambda _: None)[1]))
+               for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    gate.set()
+    for thread in threads:
+        thread.join(10)
+    assert runs == [package.ref] and sorted(results) == [False, True]
+    assert installed_program(package, tmp_path) == ["/usr/bin/node", str(package.directory(tmp_path) / "index.js")]
