@@ -271,8 +271,15 @@ async def serve(args: argparse.Namespace, child: subprocess.Popen[bytes], read_e
                 exited.set_result(child.returncode)
 
     loop.add_signal_handler(signal.SIGCHLD, reap)
+    stopping: list[int] = []
+
+    def forward(sig: int) -> None:
+        stopping.append(sig)  # stopped on purpose: no request is on its way, no need to linger
+        if child.returncode is None:
+            child.send_signal(sig)
+
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        loop.add_signal_handler(sig, lambda s=sig: child.poll() is None and child.send_signal(s))
+        loop.add_signal_handler(sig, forward, sig)
     servers = []
     for peer in args.peer:
         port, _, path = peer.partition("=")
@@ -292,7 +299,8 @@ async def serve(args: argparse.Namespace, child: subprocess.Popen[bytes], read_e
         for server in servers:
             server.close()
         mark_exited(args.socket, child.returncode)
-    await asyncio.sleep(GRACE)  # requests already on their way are answered NOT_DELIVERED, not cut
+    if not stopping:
+        await asyncio.sleep(GRACE)  # requests already on their way are answered NOT_DELIVERED, not cut
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(asyncio.shield(output.done), timeout=2)
     return code
