@@ -15,6 +15,7 @@ is told it may have run. Rotating a client's token or deleting it ends its open 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -54,6 +55,7 @@ _DROP_RESPONSE = HOP_BY_HOP | {"content-length", "content-encoding", "server", "
 MAX_ANSWER = 32 * 1024 * 1024  # a JSON answer larger than this is an instance gone wrong, not a reply
 MAX_STREAMS_PER_CLIENT = 64
 MAX_RESENDS = 2  # a safe request cut by its instance's death is sent again at most this often
+MAX_DROPS = 4  # a safe request dropped by an instance that lives on is sent again at most this often
 # Reaching the instance failed before the request was sent: always safe to send again. (The aiohttp errors
 # come from replaying a session's initialize, which goes through the bridge's MCP client.)
 _NEVER_SENT = (NotSent, aiohttp.ClientConnectorError)
@@ -211,16 +213,12 @@ class McpProxy:
         client is told so, once (in the SSE answer already begun, or as the JSON-RPC answer)."""
         await self.manager.recover(route)  # judged and healed now, for the client's next request
         what = f"{route.service} of {route.client_id}"
-        if not call.awaits_answer:
-            if opened is None:
-                raise UpstreamError(f"{what} broke off during this request, which may have run; not sent again")
-            await opened.write_eof()
-            return opened
+        if not call.awaits_answer and opened is None:
+            raise UpstreamError(f"{what} broke off during this request, which may have run; not sent again")
         error = resend.restarted_error(call, what)
         if opened is None:
             return web.json_response(error)
-        await opened.write(resend.sse_event(error))
-        await opened.write_eof()
+        await _end(opened, resend.sse_event(error) if call.awaits_answer else b"")
         return opened
 
     async def _send(
@@ -259,12 +257,13 @@ class McpProxy:
                 down = await self.manager.recover(route)
                 what = f"{route.service} of {route.client_id}"
                 if isinstance(exc, _BROKEN) and not isinstance(exc, _NEVER_SENT) and not down:
-                    # Mostly a pooled connection the instance had closed (the request never reached it), or
-                    # an instance dying under it (its process not yet reaped): sent again once. A second
-                    # break from an instance that lives on could mean it acts on the request: refused.
+                    # Mostly a pooled keep-alive connection the instance closed as the request went out (several
+                    # may have closed at once): a safe request (the client's answer to a server's question is
+                    # one) goes out again on the next, at once, a few times; then it is the instance's doing.
                     broken += 1
-                    if broken > 1:
+                    if broken > MAX_DROPS:
                         raise UpstreamError(f"{what} dropped the request: {exc.__class__.__name__}") from None
+                    continue
                 if loop.time() >= deadline:
                     raise Unavailable(f"{what} cannot be reached: {exc.__class__.__name__}") from None
                 await asyncio.sleep(0.05)
@@ -294,12 +293,7 @@ class McpProxy:
         return f"{path}?{query}" if query else path
 
     def _session_answer(
-        self,
-        route: Route,
-        upstream: UpstreamResponse,
-        mapped: Mapped | None,
-        init: dict | None,
-        method: str,
+        self, route: Route, upstream: UpstreamResponse, mapped: Mapped | None, init: dict | None, method: str
     ) -> str | None:
         """The session id the client sees: the bridge's own for a mapped or a new session."""
         upstream_id = upstream.headers.get(SESSION_ID_HEADER)
@@ -347,7 +341,7 @@ class McpProxy:
                 return False
             if upstream.status == 200 and answer.strip():
                 await response.write(b"event: message\ndata: " + answer.strip() + b"\n\n")
-            await response.write_eof()
+            await _end(response)
             return True
         chunks = upstream.iter_any()
         if tail == "sse":
@@ -381,13 +375,19 @@ class McpProxy:
         finally:
             route.streams -= 1
             self._forget_stream(route.client_id, live, upstream)
-        await response.write_eof()
+        await _end(response)
         return True
 
     def _forget_stream(self, client_id: str, live: set[UpstreamResponse], upstream: UpstreamResponse) -> None:
         live.discard(upstream)
         if not live and self._live.get(client_id) is live:
             del self._live[client_id]
+
+
+async def _end(response: web.StreamResponse, last: bytes = b"") -> None:
+    """End a stream; a client that has gone already (it closes a stream once it has its answer) is no error."""
+    with contextlib.suppress(ConnectionResetError, aiohttp.ClientConnectionResetError):
+        await response.write_eof(last)
 
 
 def _streamed(upstream: UpstreamResponse) -> bool:

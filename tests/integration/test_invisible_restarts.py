@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,8 +16,18 @@ import httpx
 import psutil
 
 from bridge.mcp.protocol import SESSION_ID_HEADER, initialize_request
-from tests.helpers import BridgeProcess, crash_instance, listener_pid, mcp_client
+from tests.helpers import BridgeProcess, listener_pid, mcp_client
 from tests.integration.test_health import running_bridge
+
+
+def crash_instance(bridge: BridgeProcess, client_id: str, service: str) -> None:
+    """kill -9 of the instance's server, returning once it is gone: the next call comes after the crash.
+    (``kill`` returns before the process has exited; a call racing its exit may reach its socket and is
+    rightly not sent again, since the bridge cannot know the server never read it: bridge/mcp/resend.py.)"""
+    server = psutil.Process(listener_pid(bridge.state(client_id, service)["port"]))
+    os.kill(server.pid, signal.SIGKILL)
+    with contextlib.suppress(psutil.NoSuchProcess):
+        server.wait(timeout=10)
 
 
 async def whoami(client) -> dict[str, str]:  # type: ignore[no-untyped-def]
