@@ -140,6 +140,15 @@ def _services_schema(schema: dict[str, Any]) -> None:
             option["uniqueItems"] = True
 
 
+def _languages_schema(schema: dict[str, Any]) -> None:
+    """JSON Schema of ``languages``: each item one of the names (and aliases) Serena's set-up knows."""
+    from instances.serena.languages import known_names
+
+    for option in schema.get("anyOf", [schema]):
+        if option.get("type") == "array":
+            option["items"] = {"type": "string", "enum": known_names()}
+
+
 class ClientCreate(BaseModel):
     """What POST /clients takes. The constraints are pydantic's, so the OpenAPI document shows them as enforced."""
 
@@ -178,6 +187,7 @@ class ClientCreate(BaseModel):
         max_length=32,
         description="Languages Serena serves (python, typescript, javascript, go, cpp, bash, php, rust, ...); "
         "default detected from the workspace's manifests and files at each start.",
+        json_schema_extra=_languages_schema,
     )
 
     @field_validator("client_id", mode="before")
@@ -200,9 +210,14 @@ class ClientCreate(BaseModel):
     @field_validator("languages")
     @classmethod
     def _known_languages(cls, value: list[str] | None) -> list[str] | None:
-        from instances.serena.languages import normalize  # standard library only
+        from instances.serena.languages import known_names, normalize  # standard library only
 
-        return normalize(value) if value is not None else None
+        if value is None:
+            return None
+        unknown = [name for name in value if name not in known_names()]  # exactly as the schema's enum says
+        if unknown:
+            raise ValueError(f"unknown language {unknown[0]!r}; known: {', '.join(known_names())}")
+        return normalize(value)
 
     @field_validator("services", mode="before")
     @classmethod

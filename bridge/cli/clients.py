@@ -33,7 +33,7 @@ def cmd_client_add(args: argparse.Namespace) -> None:
     if args.service:
         body["services"] = args.service
     if getattr(args, "languages", None):
-        body["languages"] = [name.strip() for name in args.languages.split(",") if name.strip()]
+        body["languages"] = [name.strip().lower() for name in args.languages.split(",") if name.strip()]
     created = call("POST", "/clients", json=body, params={"wait": args.wait})
     try:
         hint = deliver_token(args, created)

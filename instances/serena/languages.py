@@ -117,6 +117,11 @@ def normalize(names: list[str] | tuple[str, ...]) -> list[str]:
     return result
 
 
+def known_names() -> list[str]:
+    """Every name ``normalize`` takes as written (lower case): the languages and their aliases."""
+    return sorted([*LANGUAGES, *ALIASES])
+
+
 def detect(workspace: Path) -> list[str]:
     """The workspace's languages, most files first: a manifest within MANIFEST_DEPTH, or SHARE of the files."""
     counts: dict[str, int] = {}
