@@ -273,7 +273,7 @@ class ClientManager:
             client_id=client_id,
             workspace=client.workspace,
             profile=client.profile,
-            languages=client.languages,
+            languages=client.languages if client.languages is not None else client.serving,
             created_at=client.created_at,
             instances=[self._instance_view(r) for r in routes],
         )

@@ -249,7 +249,9 @@ class ClientView(BaseModel):
     profile: str
     created_at: datetime
     instances: list[InstanceView]
-    languages: list[str] | None = PydField(None, description="Serena's languages as registered; null: detected.")
+    languages: list[str] | None = PydField(
+        None, description="Serena's languages: as registered, else as detected at its last start (null before it)."
+    )
 
 
 class McpServerEntry(BaseModel):

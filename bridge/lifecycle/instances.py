@@ -23,7 +23,7 @@ from bridge.catalog.instance_spec import instance_spec
 from bridge.errors import NotFound, TooManyInstances, Unavailable
 from bridge.lifecycle import capacity
 from bridge.lifecycle.peers import PeerLinks
-from bridge.lifecycle.requirements import Requirements, workspace_notes
+from bridge.lifecycle.requirements import Requirements, serena_languages_and_notes
 from bridge.lifecycle.routes import Key, Route, RouteTable
 from bridge.mcp.client import McpToolError, ProbeFailed, mcp_call_tool, probe
 from bridge.models import InstanceState as S
@@ -143,8 +143,8 @@ class InstanceManager:
             await asyncio.to_thread(verify_workspace, client.workspace, client.identity, self.settings)
         if service.requires == "serena" and client is not None:
             image = not self.runtime.installs_on_host  # the image carries every language pack
-            notes = await asyncio.to_thread(
-                workspace_notes, Path(client.workspace), self.settings, client.languages, image=image
+            client.serving, notes = await asyncio.to_thread(
+                serena_languages_and_notes, Path(client.workspace), self.settings, client.languages, image=image
             )
         if service.requires and self.runtime.installs_on_host:
             self.set_step(route, f"installing {service.requires}")

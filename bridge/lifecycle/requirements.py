@@ -58,26 +58,24 @@ class Requirements:
 def workspace_notes(
     workspace: Path, settings: BridgeSettings, languages: list[str] | None = None, *, image: bool = False
 ) -> list[str]:
-    """What Serena's semantic tools will lack in this workspace, said plainly; empty when all is well.
+    """What Serena's semantic tools will lack in this workspace, said plainly; empty when all is well."""
+    return serena_languages_and_notes(workspace, settings, languages, image=image)[1]
 
-    One note per language (the client's ``languages``, else those detected) whose server is not installed
-    (``image``: in images/serena, which carries every pack, rather than in the host's Serena venv).
-    """
+
+def serena_languages_and_notes(
+    workspace: Path, settings: BridgeSettings, languages: list[str] | None = None, *, image: bool = False
+) -> tuple[list[str], list[str]]:
+    """The languages Serena serves (the client's ``languages``, else those detected) and the notes on what it
+    lacks: one per language whose server is not installed (``image``: in images/serena, which carries every
+    pack, rather than in the host's Serena venv), or why nothing can be indexed."""
     if not os.access(workspace, os.R_OK | os.X_OK):
-        return [f"workspace {workspace} is not readable by the bridge's user; Serena cannot index it"]
-    notes = language_notes(
-        workspace, languages, settings.serena_venv_path, settings.serena_language_servers, image=image
-    )
-    if notes or languages:
-        return notes
-    count = 0
+        return [], [f"workspace {workspace} is not readable by the bridge's user; Serena cannot index it"]
+    chosen = languages or detect(workspace)
+    notes = language_notes(workspace, chosen, settings.serena_venv_path, settings.serena_language_servers, image=image)
+    if notes or chosen:
+        return chosen, notes
     for _root, dirs, files in os.walk(workspace):
         dirs[:] = [d for d in dirs if d not in _SKIP_DIRS]
-        count += len(files)
-        if count:
-            break
-    if count == 0:
-        return ["workspace is empty: no source files to index; pattern search and memory tools work"]
-    if not detect(workspace):
-        return ["no source files of a language Serena knows: semantic tools find nothing; pattern search works"]
-    return []
+        if files:
+            return [], ["no source files of a language Serena knows: semantic tools find nothing; pattern search works"]
+    return [], ["workspace is empty: no source files to index; pattern search and memory tools work"]

@@ -65,6 +65,7 @@ class ClientInfo:
     created_at: datetime = field(default_factory=utcnow)
     identity: WorkspaceIdentity | None = None  # the workspace as registered; checked before every start
     languages: list[str] | None = None  # Serena's languages as registered; None: detected at each start
+    serving: list[str] | None = None  # the languages Serena served at its last start (registered or detected)
 
 
 @dataclass

@@ -129,6 +129,7 @@ async def test_mixed_python_and_typescript_repository_answers_for_both(
 ) -> None:
     need("typescript")
     token = running_without_notes(registered["lang-mixed"])
+    assert registered["lang-mixed"]["languages"] == ["typescript", "python"]  # detected, shown in the client view
     await assert_answers(serena_bridge, "lang-mixed", token,
                          ("", "Calculator", "web/src/calculator.ts", "web/src/main.ts"))
     await assert_answers(serena_bridge, "lang-mixed", token, ("", "PriceList", "api/pricing.py", "api/pricing.py"))
