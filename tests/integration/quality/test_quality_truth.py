@@ -50,7 +50,7 @@ async def test_failing_ids_are_the_runners_own_byte_for_byte(full_run) -> None:
     assert full_run["run_id"]
 
 
-@pytest.mark.parametrize("test_id", [*VITEST_IDS, *JEST_IDS, *PYTEST_IDS])
+@pytest.mark.parametrize("test_id", [*VITEST_IDS, TYPE_ID, *JEST_IDS, *PYTEST_IDS])
 async def test_each_failing_id_passed_back_runs_exactly_that_test(call, test_id: str) -> None:
     data = await call("run_tests", {**QUICK, "tests": [test_id]})
     counts = data["counts"]
