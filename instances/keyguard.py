@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 
 _HEADER_NAME = INSTANCE_KEY_HEADER.lower().encode("latin-1")  # ASGI gives header names lower-cased, as bytes
 _PEER_PREFIX = b"x-paradise-peer-"
+# The bridge verifies a launch before it sends it the key or any request (bridge/mcp/verify.py).
+_CHALLENGE_NAME = b"x-paradise-challenge"
+_PROOF_NAME = b"x-paradise-proof"
 _WEBSOCKET_POLICY_VIOLATION = 1008
 
 
@@ -125,6 +128,10 @@ class InstanceKeyGuard:
         if kind not in ("http", "websocket"):  # lifespan (start-up, shut-down): no request to check
             await self.app(scope, receive, send)
             return
+        challenge = _header(scope, _CHALLENGE_NAME) if kind == "http" else None
+        if challenge is not None:  # the bridge asks this launch to prove it holds its key, before sending it
+            await _send_proof(send, proof(self._key, challenge))
+            return
         status = self._refusal(scope)
         if status is None:
             PEERS.capture(scope.get("headers"))  # only from the bridge: the request carried this launch's key
@@ -143,6 +150,22 @@ class InstanceKeyGuard:
         if len(presented) != 1 or not hmac.compare_digest(presented[0], self._key):
             return 403
         return None
+
+
+def proof(key: bytes, challenge: bytes) -> str:
+    """What proves a launch's key without showing it: HMAC-SHA256 over the bridge's random challenge.
+    Must match bridge/mcp/verify.py ``proof``."""
+    return hmac.new(key, b"paradise-proof:" + challenge, "sha256").hexdigest()
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    return next((value for key, value in scope.get("headers") or () if key == name), None)
+
+
+async def _send_proof(send: Send, value: str) -> None:
+    headers = [(_PROOF_NAME, value.encode("ascii")), (b"content-length", b"0")]
+    await send({"type": "http.response.start", "status": 204, "headers": headers})
+    await send({"type": "http.response.body", "body": b""})
 
 
 _REFUSED = f"this instance answers only the bridge that started it: the {INSTANCE_KEY_HEADER} header is"

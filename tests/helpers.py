@@ -226,6 +226,46 @@ def _socket_inodes(pid: int) -> set[str]:
     return found
 
 
+def instance_socket(bridge: BridgeProcess, client_id: str, service: str) -> Path:
+    """Where a sandboxed instance is reached: the Unix socket in its run directory (its runtime.json says)."""
+    label = bridge.data_dir / "instances" / client_id / service / "runtime.json"
+    return Path(json.loads(label.read_text())["socket"])
+
+
+def socket_request(path: Path, method: str, target: str, headers: dict[str, str], body: bytes = b"") -> httpx.Response:
+    """One HTTP/1.1 request over an instance's Unix socket, past the relay's READY byte, as the bridge sends
+    it (bridge/runtime/address.py); the answer read to the end (Connection: close)."""
+    import socket
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(30)
+        sock.connect(str(path))
+        assert sock.recv(1) == b"+", "the relay did not say the server took the connection"
+        head = "".join(f"{k}: {v}\r\n" for k, v in {**headers, "Content-Length": str(len(body)),
+                                                        "Connection": "close"}.items())  # fmt: skip
+        sock.sendall(f"{method} {target} HTTP/1.1\r\n{head}\r\n".encode() + body)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head_bytes, _, content = data.partition(b"\r\n\r\n")
+    status_line, *lines = head_bytes.decode("latin-1").split("\r\n")
+    answer_headers = [tuple(part.strip() for part in line.split(":", 1)) for line in lines if ":" in line]
+    if dict((k.lower(), v) for k, v in answer_headers).get("transfer-encoding") == "chunked":
+        content = _unchunk(content)
+    return httpx.Response(int(status_line.split()[1]), headers=answer_headers, content=content)
+
+
+def _unchunk(data: bytes) -> bytes:
+    out = b""
+    while data:
+        size_line, _, rest = data.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            break
+        out, data = out + rest[:size], rest[size + 2 :]
+    return out
+
+
 def crash_instance(bridge: BridgeProcess, client_id: str, service: str) -> None:
     """kill -9 of the instance's server process, as a crash or the OOM killer would end it."""
     os.kill(listener_pid(bridge.state(client_id, service)["port"]), signal.SIGKILL)

@@ -29,6 +29,7 @@ from bridge.lifecycle.leader import Leadership
 from bridge.lifecycle.reconcile import reconcile
 from bridge.lifecycle.routes import READY, Key, Route
 from bridge.mcp.client import McpPinger, ProbeFailed
+from bridge.mcp.verify import Impostor
 from bridge.models import InstanceState as S
 from bridge.models import utcnow
 
@@ -126,9 +127,14 @@ class HealthMonitor:
             return
         pinger = self._pingers.setdefault(route.key, McpPinger(self.instances.http))
         try:
+            await self.instances.verified(route, timeout=self.settings.probe_timeout)
             seconds = await pinger.ping(
                 route.port, route.path, route.transport, timeout=self.settings.probe_timeout, key=route.instance_key
             )
+        except Impostor as exc:  # something else answers there: no key, no traffic; heal at once
+            self.table.record(route, "instance.impostor", str(exc), "error")
+            self.heal(route, "an impostor answered on its address")
+            return
         except ProbeFailed as exc:
             self._probe_failed(route, str(exc))
             return

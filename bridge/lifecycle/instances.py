@@ -26,6 +26,7 @@ from bridge.lifecycle.peers import PeerLinks
 from bridge.lifecycle.requirements import Requirements, serena_languages_and_notes
 from bridge.lifecycle.routes import Key, Route, RouteTable
 from bridge.mcp.client import McpToolError, ProbeFailed, mcp_call_tool, probe
+from bridge.mcp.verify import Impostor, verify_instance
 from bridge.models import InstanceState as S
 from bridge.models import utcnow
 from bridge.observability.metrics import BridgeMetrics, observe_startup
@@ -241,13 +242,23 @@ class InstanceManager:
                 detail = f"exited with code {poll.exit_code}" if poll.exit_code is not None else "exited"
                 raise StartFailed(f"{detail} before it was ready", await self.tail(route))
             try:
+                await self.verified(route)  # the key goes only to the launch that proves it holds it
                 await probe(self.http, route.port, route.path, route.transport, timeout=5, key=route.instance_key)
                 return
+            except Impostor as exc:
+                self.table.record(route, "instance.impostor", str(exc), "error")
+                raise StartFailed(f"{exc}; nothing was sent to it", await self.tail(route)) from None
             except ProbeFailed as exc:
                 last = str(exc)
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, 0.1)  # refused connections are cheap: poll often, start-up time counts
         raise StartFailed(f"not ready within {self.settings.ready_timeout:.0f}s: {last}", await self.tail(route))
+
+    async def verified(self, route: Route, timeout: float = 5) -> None:
+        """A guarded service's launch proves it holds its key (bridge/mcp/verify.py); others pass."""
+        service = self.catalog.get(route.service)
+        if service is not None and service.instance_key and route.instance_key:
+            await verify_instance(self.http, route.port, route.path, route.instance_key, timeout=timeout)
 
     async def tail(self, route: Route) -> list[str]:
         with contextlib.suppress(Exception):

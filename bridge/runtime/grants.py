@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 
 from bridge.runtime.access import EXECUTE, READ, WRITE, Who, can_access
@@ -39,6 +40,7 @@ class SandboxUids:
         self.path = data_dir / UIDS_FILE
         self.group = first
         self.first, self.last = first + 1, last
+        self._lock = threading.Lock()
 
     @classmethod
     def parse(cls, data_dir: Path, spec: str) -> SandboxUids:
@@ -52,7 +54,12 @@ class SandboxUids:
             return {}
 
     def who(self, client_id: str) -> Who:
-        """The client's credentials, allocating its uid on first use."""
+        """The client's credentials, allocating its uid on first use (one start at a time: the instances of
+        one client start at once, in worker threads, and must get the same uid)."""
+        with self._lock:
+            return self._who(client_id)
+
+    def _who(self, client_id: str) -> Who:
         taken = self._read()
         uid = taken.get(client_id)
         if uid is None:
@@ -67,9 +74,10 @@ class SandboxUids:
         return Who(uid, uid, frozenset({self.group}))
 
     def release(self, client_id: str) -> None:
-        taken = self._read()
-        if taken.pop(client_id, None) is not None:
-            self.path.write_text(json.dumps(taken, sort_keys=True))
+        with self._lock:
+            taken = self._read()
+            if taken.pop(client_id, None) is not None:
+                self.path.write_text(json.dumps(taken, sort_keys=True))
 
 
 def _setfacl(*args: str) -> None:

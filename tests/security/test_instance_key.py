@@ -13,6 +13,7 @@ import contextlib
 import json
 import shutil
 import signal
+import sys
 import tempfile
 import textwrap
 from collections.abc import Iterator
@@ -25,7 +26,15 @@ import pytest
 
 from bridge.mcp.protocol import ACCEPT_BOTH, INSTANCE_KEY_ENV, INSTANCE_KEY_HEADER, initialize_request
 from tests.docker import conftest as docker_fixtures
-from tests.helpers import BridgeProcess, bridge_with_serena, listener_pid, mcp_client, serving
+from tests.helpers import (
+    BridgeProcess,
+    bridge_with_serena,
+    instance_socket,
+    listener_pid,
+    mcp_client,
+    serving,
+    socket_request,
+)
 
 pytestmark = [pytest.mark.slow]
 
@@ -36,13 +45,17 @@ WRONG_KEY = "not-the-key-" + "x" * 32
 STALE_IMAGE_HINT = "an instance image older than instances/keyguard.py? rebuild: devops-paradise images build quality"
 
 
-def direct_initialize(port: int, key: str | None = None) -> httpx.Response:
-    """An MCP initialize straight to the instance's port, as any local process (or a rebinding page) could."""
+def direct_initialize(target: int | tuple[Path, int], key: str | None = None) -> httpx.Response:
+    """An MCP initialize straight to the instance, not through the bridge: to its published port, as any local
+    process (or a rebinding page) could, or to a sandboxed instance's Unix socket, as only its host's owner can."""
     headers = {"Content-Type": "application/json", "Accept": ACCEPT_BOTH}
     if key is not None:
         headers[INSTANCE_KEY_HEADER] = key
     body = initialize_request("attacker")
-    return httpx.post(f"http://127.0.0.1:{port}/mcp", json=body, headers=headers, timeout=30)
+    if isinstance(target, tuple):  # (socket, port): the server inside still checks Host against its port
+        sent = {**headers, "Host": f"127.0.0.1:{target[1]}"}
+        return socket_request(target[0], "POST", "/mcp", sent, json.dumps(body).encode())
+    return httpx.post(f"http://127.0.0.1:{target}/mcp", json=body, headers=headers, timeout=30)
 
 
 def process_instance_key(port: int) -> str:
@@ -52,7 +65,7 @@ def process_instance_key(port: int) -> str:
     return environ[INSTANCE_KEY_ENV]
 
 
-def assert_the_port_refuses_all_but_the_key(port: int, key: str) -> None:
+def assert_the_port_refuses_all_but_the_key(port: int | tuple[Path, int], key: str) -> None:
     missing = direct_initialize(port)
     assert missing.status_code == 401, (missing.status_code, missing.text[:300], STALE_IMAGE_HINT)
     assert missing.headers["content-type"].startswith("application/json")
@@ -108,12 +121,75 @@ async def test_a_process_quality_instance_answers_only_its_bridge(key_bridge: Br
     port = key_bridge.state("key-quality", "quality")["port"]
     key = process_instance_key(port)
 
-    assert_the_port_refuses_all_but_the_key(port, key)
+    assert_the_port_refuses_all_but_the_key((instance_socket(key_bridge, "key-quality", "quality"), port), key)
     async with mcp_client(key_bridge.mcp_url("key-quality", "quality"), created["token"]) as client:
         tests = await client.call_tool("run_tests", {})
     assert tests.structured_content["counts"]["passed"] == 1, tests.content
     assert (workspace / "tests" / "seen.json").read_text() == "None"  # the tenant's code never sees the key
     assert_the_key_leaks_nowhere(key_bridge, "key-quality", key)
+
+
+def test_the_instance_proves_its_key_without_showing_it(key_bridge: BridgeProcess) -> None:
+    """The bridge's challenge (bridge/mcp/verify.py), answered by the real keyguard: HMAC of the launch's key,
+    never the key itself, and no MCP for a request that carries only the challenge."""
+    from bridge.mcp.verify import CHALLENGE_HEADER, PROOF_HEADER, proof
+
+    key = process_instance_key(key_bridge.state("key-quality", "quality")["port"])
+    port = key_bridge.state("key-quality", "quality")["port"]
+    answer = socket_request(instance_socket(key_bridge, "key-quality", "quality"), "GET", "/mcp",
+                            {"Host": f"127.0.0.1:{port}", CHALLENGE_HEADER: "nonce-4711"})  # fmt: skip
+    assert answer.status_code == 204 and answer.headers[PROOF_HEADER] == proof(key, "nonce-4711")
+    assert key not in answer.text and key not in str(answer.headers)
+
+
+IMPOSTOR = r"""
+import json, os, sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+seen = os.path.join(os.environ["PARADISE_WORKSPACE"], "seen.jsonl")
+
+class Anything(BaseHTTPRequestHandler):
+    def answer(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        with open(seen, "a") as out:
+            out.write(json.dumps(dict(self.headers)) + "\n")
+        body = b'{"jsonrpc": "2.0", "id": 1, "result": {}}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    do_GET = do_POST = do_DELETE = answer
+
+HTTPServer(("127.0.0.1", int(sys.argv[1])), Anything).serve_forever()
+"""
+
+
+def test_a_listener_that_cannot_prove_the_key_gets_no_key_and_no_request(tmp_path: Path) -> None:
+    """A guarded service whose listener answers everything but holds no key (as a tenant's process that took
+    the port would): an impostor event, the start fails, and no request it saw carried the key or MCP."""
+    (tmp_path / "impostor.py").write_text(IMPOSTOR)
+    catalog = tmp_path / "catalog.toml"
+    catalog.write_text(
+        f'[services.guarded]\ncommand = ["{sys.executable}", "{tmp_path / "impostor.py"}", "{{port}}"]\n'
+        'path = "/mcp"\ninstance_key = true\n'
+    )
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    with serving(BridgeProcess(tmp_path / "data", env={"PARADISE_CATALOG": str(catalog)})) as bridge:
+        body = {"client_id": "victim", "workspace": str(workspace), "services": ["guarded"]}
+        resp = bridge.api("POST", "/clients", params={"wait": 20}, json=body)
+        assert resp.status_code in (201, 503), resp.text
+        state = bridge.wait_state("victim", "guarded", {"failed"}, timeout=30)
+        assert state["state"] == "failed" and "could not prove" in state["last_error"], (state, state.get("last_log"))
+        kinds = [e["kind"] for e in bridge.api("GET", "/events", params={"client_id": "victim"}).json()]
+        assert "instance.impostor" in kinds
+    requests = [json.loads(line) for line in (workspace / "seen.jsonl").read_text().splitlines()]
+    assert requests, "the impostor was never challenged"
+    for headers in requests:
+        assert INSTANCE_KEY_HEADER.lower() not in {h.lower() for h in headers}
+        assert "X-Paradise-Challenge" in headers
 
 
 async def test_a_restart_changes_the_key_and_the_old_one_stops_working(key_bridge: BridgeProcess) -> None:
@@ -124,7 +200,8 @@ async def test_a_restart_changes_the_key_and_the_old_one_stops_working(key_bridg
     assert state["state"] == "running", state
     new_key = process_instance_key(state["port"])
     assert new_key != old_key
-    assert direct_initialize(state["port"], old_key).status_code == 403
+    sandboxed = (instance_socket(key_bridge, "key-quality", "quality"), state["port"])
+    assert direct_initialize(sandboxed, old_key).status_code == 403
 
 
 @pytest.mark.serena
@@ -138,7 +215,7 @@ async def test_a_process_serena_instance_answers_only_its_bridge(key_bridge: Bri
     assert "guarded.py" in " ".join(psutil.Process(pid).cmdline())  # Serena itself, behind the launcher
     key = process_instance_key(port)
 
-    assert_the_port_refuses_all_but_the_key(port, key)
+    assert_the_port_refuses_all_but_the_key((instance_socket(key_bridge, "key-serena", "serena"), port), key)
     async with mcp_client(key_bridge.mcp_url("key-serena", "serena"), created["token"]) as client:
         found = await client.call_tool("find_symbol", {"name_path_pattern": "Circle"})
     assert not found.is_error and [s["name_path"] for s in json.loads(found.content[0].text)] == ["Circle"]
