@@ -92,7 +92,7 @@ async def invoke_tool(
                 "error": {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}"},
             }
         result = reports.public(result)
-        if runs is not None and tool not in UNTRACKED:
+        if runs is not None:  # every result, even a profile listing, has its run_id
             result["run_id"] = runs.new_id(tool)
             result["run_kept"] = runs.keep(result["run_id"], tool, result)
         await progress.done(f"{tool} finished")
