@@ -163,7 +163,18 @@ def doctor_report(settings: BridgeSettings, url: str) -> dict[str, Any]:
         "data_dir": data_dir_report(settings),
         "bridge": bridge_report(url),
         "runtime": choose_runtime(settings.runtime, python, docker, allow_unsandboxed=settings.allow_unsandboxed),
+        "isolation": isolation_report(settings),
     }
+
+
+def isolation_report(settings: BridgeSettings) -> dict[str, Any]:
+    """How the process runtime bounds a tenant here: who its sandboxes run as, and by what its limits hold."""
+    root = os.geteuid() == 0
+    who = (f"per-client unprivileged uids {settings.sandbox_uids} (PARADISE_SANDBOX_UIDS), never root"
+           if root else f"the bridge's own uid {os.getuid()} (an unprivileged user namespace)")
+    limits = (f"rlimits, not cgroups: {settings.instance_pids} processes (RLIMIT_NPROC), {settings.instance_memory} "
+              f"per process (RLIMIT_DATA); home a {settings.instance_disk} tmpfs; log 8 MiB per launch; CPU unlimited")
+    return {"runs_as": who, "limits": limits, "network": "own network namespace, reached over instance.sock"}
 
 
 def data_dir_report(settings: BridgeSettings) -> dict[str, Any]:
@@ -207,6 +218,9 @@ def doctor_text(report: dict[str, Any]) -> str:
     where = f"runs at {bridge['url']} (runtime {bridge.get('runtime')}, {bridge.get('clients')} clients)"
     where = where if bridge["reachable"] else f"not running at {bridge['url']}"
     lines.append(f"{mark(bridge['reachable'])}bridge   {where}")
+    if isolation := report.get("isolation"):
+        lines.append(f"{mark(True)}sandbox  runs as {isolation['runs_as']}; {isolation['network']}")
+        lines.append(f"{mark(True)}limits   {isolation['limits']}")
     verdict = "usable" if runtime["usable"] else "NOT usable"
     lines.append(f"\nruntime {runtime['chosen']} (PARADISE_RUNTIME={runtime['setting']}) is {verdict}: "
                  + runtime["reason"])
