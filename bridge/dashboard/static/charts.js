@@ -38,7 +38,10 @@
     const out = [];
     let current = [];
     const flush = () => {
-      if (current.length === 1) current.push([current[0][0] + 1, current[0][1]]); // one point: a short dash
+      if (current.length === 1) { // a lone point (first sample, a gap on both sides): a short dash ending at it
+        const [x, y] = current[0];
+        current.unshift([Math.max(0, x - 6).toFixed(1), y]);
+      }
       if (current.length) out.push(svgEl("polyline", { class: className, points: current.map((p) => p.join(",")).join(" ") }));
       current = [];
     };
@@ -75,7 +78,9 @@
       for (const r of rows) if (num(r[s.index])) { top = Math.max(top, r[s.index]); count += 1; }
     }
     const last = [...rows].reverse().find((r) => num(r[series[0].index]));
-    const latest = series.map((s) => format(last ? last[s.index] : null)).join(" / "); // p50 / p99 both
+    // Several series (p50, p99): "4.0 / 9.9 ms", the unit said once.
+    const values = series.map((s) => format(last ? last[s.index] : null));
+    const latest = values.map((v, i) => (i < values.length - 1 ? v.replace(/ ms$/, "") : v)).join(" / ");
     const { figure, svg } = frame(metric, title, latest, format(top || null), count);
     const scale = top > 0 ? top * 1.1 : 1;
     for (const s of series) svg.append(...lines(rows.map((r, i) => [xs[i], r[s.index]]), scale, `line ${s.className}`));
@@ -98,7 +103,7 @@
       timeChart(visible, now, spanSeconds, "memory", "memory", [{ index: at("memory"), className: "memory" }], bytes),
       timeChart(visible, now, spanSeconds, "cpu", "CPU", [{ index: at("cpu"), className: "cpu" }], percent),
       timeChart(visible, now, spanSeconds, "rps", "requests", [{ index: at("rps"), className: "rps" }], rate),
-      timeChart(visible, now, spanSeconds, "latency", "p50 / p99",
+      timeChart(visible, now, spanSeconds, "latency", "p50/p99",
         [{ index: at("p50"), className: "p50" }, { index: at("p99"), className: "p99" }], millis),
     ];
   }
