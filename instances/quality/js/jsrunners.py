@@ -99,6 +99,21 @@ def parse_js_report(data: dict[str, Any], relative: Any = None) -> dict[str, Any
     return {"counts": counts, "failures": failures}
 
 
+def code_only(summary: dict[str, Any]) -> dict[str, Any]:
+    """An istanbul json-summary without the data files a test imported (a JSON fixture is no source code),
+    its total summed again over the code files when any was dropped."""
+    code = {k: v for k, v in summary.items() if k != "total" and k.endswith(JS_SUFFIXES)}
+    if len(code) == len([k for k in summary if k != "total"]):
+        return summary
+    total: dict[str, dict[str, int]] = {}
+    for entry in code.values():
+        for metric in ("lines", "branches", "statements", "functions"):
+            part = total.setdefault(metric, {"total": 0, "covered": 0})
+            for key in ("total", "covered"):
+                part[key] += int((entry.get(metric) or {}).get(key, 0))
+    return {**code, "total": total}
+
+
 def _bundled_vitest_coverage(vitest: str) -> str | None:
     """The v8 coverage provider next to a bundled vitest (vitest looks for it from the project root,
     which has none when the workspace brings no node_modules)."""
@@ -254,7 +269,7 @@ async def run_js_runner(
         result["failures"] = parsed["failures"][: profile.max_findings]
         summary = read_bounded_file(tmp / "cov" / "coverage-summary.json")
         if summary:
-            cov = parse_jest_coverage(json.loads(summary))
+            cov = parse_jest_coverage(code_only(json.loads(summary)))
             cov["files"] = {ws.relative(k): v for k, v in cov["files"].items()}
             result["coverage"] = cov
         elif coverage and not no_coverage:

@@ -87,3 +87,15 @@ def test_a_run_that_ran_nothing_is_never_ok() -> None:
     assert mark_nothing_ran(ran, "keyword 'x'")["status"] == "ok"
     empty = {"status": "skipped", "counts": {**counts, "skipped": 0}, "reason": "no tests"}
     assert mark_nothing_ran(empty, None)["status"] == "skipped"  # no tests at all and nothing asked
+
+
+def test_a_json_fixture_is_no_coverage_source() -> None:
+    from instances.quality.js.jsrunners import code_only
+
+    def entry(total: int, covered: int) -> dict:
+        return {"lines": {"total": total, "covered": covered}, "branches": {"total": 0, "covered": 0}}
+
+    summary = {"total": entry(12, 11), "/w/src/a.ts": entry(10, 9), "/w/fixtures/data.json": entry(2, 2)}
+    kept = code_only(summary)
+    assert set(kept) == {"total", "/w/src/a.ts"} and kept["total"]["lines"] == {"total": 10, "covered": 9}
+    assert code_only({"total": entry(10, 9), "/w/src/a.ts": entry(10, 9)})["total"]["lines"]["total"] == 10
