@@ -25,7 +25,7 @@ _FRAME = re.compile(r"(?:\(|at )(?:file://)?(?P<file>/[^():\s]+):(?P<line>\d+):\
 _JEST_DEFAULT = re.compile(r"(^|/)__tests__/.+\.[mc]?[jt]sx?$|(^|/|\.)(spec|test)\.[mc]?[jt]sx?$")
 _VITEST_DEFAULT = re.compile(r"\.(test|spec)\.[mc]?[jt]sx?$")
 _LIST_TIMEOUT = 60.0
-_JEST_PARTIAL = Path(__file__).with_name("jest_partial_reporter.cjs")
+_JEST_PARTIAL = Path(__file__).with_name("jest_partial_reporter.js")
 _MESSAGE_LIMIT = 2000
 
 
