@@ -116,6 +116,11 @@ def changed_definitions(change: FileChange, new_source: str | None, old_source: 
     """Functions/classes added, modified or removed by this change (by qualified name)."""
     new_defs = definitions(new_source) if new_source is not None else []
     old_defs = definitions(old_source) if old_source is not None else []
+    return changed_from(change, new_defs, old_defs)
+
+
+def changed_from(change: FileChange, new_defs: list[Definition], old_defs: list[Definition]) -> list[dict[str, Any]]:
+    """changed_definitions() from the definitions of both sides, whichever parser read them."""
     new_names = {d.qualname for d in new_defs}
     old_names = {d.qualname for d in old_defs}
     result: dict[str, dict[str, Any]] = {}

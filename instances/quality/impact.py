@@ -12,6 +12,7 @@ from .errors import QualityError
 from .gitdiff import FileChange, Git, changed_definitions
 from .importgraph import ImportGraph
 from .js.jsimpact import analyze_js_changes, full_plan_for_all, js_plan, run_js_plan
+from .js.tsfunctions import changed_ts_functions
 from .profiles import Profile
 from .progress import Progress
 from .risk import assess as assess_risk
@@ -136,6 +137,8 @@ async def analyze_changes(
     sources = await asyncio.to_thread(_read_sources, ws, deleted)
     graph = await asyncio.to_thread(ImportGraph.build, sources)
     functions, notes = await _changed_functions(git, ws, base_commit, py_changes)
+    ts_functions, ts_notes = await changed_ts_functions(git, ws, base_commit, changes)
+    notes += ts_notes
     changed_py = {c.path for c in py_changes if c.path in graph.nodes}
     impacted = graph.impacted_tests(changed_py)
     changed_sources = sorted(p for p in changed_py if not graph.nodes[p].is_test and changes[p].status != "deleted")
@@ -175,7 +178,7 @@ async def analyze_changes(
         "base_ref": base_ref,
         "base_commit": base_commit,
         "changed_files": [changes[p].as_dict() for p in sorted(changes)],
-        "changed_functions": functions,
+        "changed_functions": functions + ts_functions,
         "changed_modules": sorted(graph.module_name(p) for p in changed_py),
         "import_graph": summary,
         "impacted_tests": narrow_impacted(graph_tests, peer, graph, changed_py) + data_tests + js["impacted_tests"],

@@ -43,6 +43,9 @@ async def test_a_change_in_a_workspace_package_selects_exactly_its_tests(js_call
         "packages/format/src/money.ts",
     ]
     assert data["full_suite_required"] is False
+    # the TypeScript change is mapped to the function it touches (the TypeScript compiler's parser)
+    touched = [(f["path"], f["name"], f["kind"], f["change"]) for f in data["changed_functions"]]
+    assert touched == [("packages/format/src/money.ts", "money", "function", "modified")]
     js = data["javascript"]
     assert js["packages"] == [{"package": ".", "runner": "vitest", "test_files": 3, "source": "listed by vitest"}]
     edges = {(e["from"], e["to"]) for e in js["import_graph"]["edges"]}
