@@ -68,7 +68,9 @@ def instance_spec(
         command=process_command(settings, service, values),
         image=service.image,
         container_port=service.container_port,
-        env={**service.render_env(values), "PARADISE_PROFILE": profile, **key_env},
+        # Where the instance may connect (its checks that need a registry say up front when they cannot).
+        env={**service.render_env(values), "PARADISE_PROFILE": profile,
+             "PARADISE_INSTANCE_EGRESS": settings.instance_egress, **key_env},
         memory_bytes=service.memory_bytes,
         cpus=service.cpus,
     )

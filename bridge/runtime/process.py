@@ -97,6 +97,7 @@ class ProcessRuntime(Runtime):
         env = instance_environment(spec, home)
         launch = None
         if self.sandbox is not None:
+            env["PARADISE_INSTANCE_EGRESS"] = "none"  # its network namespace has nothing but its own loopback
             launch = await asyncio.to_thread(self._prepare, spec, home)
             command = [*_as_user(launch.who), *self.sandbox.command(spec, launch)]
         else:

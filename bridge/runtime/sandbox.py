@@ -43,7 +43,9 @@ ETC_SECRETS = (
     "ssl/private", "ssh", "docker", "containerd", "machine-id", "krb5.keytab",
 )  # fmt: skip
 # PARADISE_* variables an instance may receive; every other one is the bridge's and stays with it.
-INSTANCE_VARIABLES = frozenset({"PARADISE_PROFILE", "PARADISE_INSTANCE_KEY", "PARADISE_PUBLIC_PORT"})
+INSTANCE_VARIABLES = frozenset(
+    {"PARADISE_PROFILE", "PARADISE_INSTANCE_KEY", "PARADISE_PUBLIC_PORT", "PARADISE_INSTANCE_EGRESS"}
+)
 PROJECT_PACKAGES = ("bridge", "instances")
 
 
