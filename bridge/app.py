@@ -15,6 +15,7 @@ import aiohttp
 from aiohttp import web
 
 from bridge import dashboard, edgelog, eventloop, store
+from bridge import upgrade as upgrade_mod
 from bridge.api import routes as api
 from bridge.api.middleware import error_middleware
 from bridge.catalog import CatalogError, load_catalog
@@ -99,10 +100,11 @@ async def manager_ctx(app: web.Application) -> AsyncIterator[None]:
     instances = manager.instances
     # With bridges sharing one database, the lease holder reconciles and monitors; the others follow.
     identity = await asyncio.to_thread(bridge_identity, settings.data_dir)
-    leadership = Leadership(app[ENGINE], ttl=max(3 * settings.probe_interval, 2.0), holder=identity)
+    leadership = Leadership(app[ENGINE], ttl=max(3 * settings.probe_interval, 2.0), holder=identity,
+                            deferred=app.get(upgrade_mod.TAKING_OVER, False))  # the old bridge leads till it exits
     if await asyncio.to_thread(leadership.renew):
         await reconcile(instances)
-    else:
+    elif not leadership.deferred:
         log.warning("another bridge holds the monitor lease; following it (data from the shared database)")
     monitor = HealthMonitor(instances, leadership, follow=manager.refresh)
     manager.monitor = monitor
@@ -211,8 +213,9 @@ async def proxy_ctx(app: web.Application) -> AsyncIterator[None]:
     app[PROXY].close()
 
 
-def run(settings: BridgeSettings) -> None:
-    """Serve until interrupted. Instances keep running after the bridge stops; the next one adopts them."""
+def run(settings: BridgeSettings, *, upgrade: bool = False) -> None:
+    """Serve until interrupted. Instances keep running after the bridge stops; the next one adopts them.
+    ``upgrade``: take the listening socket over from the bridge running on this data dir (bridge/upgrade.py)."""
     app = create_app(settings)
     log.info(
         "DevOps Paradise Bridge on %s (data dir %s, %s event loop)", settings.public_url, settings.data_dir,
@@ -221,15 +224,16 @@ def run(settings: BridgeSettings) -> None:
     app.on_startup.append(_record_running)
     app.on_startup.append(_freeze_heap)
     app.on_cleanup.append(_forget_running)
-    web.run_app(
-        app,
-        host=settings.host,
-        port=settings.port,
-        handler_cancellation=True,  # a client closing an SSE stream cancels the relay and the upstream
-        access_log=None,
-        print=None,
-        loop=eventloop.new_event_loop(),
-    )
+    loop = eventloop.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_until_complete(upgrade_mod.serve(app, settings, upgrade=upgrade))
+    finally:
+        for task in asyncio.all_tasks(loop):
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*asyncio.all_tasks(loop), return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
 
 
 RUNNING_RECORD = "bridge.json"  # read by the CLI (bridge/cli/common.py) when no PARADISE_URL/HOST/PORT is set

@@ -29,7 +29,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
                                    "data_dir": args.data_dir}.items() if v is not None}
     settings = load_settings(**overrides)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    run(settings)
+    run(settings, upgrade=args.upgrade)
 
 
 def global_options() -> argparse.ArgumentParser:
@@ -70,6 +70,8 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int)
     serve.add_argument("--runtime", choices=["auto", "docker", "process", "swarm"])
     serve.add_argument("--data-dir")
+    serve.add_argument("--upgrade", action="store_true", help="take over from the bridge running on this data dir "
+                       "with no request lost (it hands its listening socket over, drains and exits)")
     serve.set_defaults(func=cmd_serve)
     add_client_parsers(sub)
     add_mcp_config_parser(sub)

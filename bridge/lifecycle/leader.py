@@ -31,11 +31,14 @@ class Leadership:
     ttl: float  # seconds the lease lasts unless renewed
     holder: str
     name: str = MONITOR
+    deferred: bool = False  # a bridge taking over (serve --upgrade) follows until the old one has exited
     leading: bool = field(default=False, init=False)
     _ever_led: bool = field(default=False, init=False)
 
     def renew(self) -> bool:
         """Take or keep the lease; True while this bridge leads. A lost database never raises here."""
+        if self.deferred:
+            return False
         try:
             with store.session(self.engine) as db:
                 leading = store.acquire_lease(db, name=self.name, holder=self.holder, ttl=self.ttl)

@@ -1,0 +1,138 @@
+"""A bridge upgrade under continuous MCP calls loses none (issue 27.3): ``serve --upgrade`` takes the listening
+socket over from the running bridge, which drains and exits; the new one adopts the same instances and leads.
+
+Real bridges, real SDK servers as instances, the official SDK as clients of both protocol eras (session-era
+``mode="legacy"`` with its GET stream, and sessionless), one of them in long streamed calls (progress events)
+that are in flight when the old bridge stops accepting. Loopback only; about 15 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psutil
+
+from bridge.upgrade import HANDOVER_SOCKET
+from tests.helpers import PYTHON, ROOT, BridgeProcess, listener_pid, mcp_client
+from tests.integration.test_health import running_bridge, wait_for_event
+
+CLIENTS = {"ann": "legacy", "ben": "auto", "cid": "legacy"}  # cid: long streamed calls (count with progress)
+
+
+@dataclass
+class Load:
+    """Calls made and failed per client, and whether to go on."""
+
+    sent: dict[str, int] = field(default_factory=dict)
+    failed: list[str] = field(default_factory=list)
+    boots: dict[str, set[str]] = field(default_factory=dict)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def calls(self, bridge: BridgeProcess, client_id: str, token: str, mode: str, long: bool) -> None:
+        self.sent[client_id], self.boots[client_id] = 0, set()
+        async with mcp_client(bridge.mcp_url(client_id, "echo"), token, mode=mode) as client:
+            while not self.stop.is_set():
+                self.sent[client_id] += 1
+                try:
+                    await self._one(client, client_id, long)
+                except Exception as exc:  # every kind of failure is what this test counts
+                    self.failed.append(f"{client_id}: {exc!r}")
+
+    async def _one(self, client, client_id: str, long: bool) -> None:  # type: ignore[no-untyped-def]
+        if long:
+            result = await client.call_tool("count", {"steps": 3, "delay": 0.2})
+            assert not result.is_error and result.structured_content["steps"] == 3, result
+            return
+        text = f"{client_id}-{self.sent[client_id]}"
+        result = await client.call_tool("echo", {"text": text})
+        assert not result.is_error and result.content[0].text == text, result
+        boot = (await client.call_tool("whoami", {})).structured_content
+        assert boot["client"] == client_id, boot
+        self.boots[client_id].add(boot["boot"])
+
+    async def until(self, counts: dict[str, int], timeout: float = 30) -> None:
+        """Until every client has made ``counts`` more calls (bounded)."""
+        goal = {c: self.sent.get(c, 0) + n for c, n in counts.items()}
+        deadline = time.monotonic() + timeout
+        while any(self.sent.get(c, 0) < n for c, n in goal.items()):
+            assert time.monotonic() < deadline, (self.sent, goal, self.failed)
+            await asyncio.sleep(0.05)
+
+
+def upgrade(bridge: BridgeProcess) -> subprocess.Popen[bytes]:
+    """``serve --upgrade`` on the bridge's data dir and settings, logging to the same file."""
+    with bridge.log.open("ab") as out:
+        return subprocess.Popen(
+            [PYTHON, "-m", "bridge", "serve", "--upgrade"], env=bridge.env, stdout=out, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+
+
+async def wait_exit(proc: subprocess.Popen[bytes], timeout: float = 60) -> int:
+    return await asyncio.to_thread(proc.wait, timeout)
+
+
+async def calls_through_upgrade(bridge: BridgeProcess, workspace: Path, before: int = 10) -> tuple[Load, float]:
+    """Three clients calling without pause; ``serve --upgrade`` once each has made ``before`` calls; the load
+    runs until the old bridge has exited and each client has made ``before`` calls on the new one. Returns the
+    load and the seconds from the upgrade command to the old bridge's exit. ``bridge.proc`` becomes the new one."""
+    tokens = {c: bridge.register(c, workspace, ["echo"])["token"] for c in CLIENTS}
+    load = Load()
+    tasks = [
+        asyncio.create_task(load.calls(bridge, c, tokens[c], mode, long=c == "cid")) for c, mode in CLIENTS.items()
+    ]
+    try:
+        await load.until(dict.fromkeys(CLIENTS, before))
+        old = bridge.proc
+        assert old is not None
+        began = time.monotonic()
+        bridge.proc = upgrade(bridge)
+        assert await wait_exit(old) == 0, bridge.log.read_text()[-3000:]
+        took = time.monotonic() - began
+        await load.until(dict.fromkeys(CLIENTS, before))
+    finally:
+        load.stop.set()
+        await asyncio.gather(*tasks)
+    return load, took
+
+
+async def test_an_upgrade_under_calls_of_both_eras_loses_no_call(tmp_path, workspace) -> None:
+    with running_bridge(tmp_path) as bridge:
+        old_pid = bridge.proc.pid
+        load, _ = await calls_through_upgrade(bridge, workspace)
+        assert load.failed == [], load.failed
+        assert all(len(boots) == 1 for c, boots in load.boots.items() if c != "cid"), load.boots  # adopted
+        assert bridge.proc.pid != old_pid and bridge.proc.poll() is None
+        log = bridge.log.read_text()
+        assert "hand-over: a new bridge serves" in log and "takes its place" in log, log[-3000:]
+        assert (bridge.data_dir / HANDOVER_SOCKET).exists()  # the new bridge can be upgraded in turn
+        # The new bridge leads: it heals a killed instance (only the lease holder heals).
+        port = bridge.state("ann", "echo")["port"]
+        server = psutil.Process(listener_pid(port))
+        os.kill(server.pid, signal.SIGKILL)
+        with contextlib.suppress(psutil.NoSuchProcess):
+            server.wait(timeout=10)
+        wait_for_event(bridge, "ann", "instance.died")
+        assert bridge.wait_state("ann", "echo", {"running"}, timeout=30)["state"] == "running"
+
+
+async def test_upgrade_without_a_running_bridge_starts_a_new_one(tmp_path) -> None:
+    with running_bridge(tmp_path) as bridge:
+        bridge.kill(signal.SIGTERM)
+        bridge.proc = upgrade(bridge)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(bridge.url + "/healthz", timeout=1).status_code == 200:
+                    break
+            await asyncio.sleep(0.1)
+        assert httpx.get(bridge.url + "/healthz", timeout=5).status_code == 200
+        assert "no running bridge answers" in bridge.log.read_text()
