@@ -101,20 +101,27 @@ class AnswerWatch:
     def __init__(self, call: Call) -> None:
         self.call = call
         self.answered = False
-        self._pending = b""  # the text after the last complete event
+        self._pending = bytearray()  # the text after the last complete event
         self.messages: list[Any] = []
 
     def feed(self, chunk: bytes) -> bool:
-        """True when this chunk completes the answer."""
+        """True when this chunk completes the answer. Linear in the stream: only the new bytes are searched
+        for an event's end, and only complete events are parsed."""
         if self.answered or not self.call.awaits_answer:
             return False
-        text = self._pending + chunk
-        end = max(text.rfind(b"\n\n"), text.rfind(b"\r\n\r\n"))
+        pending = self._pending
+        start = max(0, len(pending) - 3)  # an event's end may straddle two chunks
+        pending += chunk
+        end = max(pending.rfind(b"\n\n", start), pending.rfind(b"\r\n\r\n", start))
         if end < 0:
-            self._pending = text if len(text) <= MAX_WATCHED else b""
+            if len(pending) > MAX_WATCHED:
+                pending.clear()  # one monstrous event: not watched (the stream itself is relayed as ever)
             return False
-        self._pending = text[end:].lstrip(b"\r\n")
-        for message in sse_messages(text[:end]):
+        text = bytes(pending[:end])
+        del pending[: end + 2]
+        while pending[:1] in (b"\r", b"\n"):
+            del pending[:1]
+        for message in sse_messages(text):
             if self._is_answer(message):
                 self.answered = True
                 self.messages.append(message)

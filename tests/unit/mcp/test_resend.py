@@ -75,3 +75,12 @@ def test_the_error_names_the_call_once() -> None:
     error = restarted_error(call, "echo of alice")
     assert error["id"] == "abc" and error["error"]["data"] == {"mayHaveRun": True}
     assert "may have run" in error["error"]["message"]
+
+
+def test_the_watch_finds_an_answer_behind_a_long_event_fed_byte_by_byte() -> None:
+    call = classify("POST", body(request("tools/list", rid=3)), set())
+    watch = AnswerWatch(call)
+    stream = sse_event({"jsonrpc": "2.0", "method": "notifications/message", "params": {"data": "x" * 5000}})
+    stream += sse_event({"jsonrpc": "2.0", "id": 3, "result": {"tools": []}})
+    seen = [watch.feed(stream[i:i + 1]) for i in range(len(stream))]
+    assert seen.count(True) == 1 and seen[-1] and watch.messages[0]["id"] == 3
