@@ -47,6 +47,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--nproc", type=int, default=0, help="RLIMIT_NPROC (0: unchanged)")
     parser.add_argument("--memory", type=int, default=0, help="RLIMIT_DATA in bytes per process (0: unchanged)")
     parser.add_argument("--log-cap", type=int, default=LOG_CAP)
+    parser.add_argument("--launch", default="", help="this launch's id, written with its exit code")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     if args.command[:1] == ["--"]:
@@ -234,15 +235,18 @@ async def dial_sibling(loop: asyncio.AbstractEventLoop, factory, path: str):
     return await loop.create_unix_connection(factory, sock=sock)
 
 
-def mark_exited(socket_path: str, code: int | None) -> None:
-    """EXITED beside the socket: the runtime's poll reads it as dead, although PID 1 lingers for GRACE."""
+def mark_exited(socket_path: str, code: int | None, launch: str) -> None:
+    """EXITED beside the socket: the runtime's poll reads it as this launch's death (not a later launch's),
+    although PID 1 lingers for GRACE."""
     with contextlib.suppress(OSError), open(os.path.join(os.path.dirname(socket_path), EXITED), "w") as out:
-        out.write(f"{code}\n")
+        out.write(f"{code} {launch}\n")
 
 
-def remove(path: str) -> None:
+def remove(path: str, inode: int | None = None) -> None:
+    """Remove ``path`` (only if it is still the socket with ``inode``, when given: a newer launch's is not ours)."""
     with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
+        if inode is None or os.stat(path).st_ino == inode:
+            os.unlink(path)
 
 
 def spawn(command: list[str]) -> tuple[subprocess.Popen[bytes], int]:
@@ -287,18 +291,21 @@ async def serve(args: argparse.Namespace, child: subprocess.Popen[bytes], read_e
         with contextlib.suppress(OSError):
             servers.append(await loop.create_server(protocol, "127.0.0.1", int(port)))
     reap()
+    made = None
     if await _first(wait_listening(args.port, child), exited):
         remove(args.socket)
         protocol = relay_to(lambda factory: loop.create_connection(factory, "127.0.0.1", args.port), greet=True)
         servers.append(await loop.create_unix_server(protocol, args.socket))
         os.chmod(args.socket, 0o600)
+        made = os.stat(args.socket).st_ino
     try:
         code = await exited
     finally:
-        remove(args.socket)
+        if made is not None:
+            remove(args.socket, made)
         for server in servers:
             server.close()
-        mark_exited(args.socket, child.returncode)
+        mark_exited(args.socket, child.returncode, args.launch)
     if not stopping:
         await asyncio.sleep(GRACE)  # requests already on their way are answered NOT_DELIVERED, not cut
     with contextlib.suppress(TimeoutError):

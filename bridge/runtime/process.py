@@ -127,6 +127,7 @@ class ProcessRuntime(Runtime):
         }
         if launch is not None:
             state["socket"] = str(launch.socket)
+            state["launch"] = launch.id
             if who is not None:
                 state["uid"] = who.uid
             sandboxed = await _sandbox_init(proc.pid)
@@ -300,11 +301,13 @@ def _server_exit(state: dict[str, Any]) -> int | None:
     if not state.get("socket"):
         return None
     try:
-        text = (Path(state["socket"]).parent / EXITED).read_text().strip()
+        code, _, launch = (Path(state["socket"]).parent / EXITED).read_text().strip().partition(" ")
     except OSError:
         return None
+    if launch != state.get("launch", ""):
+        return None  # an earlier launch's word, not this one's
     try:
-        return int(text)
+        return int(code)
     except ValueError:
         return -1
 

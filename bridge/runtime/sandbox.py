@@ -22,10 +22,11 @@ import functools
 import importlib.util
 import logging
 import os
+import secrets
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bridge.runtime.access import Who, bridge_user, unreadable_workspace
@@ -101,6 +102,7 @@ class Launch:
     memory: int | None = None  # RLIMIT_DATA per process
     nproc: int | None = None  # RLIMIT_NPROC for the sandbox's uid
     disk: int | None = None  # size of the home tmpfs
+    id: str = field(default_factory=lambda: secrets.token_hex(8))  # names this launch in run/exited
 
     @property
     def socket(self) -> Path:
@@ -150,7 +152,7 @@ class Sandbox:
     @staticmethod
     def _init(spec: InstanceSpec, launch: Launch) -> list[str]:
         argv = [sys.executable, "-m", "instances.sandbox_init", "--socket", str(launch.socket)]
-        argv += ["--port", str(spec.port)]
+        argv += ["--port", str(spec.port), "--launch", launch.id]
         for service, port in sorted(spec.peers.items()):
             argv += ["--peer", f"{port}={peer_run_dir(launch.run_dir, service) / SOCKET_NAME}"]
         if launch.nproc:
