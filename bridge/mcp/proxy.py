@@ -25,7 +25,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from bridge.clients import ClientManager
-from bridge.errors import NestedTooDeep, TooManyStreams, Unavailable, UpstreamError
+from bridge.errors import NestedTooDeep, NotFound, TooManyStreams, Unavailable, UpstreamError
 from bridge.jsonlimits import MAX_JSON_DEPTH, too_deep
 from bridge.lifecycle.peers import HEADER_PREFIX as PEER_HEADER_PREFIX
 from bridge.lifecycle.routes import Route
@@ -34,7 +34,7 @@ from bridge.mcp.client import ProbeFailed
 from bridge.mcp.edge import add_oauth_404s as add_oauth_404s  # app.py adds them through the proxy module
 from bridge.mcp.protocol import INSTANCE_KEY_HEADER, SESSION_ID_HEADER
 from bridge.mcp.sessions import Mapped, SessionMap, initialize_message
-from bridge.mcp.upstream import Cut, Dropped, NotSent, UpstreamPool, UpstreamResponse
+from bridge.mcp.upstream import Cut, Dropped, NotSent, RelayError, UpstreamPool, UpstreamResponse
 from bridge.models import InstanceState as S
 from bridge.observability.metrics import BridgeMetrics, RequestTrack
 
@@ -96,6 +96,7 @@ class McpProxy:
         self._live: dict[str, set[UpstreamResponse]] = {}
         self._revoked: Counter[str] = Counter()
         self.hints = resend.ToolHints()  # which tools each instance's server says are safe to run twice
+        self._ending: set[asyncio.Future[None]] = set()  # DELETEs of revoked sessions under way
         self.upstream = UpstreamPool()
 
     def attach(self, manager: ClientManager, http: aiohttp.ClientSession, sessions: SessionMap) -> None:
@@ -112,8 +113,25 @@ class McpProxy:
         for upstream in live:
             upstream.close()  # its relay sees the upstream end and ends the client's stream
         live.clear()  # (ended on purpose: not counted as aborted)
-        self.sessions.drop_client(client_id)
+        ended = asyncio.ensure_future(self._end_sessions(self.sessions.drop_client(client_id)))
+        self._ending.add(ended)
+        ended.add_done_callback(self._ending.discard)
         self.hints.forget(client_id)
+
+    async def _end_sessions(self, dropped: list[Mapped]) -> None:
+        """The instance's side of revoked sessions ended too (DELETE), where the instance still runs: best
+        effort, bounded; a deleted client's instances are going anyway."""
+        for mapped in dropped:
+            try:
+                route = self.manager.route(mapped.client_id, mapped.service)
+            except NotFound:
+                continue
+            if route.state != S.RUNNING or mapped.incarnation != route.incarnation:
+                continue  # that instance never knew the session
+            headers = {**self._upstream_headers({}, route), SESSION_ID_HEADER: mapped.upstream_id}
+            with contextlib.suppress(RelayError, TimeoutError):
+                async with asyncio.timeout(5):
+                    (await self.upstream.request("DELETE", route.port, route.path, headers, None)).release()
 
     def close(self) -> None:
         self.upstream.close()
@@ -178,8 +196,9 @@ class McpProxy:
                 return await self._may_have_run(request, opened, call, route)
             try:
                 if opened is None:
-                    headers = self._answer_headers(upstream, self._session_answer(route, upstream, mapped, init,
-                                                                                 request.method))
+                    seen = self.sessions.answer_id(route, upstream.headers.get(SESSION_ID_HEADER), upstream.status,
+                                                   mapped, init, request.method)
+                    headers = self._answer_headers(upstream, seen)
                 if opened is not None or _streamed(upstream):
                     opened = opened or await self._open_stream(request, upstream, track, headers)
                     if await self._relay(request, opened, upstream, tail, route, track, call):
@@ -292,19 +311,6 @@ class McpProxy:
         query = request.rel_url.raw_query_string
         return f"{path}?{query}" if query else path
 
-    def _session_answer(
-        self, route: Route, upstream: UpstreamResponse, mapped: Mapped | None, init: dict | None, method: str
-    ) -> str | None:
-        """The session id the client sees: the bridge's own for a mapped or a new session."""
-        upstream_id = upstream.headers.get(SESSION_ID_HEADER)
-        if init is not None and upstream.status == 200 and upstream_id:
-            return self.sessions.issue(route, upstream_id, init).id
-        if mapped is not None:
-            if method == "DELETE" and upstream.status < 300:
-                self.sessions.drop(mapped)
-            return mapped.id if upstream_id else None
-        return upstream_id
-
     @staticmethod
     def _answer_headers(upstream: UpstreamResponse, session_id: str | None) -> CIMultiDict[str]:
         headers = CIMultiDict([(k, v) for k, v in upstream.headers.items() if k.lower() not in _DROP_RESPONSE])
@@ -374,14 +380,11 @@ class McpProxy:
                     return False
         finally:
             route.streams -= 1
-            self._forget_stream(route.client_id, live, upstream)
+            live.discard(upstream)
+            if not live and self._live.get(route.client_id) is live:
+                del self._live[route.client_id]  # a deleted client leaves no set behind
         await _end(response)
         return True
-
-    def _forget_stream(self, client_id: str, live: set[UpstreamResponse], upstream: UpstreamResponse) -> None:
-        live.discard(upstream)
-        if not live and self._live.get(client_id) is live:
-            del self._live[client_id]
 
 
 async def _end(response: web.StreamResponse, last: bytes = b"") -> None:

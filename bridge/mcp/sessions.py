@@ -90,6 +90,18 @@ class SessionMap:
         self.writer.submit("an MCP session", lambda db: store.put_mcp_session(db, row))
         return mapped
 
+    def answer_id(
+        self, route: Route, upstream_id: str | None, status: int, mapped: Mapped | None, init: dict | None, method: str
+    ) -> str | None:
+        """The session id the client sees in an answer: the bridge's own for a mapped or a new session."""
+        if init is not None and status == 200 and upstream_id:
+            return self.issue(route, upstream_id, init).id
+        if mapped is not None:
+            if method == "DELETE" and status < 300:
+                self.drop(mapped)
+            return mapped.id if upstream_id else None
+        return upstream_id
+
     def rebind(self, mapped: Mapped, upstream_id: str, incarnation: str) -> None:
         mapped.upstream_id, mapped.incarnation = upstream_id, incarnation
         row = mapped.row()
@@ -100,12 +112,15 @@ class SessionMap:
         self._order[(mapped.client_id, mapped.service)].pop(mapped.id, None)
         self.writer.submit("an MCP session", lambda db: store.delete_mcp_sessions(db, ids=[mapped.id]))
 
-    def drop_client(self, client_id: str) -> None:
-        for mapped in [m for m in self._sessions.values() if m.client_id == client_id]:
+    def drop_client(self, client_id: str) -> list[Mapped]:
+        """Forget every session of the client; the ones forgotten."""
+        dropped = [m for m in self._sessions.values() if m.client_id == client_id]
+        for mapped in dropped:
             self._sessions.pop(mapped.id, None)
         for key in [k for k in self._order if k[0] == client_id]:
             self._order.pop(key)
         self.writer.submit("MCP sessions", lambda db: store.delete_mcp_sessions(db, client_id=client_id))
+        return dropped
 
     def _keep(self, mapped: Mapped) -> None:
         self._sessions[mapped.id] = mapped

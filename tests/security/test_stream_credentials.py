@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 
 import httpx
 
@@ -26,6 +27,15 @@ async def open_session(http: httpx.AsyncClient, url: str, token: str) -> dict[st
     note = await http.post(url, json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=session)
     assert note.status_code == 202
     return session
+
+
+async def tool(http: httpx.AsyncClient, url: str, headers: dict[str, str], name: str) -> dict:
+    """A tool's structured result, from a JSON answer or the SSE event that carries it."""
+    call = {"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": name, "arguments": {}}}
+    resp = await http.post(url, json=call, headers=headers)
+    assert resp.status_code == 200, resp.text
+    lines = [line[5:] for line in resp.text.splitlines() if line.startswith("data:") and '"result"' in line]
+    return json.loads(lines[0] if lines else resp.text)["result"]["structuredContent"]
 
 
 async def open_stream(http: httpx.AsyncClient, url: str, headers: dict[str, str], *, first_line: bool) -> asyncio.Task:
@@ -51,6 +61,7 @@ async def test_rotating_the_token_ends_open_streams_and_sessions(bridge: BridgeP
     url = bridge.mcp_url("rita", "echo")
     async with httpx.AsyncClient(timeout=30) as http:
         session = await open_session(http, url, token)
+        upstream_id = (await tool(http, url, session, "headers"))["mcp-session-id"]  # the instance's own id
         streamable = await open_stream(http, url, {**session, "Accept": "text/event-stream"}, first_line=False)
         legacy_url = f"{bridge.url}/c/rita/legacy/sse"
         legacy = await open_stream(http, legacy_url, {"Authorization": f"Bearer {token}"}, first_line=True)
@@ -68,6 +79,11 @@ async def test_rotating_the_token_ends_open_streams_and_sessions(bridge: BridgeP
         same_session = {**session, **new}
         assert (await http.post(url, json=ping, headers=same_session)).status_code == 404
         fresh = await open_session(http, url, rotated.json()["token"])
+        for _ in range(100):  # the instance is told to end it too (in the background): bounded wait
+            if upstream_id not in (await tool(http, url, fresh, "open_sessions"))["sessions"]:
+                break
+            await asyncio.sleep(0.05)
+        assert upstream_id not in (await tool(http, url, fresh, "open_sessions"))["sessions"]
         stream = await open_stream(http, url, {**fresh, "Accept": "text/event-stream"}, first_line=False)
         assert not stream.done()  # the new token streams as before
         stream.cancel()
