@@ -178,8 +178,9 @@ class BridgeSettings(BaseSettings):
     )
     allowed_origins: str | None = Field(
         None,
-        description="Comma list of browser origins (scheme://host:port) that may call the MCP routes; default none, "
-        "so a request carrying an Origin header is refused (Claude Code sends none). * accepts any.",
+        description="Comma list of browser origins (scheme://host:port) that may call the MCP routes besides the "
+        "bridge's own (its scheme, loopback names or the address a request came in on, and its port), which always "
+        "pass; any other Origin is refused (Claude Code sends none). * accepts any.",
     )
     metrics_public: bool = Field(False, description="Serve /metrics without the admin token (Bearer) when true.")
     events_keep: int = Field(
