@@ -46,6 +46,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--peer", action="append", default=[], help="PORT=SOCKET of a sibling instance")
     parser.add_argument("--nproc", type=int, default=0, help="RLIMIT_NPROC (0: unchanged)")
     parser.add_argument("--memory", type=int, default=0, help="RLIMIT_DATA in bytes per process (0: unchanged)")
+    parser.add_argument("--nice", type=int, default=0, help="CPU priority below the bridge's (0: unchanged)")
     parser.add_argument("--log-cap", type=int, default=LOG_CAP)
     parser.add_argument("--launch", default="", help="this launch's id, written with its exit code")
     parser.add_argument("command", nargs=argparse.REMAINDER)
@@ -57,8 +58,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def set_limits(nproc: int, memory: int) -> None:
-    """Hard and soft limits, which the tenant cannot raise again (no capabilities)."""
+def set_limits(nproc: int, memory: int, nice: int = 0) -> None:
+    """Hard and soft limits, which the tenant cannot raise again (no capabilities); a niceness it cannot
+    lower again either, so a tenant that spins every core still leaves the bridge its share."""
+    if nice:
+        os.nice(nice)
     if nproc:
         resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
     if memory:
@@ -325,7 +329,7 @@ async def _first(listening, exited: asyncio.Future[int]) -> bool:
 def main(argv: list[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
     not_dumpable()
-    set_limits(args.nproc, args.memory)
+    set_limits(args.nproc, args.memory, args.nice)
     child, read_end = spawn(args.command)
     # The standard loop, not uvloop: PID 1 reaps every orphan on SIGCHLD, which uvloop keeps for itself.
     return asyncio.run(serve(args, child, read_end))

@@ -173,7 +173,8 @@ def isolation_report(settings: BridgeSettings) -> dict[str, Any]:
     who = (f"per-client unprivileged uids {settings.sandbox_uids} (PARADISE_SANDBOX_UIDS), never root"
            if root else f"the bridge's own uid {os.getuid()} (an unprivileged user namespace)")
     limits = (f"rlimits, not cgroups: {settings.instance_pids} processes (RLIMIT_NPROC), {settings.instance_memory} "
-              f"per process (RLIMIT_DATA); home a {settings.instance_disk} tmpfs; log 8 MiB per launch; CPU unlimited")
+              f"per process (RLIMIT_DATA); home a {settings.instance_disk} tmpfs; log 8 MiB per launch; "
+              "CPU niceness 10, no quota")
     return {"runs_as": who, "limits": limits, "network": "own network namespace, reached over instance.sock"}
 
 

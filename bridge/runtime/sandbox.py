@@ -34,6 +34,7 @@ from bridge.runtime.base import InstanceSpec, RuntimeError_
 
 log = logging.getLogger(__name__)
 SOCKET_NAME = "instance.sock"
+INSTANCE_NICENESS = 10  # a sandbox's CPU priority below the bridge's (no cgroup CPU limit on this runtime)
 SANDBOX_UID = 10001  # as the images' ``paradise`` user; the sandbox has no /etc/passwd entry for it
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # /bin, /lib... are links into /usr on merged-/usr systems and real directories elsewhere.
@@ -152,7 +153,7 @@ class Sandbox:
     @staticmethod
     def _init(spec: InstanceSpec, launch: Launch) -> list[str]:
         argv = [sys.executable, "-m", "instances.sandbox_init", "--socket", str(launch.socket)]
-        argv += ["--port", str(spec.port), "--launch", launch.id]
+        argv += ["--port", str(spec.port), "--launch", launch.id, "--nice", str(INSTANCE_NICENESS)]
         for service, port in sorted(spec.peers.items()):
             argv += ["--peer", f"{port}={peer_run_dir(launch.run_dir, service) / SOCKET_NAME}"]
         if launch.nproc:

@@ -49,6 +49,12 @@ try:
 except OSError as exc:
     report["chmod"] = error(exc)
 report["unshare"] = subprocess.run(["unshare", "-Ur", "true"], capture_output=True).returncode
+report["nice"] = os.nice(0)
+try:
+    os.nice(-10)  # back to the bridge's CPU priority, or above it
+    report["renice"] = "ok"
+except OSError as exc:
+    report["renice"] = error(exc)
 report["listening"] = sorted(
     int(fields[1].rsplit(":", 1)[1], 16)
     for fields in (line.split() for line in open("/proc/net/tcp").read().splitlines()[1:])
@@ -185,6 +191,10 @@ async def test_another_tenants_traffic_never_reaches_the_impostor(bridge: Bridge
         async with mcp_client(bridge.mcp_url("bob", "plain"), bridge.tokens["bob"]) as client:  # type: ignore[attr-defined]
             who = (await client.call_tool("whoami", {})).structured_content
         assert who["client"] == "bob", who  # the real bob, never mallory's listener on bob's port number
+
+
+def test_cpu_priority_stays_below_the_bridges(bridge: BridgeProcess, report: dict) -> None:
+    assert report["nice"] >= 10 and report["renice"] == "EPERM", report
 
 
 def test_forks_memory_and_disk_are_bounded(bridge: BridgeProcess, report: dict) -> None:
