@@ -14,6 +14,8 @@ bridge; none is reset, as it would be by closing one of two SO_REUSEPORT listene
    releases the monitor lease and exits.
 4. The new bridge sees the hand-over connection close (the old process is gone), reloads the sessions the old
    one opened meanwhile, and leads: it reconciles and adopts the instances as any restarted bridge does.
+   A request for a session it does not know yet waits for that (a session opened on the old bridge after the
+   new one loaded them); every other request is served at once.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import aiohttp
 from aiohttp import web
 
 from bridge.keys import MANAGER, PROXY
+from bridge.mcp.protocol import SESSION_ID_HEADER
 from bridge.settings import BridgeSettings, SettingsError
 
 log = logging.getLogger(__name__)
@@ -49,21 +52,30 @@ class Traffic:
     """This bridge's in-flight requests and open MCP GET streams; once ``retiring``, no connection is kept."""
 
     def __init__(self) -> None:
-        self.in_flight = 0
+        self.requests: dict[asyncio.Task, web.Request] = {}  # in flight, streams apart
         self.last_request = time.monotonic()
         self.streams: dict[asyncio.Task, web.Request] = {}
         self.retiring = False
+        self.adopted = asyncio.Event()  # cleared while a bridge taking over waits for the old one to exit
+        self.adopted.set()
 
     @web.middleware
     async def middleware(self, request: web.Request, handler) -> web.StreamResponse:  # type: ignore[no-untyped-def]
         self.last_request = time.monotonic()
+        if not self.adopted.is_set() and _unknown_session(request):
+            # A session the old bridge opened after this one loaded them: known once it has exited (bounded).
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(GONE_TIMEOUT):
+                    await self.adopted.wait()
         if request.method == "GET" and request.path.startswith("/c/"):
             return await self._stream(request, handler)
-        self.in_flight += 1
+        task = asyncio.current_task()
+        assert task is not None
+        self.requests[task] = request
         try:
             return await handler(request)
         finally:
-            self.in_flight -= 1
+            self.requests.pop(task, None)
             self.last_request = time.monotonic()
 
     async def _stream(self, request: web.Request, handler) -> web.StreamResponse:  # type: ignore[no-untyped-def]
@@ -85,8 +97,9 @@ class Traffic:
 
     async def on_prepare(self, request: web.Request, response: web.StreamResponse) -> None:
         request[_PREPARED] = response
-        if self.retiring:
-            response.force_close()  # "Connection: close": the client's next request finds the new bridge
+        if self.retiring:  # "Connection: close": the client's next request finds the new bridge
+            response.force_close()
+            response.headers["Connection"] = "close"  # (the headers were made before this hook, written after)
 
     def end_streams(self) -> None:
         """Each open GET stream ends (once begun: one still opening is ended by a later call)."""
@@ -102,12 +115,27 @@ class Traffic:
         self.end_streams()
         deadline = time.monotonic() + DRAIN
         while runner.server is not None and runner.server.connections and time.monotonic() < deadline:
-            if self.in_flight == 0 and not self.streams and time.monotonic() - self.last_request > IDLE_GRACE:
+            if not self.requests and not self.streams and time.monotonic() - self.last_request > IDLE_GRACE:
                 break
             await asyncio.sleep(0.05)
             self.end_streams()  # also one opened meanwhile on a connection this bridge still had
-        if self.in_flight:
-            log.warning("hand-over: %d requests still running after %gs; they are cut", self.in_flight, DRAIN)
+        if self.requests:
+            log.warning("hand-over: %d requests still running after %gs; they are cut: %s", len(self.requests), DRAIN,
+                        ", ".join(f"{r.method} {r.path}" for r in self.requests.values()))
+            for task in self.requests:
+                task.cancel()
+
+
+def _unknown_session(request: web.Request) -> bool:
+    """An MCP request with a session id this bridge does not hold (yet) for its client and service."""
+    session_id = request.headers.get(SESSION_ID_HEADER)
+    if session_id is None or "client_id" not in request.match_info:
+        return False
+    try:
+        route = request.app[MANAGER].route(request.match_info["client_id"], request.match_info["service"])
+    except Exception:  # an unknown client or service: the proxy answers it as always
+        return False
+    return request.app[PROXY].sessions.get(session_id, route) is None
 
 
 def bind(host: str, port: int) -> list[socket.socket]:
@@ -175,7 +203,11 @@ async def serve(app: web.Application, settings: BridgeSettings, *, upgrade: bool
         for sock in sockets:
             await web.SockSite(runner, sock).start()
         if old is not None:
-            await _adopt(app, old, pid)
+            traffic.adopted.clear()
+            try:
+                await _adopt(app, old, pid)
+            finally:
+                traffic.adopted.set()
         successor = await _serve_until_stop(runner, traffic, path, sockets)
     finally:
         await runner.cleanup()

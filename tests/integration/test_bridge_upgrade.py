@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import psutil
 
+from bridge.mcp.protocol import INITIALIZED_NOTIFICATION, SESSION_ID_HEADER, initialize_request
 from bridge.upgrade import HANDOVER_SOCKET
 from tests.helpers import PYTHON, ROOT, BridgeProcess, listener_pid, mcp_client
 from tests.integration.test_health import running_bridge, wait_for_event
@@ -136,3 +137,72 @@ async def test_upgrade_without_a_running_bridge_starts_a_new_one(tmp_path) -> No
             await asyncio.sleep(0.1)
         assert httpx.get(bridge.url + "/healthz", timeout=5).status_code == 200
         assert "no running bridge answers" in bridge.log.read_text()
+
+
+async def initialize(http: httpx.AsyncClient, url: str, token: str) -> dict[str, str]:
+    """initialize as a 2025-06-18 client, on ``http``'s pooled connection; the session's headers."""
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json, text/event-stream"}
+    resp = await http.post(url, json=initialize_request("t", version="2025-06-18"), headers=headers)
+    assert resp.status_code == 200, resp.text
+    return {**headers, SESSION_ID_HEADER: resp.headers[SESSION_ID_HEADER], "MCP-Protocol-Version": "2025-06-18"}
+
+
+async def call_headers(http: httpx.AsyncClient, url: str, session: dict[str, str]) -> httpx.Response:
+    call = {"jsonrpc": "2.0", "id": 8, "method": "tools/call", "params": {"name": "headers", "arguments": {}}}
+    return await http.post(url, json=call, headers=session)
+
+
+async def long_call(http: httpx.AsyncClient, url: str, session: dict[str, str], opened: asyncio.Event) -> None:
+    """A tools/call streaming progress for a minute: in flight on the old bridge until cancelled."""
+    call = {"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+            "params": {"name": "count", "arguments": {"steps": 600, "delay": 0.1}}}
+    async with http.stream("POST", url, json=call, headers=session) as resp:
+        assert resp.status_code == 200
+        opened.set()
+        async for _ in resp.aiter_lines():
+            pass
+
+
+async def wait_log(bridge: BridgeProcess, text: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in bridge.log.read_text():
+        assert time.monotonic() < deadline, bridge.log.read_text()[-3000:]
+        await asyncio.sleep(0.05)
+
+
+async def test_a_session_opened_on_the_old_bridge_during_the_hand_over_works_on_the_new_one(
+    tmp_path, workspace
+) -> None:
+    with running_bridge(tmp_path) as bridge:
+        token = bridge.register("dora", workspace, ["echo"])["token"]
+        url = bridge.mcp_url("dora", "echo")
+        async with (
+            httpx.AsyncClient(timeout=90) as pinned, httpx.AsyncClient(timeout=90) as pinned2,
+            httpx.AsyncClient(timeout=90) as busy,
+        ):
+            # A long call keeps the old bridge draining; ``pinned`` and ``pinned2`` keep a connection to it.
+            opened = asyncio.Event()
+            session = await initialize(busy, url, token)
+            assert (await busy.post(url, json=INITIALIZED_NOTIFICATION, headers=session)).status_code == 202
+            holding = asyncio.create_task(long_call(busy, url, session, opened))
+            await opened.wait()
+            for http in (pinned, pinned2):
+                assert (await http.get(bridge.url + "/healthz")).status_code == 200
+            old = bridge.proc
+            bridge.proc = upgrade(bridge)
+            await wait_log(bridge, "hand-over: a new bridge serves")
+            # Opened on the old bridge (its connection), after the new one loaded the sessions; used on the new.
+            session = await initialize(pinned, url, token)
+            assert (await pinned2.post(url, json=INITIALIZED_NOTIFICATION, headers=session)).status_code == 202
+            async with httpx.AsyncClient(timeout=90) as fresh:  # a new connection: the new bridge
+                answer = asyncio.create_task(call_headers(fresh, url, session))
+                await asyncio.wait({answer}, timeout=2)  # sent while the old bridge still drains
+                holding.cancel()
+                with contextlib.suppress(asyncio.CancelledError, httpx.HTTPError):
+                    await holding
+                await busy.aclose()  # its connection closed: the old bridge's last request ends
+                resp = await answer
+        assert resp.status_code == 200, resp.text
+        # The instance saw its own session, mapped by the new bridge (not the bridge's id, passed on unknown).
+        assert SESSION_ID_HEADER.lower() in resp.text and session[SESSION_ID_HEADER] not in resp.text, resp.text
+        assert await wait_exit(old) == 0
