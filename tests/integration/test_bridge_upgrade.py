@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -206,3 +207,22 @@ async def test_a_session_opened_on_the_old_bridge_during_the_hand_over_works_on_
         # The instance saw its own session, mapped by the new bridge (not the bridge's id, passed on unknown).
         assert SESSION_ID_HEADER.lower() in resp.text and session[SESSION_ID_HEADER] not in resp.text, resp.text
         assert await wait_exit(old) == 0
+
+
+async def test_sigusr2_makes_the_bridge_start_its_successor(tmp_path, workspace) -> None:
+    with running_bridge(tmp_path) as bridge:
+        token = bridge.register("eve", workspace, ["echo"])["token"]
+        old = bridge.proc
+        assert old is not None
+        old.send_signal(signal.SIGUSR2)
+        assert await wait_exit(old) == 0, bridge.log.read_text()[-3000:]
+        successor = psutil.Process(json.loads((bridge.data_dir / "bridge.json").read_text())["pid"])
+        try:
+            assert successor.pid != old.pid and "--upgrade" in successor.cmdline()
+            async with mcp_client(bridge.mcp_url("eve", "echo"), token) as client:
+                assert (await client.call_tool("echo", {"text": "next"})).content[0].text == "next"
+        finally:
+            for client in bridge.api("GET", "/clients").json():  # its instances go with it, as serving() does
+                bridge.api("DELETE", f"/clients/{client['client_id']}")
+            successor.terminate()  # started by the bridge this test started
+            successor.wait(timeout=20)
