@@ -27,6 +27,7 @@ from bridge.errors import NotFound
 from bridge.events import EventLog
 from bridge.models import Instance, utcnow
 from bridge.models import InstanceState as S
+from bridge.runtime import address
 from bridge.workspaces import WorkspaceIdentity
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,14 @@ ALLOWED: dict[S, frozenset[S]] = {
 _RELINK = frozenset({"state", "port", "instance_key"})
 MIRRORED = ("port", "restarts", "step", "last_error", "last_log", "notes", "last_probe_at", "last_probe_ms",
             "started_at", "backend_state", "instance_key")
+
+
+def _reach(route: Route) -> None:
+    """Where the bridge reaches the route's instance: a sandbox's socket, when its launch recorded one
+    (bridge/runtime/address.py); else its port on 127.0.0.1."""
+    socket = (route.backend_state or {}).get("socket")
+    if socket:
+        address.register(route.port, socket)
 
 
 class IllegalTransition(Exception):
@@ -236,6 +245,7 @@ class RouteTable:
             value = getattr(row, name)
             setattr(route, name, list(value or []) if name in ("last_log", "notes") else value)
         route.backend_state = dict(row.backend_state or {})
+        _reach(route)  # a follower proxies too: it learns a sandbox's socket from the row
 
     def load(self, clients: dict[str, ClientInfo], rows: list[Instance], *, keep: set[Key] = frozenset()) -> None:
         """Take the database's word (start-up, or a follower refreshing), except for routes in ``keep``."""
@@ -285,6 +295,8 @@ class RouteTable:
                 setattr(route, name, value)
         if _RELINK.intersection(fields):  # whether, where and with which key a sibling reaches it changed
             self._relink(route.client_id)
+        if "backend_state" in fields or "port" in fields:
+            _reach(route)
         if self.holds(route):  # a removed route's row is gone; writing it would do nothing but noise
             self.writer.update(route.client_id, route.service, fields)
 

@@ -46,4 +46,6 @@ async def verify_instance(http: aiohttp.ClientSession, port: int, path: str, key
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise ProbeFailed(f"not reachable yet: {exc.__class__.__name__}") from None
     if not got or not hmac.compare_digest(got, proof(key, challenge)):
-        raise Impostor(f"the listener on port {port} answered {status} but could not prove it holds this launch's key")
+        stale = " (an image built before instances answered the challenge says 401: devops-paradise images build)"
+        raise Impostor(f"the listener on port {port} answered {status} but could not prove it holds this launch's "
+                       f"key{stale if status == 401 else ''}")  # fmt: skip

@@ -132,7 +132,9 @@ def test_tenant_code_reaches_nothing_of_the_host(sandboxed_bridge: BridgeProcess
     assert "BRIDGE_FAKE_SECRET" not in env and "PARADISE_ADMIN_TOKEN" not in env
     assert not {k for k in env if k.startswith("PARADISE_")} - {
         "PARADISE_CLIENT", "PARADISE_SERVICE", "PARADISE_WORKSPACE", "PARADISE_PROFILE", "PARADISE_INSTANCE_KEY",
+        "PARADISE_INSTANCE_EGRESS",
     }  # fmt: skip
+    assert env["PARADISE_INSTANCE_EGRESS"] == "none"  # the sandbox's network namespace has only its loopback
     assert env["PARADISE_CLIENT"] == "alice" and env["PARADISE_WORKSPACE"] == str(tenants["alice"])
 
 
