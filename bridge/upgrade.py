@@ -194,6 +194,10 @@ async def serve(app: web.Application, settings: BridgeSettings, *, upgrade: bool
     runner = web.AppRunner(app, handle_signals=False, access_log=None, handler_cancellation=True,
                            shutdown_timeout=DRAIN)
     successor: socket.socket | None = None
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     try:
         await runner.setup()  # start-up: the state is loaded before a single connection is accepted
         if old is not None:
@@ -205,48 +209,59 @@ async def serve(app: web.Application, settings: BridgeSettings, *, upgrade: bool
         if old is not None:
             traffic.adopted.clear()
             try:
-                await _adopt(app, old, pid)
+                await _adopt(app, old, pid, stop)
             finally:
                 traffic.adopted.set()
-        successor = await _serve_until_stop(runner, traffic, path, sockets)
+        successor = await _serve_until_stop(runner, traffic, path, sockets, stop)
     finally:
         await runner.cleanup()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
         if successor is not None:
             successor.close()  # the successor's signal that this bridge is done (its process exit says it too)
         if old is not None:
             old.close()
 
 
-async def _adopt(app: web.Application, conn: socket.socket, pid: int) -> None:
+async def _adopt(app: web.Application, conn: socket.socket, pid: int, stop: asyncio.Event) -> None:
     """Serving on the old bridge's sockets: tell it, wait for it to exit, then take its place."""
     loop = asyncio.get_running_loop()
     conn.setblocking(False)
     await loop.sock_sendall(conn, b"serving\n")
     log.info("hand-over: serving on the sockets of bridge %d; waiting for it to finish its requests", pid)
-    with contextlib.suppress(OSError, TimeoutError):
-        async with asyncio.timeout(GONE_TIMEOUT):
-            while await loop.sock_recv(conn, 64):  # EOF: the old bridge is done (or its process gone)
-                pass
+    stopped = asyncio.ensure_future(stop.wait())
+    gone = asyncio.ensure_future(_eof(conn))  # EOF: the old bridge is done (or its process gone)
+    await asyncio.wait([stopped, gone], timeout=GONE_TIMEOUT, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    gone.cancel()
     with contextlib.suppress(Exception):
         await app[PROXY].sessions.load()  # sessions the old bridge opened after this one loaded them
     app[MANAGER].monitor.leadership.deferred = False  # the next cycle takes the lease, reconciles and leads
     log.info("hand-over: bridge %d is gone; this bridge (pid %d) takes its place", pid, os.getpid())
 
 
+async def _eof(conn: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while await asyncio.get_running_loop().sock_recv(conn, 64):
+            pass
+
+
 async def _serve_until_stop(
-    runner: web.AppRunner, traffic: Traffic, path: Path, sockets: list[socket.socket]
+    runner: web.AppRunner, traffic: Traffic, path: Path, sockets: list[socket.socket], stop: asyncio.Event
 ) -> socket.socket | None:
     """Until SIGTERM/SIGINT (a plain stop: None), or a successor that took our sockets (a drain, then its
     connection, to close once this bridge is done)."""
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGUSR2, _start_successor)
-    server, inode = _handover_server(path)
     handed: asyncio.Future[socket.socket] = loop.create_future()
-    accepting = asyncio.create_task(_accept_successor(server, sockets, handed), name="hand-over")
     stopped = asyncio.ensure_future(stop.wait())
+    try:
+        server, inode = _handover_server(path)
+    except OSError as exc:  # e.g. a data dir path too long for a Unix socket: serving matters more
+        log.warning("no hand-over socket at %s (%s): serve --upgrade cannot take over from this bridge", path, exc)
+        await stopped
+        return None
+    loop.add_signal_handler(signal.SIGUSR2, _start_successor)
+    accepting = asyncio.create_task(_accept_successor(server, sockets, handed), name="hand-over")
     try:
         await asyncio.wait([stopped, handed], return_when=asyncio.FIRST_COMPLETED)
         if not handed.done():
@@ -261,8 +276,7 @@ async def _serve_until_stop(
         accepting.cancel()
         server.close()
         _unlink_if(path, inode)
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2):
-            loop.remove_signal_handler(sig)
+        loop.remove_signal_handler(signal.SIGUSR2)
 
 
 def _unlink_if(path: Path, inode: int) -> None:

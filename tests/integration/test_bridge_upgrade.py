@@ -23,7 +23,7 @@ import psutil
 
 from bridge.mcp.protocol import INITIALIZED_NOTIFICATION, SESSION_ID_HEADER, initialize_request
 from bridge.upgrade import HANDOVER_SOCKET
-from tests.helpers import PYTHON, ROOT, BridgeProcess, listener_pid, mcp_client
+from tests.helpers import PYTHON, ROOT, BridgeProcess, fixture_catalog, listener_pid, mcp_client, serving
 from tests.integration.test_health import running_bridge, wait_for_event
 
 CLIENTS = {"ann": "legacy", "ben": "auto", "cid": "legacy"}  # cid: long streamed calls (count with progress)
@@ -226,3 +226,11 @@ async def test_sigusr2_makes_the_bridge_start_its_successor(tmp_path, workspace)
                 bridge.api("DELETE", f"/clients/{client['client_id']}")
             successor.terminate()  # started by the bridge this test started
             successor.wait(timeout=20)
+
+
+def test_a_data_dir_too_long_for_the_hand_over_socket_still_serves(tmp_path) -> None:
+    catalog = fixture_catalog(tmp_path / "catalog.toml")
+    bridge = BridgeProcess(tmp_path / ("d" * 110), env={"PARADISE_CATALOG": str(catalog)})  # > 108: AF_UNIX limit
+    with serving(bridge):
+        assert httpx.get(bridge.url + "/healthz", timeout=5).status_code == 200
+        assert "serve --upgrade cannot take over from this bridge" in bridge.log.read_text()
