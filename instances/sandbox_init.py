@@ -92,9 +92,13 @@ class Pipe(asyncio.Protocol):
         if peer is None or peer.transport is None:
             self.pending.append(data)
             return
+        if isinstance(peer, BridgeSide):
+            peer.awaiting = False  # the server answered: what the bridge sent so far reached it
         peer.transport.write(data)
 
     def eof_received(self) -> bool:
+        if isinstance(self.peer, BridgeSide):
+            return False  # the server's end is done: the bridge's side decides how to close (peer_gone)
         if self.peer is not None and self.peer.transport is not None and self.peer.transport.can_write_eof():
             self.peer.transport.write_eof()
             return True
@@ -132,10 +136,12 @@ class BridgeSide(Pipe):
     Bytes from the bridge are passed on one loop turn later, so a server death that arrived in the same turn is
     seen first. Bytes that arrive once the server's end is closed (the server died, or closed an idle
     connection) never reached it: they are answered NOT_DELIVERED, which the bridge's upstream client reads as
-    "not sent" and may send again. The bridge's end stays open for GRACE seconds after the server's closed,
-    so a request already on its way gets that answer instead of a bare close."""
+    "not sent" and may send again. After the server's end closed while the connection was idle (its last
+    answer complete, or a stream), the bridge's end stays open GRACE seconds, so a request already on its way
+    gets that answer instead of a bare close; while a request was in flight it closes at once."""
 
     far_gone = False
+    awaiting = False  # bytes went to the server since its last answer: a request it may be running
 
     def __init__(self) -> None:
         super().__init__()
@@ -153,6 +159,7 @@ class BridgeSide(Pipe):
                 self.transport.write(NOT_DELIVERED)
                 self.transport.close()
         elif data:
+            self.awaiting = True
             super().data_received(data)
 
     def eof_received(self) -> bool:
@@ -160,7 +167,11 @@ class BridgeSide(Pipe):
 
     def peer_gone(self) -> None:
         self.far_gone = True
-        if self.transport is not None and not self.outbox:
+        if self.transport is None or self.outbox:
+            return  # bytes are on their way: _flush answers them NOT_DELIVERED
+        if self.awaiting:
+            self.transport.close()  # it died under a request: the bridge must see that at once (may have run)
+        else:
             asyncio.get_running_loop().call_later(GRACE, self.transport.close)
 
 
