@@ -198,6 +198,14 @@ class BridgeSettings(BaseSettings):
             raise ValueError(f"PORT_RANGE {value!r} must be within 1024-65535 with low <= high")
         return f"{low}-{high}"
 
+    @field_validator("sandbox_uids")
+    @classmethod
+    def _check_sandbox_uids(cls, value: str) -> str:
+        first, _, last = value.partition("-")
+        if not (first.isdigit() and last.isdigit() and 0 < int(first) < int(last)):
+            raise ValueError(f"SANDBOX_UIDS must be FIRST-LAST with 0 < FIRST < LAST (unprivileged ids), not {value!r}")
+        return value
+
     @field_validator("admin_token")
     @classmethod
     def _check_admin_token(cls, value: SecretStr | None) -> SecretStr | None:
