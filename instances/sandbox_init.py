@@ -36,6 +36,7 @@ READY = b"+"  # as bridge/runtime/address.py READY (the instance side imports no
 NOT_DELIVERED = (b"HTTP/1.1 503 Service Unavailable\r\nX-Paradise-Not-Delivered: 1\r\n"
                  b"Content-Length: 0\r\nConnection: close\r\n\r\n")  # fmt: skip
 GRACE = 0.5
+SUN_PATH_MAX = 100  # as bridge/runtime/address.py
 EXITED = "exited"  # written beside the socket once the command has exited (bridge/runtime/process.py)
 
 
@@ -236,6 +237,15 @@ class Output(asyncio.Protocol):
             self.done.set_result(None)
 
 
+def short_path(path: str) -> str:
+    """``path`` as a Unix socket can take it: a path of 100 bytes or more (a deep data dir) is named through
+    an fd of its directory, kept open for this process's life (/proc/self/fd/N/name)."""
+    if len(os.fsencode(path)) < SUN_PATH_MAX:
+        return path
+    directory = os.open(os.path.dirname(path), os.O_PATH | os.O_DIRECTORY)
+    return f"/proc/self/fd/{directory}/{os.path.basename(path)}"
+
+
 async def dial_sibling(loop: asyncio.AbstractEventLoop, factory, path: str):
     """A sibling instance's socket, past its relay's READY byte."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -302,11 +312,13 @@ async def serve(args: argparse.Namespace, child: subprocess.Popen[bytes], read_e
     servers = []
     for peer in args.peer:
         port, _, path = peer.partition("=")
-        protocol = relay_to(lambda factory, path=path: dial_sibling(loop, factory, path))
         with contextlib.suppress(OSError):
+            path = short_path(path)
+            protocol = relay_to(lambda factory, path=path: dial_sibling(loop, factory, path))
             servers.append(await loop.create_server(protocol, "127.0.0.1", int(port)))
     reap()
     made = None
+    args.socket = short_path(args.socket)
     if await _first(wait_listening(args.port, child), exited):
         remove(args.socket)
         protocol = relay_to(lambda factory: loop.create_connection(factory, "127.0.0.1", args.port), greet=True)

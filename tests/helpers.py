@@ -201,14 +201,19 @@ def listener_pid(port: int) -> int:
 
     A sandboxed server listens in its sandbox's own network namespace, which the host's socket table does not
     show: each process's listening sockets are read from its own ``/proc/<pid>/net/tcp``. A sandbox's PID 1
-    (instances/sandbox_init.py) listens on a sibling's port only to relay it, so it is never taken for it."""
-    for proc in psutil.process_iter(["cmdline"]):
-        if "instances.sandbox_init" in (proc.info["cmdline"] or []):
-            continue
-        with contextlib.suppress(OSError, psutil.Error):
-            if _listening_inodes(proc.pid, port) & _socket_inodes(proc.pid):
-                return proc.pid
-    raise LookupError(f"nothing listens on port {port}")
+    (instances/sandbox_init.py) listens on a sibling's port only to relay it, so it is never taken for it.
+    A server that is just (re)starting gets a few seconds to listen."""
+    deadline = time.monotonic() + 5
+    while True:
+        for proc in psutil.process_iter(["cmdline"]):
+            if "instances.sandbox_init" in (proc.info["cmdline"] or []):
+                continue
+            with contextlib.suppress(OSError, psutil.Error):
+                if _listening_inodes(proc.pid, port) & _socket_inodes(proc.pid):
+                    return proc.pid
+        if time.monotonic() > deadline:
+            raise LookupError(f"nothing listens on port {port}")
+        time.sleep(0.1)
 
 
 def _listening_inodes(pid: int, port: int) -> set[str]:
@@ -237,9 +242,13 @@ def socket_request(path: Path, method: str, target: str, headers: dict[str, str]
     it (bridge/runtime/address.py); the answer read to the end (Connection: close)."""
     import socket
 
+    directory = os.open(path.parent, os.O_PATH | os.O_DIRECTORY)  # a deep tmp path is too long for a socket
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(30)
-        sock.connect(str(path))
+        try:
+            sock.connect(f"/proc/self/fd/{directory}/{path.name}")
+        finally:
+            os.close(directory)
         assert sock.recv(1) == b"+", "the relay did not say the server took the connection"
         head = "".join(f"{k}: {v}\r\n" for k, v in {**headers, "Content-Length": str(len(body)),
                                                         "Connection": "close"}.items())  # fmt: skip

@@ -12,8 +12,10 @@ the instance stops. A port with no socket is a published TCP port (Docker, Swarm
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 
+SUN_PATH_MAX = 100  # a Unix socket's path may have 107 bytes; a longer one is reached through /proc/self/fd
 READY = b"+"  # what the sandbox's relay writes once the server took the connection (instances/sandbox_init.py)
 _SOCKETS: dict[int, str] = {}
 
@@ -44,11 +46,18 @@ async def dial(path: str) -> socket.socket:
     loop = asyncio.get_running_loop()
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.setblocking(False)
+    directory = None
     try:
+        if len(os.fsencode(path)) >= SUN_PATH_MAX:  # a deep data dir: reach it through its directory's fd
+            directory = os.open(os.path.dirname(path), os.O_PATH | os.O_DIRECTORY)
+            path = f"/proc/self/fd/{directory}/{os.path.basename(path)}"
         await loop.sock_connect(sock, path)
         if await loop.sock_recv(sock, 1) != READY:
             raise ConnectionResetError(f"{path}: the instance's relay could not reach its server")
     except BaseException:
         sock.close()
         raise
+    finally:
+        if directory is not None:
+            os.close(directory)
     return sock

@@ -99,3 +99,31 @@ async def test_the_upstream_client_reads_not_delivered_as_never_sent(tmp_path) -
 def test_not_delivered_is_a_complete_http_answer() -> None:
     head, _, body = NOT_DELIVERED.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 503") and b"X-Paradise-Not-Delivered: 1" in head and body == b""
+
+
+async def test_a_socket_deeper_than_a_unix_path_allows_is_still_reached(tmp_path) -> None:
+    """A deep data dir puts instance.sock past the 107 bytes a Unix socket's path may have: the relay binds
+    and the bridge dials it through an fd of its directory."""
+    from instances.sandbox_init import short_path
+
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    path = str(deep / "instance.sock")
+    assert len(path) > 108
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(ANSWER)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    relayed = await relay(Path(short_path(path)), server.sockets[0].getsockname()[1])
+    try:
+        reader, writer = await asyncio.open_unix_connection(sock=await address.dial(path))
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert (await reader.read()).endswith(b"{}")
+        writer.close()
+    finally:
+        relayed.close()
+        server.close()
