@@ -145,20 +145,15 @@ class BridgeSettings(BaseSettings):
         description="Where a container instance may connect: none (no NAT: nothing beyond the host answers), "
         "registries (as none, plus the host's HTTP(S)_PROXY for package registries) or all (the engine's NAT).",
     )
-    sandbox_uids: str = Field(
-        "200000-265535",
-        description="Process runtime with a root bridge: host uids its sandboxes run as, one per client, inclusive "
-        "(the first is the group every sandbox shares, for reaching the Python and the data dir); never root.",
-    )
-    instance_memory: MemorySize = Field(
-        "2g", description="Process runtime: memory a sandboxed process may allocate (RLIMIT_DATA); catalog memory wins."
-    )
-    instance_pids: int = Field(
-        512, ge=16, description="Process runtime: processes a client's sandboxes may run at once (RLIMIT_NPROC)."
-    )
-    instance_disk: MemorySize = Field(
-        "512m", description="Process runtime: size of an instance's home (a tmpfs, not on the data dir's disk)."
-    )
+    sandbox_uids: str = Field("200000-265535", description="Process runtime with a root bridge: host uids its "
+                              "sandboxes run as, one per client, inclusive (the first is the group every sandbox "
+                              "shares, for reaching the Python and the data dir); never root.")  # fmt: skip
+    instance_memory: MemorySize = Field("2g", description="Process runtime: memory a sandboxed process may "
+                                        "allocate (RLIMIT_DATA); catalog memory wins.")  # fmt: skip
+    instance_pids: int = Field(512, ge=16, description="Process runtime: processes an instance's sandbox may run "
+                               "at once (RLIMIT_NPROC).")  # fmt: skip
+    instance_disk: MemorySize = Field("512m", description="Process runtime: size of an instance's home (a tmpfs, "
+                                      "not on the data dir's disk).")  # fmt: skip
     workspace_roots: str | None = Field(
         None,
         description=f"Directories a client's workspace must lie under, separated by '{os.pathsep}'; default the "
@@ -201,8 +196,7 @@ class BridgeSettings(BaseSettings):
     @field_validator("sandbox_uids")
     @classmethod
     def _check_sandbox_uids(cls, value: str) -> str:
-        first, _, last = value.partition("-")
-        if not (first.isdigit() and last.isdigit() and 0 < int(first) < int(last)):
+        if not ((m := re.fullmatch(r"(\d+)-(\d+)", value)) and 0 < int(m[1]) < int(m[2])):
             raise ValueError(f"SANDBOX_UIDS must be FIRST-LAST with 0 < FIRST < LAST (unprivileged ids), not {value!r}")
         return value
 
