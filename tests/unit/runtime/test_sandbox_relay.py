@@ -22,13 +22,15 @@ async def relay(path: Path, port: int) -> asyncio.AbstractServer:
     return await loop.create_unix_server(protocol, str(path))
 
 
-async def test_ready_comes_only_from_a_relay_whose_server_took_the_connection(tmp_path) -> None:
-    async def answer_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(ANSWER)
-        await writer.drain()
-        writer.close()
+async def answer_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A server that answers one request and closes."""
+    await reader.readuntil(b"\r\n\r\n")
+    writer.write(ANSWER)
+    await writer.drain()
+    writer.close()
 
+
+async def test_ready_comes_only_from_a_relay_whose_server_took_the_connection(tmp_path) -> None:
     server = await asyncio.start_server(answer_once, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     up = await relay(tmp_path / "up.sock", port)
@@ -111,13 +113,7 @@ async def test_a_socket_deeper_than_a_unix_path_allows_is_still_reached(tmp_path
     path = str(deep / "instance.sock")
     assert len(path) > 108
 
-    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(ANSWER)
-        await writer.drain()
-        writer.close()
-
-    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    server = await asyncio.start_server(answer_once, "127.0.0.1", 0)
     relayed = await relay(Path(short_path(path)), server.sockets[0].getsockname()[1])
     try:
         reader, writer = await asyncio.open_unix_connection(sock=await address.dial(path))
