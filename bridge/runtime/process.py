@@ -163,7 +163,7 @@ class ProcessRuntime(Runtime):
         launch = Launch(home=home, run_dir=run_dir, who=who, memory=spec.memory_bytes or self.limits.memory,
                         nproc=pids, disk=self.limits.disk)  # fmt: skip
         if who is not None:
-            for kind, path in self.sandbox._tree_mounts(spec, launch):  # type: ignore[union-attr]
+            for kind, path in self.sandbox.mounts(spec, launch):  # type: ignore[union-attr]
                 if kind in ("bind", "ro-bind"):
                     grant_passage(path, who)
         return launch

@@ -121,14 +121,11 @@ class Sandbox:
     uid: int = SANDBOX_UID
     bwrap: str = "bwrap"
 
-    def command(self, spec: InstanceSpec, launch: Launch | Path) -> list[str]:
+    def command(self, spec: InstanceSpec, launch: Launch) -> list[str]:
         """The bwrap command line that runs ``spec.command`` in the sandbox, behind instances/sandbox_init.py
-        (no secrets in it: the environment is passed to bwrap itself, so it is not in any process's argv).
-        A bare path is the home of a launch as the bridge's own user, with its run directory beside it."""
+        (no secrets in it: the environment is passed to bwrap itself, so it is not in any process's argv)."""
         if not spec.command:
             raise ValueError(f"service {spec.service!r} has no command for the process runtime")
-        if isinstance(launch, Path):
-            launch = Launch(home=launch, run_dir=spec.instance_dir / "run")
         # The user namespace maps the sandbox's uid back to ``who`` (or the bridge's uid), with no capabilities:
         # that uid must reach and read the workspace by its host path, or the instance would see it empty.
         if refusal := unreadable_workspace(spec.workspace, launch.who or bridge_user(), parents=True):
@@ -142,7 +139,7 @@ class Sandbox:
             "--tmpfs", "/tmp",  # noqa: S108 - the sandbox's own, empty /tmp
         ]  # fmt: skip
         argv += self._system_mounts()
-        for kind, path in self._tree_mounts(spec, launch):
+        for kind, path in self.mounts(spec, launch):
             if kind == "home":  # a tmpfs of its own: capped, and never on the data dir's disk
                 size = ["--size", str(launch.disk)] if launch.disk else []
                 argv += [*size, "--perms", "0700", "--tmpfs", str(path)]
@@ -185,7 +182,7 @@ class Sandbox:
             argv += ["--ro-bind-try", str(resolv.resolve()), str(resolv.resolve())]
         return argv
 
-    def _tree_mounts(self, spec: InstanceSpec, launch: Launch) -> list[tuple[str, Path]]:
+    def mounts(self, spec: InstanceSpec, launch: Launch) -> list[tuple[str, Path]]:
         """(kind, path) in mount order: shallow paths first, so a deeper mount (the workspace inside a
         read-only source tree, the home inside a masked data dir) lands on top of a shallower one."""
         data_dir = self.data_dir.resolve()

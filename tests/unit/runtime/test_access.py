@@ -31,6 +31,7 @@ from bridge.runtime.access import (
 )
 from bridge.runtime.base import InstanceSpec, RuntimeError_
 from bridge.runtime.sandbox import Sandbox
+from tests.unit.runtime.test_sandbox import launch_of
 
 INSTANCE = Who(10001, 10001)
 RX = READ | EXECUTE
@@ -164,10 +165,11 @@ def test_the_sandbox_refuses_what_its_mapped_uid_cannot_read_and_the_kernel_agre
     workspace.chmod(0o700)
     spec = InstanceSpec("alice", "svc", 8200, workspace, workspace.parent / "i", command=["/bin/true"])
     with pytest.raises(RuntimeError_, match=f"uid 0 and cannot read the workspace {workspace}"):
-        Sandbox(workspace.parent / "data").command(spec, workspace.parent / "home")
+        Sandbox(workspace.parent / "data").command(spec, launch_of(spec, workspace.parent / "home"))
     probe = ["bwrap", "--unshare-user", "--uid", "10001", "--cap-drop", "ALL", "--ro-bind", "/", "/"]
     probe += ["ls", str(workspace)]
     assert subprocess.run(probe, capture_output=True, check=False).returncode != 0
     workspace.chmod(0o755)
     assert subprocess.run(probe, capture_output=True, check=False).returncode == 0
-    assert Sandbox(workspace.parent / "data").command(spec, workspace.parent / "home")[0] == "bwrap"
+    argv = Sandbox(workspace.parent / "data").command(spec, launch_of(spec, workspace.parent / "home"))
+    assert argv[0] == "bwrap"

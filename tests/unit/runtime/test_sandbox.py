@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bridge.runtime.base import InstanceSpec
-from bridge.runtime.sandbox import Sandbox, instance_environment
+from bridge.runtime.sandbox import Launch, Sandbox, instance_environment
 
 
 def make_spec(tmp_path: Path, command: list[str] | None = None, env: dict[str, str] | None = None) -> InstanceSpec:
@@ -23,6 +23,11 @@ def make_spec(tmp_path: Path, command: list[str] | None = None, env: dict[str, s
         command=command or [sys.executable, "-m", "instances.quality"],
         env=env or {},
     )
+
+
+def launch_of(spec: InstanceSpec, home: Path) -> Launch:
+    """A launch as the bridge's own user: ``home``, and the run directory in the instance's directory."""
+    return Launch(home=home, run_dir=spec.instance_dir / "run")
 
 
 def mounts(argv: list[str]) -> list[tuple[str, str]]:
@@ -65,7 +70,7 @@ def test_the_data_dir_is_never_mounted_but_the_own_home_is(tmp_path) -> None:
     home = spec.instance_dir / "home"
     home.mkdir(parents=True)
     (tmp_path / "data" / "admin-token").write_text("t")
-    argv = Sandbox(tmp_path / "data").command(spec, home)
+    argv = Sandbox(tmp_path / "data").command(spec, launch_of(spec, home))
     targets = dict((target, option) for option, target in mounts(argv))
     # The home is a tmpfs of its own (capped, not on the data dir's disk); the run dir holds the socket.
     assert targets[str(home.resolve())] == "--tmpfs" and targets[str(spec.workspace.resolve())] == "--bind"
@@ -90,7 +95,7 @@ def test_a_workspace_holding_the_data_dir_gets_it_masked_again(tmp_path) -> None
     spec = InstanceSpec(**{**spec.__dict__, "workspace": tmp_path})  # the data dir lies inside the workspace
     home = spec.instance_dir / "home"
     home.mkdir(parents=True)
-    order = mounts(Sandbox(tmp_path / "data").command(spec, home))
+    order = mounts(Sandbox(tmp_path / "data").command(spec, launch_of(spec, home)))
     workspace_at = order.index(("--bind", str(tmp_path.resolve())))
     mask_at = order.index(("--tmpfs", str((tmp_path / "data").resolve())))
     home_at = order.index(("--tmpfs", str(home.resolve())))
@@ -107,14 +112,15 @@ def test_paths_named_by_the_command_are_read_only_and_the_data_dir_only_where_sh
     spec = make_spec(tmp_path, command=command, env={"PYTHONPATH": f"{tools}:/nonexistent"})
     home = spec.instance_dir / "home"
     home.mkdir(parents=True)
-    plain = dict((t, o) for o, t in mounts(Sandbox(tmp_path / "data").command(spec, home)))
+    plain = dict((t, o) for o, t in mounts(Sandbox(tmp_path / "data").command(spec, launch_of(spec, home))))
     assert plain[str(tools)] == "--ro-bind" and str(venv) not in plain and "/nonexistent" not in plain
     assert str((tmp_path / "data").resolve()) not in plain  # named by the command, still refused
-    shared = dict((t, o) for o, t in mounts(Sandbox(tmp_path / "data", shared=(venv,)).command(spec, home)))
+    shared_sandbox = Sandbox(tmp_path / "data", shared=(venv,))
+    shared = dict((t, o) for o, t in mounts(shared_sandbox.command(spec, launch_of(spec, home))))
     assert shared[str(venv)] == "--ro-bind"
 
 
 def test_a_command_is_required(tmp_path) -> None:
     spec = InstanceSpec("alice", "svc", 8200, tmp_path, tmp_path / "i", command=None)
     with pytest.raises(ValueError, match="no command"):
-        Sandbox(tmp_path / "data").command(spec, tmp_path / "i" / "home")
+        Sandbox(tmp_path / "data").command(spec, launch_of(spec, tmp_path / "i" / "home"))
