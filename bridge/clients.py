@@ -23,8 +23,9 @@ from bridge.errors import Conflict, Invalid, NotFound
 from bridge.events import EventLog
 from bridge.lifecycle.health import HealthMonitor
 from bridge.lifecycle.instances import InstanceManager
-from bridge.lifecycle.routes import READY, ClientInfo, Route, RouteTable
+from bridge.lifecycle.routes import ClientInfo, Route, RouteTable
 from bridge.models import (
+    READY,
     ClientCreate,
     ClientCreated,
     ClientView,

@@ -45,6 +45,30 @@ class InstanceState(StrEnum):
     STOPPED = "stopped"
 
 
+# The lifecycle's rules over these states; RouteTable.transition (bridge/lifecycle/routes.py) applies them.
+# A request may go through to these (an unhealthy instance may still answer: let requests try).
+READY = frozenset({InstanceState.RUNNING, InstanceState.UNHEALTHY})
+# Instances that run or are meant to run soon: what capacity counts and reconcile re-adopts.
+ACTIVE = frozenset({InstanceState.STARTING, InstanceState.RUNNING, InstanceState.UNHEALTHY, InstanceState.RESTARTING})
+
+
+def _to(*states: str) -> frozenset[InstanceState]:
+    return frozenset(InstanceState(state) for state in states)
+
+
+# Every allowed change; a state may always be set again (to update its step or fields).
+ALLOWED: dict[InstanceState, frozenset[InstanceState]] = {
+    InstanceState.STARTING: _to("running", "restarting", "failed", "stopped"),
+    InstanceState.RESTARTING: _to("starting", "running", "failed", "stopped"),
+    InstanceState.RUNNING: _to("unhealthy", "restarting", "paused", "idle", "failed", "stopped"),
+    InstanceState.UNHEALTHY: _to("running", "restarting", "idle", "failed", "stopped"),
+    InstanceState.PAUSED: _to("running", "restarting", "idle", "failed", "stopped"),
+    InstanceState.IDLE: _to("starting", "restarting", "failed", "stopped"),
+    InstanceState.FAILED: _to("starting", "restarting", "stopped"),
+    InstanceState.STOPPED: _to("starting", "restarting"),
+}
+
+
 class Client(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=40)
     workspace: str

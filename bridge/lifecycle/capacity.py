@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from bridge.catalog import ServiceSpec
-from bridge.lifecycle.routes import ACTIVE, Route
-from bridge.models import InstanceState as S
+from bridge.lifecycle.routes import Route
+from bridge.models import ACTIVE, InstanceState
 from bridge.settings import BridgeSettings
 
 RETRY_AFTER = 30
 # Paused instances hold memory but no CPU: the cheapest to let go of when room is needed.
-EVICTABLE = (S.PAUSED, S.RUNNING)
+EVICTABLE = (InstanceState.PAUSED, InstanceState.RUNNING)
 
 
 def _memory(catalog: Mapping[str, ServiceSpec], services: Iterable[str]) -> int:
@@ -28,7 +28,7 @@ def overflow(
     routes: Iterable[Route], catalog: Mapping[str, ServiceSpec], settings: BridgeSettings, services: list[str]
 ) -> str | None:
     """Why starting ``services`` would exceed a cap, in words; None when it fits."""
-    active = [r for r in routes if r.state in ACTIVE or r.state == S.PAUSED]
+    active = [r for r in routes if r.state in ACTIVE or r.state == InstanceState.PAUSED]
     count, memory = len(active), _memory(catalog, (r.service for r in active))
     wanted_memory = _memory(catalog, services)
     if settings.max_instances and count + len(services) > settings.max_instances:

@@ -27,11 +27,10 @@ from tenacity import AsyncRetrying, RetryError, retry_if_result, stop_after_atte
 from bridge.lifecycle.instances import InstanceManager
 from bridge.lifecycle.leader import Leadership
 from bridge.lifecycle.reconcile import reconcile
-from bridge.lifecycle.routes import READY, Key, Route
+from bridge.lifecycle.routes import Key, Route
 from bridge.mcp.client import McpPinger, ProbeFailed
 from bridge.mcp.verify import Impostor
-from bridge.models import InstanceState as S
-from bridge.models import utcnow
+from bridge.models import READY, InstanceState, utcnow
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = 30.0
@@ -145,9 +144,10 @@ class HealthMonitor:
         if not self._watched(route):
             return
         fields = {"last_probe_at": utcnow(), "last_probe_ms": round(seconds * 1000, 2)}
-        if route.state == S.UNHEALTHY:
+        if route.state == InstanceState.UNHEALTHY:
             message = f"answers again ({seconds * 1000:.0f} ms)"
-            self.table.transition(route, S.RUNNING, last_error=None, event=("instance.recovered", message), **fields)
+            event = ("instance.recovered", message)
+            self.table.transition(route, InstanceState.RUNNING, last_error=None, event=event, **fields)
         else:
             self.table.update(route, **fields)
 
@@ -155,11 +155,10 @@ class HealthMonitor:
         if not self._watched(route):
             return
         failures = self._failures[route.key] = self._failures.get(route.key, 0) + 1
-        if route.state == S.RUNNING:
+        if route.state == InstanceState.RUNNING:
             message = f"health probe failed: {reason}"
-            self.table.transition(
-                route, S.UNHEALTHY, last_error=message, event=("instance.unhealthy", message), level="warning"
-            )
+            event = ("instance.unhealthy", message)
+            self.table.transition(route, InstanceState.UNHEALTHY, last_error=message, event=event, level="warning")
         if failures >= self.settings.probe_failures:
             message = f"{failures} failed probes in a row; restarting"
             self.table.record(route, "instance.unresponsive", message, "warning")
@@ -172,7 +171,7 @@ class HealthMonitor:
         if route.key in self._heals or not self._watched(route):
             return
         # At once, not in the task: from now on requests are held for the new instance, not sent to the dead one.
-        self.table.transition(route, S.RESTARTING, step="restarting")
+        self.table.transition(route, InstanceState.RESTARTING, step="restarting")
         self._failures.pop(route.key, None)
         self._pingers.pop(route.key, None)
         task = asyncio.create_task(self._heal(route, reason), name=f"heal {route.key}")
@@ -188,7 +187,7 @@ class HealthMonitor:
     async def _heal(self, route: Route, reason: str) -> None:
         instances = self.instances
         tail = await instances.tail(route)
-        if not self.table.holds(route) or route.state != S.RESTARTING:
+        if not self.table.holds(route) or route.state != InstanceState.RESTARTING:
             return  # removed, or restarted by someone else meanwhile
         self.table.update(route, last_log=tail)
         await instances.stop_quietly(route)
@@ -203,7 +202,7 @@ class HealthMonitor:
                     ok = await self._restart_once(route)
                 if not attempt.retry_state.outcome.failed:
                     attempt.retry_state.set_result(ok)
-        if not ok and self.table.holds(route) and route.state == S.RESTARTING:
+        if not ok and self.table.holds(route) and route.state == InstanceState.RESTARTING:
             await self._give_up(route, reason, tail)
 
     def _retrying(self, attempts: int) -> AsyncRetrying:
@@ -215,7 +214,7 @@ class HealthMonitor:
         )
 
     async def _restart_once(self, route: Route) -> bool:
-        if self._budget_left(route) <= 0 or not self.table.holds(route) or route.state != S.RESTARTING:
+        if self._budget_left(route) <= 0 or not self.table.holds(route) or route.state != InstanceState.RESTARTING:
             return False
         route.restart_times.append(time.monotonic())
         self.table.update(route, restarts=route.restarts + 1)
@@ -226,7 +225,7 @@ class HealthMonitor:
         last = (await self.instances.tail(route)) or tail
         message = f"{len(route.restart_times)} restarts within {window:.0f}s; giving up ({reason})"
         self.table.transition(
-            route, S.FAILED, last_error=f"crash loop: {reason}", last_log=last,
+            route, InstanceState.FAILED, last_error=f"crash loop: {reason}", last_log=last,
             event=("instance.failed", message), level="error",
         )
 
@@ -242,9 +241,10 @@ class HealthMonitor:
             quiet = now - route.last_activity
             if route.key in self._heals:
                 continue
-            if timeout and route.state in (S.RUNNING, S.PAUSED) and route.streams == 0 and quiet > timeout:
+            resting = route.state in (InstanceState.RUNNING, InstanceState.PAUSED) and route.streams == 0
+            if timeout and resting and quiet > timeout:
                 await self.instances.idle(route, f"no MCP traffic for {quiet:.0f}s (PARADISE_IDLE_TIMEOUT={timeout:g})")
-            elif pause_after and route.state == S.RUNNING and route.busy == 0 and quiet > pause_after:
+            elif pause_after and route.state == InstanceState.RUNNING and route.busy == 0 and quiet > pause_after:
                 # An open listening stream does not keep it awake: it is quiet, and resumes on thaw.
                 why = f"no MCP traffic for {quiet:.0f}s (PARADISE_PAUSE_AFTER={pause_after:g})"
                 await self.instances.pause(route, why)

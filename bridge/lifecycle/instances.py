@@ -27,8 +27,7 @@ from bridge.lifecycle.requirements import Requirements, serena_languages_and_not
 from bridge.lifecycle.routes import Key, Route, RouteTable
 from bridge.mcp.client import McpToolError, ProbeFailed, mcp_call_tool, probe
 from bridge.mcp.verify import Impostor, verify_instance
-from bridge.models import InstanceState as S
-from bridge.models import utcnow
+from bridge.models import InstanceState, utcnow
 from bridge.observability.metrics import BridgeMetrics, observe_startup
 from bridge.ports import PortAllocator
 from bridge.runtime.access import has_content
@@ -37,7 +36,7 @@ from bridge.settings import BridgeSettings
 from bridge.workspaces import verify_workspace
 
 log = logging.getLogger(__name__)
-WAKEABLE = (S.IDLE, S.STOPPED)
+WAKEABLE = (InstanceState.IDLE, InstanceState.STOPPED)
 
 
 class StartFailed(Exception):
@@ -98,7 +97,8 @@ class InstanceManager:
         task = self._starts.get(route.key)
         if task is None or task.done():
             # The state changes now, not when the task first runs, so capacity checks count this start.
-            self.table.transition(route, S.RESTARTING if restarting else S.STARTING, step="preparing")
+            state = InstanceState.RESTARTING if restarting else InstanceState.STARTING
+            self.table.transition(route, state, step="preparing")
             task = asyncio.create_task(self._start(route, final), name=f"start {route.key}")
             self._starts[route.key] = task
         return task
@@ -128,7 +128,7 @@ class InstanceManager:
         route.last_activity = time.monotonic()
         elapsed = time.monotonic() - began
         self.table.transition(
-            route, S.RUNNING, last_error=None, last_log=[], notes=notes,
+            route, InstanceState.RUNNING, last_error=None, last_log=[], notes=notes,
             event=("instance.ready", f"ready on 127.0.0.1:{route.port} in {elapsed:.2f}s"),
         )
         observe_startup(self.metrics, route.service, elapsed)
@@ -160,12 +160,12 @@ class InstanceManager:
             return
         if final:
             self.table.transition(
-                route, S.FAILED, last_error=str(exc), last_log=tail,
+                route, InstanceState.FAILED, last_error=str(exc), last_log=tail,
                 event=("instance.failed", f"start failed: {exc}"), level="error",
             )
         else:
             self.table.transition(
-                route, S.RESTARTING, step="waiting to retry", last_error=str(exc), last_log=tail,
+                route, InstanceState.RESTARTING, step="waiting to retry", last_error=str(exc), last_log=tail,
                 event=("instance.start_failed", f"start failed, will retry: {exc}"), level="warning",
             )
 
@@ -274,14 +274,14 @@ class InstanceManager:
     async def wait_ready(self, client_id: str, service: str) -> Route:
         """The route once its instance serves; wakes a sleeping one; bounded by START_TIMEOUT."""
         route = self.table.require(client_id, service)
-        if route.state == S.RUNNING:
+        if route.state == InstanceState.RUNNING:
             return route
-        if route.state == S.FAILED:
+        if route.state == InstanceState.FAILED:
             reason = route.last_error or "unknown error"
             raise Unavailable(f"{service} of {client_id} has failed: {reason}", retry_after=30, state=route.state)
-        if route.state == S.PAUSED:
+        if route.state == InstanceState.PAUSED:
             await self.thaw(route)
-            if route.state == S.RUNNING:
+            if route.state == InstanceState.RUNNING:
                 return route
         if route.state in WAKEABLE and route.key not in self.starting():
             await self.admit([route.service], waking=route)
@@ -317,51 +317,51 @@ class InstanceManager:
         if not self.runtime.can_pause:
             return False
         async with route.freeze:
-            if route.state != S.RUNNING or route.busy or not self.table.holds(route):
+            if route.state != InstanceState.RUNNING or route.busy or not self.table.holds(route):
                 return False
             # Marked first: a request arriving now waits for the thaw instead of reaching a frozen process.
-            self.table.transition(route, S.PAUSED, event=("instance.paused", reason))
+            self.table.transition(route, InstanceState.PAUSED, event=("instance.paused", reason))
             try:
                 await self.runtime.pause(route.backend_state)
             except Exception as exc:
-                self.table.transition(
-                    route, S.RUNNING, event=("instance.pause_failed", f"could not pause: {exc}"), level="warning"
-                )
+                event = ("instance.pause_failed", f"could not pause: {exc}")
+                self.table.transition(route, InstanceState.RUNNING, event=event, level="warning")
                 return False
         return True
 
     async def thaw(self, route: Route) -> None:
         """Thaw a frozen instance for a request; one that cannot be thawed is started afresh."""
         async with route.freeze:
-            if route.state != S.PAUSED:
+            if route.state != InstanceState.PAUSED:
                 return
             began = time.perf_counter()
             try:
                 await self.runtime.unpause(route.backend_state)
             except Exception as exc:
-                self.table.transition(route, S.RESTARTING, event=("instance.thaw_failed", f"could not thaw: {exc}"),
-                                      level="warning")
+                event = ("instance.thaw_failed", f"could not thaw: {exc}")
+                self.table.transition(route, InstanceState.RESTARTING, event=event, level="warning")
                 self.start(route, restarting=True)
                 return
             route.last_activity = time.monotonic()
             elapsed = (time.perf_counter() - began) * 1000
-            self.table.transition(route, S.RUNNING, event=("instance.thawed", f"thawed in {elapsed:.0f} ms"))
+            event = ("instance.thawed", f"thawed in {elapsed:.0f} ms")
+            self.table.transition(route, InstanceState.RUNNING, event=event)
 
     async def idle(self, route: Route, reason: str) -> None:
         """Scale to zero: stop the instance but keep its port; the next request wakes it."""
         async with route.freeze:  # never between a thaw and the state it sets
-            if route.state == S.PAUSED:  # a frozen process cannot take a graceful stop: thaw it for its end
+            if route.state == InstanceState.PAUSED:  # a frozen process cannot take a graceful stop: thaw it for its end
                 with contextlib.suppress(Exception):
                     await self.runtime.unpause(route.backend_state)
             # First, so the monitor does not take the stop for a crash.
-            self.table.transition(route, S.IDLE, event=("instance.idle", reason))
+            self.table.transition(route, InstanceState.IDLE, event=("instance.idle", reason))
         # A wake arriving while this stop runs waits for it (see _start), so the port is free again.
         route.stopping = asyncio.ensure_future(self.stop_quietly(route))
         await route.stopping
 
     async def restart(self, route: Route) -> None:
         # Marked first, so the health monitor does not take the stop below for a crash.
-        self.table.transition(route, S.RESTARTING, step="stopping")
+        self.table.transition(route, InstanceState.RESTARTING, step="stopping")
         await self.cancel_start(route)
         await self.stop_quietly(route)
         route.restart_times.clear()  # an explicit restart forgives the crash-loop budget

@@ -14,9 +14,9 @@ import logging
 from typing import Any
 
 from bridge.lifecycle.instances import InstanceManager
-from bridge.lifecycle.routes import ACTIVE, Route
+from bridge.lifecycle.routes import Route
 from bridge.mcp.client import ProbeFailed, probe
-from bridge.models import InstanceState as S
+from bridge.models import ACTIVE, InstanceState
 from bridge.runtime.base import Discovered
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ async def _one(instances: InstanceManager, route: Route, discovered: Discovered 
     state: dict[str, Any] = discovered.state if discovered and discovered.port == route.port else route.backend_state
     alive = bool(state) and (await runtime.poll(state)).running
     if route.state not in ACTIVE:
-        if alive and route.state == S.IDLE:
+        if alive and route.state == InstanceState.IDLE:
             await runtime.stop(state)  # idle means stopped: honour the intent
         return "left", f" ({route.state})"
     if alive:
@@ -66,7 +66,7 @@ async def _one(instances: InstanceManager, route: Route, discovered: Discovered 
         except ProbeFailed:
             pass  # running but not answering: start it afresh below
         else:
-            instances.table.transition(route, S.RUNNING, backend_state=state)
+            instances.table.transition(route, InstanceState.RUNNING, backend_state=state)
             return "adopted", ""
     await instances.stop_quietly(route)
     instances.start(route, restarting=True)

@@ -25,29 +25,13 @@ from sqlalchemy.engine import Engine
 from bridge import store
 from bridge.errors import NotFound
 from bridge.events import EventLog
-from bridge.models import Instance, utcnow
-from bridge.models import InstanceState as S
+from bridge.models import ALLOWED, READY, Instance, InstanceState, utcnow
 from bridge.runtime import address
 from bridge.workspaces import WorkspaceIdentity
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]
 
-# A request may go through to these (an unhealthy instance may still answer: let requests try).
-READY = frozenset({S.RUNNING, S.UNHEALTHY})
-# Instances that run or are meant to run soon: what capacity counts and reconcile re-adopts.
-ACTIVE = frozenset({S.STARTING, S.RUNNING, S.UNHEALTHY, S.RESTARTING})
-# Every allowed change; a state may always be set again (to update its step or fields).
-ALLOWED: dict[S, frozenset[S]] = {
-    S.STARTING: frozenset({S.RUNNING, S.RESTARTING, S.FAILED, S.STOPPED}),
-    S.RESTARTING: frozenset({S.STARTING, S.RUNNING, S.FAILED, S.STOPPED}),
-    S.RUNNING: frozenset({S.UNHEALTHY, S.RESTARTING, S.PAUSED, S.IDLE, S.FAILED, S.STOPPED}),
-    S.UNHEALTHY: frozenset({S.RUNNING, S.RESTARTING, S.IDLE, S.FAILED, S.STOPPED}),
-    S.PAUSED: frozenset({S.RUNNING, S.RESTARTING, S.IDLE, S.FAILED, S.STOPPED}),
-    S.IDLE: frozenset({S.STARTING, S.RESTARTING, S.FAILED, S.STOPPED}),
-    S.FAILED: frozenset({S.STARTING, S.RESTARTING, S.STOPPED}),
-    S.STOPPED: frozenset({S.STARTING, S.RESTARTING}),
-}
 # Row fields a route mirrors in memory (so views and the hot path never read the database).
 # Fields whose change alters what a client's other routes are told of this one (lifecycle/peers.py).
 _RELINK = frozenset({"state", "port", "instance_key"})
@@ -84,7 +68,7 @@ class Route:
     port: int
     path: str
     transport: str
-    state: S
+    state: InstanceState
     backend_state: dict[str, Any]
     restarts: int = 0
     step: str | None = None
@@ -218,7 +202,7 @@ class RouteTable:
         self._clients.pop(client_id, None)
         gone = self.routes(client_id)
         for route in gone:
-            self.transition(route, S.STOPPED)  # whoever waits on it (a request, a start) sees it end
+            self.transition(route, InstanceState.STOPPED)  # whoever waits on it (a request, a start) sees it end
             self._routes.pop(route.key)
         return gone
 
@@ -230,11 +214,11 @@ class RouteTable:
             port=row.port,
             path=path,
             transport=transport,
-            state=S(row.state),
+            state=InstanceState(row.state),
             backend_state=dict(row.backend_state or {}),
         )
         self._mirror(route, row)
-        if route.state == S.RUNNING:  # an unhealthy one waits for its first probe after a reload
+        if route.state == InstanceState.RUNNING:  # an unhealthy one waits for its first probe after a reload
             route.ready.set()
         self._routes[route.key] = route
         self._relink(route.client_id)
@@ -259,7 +243,7 @@ class RouteTable:
                 self.add_route(row)
             elif key not in keep:
                 self._mirror(route, row)
-                route.state = S(row.state)
+                route.state = InstanceState(row.state)
                 self._set_ready(route)
         for client_id in {client for client, _ in wanted}:
             self._relink(client_id)  # a peer's new launch (port, key) seen in the database
@@ -269,7 +253,7 @@ class RouteTable:
     def transition(
         self,
         route: Route,
-        state: S,
+        state: InstanceState,
         *,
         event: tuple[str, str] | None = None,
         level: str = "info",

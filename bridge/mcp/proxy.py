@@ -35,7 +35,7 @@ from bridge.mcp.edge import add_oauth_404s as add_oauth_404s  # app.py adds them
 from bridge.mcp.protocol import INSTANCE_KEY_HEADER, SESSION_ID_HEADER
 from bridge.mcp.sessions import Mapped, SessionMap, initialize_message
 from bridge.mcp.upstream import Cut, Dropped, NotSent, RelayError, UpstreamPool, UpstreamResponse
-from bridge.models import InstanceState as S
+from bridge.models import InstanceState
 from bridge.observability.metrics import BridgeMetrics, RequestTrack
 
 HOP_BY_HOP = frozenset(
@@ -126,7 +126,7 @@ class McpProxy:
                 route = self.manager.route(mapped.client_id, mapped.service)
             except NotFound:
                 continue
-            if route.state != S.RUNNING or mapped.incarnation != route.incarnation:
+            if route.state != InstanceState.RUNNING or mapped.incarnation != route.incarnation:
                 continue  # that instance never knew the session
             headers = {**self._upstream_headers({}, route), SESSION_ID_HEADER: mapped.upstream_id}
             with contextlib.suppress(RelayError, TimeoutError):
@@ -256,7 +256,7 @@ class McpProxy:
         refused: str | None = None
         broken = 0
         while True:
-            if route.state != S.RUNNING:  # the hot path: a running instance needs no waiting at all
+            if route.state != InstanceState.RUNNING:  # the hot path: a running instance needs no waiting at all
                 route = await self.manager.wait_ready(route.client_id, route.service)
             mapped = self.sessions.get(session_id, route) if session_id else None
             headers = self._upstream_headers(forwarded, route)

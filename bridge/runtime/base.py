@@ -85,11 +85,11 @@ class Discovered:
     state: dict[str, Any]
 
 
-class RuntimeError_(Exception):
+class RuntimeOperationError(Exception):
     """A runtime could not do what was asked; the message says what and why, for a person."""
 
 
-class PortTaken(RuntimeError_):
+class PortTaken(RuntimeOperationError):
     """The leased host port turned out to be in use by something else."""
 
 
@@ -137,11 +137,11 @@ class Runtime(abc.ABC):
 
     async def pause(self, state: dict[str, Any]) -> None:
         """Freeze the instance: same process, memory kept, no CPU. Only called when ``can_pause``."""
-        raise RuntimeError_(f"the {self.name} runtime cannot pause instances")
+        raise RuntimeOperationError(f"the {self.name} runtime cannot pause instances")
 
     async def unpause(self, state: dict[str, Any]) -> None:
         """Thaw a frozen instance; idempotent."""
-        raise RuntimeError_(f"the {self.name} runtime cannot pause instances")
+        raise RuntimeOperationError(f"the {self.name} runtime cannot pause instances")
 
 
 class ThreadedRuntime(Runtime):

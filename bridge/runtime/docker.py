@@ -19,7 +19,7 @@ from docker.errors import APIError, ImageNotFound, NotFound
 from docker.types import LogConfig
 
 from bridge.runtime.access import unreadable_workspace, user_of
-from bridge.runtime.base import InstanceSpec, PollResult, RuntimeError_
+from bridge.runtime.base import InstanceSpec, PollResult, RuntimeOperationError
 from bridge.runtime.engine import (
     EGRESS_LABEL,
     INSTANCE_UID,
@@ -57,10 +57,10 @@ class DockerRuntime(EngineRuntime):
 
     def _start(self, spec: InstanceSpec) -> dict[str, Any]:
         if not spec.image:
-            raise RuntimeError_(f"service {spec.service!r} has no image for the docker runtime")
+            raise RuntimeOperationError(f"service {spec.service!r} has no image for the docker runtime")
         user = workspace_user(spec.workspace)
         if refusal := unreadable_workspace(spec.workspace, user_of(user), parents=False):
-            raise RuntimeError_(refusal)  # else it starts and serves an empty workspace as if all were well
+            raise RuntimeOperationError(refusal)  # else it starts and serves an empty workspace as if all were well
         with self._client_locks[spec.client_id]:
             network = self._ensure_network(spec.client_id)
             volume = self._ensure_volume(spec.client_id, spec.service)
@@ -92,7 +92,7 @@ class DockerRuntime(EngineRuntime):
                 init=True,  # reap the language servers' children
             )
         except ImageNotFound:
-            raise RuntimeError_(f"image {spec.image} is not built; run: devops-paradise images build") from None
+            raise RuntimeOperationError(f"image {spec.image} is not built; run: devops-paradise images build") from None
         except APIError as exc:
             self._remove_container(spec.name)
             raise start_error(exc, spec, "docker") from None
@@ -134,11 +134,12 @@ class DockerRuntime(EngineRuntime):
             container = self.client.containers.get(state.get("container_id") or "")
             (container.pause if frozen else container.unpause)()
         except NotFound:
-            raise RuntimeError_("the container is gone") from None
+            raise RuntimeOperationError("the container is gone") from None
         except APIError as exc:
             container.reload()
             if exc.status_code != 409 or container.status != ("paused" if frozen else "running"):
-                raise RuntimeError_(f"docker {'pause' if frozen else 'unpause'} failed: {exc.explanation}") from None
+                verb = "pause" if frozen else "unpause"
+                raise RuntimeOperationError(f"docker {verb} failed: {exc.explanation}") from None
 
     def _remove(self, client_id: str, service: str, state: dict[str, Any]) -> None:
         self._stop(state, 2)

@@ -28,7 +28,7 @@ from bridge.runtime.base import (
     InstanceSpec,
     PollResult,
     PortTaken,
-    RuntimeError_,
+    RuntimeOperationError,
     ThreadedRuntime,
     instance_name,
 )
@@ -101,11 +101,11 @@ def is_port_error(exc: APIError) -> bool:
     return any(marker in text for marker in PORT_ERRORS)
 
 
-def start_error(exc: APIError, spec: InstanceSpec, engine: str) -> RuntimeError_:
+def start_error(exc: APIError, spec: InstanceSpec, engine: str) -> RuntimeOperationError:
     """The engine's refusal to start an instance, as PortTaken (the bridge moves the port) or a plain error."""
     if is_port_error(exc):
         return PortTaken(f"host port {spec.port} is taken ({engine}): {exc.explanation or exc}")
-    return RuntimeError_(f"{engine} could not start {spec.name}: {exc.explanation or exc}")
+    return RuntimeOperationError(f"{engine} could not start {spec.name}: {exc.explanation or exc}")
 
 
 def gone_or_done(action: Callable[[], object], *, tolerate: tuple[int, ...] = (404, 409)) -> bool:

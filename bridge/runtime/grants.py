@@ -26,7 +26,7 @@ import threading
 from pathlib import Path
 
 from bridge.runtime.access import EXECUTE, READ, WRITE, Who, can_access
-from bridge.runtime.base import RuntimeError_
+from bridge.runtime.base import RuntimeOperationError
 
 UIDS_FILE = "sandbox-uids.json"
 
@@ -66,7 +66,7 @@ class SandboxUids:
             used = set(taken.values())
             uid = next((u for u in range(self.first, self.last + 1) if u not in used), None)
             if uid is None:
-                raise RuntimeError_(f"PARADISE_SANDBOX_UIDS has no free uid left for client {client_id!r}")
+                raise RuntimeOperationError(f"PARADISE_SANDBOX_UIDS has no free uid left for client {client_id!r}")
             taken[client_id] = uid
             tmp = self.path.with_suffix(".tmp")
             tmp.write_text(json.dumps(taken, sort_keys=True))
@@ -83,13 +83,13 @@ class SandboxUids:
 def _setfacl(*args: str) -> None:
     setfacl = shutil.which("setfacl")
     if setfacl is None:
-        raise RuntimeError_(
+        raise RuntimeOperationError(
             "the process runtime runs sandboxes as unprivileged uids with a root bridge and needs setfacl to let "
             "them reach their workspace (Debian/Ubuntu: apt-get install acl)"
         )
     result = subprocess.run([setfacl, *args], capture_output=True, text=True, timeout=300)
     if result.returncode != 0:
-        raise RuntimeError_(f"setfacl {' '.join(args)} failed: {result.stderr.strip()}")
+        raise RuntimeOperationError(f"setfacl {' '.join(args)} failed: {result.stderr.strip()}")
 
 
 def grant_passage(path: Path, who: Who) -> None:

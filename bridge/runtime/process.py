@@ -28,7 +28,15 @@ import psutil
 
 from bridge.runtime import address
 from bridge.runtime.access import Who
-from bridge.runtime.base import Discovered, InstanceSpec, PollResult, PortTaken, Runtime, RuntimeError_, port_is_free
+from bridge.runtime.base import (
+    Discovered,
+    InstanceSpec,
+    PollResult,
+    PortTaken,
+    Runtime,
+    RuntimeOperationError,
+    port_is_free,
+)
 from bridge.runtime.grants import SandboxUids, grant_passage, grant_workspace, own_run_dir
 from bridge.runtime.process_tree import LAUNCH_MARKER, family, identity, pid_namespace, same_process, signal_all
 from bridge.runtime.sandbox import Launch, Sandbox, instance_environment, peer_run_dir
@@ -174,7 +182,7 @@ class ProcessRuntime(Runtime):
             return
         others = sorted({p.parent.parent.name for p in self.root.glob(f"*/*/{STATE_FILE}")} - {client_id})
         if others:
-            raise RuntimeError_(
+            raise RuntimeOperationError(
                 f"the process runtime runs without a sandbox here (bubblewrap cannot run) and already serves "
                 f"client {others[0]!r}; one client only. Install bubblewrap, use the docker runtime, or set "
                 "PARADISE_ALLOW_UNSANDBOXED=true to accept clients that can read each other's files"
@@ -221,7 +229,7 @@ class ProcessRuntime(Runtime):
 
     async def _signal_family(self, state: dict[str, Any], sig: signal.Signals) -> None:
         if same_process(state.get("pid"), state.get("create_time", 0.0)) is None:
-            raise RuntimeError_("the instance's process is gone")
+            raise RuntimeOperationError("the instance's process is gone")
         signal_all(await asyncio.to_thread(family, state), sig)
 
     async def _wait_gone(self, pid: int | None, members: list[psutil.Process], timeout: float) -> bool:
@@ -318,7 +326,9 @@ def _as_user(who: Who | None) -> list[str]:
         return []
     setpriv = shutil.which("setpriv")
     if setpriv is None:
-        raise RuntimeError_("a root bridge runs sandboxes as unprivileged uids with setpriv (util-linux); install it")
+        raise RuntimeOperationError(
+            "a root bridge runs sandboxes as unprivileged uids with setpriv (util-linux); install it"
+        )
     groups = ",".join(str(g) for g in sorted(who.groups))
     return [setpriv, f"--reuid={who.uid}", f"--regid={who.gid}", f"--groups={groups}", "--inh-caps=-all", "--"]
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bridge.runtime.access import Who, bridge_user, unreadable_workspace
-from bridge.runtime.base import InstanceSpec, RuntimeError_
+from bridge.runtime.base import InstanceSpec, RuntimeOperationError
 
 log = logging.getLogger(__name__)
 SOCKET_NAME = "instance.sock"
@@ -129,7 +129,7 @@ class Sandbox:
         # The user namespace maps the sandbox's uid back to ``who`` (or the bridge's uid), with no capabilities:
         # that uid must reach and read the workspace by its host path, or the instance would see it empty.
         if refusal := unreadable_workspace(spec.workspace, launch.who or bridge_user(), parents=True):
-            raise RuntimeError_(refusal)
+            raise RuntimeOperationError(refusal)
         home = launch.home
         argv = [
             self.bwrap, "--unshare-user", "--uid", str(self.uid), "--gid", str(self.uid), "--disable-userns",

@@ -22,7 +22,7 @@ from docker.errors import APIError, ImageNotFound, NotFound
 from docker.utils import version_gte
 
 from bridge.runtime.access import unreadable_workspace, user_of
-from bridge.runtime.base import InstanceSpec, PollResult, PortTaken, RuntimeError_, port_is_free
+from bridge.runtime.base import InstanceSpec, PollResult, PortTaken, RuntimeOperationError, port_is_free
 from bridge.runtime.engine import (
     EGRESS_LABEL,
     LABEL,
@@ -80,7 +80,7 @@ class SwarmRuntime(EngineRuntime):
 
     def service_spec(self, spec: InstanceSpec, *, force_update: int = 0) -> dict[str, Any]:
         if not spec.image:
-            raise RuntimeError_(f"service {spec.service!r} has no image for the swarm runtime")
+            raise RuntimeOperationError(f"service {spec.service!r} has no image for the swarm runtime")
         image, ours, home = self._image(spec.image)
         with self._client_locks[spec.client_id]:
             network = self._ensure_network(spec.client_id)
@@ -103,10 +103,10 @@ class SwarmRuntime(EngineRuntime):
     def _start(self, spec: InstanceSpec) -> dict[str, Any]:
         # Checked here, where the workspace is a path of this host (the bridge's node holds workspaces).
         if refusal := unreadable_workspace(spec.workspace, user_of(workspace_user(spec.workspace)), parents=False):
-            raise RuntimeError_(refusal)
+            raise RuntimeOperationError(refusal)
         existing = self._find(spec.name)
         if existing and not self.is_mine(existing["Spec"].get("Labels"), spec.client_id, spec.service):
-            raise RuntimeError_(f"a swarm service named {spec.name} exists and is not this installation's")
+            raise RuntimeOperationError(f"a swarm service named {spec.name} exists and is not this installation's")
         if existing and self._live_tasks(existing["ID"]):
             published = [p.get("PublishedPort") for p in existing.get("Endpoint", {}).get("Ports") or []]
             if spec.port in published:  # idempotent: it runs (or is about to) on this port

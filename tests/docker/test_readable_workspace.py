@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from bridge.runtime.base import InstanceSpec, RuntimeError_
+from bridge.runtime.base import InstanceSpec, RuntimeOperationError
 from bridge.runtime.swarm import SwarmRuntime
 from tests.docker.conftest import docker_bridge, owned_workspace
 from tests.helpers import PYTHON, ROOT, BridgeProcess, free_block, mcp_client
@@ -116,7 +116,7 @@ async def test_the_swarm_runtime_refuses_the_same_workspace_before_it_asks_the_e
     workspace.chmod(0o700)
     spec = InstanceSpec("sw-locked", "serena", free_block(1), workspace, work / "swarm-instance",
                         image="devops-paradise/serena:latest")
-    with pytest.raises(RuntimeError_, match=f"uid 10001 and cannot read the workspace {workspace}"):
+    with pytest.raises(RuntimeOperationError, match=f"uid 10001 and cannot read the workspace {workspace}"):
         await SwarmRuntime(stop_grace=2).start(spec)
     if (engine.info().get("Swarm") or {}).get("LocalNodeState") == "active":
         assert not engine.api.services(filters={"name": spec.name})

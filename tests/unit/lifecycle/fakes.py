@@ -20,7 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from bridge.mcp.protocol import INSTANCE_KEY_ENV, INSTANCE_KEY_HEADER
-from bridge.runtime.base import Discovered, InstanceSpec, PollResult, PortTaken, Runtime, RuntimeError_
+from bridge.runtime.base import Discovered, InstanceSpec, PollResult, PortTaken, Runtime, RuntimeOperationError
 
 _ids = itertools.count(1)
 
@@ -76,7 +76,7 @@ class FakeRuntime(Runtime):
     async def poll(self, state: dict[str, Any]) -> PollResult:
         instance = self.instances.get(state.get("fake_id", -1))
         if instance is not None and f"{instance.spec.client_id}/{instance.spec.service}" in self.fail_poll_for:
-            raise RuntimeError_("the engine did not answer")
+            raise RuntimeOperationError("the engine did not answer")
         if instance is None:
             return PollResult(running=False)
         return PollResult(running=instance.running, exit_code=instance.exit_code)
@@ -107,7 +107,7 @@ class FakeRuntime(Runtime):
     async def unpause(self, state: dict[str, Any]) -> None:
         instance = self.instances.get(state.get("fake_id", -1))
         if instance is None or not instance.running:
-            raise RuntimeError_("no such container")
+            raise RuntimeOperationError("no such container")
         instance.frozen = False
 
     # ---- what tests do to instances ----------------------------------------------------------------
@@ -181,7 +181,7 @@ class SlowRuntime(FakeRuntime):
 class BadRuntime(FakeRuntime):
     async def start(self, spec: InstanceSpec) -> dict[str, Any]:
         self.starts.append(f"{spec.client_id}/{spec.service}")
-        raise RuntimeError_(f"image for {spec.service} does not exist")
+        raise RuntimeOperationError(f"image for {spec.service} does not exist")
 
 
 class NeverReadyRuntime(FakeRuntime):

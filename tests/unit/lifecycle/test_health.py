@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bridge.models import InstanceState as S
+from bridge.models import InstanceState
 from tests.unit.lifecycle.conftest import MakeLifecycle, until
 from tests.unit.lifecycle.fakes import FakeRuntime
 
@@ -17,9 +17,9 @@ async def test_a_dead_instance_is_healed_on_its_port(make_lifecycle: MakeLifecyc
     port = route.port
     await life.runtime.kill("alice", "echo")
     await life.monitor.check(route)
-    assert route.state == S.RESTARTING and not route.ready.is_set()
-    await until(lambda: route.state == S.RUNNING)
-    assert route.state == S.RUNNING and route.port == port and route.restarts == 1
+    assert route.state == InstanceState.RESTARTING and not route.ready.is_set()
+    await until(lambda: route.state == InstanceState.RUNNING)
+    assert route.state == InstanceState.RUNNING and route.port == port and route.restarts == 1
     assert life.events("instance.died") == ["instance exited with code 137"]
     assert (await life.stored("alice")).restarts == 1
 
@@ -35,8 +35,8 @@ async def test_a_crash_loop_spends_the_budget_and_ends_failed(make_lifecycle: Ma
     route = life.route("alice")
     await life.runtime.kill("alice", "echo", exit_code=1)
     await life.monitor.check(route)
-    await until(lambda: route.state == S.FAILED, timeout=10)
-    assert route.state == S.FAILED
+    await until(lambda: route.state == InstanceState.FAILED, timeout=10)
+    assert route.state == InstanceState.FAILED
     assert route.last_error.startswith("crash loop: exited with code 1")
     assert len(route.restart_times) == 2 and life.runtime.starts == ["alice/echo"] * 3
     assert any("giving up" in m for m in life.events("instance.failed"))
@@ -47,9 +47,9 @@ async def test_one_failed_probe_is_unhealthy_and_a_good_one_recovers(make_lifecy
     await life.register("alice")
     route = life.route("alice")
     life.monitor._probe_failed(route, "timed out")
-    assert route.state == S.UNHEALTHY and route.ready.is_set()  # requests may still try
+    assert route.state == InstanceState.UNHEALTHY and route.ready.is_set()  # requests may still try
     await life.monitor.check(route)
-    assert route.state == S.RUNNING and route.last_error is None and route.last_probe_ms is not None
+    assert route.state == InstanceState.RUNNING and route.last_error is None and route.last_probe_ms is not None
     assert life.events("instance.recovered")
 
 
@@ -61,9 +61,9 @@ async def test_consecutive_failed_probes_restart_the_instance(make_lifecycle: Ma
     await instance.runner.cleanup()  # still "running" to the runtime, but its port no longer answers
     instance.runner = None
     await life.monitor.check(route)
-    assert route.state == S.UNHEALTHY
+    assert route.state == InstanceState.UNHEALTHY
     await life.monitor.check(route)
-    await until(lambda: route.state == S.RUNNING and route.restarts == 1)
+    await until(lambda: route.state == InstanceState.RUNNING and route.restarts == 1)
     assert route.restarts == 1
     assert any("2 failed probes" in m for m in life.events("instance.unresponsive"))
 
@@ -77,8 +77,8 @@ async def test_idle_timeout_puts_a_quiet_instance_to_sleep_but_not_one_with_a_st
     life.route("bob").streams = 1
     await asyncio.sleep(0.15)
     await life.monitor.sweep()
-    assert life.route("alice").state == S.IDLE
-    assert life.route("bob").state == S.RUNNING
+    assert life.route("alice").state == InstanceState.IDLE
+    assert life.route("bob").state == InstanceState.RUNNING
     assert life.runtime.live("alice", "echo") is None
 
 
@@ -86,10 +86,10 @@ async def test_paused_instances_are_not_probed(make_lifecycle: MakeLifecycle) ->
     life = await make_lifecycle()
     await life.register("alice")
     route = life.route("alice")
-    life.table.transition(route, S.PAUSED)
+    life.table.transition(route, InstanceState.PAUSED)
     await life.runtime.kill("alice", "echo")
     await life.monitor.sweep()
-    assert route.state == S.PAUSED and life.events("instance.died") == []
+    assert route.state == InstanceState.PAUSED and life.events("instance.died") == []
 
 
 async def test_the_monitor_survives_a_failing_cycle(make_lifecycle: MakeLifecycle) -> None:
@@ -118,5 +118,5 @@ async def test_a_sweep_logs_a_probe_that_raises_and_checks_the_others(make_lifec
     await life.register("bob")
     life.runtime.fail_poll_for.add("alice/echo")
     await life.monitor.sweep()
-    assert life.route("alice").state == S.RUNNING  # an engine error is not a death
+    assert life.route("alice").state == InstanceState.RUNNING  # an engine error is not a death
     assert life.route("bob").last_probe_at is not None

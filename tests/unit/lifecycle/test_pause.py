@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bridge.models import InstanceState as S
+from bridge.models import InstanceState
 from tests.unit.lifecycle.conftest import MakeLifecycle
 from tests.unit.lifecycle.fakes import FakeRuntime
 
@@ -16,9 +16,9 @@ async def test_a_quiet_instance_is_frozen_and_a_request_thaws_the_same_one(make_
     route, instance = life.route("alice"), life.runtime.live("alice", "echo")
     await asyncio.sleep(0.1)
     await life.monitor.sweep()
-    assert route.state == S.PAUSED and instance.frozen and not route.ready.is_set()
+    assert route.state == InstanceState.PAUSED and instance.frozen and not route.ready.is_set()
     thawed = await life.manager.wait_ready("alice", "echo")
-    assert thawed.state == S.RUNNING and not instance.frozen
+    assert thawed.state == InstanceState.RUNNING and not instance.frozen
     assert life.runtime.live("alice", "echo") is instance and life.runtime.starts == ["alice/echo"]
     assert life.events("instance.paused") and life.events("instance.thawed")[0].startswith("thawed in")
 
@@ -30,7 +30,7 @@ async def test_a_busy_instance_is_never_frozen(make_lifecycle: MakeLifecycle) ->
     route.busy = 1  # a tool call is under way
     await asyncio.sleep(0.1)
     await life.monitor.sweep()
-    assert route.state == S.RUNNING and not life.runtime.live("alice", "echo").frozen
+    assert route.state == InstanceState.RUNNING and not life.runtime.live("alice", "echo").frozen
 
 
 async def test_idle_timeout_stops_a_frozen_instance_and_the_next_request_wakes_it(
@@ -41,11 +41,11 @@ async def test_idle_timeout_stops_a_frozen_instance_and_the_next_request_wakes_i
     route = life.route("alice")
     await asyncio.sleep(0.1)
     await life.monitor.sweep()
-    assert route.state == S.PAUSED
+    assert route.state == InstanceState.PAUSED
     await asyncio.sleep(0.3)
     await life.monitor.sweep()
-    assert route.state == S.IDLE and life.runtime.live("alice", "echo") is None
-    assert (await life.manager.wait_ready("alice", "echo")).state == S.RUNNING
+    assert route.state == InstanceState.IDLE and life.runtime.live("alice", "echo") is None
+    assert (await life.manager.wait_ready("alice", "echo")).state == InstanceState.RUNNING
 
 
 async def test_an_instance_that_cannot_be_thawed_is_started_afresh(make_lifecycle: MakeLifecycle) -> None:
@@ -54,7 +54,7 @@ async def test_an_instance_that_cannot_be_thawed_is_started_afresh(make_lifecycl
     route = life.route("alice")
     assert await life.instances.pause(route, "test")
     await life.runtime.kill("alice", "echo")  # it died while frozen
-    assert (await life.manager.wait_ready("alice", "echo")).state == S.RUNNING
+    assert (await life.manager.wait_ready("alice", "echo")).state == InstanceState.RUNNING
     assert life.runtime.starts == ["alice/echo", "alice/echo"]
     assert life.events("instance.thaw_failed")
 
@@ -67,7 +67,7 @@ async def test_a_runtime_that_cannot_pause_leaves_the_instance_running(make_life
     await life.register("alice")
     await asyncio.sleep(0.1)
     await life.monitor.sweep()
-    assert life.route("alice").state == S.RUNNING
+    assert life.route("alice").state == InstanceState.RUNNING
 
 
 async def test_eviction_for_room_takes_a_frozen_instance_first(make_lifecycle: MakeLifecycle) -> None:
@@ -77,4 +77,4 @@ async def test_eviction_for_room_takes_a_frozen_instance_first(make_lifecycle: M
     life.route("bob").last_activity = 0  # the least recently used, but running
     assert await life.instances.pause(life.route("alice"), "test")
     await life.register("carol")
-    assert life.route("alice").state == S.IDLE and life.route("bob").state == S.RUNNING
+    assert life.route("alice").state == InstanceState.IDLE and life.route("bob").state == InstanceState.RUNNING

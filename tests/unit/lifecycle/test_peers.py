@@ -11,7 +11,7 @@ from bridge.catalog import ServiceSpec
 from bridge.catalog.services import CatalogError, load_catalog
 from bridge.lifecycle.peers import NAMES_HEADER, PeerLinks
 from bridge.lifecycle.routes import Route
-from bridge.models import InstanceState as S
+from bridge.models import InstanceState
 from bridge.runtime.docker import DockerRuntime
 from tests.unit.lifecycle import conftest as lifecycle
 from tests.unit.lifecycle.conftest import Lifecycle, MakeLifecycle, until
@@ -38,7 +38,7 @@ async def both(make_lifecycle: MakeLifecycle) -> Lifecycle:
 async def test_the_asker_gets_the_peers_loopback_address_and_current_key(make_lifecycle: MakeLifecycle) -> None:
     life = await both(make_lifecycle)
     buddy, asker = life.route("alice", "buddy"), life.route("alice", "asker")
-    assert buddy.state == S.RUNNING and buddy.instance_key
+    assert buddy.state == InstanceState.RUNNING and buddy.instance_key
     assert asker.peer_headers == {
         NAMES_HEADER: "buddy",
         URL: f"http://127.0.0.1:{buddy.port}/mcp",
@@ -58,13 +58,13 @@ async def test_a_relaunched_peer_is_followed_and_a_stopped_one_is_dropped(make_l
     buddy, asker = life.route("alice", "buddy"), life.route("alice", "asker")
     first_key = buddy.instance_key
     await life.instances.restart(buddy)
-    await until(lambda: buddy.state == S.RUNNING)
+    await until(lambda: buddy.state == InstanceState.RUNNING)
     assert buddy.instance_key != first_key
     assert asker.peer_headers[KEY] == buddy.instance_key  # the new launch's key, not the dead one's
     assert asker.peer_headers[URL] == f"http://127.0.0.1:{buddy.port}/mcp"
 
     await life.instances.idle(buddy, "test")
-    assert buddy.state == S.IDLE
+    assert buddy.state == InstanceState.IDLE
     assert asker.peer_headers == {NAMES_HEADER: "buddy"}  # still a proxied request, but no peer to call now
 
     await life.manager.wait_ready("alice", "buddy")  # woken: a fresh key again, published again
@@ -77,7 +77,7 @@ async def test_a_crashed_peer_is_not_advertised_while_it_restarts(make_lifecycle
     buddy, asker = life.route("alice", "buddy"), life.route("alice", "asker")
     assert KEY in asker.peer_headers
     await life.runtime.kill("alice", "buddy")
-    life.table.transition(buddy, S.RESTARTING, step="restarting")  # what the health monitor does on a crash
+    life.table.transition(buddy, InstanceState.RESTARTING, step="restarting")  # what the health monitor does on a crash
     assert URL not in asker.peer_headers and KEY not in asker.peer_headers
 
 
@@ -90,7 +90,7 @@ async def test_without_the_peer_among_the_clients_services_only_the_names_are_se
     assert life.route("bob", "asker").peer_headers == {NAMES_HEADER: "buddy"}
 
 
-def _route(service: str, port: int, key: str | None, state: S = S.RUNNING) -> Route:
+def _route(service: str, port: int, key: str | None, state: InstanceState = InstanceState.RUNNING) -> Route:
     return Route("carol", service, port, "/mcp", "streamable-http", state, {}, instance_key=key)
 
 
@@ -105,7 +105,7 @@ def test_a_container_reaches_its_peer_by_name_on_the_clients_network() -> None:
     assert quality.peer_headers["X-Paradise-Peer-Serena-Key"] == "k" * 43
     PeerLinks(catalog, FakeRuntime())([serena, quality])  # the process runtime's way: the host's loopback
     assert quality.peer_headers["X-Paradise-Peer-Serena-Url"] == "http://127.0.0.1:8205/mcp"
-    serena.state = S.PAUSED  # frozen: a call would hang until it is thawed, so it is not advertised
+    serena.state = InstanceState.PAUSED  # frozen: a call would hang until it is thawed, so it is not advertised
     PeerLinks(catalog, FakeRuntime())([serena, quality])
     assert quality.peer_headers == {NAMES_HEADER: "serena"}
 

@@ -4,7 +4,7 @@ honour idle, and never let one instance's failure stop the rest."""
 from __future__ import annotations
 
 from bridge.lifecycle.reconcile import reconcile
-from bridge.models import InstanceState as S
+from bridge.models import InstanceState
 from bridge.runtime.base import Discovered
 from tests.unit.lifecycle.conftest import MakeLifecycle, until
 from tests.unit.lifecycle.fakes import FakeRuntime
@@ -24,7 +24,7 @@ async def test_a_running_answering_instance_is_adopted_not_restarted(make_lifecy
     report = await reconcile(again.instances)
     assert report["adopted"] == ["alice/echo"] and report["restarted"] == []
     assert life.runtime.starts == ["alice/echo"]
-    assert again.route("alice").state == S.RUNNING
+    assert again.route("alice").state == InstanceState.RUNNING
 
 
 async def test_a_dead_instance_is_restarted_on_its_port(make_lifecycle: MakeLifecycle) -> None:
@@ -36,8 +36,8 @@ async def test_a_dead_instance_is_restarted_on_its_port(make_lifecycle: MakeLife
     again = await restarted_bridge(make_lifecycle, life.runtime, life.settings)
     report = await reconcile(again.instances)
     assert report["restarted"] == ["alice/echo"]
-    await until(lambda: again.route("alice").state == S.RUNNING)
-    assert again.route("alice").state == S.RUNNING and again.route("alice").port == port
+    await until(lambda: again.route("alice").state == InstanceState.RUNNING)
+    assert again.route("alice").state == InstanceState.RUNNING and again.route("alice").port == port
 
 
 async def test_orphans_are_removed_and_idle_ones_stay_stopped(make_lifecycle: MakeLifecycle) -> None:
@@ -57,7 +57,7 @@ async def test_orphans_are_removed_and_idle_ones_stay_stopped(make_lifecycle: Ma
     report = await reconcile(again.instances)
     assert report["orphans_removed"] == ["ghost/echo"] and "ghost/echo" in life.runtime.removed
     assert report["left"] == ["bob/echo (idle)"]
-    assert again.route("bob").state == S.IDLE
+    assert again.route("bob").state == InstanceState.IDLE
 
 
 async def test_one_failing_instance_does_not_stop_the_others(make_lifecycle: MakeLifecycle) -> None:
@@ -69,7 +69,7 @@ async def test_one_failing_instance_does_not_stop_the_others(make_lifecycle: Mak
     again = await restarted_bridge(make_lifecycle, life.runtime, life.settings)
     report = await reconcile(again.instances)
     assert report["adopted"] == ["bob/echo"]
-    assert report["errors"] and report["errors"][0].startswith("alice/echo: RuntimeError_")
+    assert report["errors"] and report["errors"][0].startswith("alice/echo: RuntimeOperationError")
     assert any("errors 1" in m for m in again.events("bridge.reconcile"))
 
 

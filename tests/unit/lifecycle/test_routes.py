@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.lifecycle.routes import ALLOWED, READY, IllegalTransition
-from bridge.models import InstanceState as S
+from bridge.lifecycle.routes import IllegalTransition
+from bridge.models import ALLOWED, READY, InstanceState
 from tests.unit.lifecycle.conftest import MakeLifecycle
 
 
@@ -15,13 +15,13 @@ async def test_illegal_transitions_are_refused(make_lifecycle: MakeLifecycle) ->
     route = life.route("alice")
     await life.instances.idle(route, "test")
     with pytest.raises(IllegalTransition, match="idle -> running"):
-        life.table.transition(route, S.RUNNING)  # an idle instance must be started, not declared running
-    assert route.state == S.IDLE
+        life.table.transition(route, InstanceState.RUNNING)  # an idle instance must be started, not declared running
+    assert route.state == InstanceState.IDLE
 
 
-@pytest.mark.parametrize("state", sorted(ALLOWED[S.RUNNING]))
+@pytest.mark.parametrize("state", sorted(ALLOWED[InstanceState.RUNNING]))
 async def test_ready_flag_follows_every_state_a_running_instance_can_take(
-    make_lifecycle: MakeLifecycle, state: S
+    make_lifecycle: MakeLifecycle, state: InstanceState
 ) -> None:
     life = await make_lifecycle()
     await life.register("alice")
@@ -34,8 +34,8 @@ async def test_ready_flag_follows_every_state_a_running_instance_can_take(
 
 async def test_every_state_is_reachable_and_can_be_left(make_lifecycle: MakeLifecycle) -> None:
     reachable = {target for targets in ALLOWED.values() for target in targets}
-    assert reachable | {S.STARTING} == set(S)
-    assert all(ALLOWED[state] for state in S)  # no state is a dead end (a failed one can be restarted)
+    assert reachable | {InstanceState.STARTING} == set(InstanceState)
+    assert all(ALLOWED[state] for state in InstanceState)  # no state is a dead end (a failed one can be restarted)
 
 
 async def test_follower_refresh_keeps_routes_it_is_starting(make_lifecycle: MakeLifecycle) -> None:
@@ -43,11 +43,11 @@ async def test_follower_refresh_keeps_routes_it_is_starting(make_lifecycle: Make
     await life.register("alice")
     await life.register("bob")
     for client in ("alice", "bob"):  # the database says unhealthy; memory runs ahead of it
-        life.table.transition(life.route(client), S.UNHEALTHY)
+        life.table.transition(life.route(client), InstanceState.UNHEALTHY)
         await life.table.writer.flush()
-        life.route(client).state = S.RUNNING
+        life.route(client).state = InstanceState.RUNNING
     life.instances.starting = lambda: {("alice", "echo")}  # type: ignore[method-assign]
     await life.manager.refresh()
-    assert life.route("alice").state == S.RUNNING  # a start of our own is not overwritten
-    assert life.route("bob").state == S.UNHEALTHY  # everything else takes the database's word
+    assert life.route("alice").state == InstanceState.RUNNING  # a start of our own is not overwritten
+    assert life.route("bob").state == InstanceState.UNHEALTHY  # everything else takes the database's word
     assert life.route("bob").ready.is_set()

@@ -9,7 +9,7 @@ import pytest
 
 from bridge.errors import NotFound, Unavailable
 from bridge.lifecycle.routes import Route
-from bridge.models import InstanceState as S
+from bridge.models import InstanceState
 from bridge.runtime.base import Runtime
 from tests.unit.lifecycle.conftest import Lifecycle, MakeLifecycle, until
 from tests.unit.lifecycle.fakes import BadRuntime, ExitingRuntime, NeverReadyRuntime, SlowRuntime
@@ -19,7 +19,7 @@ async def test_register_starts_the_instance_and_persists_it(make_lifecycle: Make
     life = await make_lifecycle()
     await life.register("alice")
     route = life.route("alice")
-    assert route.state == S.RUNNING and route.ready.is_set()
+    assert route.state == InstanceState.RUNNING and route.ready.is_set()
     assert life.runtime.starts == ["alice/echo"]
     assert "initialize" in life.runtime.live("alice", "echo").requests  # readiness spoke MCP to it
     row = await life.stored("alice")
@@ -33,7 +33,7 @@ async def test_every_launch_gets_a_fresh_instance_key_that_no_view_shows(make_li
     first = life.route("alice").instance_key
     assert first and life.runtime.live("alice", "echo").spec.env["PARADISE_INSTANCE_KEY"] == first
     await life.manager.restart("alice")
-    await until(lambda: life.route("alice").state == S.RUNNING)
+    await until(lambda: life.route("alice").state == InstanceState.RUNNING)
     assert life.route("alice").instance_key not in (None, first)  # and the probes used the new one
     shown = life.manager.view("alice").model_dump_json() + "".join(m for m in life.events("instance.ready"))
     assert first not in shown and life.route("alice").instance_key not in shown
@@ -50,9 +50,9 @@ async def test_view_comes_from_memory_and_matches_the_route(make_lifecycle: Make
 async def test_requests_during_a_slow_start_are_held_until_ready(make_lifecycle: MakeLifecycle) -> None:
     life = await make_lifecycle(SlowRuntime(delay=0.3))
     await life.register("alice", wait=0)
-    assert life.route("alice").state == S.STARTING and not life.route("alice").ready.is_set()
+    assert life.route("alice").state == InstanceState.STARTING and not life.route("alice").ready.is_set()
     route = await life.manager.wait_ready("alice", "echo")
-    assert route.state == S.RUNNING
+    assert route.state == InstanceState.RUNNING
 
 
 async def test_concurrent_wakes_start_the_instance_once(make_lifecycle: MakeLifecycle) -> None:
@@ -60,7 +60,7 @@ async def test_concurrent_wakes_start_the_instance_once(make_lifecycle: MakeLife
     await life.register("alice")
     await life.instances.idle(life.route("alice"), "test")
     results = await asyncio.gather(*(life.manager.wait_ready("alice", "echo") for _ in range(10)))
-    assert all(r.state == S.RUNNING for r in results)
+    assert all(r.state == InstanceState.RUNNING for r in results)
     assert life.runtime.starts == ["alice/echo", "alice/echo"]  # registration, then exactly one wake
     assert len(life.events("instance.wake")) == 1
 
@@ -70,7 +70,7 @@ async def failed_start(make_lifecycle: MakeLifecycle, runtime: Runtime, **settin
     life = await make_lifecycle(runtime, **settings)
     await life.register("alice")
     route = life.route("alice")
-    assert route.state == S.FAILED
+    assert route.state == InstanceState.FAILED
     return life, route
 
 
@@ -100,7 +100,7 @@ async def test_a_taken_port_moves_the_lease_and_starts_on_the_next(make_lifecycl
     life.runtime.take_port_once.add(first)
     await life.register("alice")
     route = life.route("alice")
-    assert route.state == S.RUNNING and route.port != first
+    assert route.state == InstanceState.RUNNING and route.port != first
     assert any(f"port {first} was taken" in m for m in life.events("port.moved"))
     assert (await life.stored("alice")).port == route.port
 
@@ -110,9 +110,9 @@ async def test_idle_stops_the_instance_keeps_the_port_and_a_request_wakes_it(mak
     await life.register("alice")
     port = life.route("alice").port
     await life.instances.idle(life.route("alice"), "test")
-    assert life.route("alice").state == S.IDLE and life.runtime.live("alice", "echo") is None
+    assert life.route("alice").state == InstanceState.IDLE and life.runtime.live("alice", "echo") is None
     route = await life.manager.wait_ready("alice", "echo")
-    assert route.state == S.RUNNING and route.port == port
+    assert route.state == InstanceState.RUNNING and route.port == port
     assert (await life.stored("alice")).state == "running"
 
 
@@ -122,8 +122,8 @@ async def test_explicit_restart_runs_a_new_instance(make_lifecycle: MakeLifecycl
     before = life.route("alice").backend_state
     view = await life.manager.restart("alice")
     assert view.instances[0].state in ("restarting", "running")
-    await until(lambda: life.route("alice").state == S.RUNNING)
-    assert life.route("alice").state == S.RUNNING
+    await until(lambda: life.route("alice").state == InstanceState.RUNNING)
+    assert life.route("alice").state == InstanceState.RUNNING
     assert life.route("alice").backend_state != before
     assert life.events("instance.restart") == ["restart requested"]
 
@@ -135,7 +135,7 @@ async def test_delete_during_a_start_cancels_it_and_leaves_nothing(make_lifecycl
     waiter = asyncio.create_task(life.manager.wait_ready("alice", "echo"))
     await asyncio.sleep(0.05)
     assert await life.manager.delete("alice") is True
-    assert route.state == S.STOPPED
+    assert route.state == InstanceState.STOPPED
     with pytest.raises(NotFound):
         life.route("alice")
     assert life.runtime.removed == ["alice/echo"]
@@ -162,4 +162,4 @@ async def test_bridge_reload_takes_the_database_word(make_lifecycle: MakeLifecyc
     again = await make_lifecycle(data_dir=life.settings.data_dir, port_range=life.settings.port_range)
     await again.manager.load()
     assert again.manager.client_ids() == ["alice", "bob"]
-    assert again.route("bob").state == S.RUNNING and again.route("bob").port == life.route("bob").port
+    assert again.route("bob").state == InstanceState.RUNNING and again.route("bob").port == life.route("bob").port

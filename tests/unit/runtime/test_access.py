@@ -29,7 +29,7 @@ from bridge.runtime.access import (
     unreadable_workspace,
     user_of,
 )
-from bridge.runtime.base import InstanceSpec, RuntimeError_
+from bridge.runtime.base import InstanceSpec, RuntimeOperationError
 from bridge.runtime.sandbox import Sandbox
 from tests.unit.runtime.test_sandbox import launch_of
 
@@ -164,7 +164,7 @@ def test_the_sandbox_refuses_what_its_mapped_uid_cannot_read_and_the_kernel_agre
     os.chown(workspace, 10001, 10001)
     workspace.chmod(0o700)
     spec = InstanceSpec("alice", "svc", 8200, workspace, workspace.parent / "i", command=["/bin/true"])
-    with pytest.raises(RuntimeError_, match=f"uid 0 and cannot read the workspace {workspace}"):
+    with pytest.raises(RuntimeOperationError, match=f"uid 0 and cannot read the workspace {workspace}"):
         Sandbox(workspace.parent / "data").command(spec, launch_of(spec, workspace.parent / "home"))
     probe = ["bwrap", "--unshare-user", "--uid", "10001", "--cap-drop", "ALL", "--ro-bind", "/", "/"]
     probe += ["ls", str(workspace)]

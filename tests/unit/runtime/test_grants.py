@@ -7,7 +7,7 @@ import concurrent.futures
 
 import pytest
 
-from bridge.runtime.base import RuntimeError_
+from bridge.runtime.base import RuntimeOperationError
 from bridge.runtime.grants import SandboxUids
 
 
@@ -31,7 +31,7 @@ def test_concurrent_starts_of_one_client_agree(tmp_path) -> None:
 def test_a_released_uid_is_free_again_and_an_exhausted_range_says_so(tmp_path) -> None:
     uids = SandboxUids.parse(tmp_path, "300000-300002")
     first, second = uids.who("a").uid, uids.who("b").uid
-    with pytest.raises(RuntimeError_, match="no free uid"):
+    with pytest.raises(RuntimeOperationError, match="no free uid"):
         uids.who("c")
     uids.release("a")
     assert uids.who("c").uid == first and second != first

@@ -166,13 +166,13 @@ async def test_stop_spares_a_process_of_the_same_group_that_does_not_carry_the_l
 
 
 async def test_unsandboxed_serves_one_client_unless_allowed(tmp_path) -> None:
-    from bridge.runtime.base import RuntimeError_
+    from bridge.runtime.base import RuntimeOperationError
 
     runtime = ProcessRuntime(tmp_path / "instances")
     sleeper = [sys.executable, "-c", "import time; time.sleep(600)"]
     first = await runtime.start(spec(tmp_path, sleeper, "alice"))
     try:
-        with pytest.raises(RuntimeError_, match=r"one client only.*PARADISE_ALLOW_UNSANDBOXED=true"):
+        with pytest.raises(RuntimeOperationError, match=r"one client only.*PARADISE_ALLOW_UNSANDBOXED=true"):
             await runtime.start(spec(tmp_path, sleeper, "bob"))
         allowed = ProcessRuntime(tmp_path / "instances", allow_unsandboxed=True)
         second = await allowed.start(spec(tmp_path, sleeper, "bob"))

@@ -13,7 +13,7 @@ from instances.serena import languages as L
 from instances.serena import project
 from instances.serena.config import write_serena_home
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "languages"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "languages"
 
 
 @pytest.mark.parametrize(
