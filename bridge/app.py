@@ -29,12 +29,12 @@ from bridge.lifecycle.instances import InstanceManager
 from bridge.lifecycle.leader import Leadership, bridge_identity
 from bridge.lifecycle.reconcile import reconcile
 from bridge.lifecycle.routes import RouteTable
-from bridge.mcp import proxy
 from bridge.mcp.connector import InstanceConnector
-from bridge.mcp.sessions import SessionMap
 from bridge.observability.alerts import STORAGE_ALARM, AlertSender, StorageAlarm
 from bridge.observability.metrics import BridgeMetrics
 from bridge.ports import PortAllocator
+from bridge.proxy import proxy
+from bridge.proxy.sessions import SessionMap
 from bridge.runtime import select_runtime
 from bridge.settings import BridgeSettings, SettingsError, ensure_admin_token, load_settings, prepare_data_dir
 from bridge.store import make_engine

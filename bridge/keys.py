@@ -9,8 +9,8 @@ from sqlalchemy.engine import Engine
 from bridge.catalog import ServiceSpec
 from bridge.clients import ClientManager
 from bridge.events import EventLog
-from bridge.mcp.proxy import McpProxy
 from bridge.observability.metrics import BridgeMetrics
+from bridge.proxy.proxy import McpProxy
 from bridge.runtime.base import Runtime
 from bridge.settings import BridgeSettings
 

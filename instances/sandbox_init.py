@@ -32,7 +32,7 @@ LOG_CAP = 8 * 2**20  # bytes of output kept per launch; past it the log starts o
 CHUNK = 1 << 16
 _HIGH_WATER = 1 << 20
 READY = b"+"  # as bridge/runtime/address.py READY (the instance side imports nothing from the bridge)
-# As bridge/mcp/upstream.py NOT_DELIVERED_HEADER: the request never reached the server.
+# As bridge/proxy/upstream.py NOT_DELIVERED_HEADER: the request never reached the server.
 NOT_DELIVERED = (b"HTTP/1.1 503 Service Unavailable\r\nX-Paradise-Not-Delivered: 1\r\n"
                  b"Content-Length: 0\r\nConnection: close\r\n\r\n")  # fmt: skip
 GRACE = 0.5

@@ -19,7 +19,7 @@ PROBE_PROTOCOL_VERSION: Final = "2025-06-18"
 
 # Header names as the specification spells them (HTTP compares them case-insensitively). The others
 # (Last-Event-ID, Mcp-Method, Mcp-Name, Mcp-Param-*) need no name here: the proxy passes every header but
-# the ones it drops (bridge/mcp/proxy.py), so they travel both ways as they are.
+# the ones it drops (bridge/proxy/proxy.py), so they travel both ways as they are.
 SESSION_ID_HEADER: Final = "Mcp-Session-Id"
 PROTOCOL_VERSION_HEADER: Final = "MCP-Protocol-Version"
 # The bridge's own: the secret of one instance launch, on every request the bridge sends it.

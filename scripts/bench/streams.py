@@ -30,7 +30,7 @@ import psutil
 
 from bridge.mcp.client import McpSession, sse_events
 from bridge.mcp.protocol import ACCEPT_STREAM
-from bridge.mcp.proxy import MAX_STREAMS_PER_CLIENT
+from bridge.proxy.proxy import MAX_STREAMS_PER_CLIENT
 from scripts.bench import common
 from tests.helpers import BridgeProcess, instance_pid
 

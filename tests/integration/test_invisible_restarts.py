@@ -23,7 +23,7 @@ from tests.integration.test_health import running_bridge
 def crash_instance(bridge: BridgeProcess, client_id: str, service: str) -> None:
     """kill -9 of the instance's server, returning once it is gone: the next call comes after the crash.
     (``kill`` returns before the process has exited; a call racing its exit may reach its socket and is
-    rightly not sent again, since the bridge cannot know the server never read it: bridge/mcp/resend.py.)"""
+    rightly not sent again, since the bridge cannot know the server never read it: bridge/proxy/resend.py.)"""
     server = psutil.Process(listener_pid(bridge.state(client_id, service)["port"]))
     os.kill(server.pid, signal.SIGKILL)
     with contextlib.suppress(psutil.NoSuchProcess):

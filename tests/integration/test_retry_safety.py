@@ -12,7 +12,7 @@ import uuid
 import pytest
 from mcp.shared.exceptions import MCPError
 
-from bridge.mcp.resend import RESTARTED_CODE
+from bridge.proxy.resend import RESTARTED_CODE
 from tests.helpers import BridgeProcess, mcp_client
 
 CALL_BOUND = 60.0  # a bound on each call (a lost answer must fail the test, not hang it), not a timing claim

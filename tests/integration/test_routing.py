@@ -19,7 +19,7 @@ from bridge.mcp.protocol import (
     PROTOCOL_VERSION_HEADER,
     initialize_request,
 )
-from bridge.mcp.proxy import MAX_STREAMS_PER_CLIENT
+from bridge.proxy.proxy import MAX_STREAMS_PER_CLIENT
 from tests.helpers import BridgeProcess, fixture_bridge, mcp_client, serving
 
 ACCEPT = "application/json, text/event-stream"
@@ -170,7 +170,7 @@ async def test_legacy_sse_endpoint_is_rewritten(bridge: BridgeProcess, workspace
 
 
 async def test_header_bytes_reach_the_instance_as_the_client_sent_them(tenants, bridge: BridgeProcess) -> None:
-    """The proxy writes upstream requests itself (bridge/mcp/upstream.py): a non-ASCII header value must arrive
+    """The proxy writes upstream requests itself (bridge/proxy/upstream.py): a non-ASCII header value must arrive
     byte for byte, not re-encoded."""
     note = "Zoë ✓".encode()
     headers = {"Authorization": f"Bearer {tenants['carol']['token']}", "X-Note": note}

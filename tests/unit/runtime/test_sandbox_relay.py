@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.mcp.upstream import NotSent, UpstreamPool
+from bridge.proxy.upstream import NotSent, UpstreamPool
 from bridge.runtime import address
 from instances.sandbox_init import NOT_DELIVERED, relay_to
 

@@ -1,4 +1,4 @@
-"""Which requests may be sent again to a healed instance (bridge/mcp/resend.py): the rules and what they learn."""
+"""Which requests may be sent again to a healed instance (bridge/proxy/resend.py): the rules and what they learn."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bridge.mcp.resend import AnswerWatch, ToolHints, classify, restarted_error, sse_event
+from bridge.proxy.resend import AnswerWatch, ToolHints, classify, restarted_error, sse_event
 
 KEY = ("alice", "echo")
 

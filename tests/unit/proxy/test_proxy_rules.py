@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from bridge.errors import NotFound
-from bridge.mcp.legacy_sse import rewrite_endpoint, rewrite_event, upstream_path
+from bridge.proxy.legacy_sse import rewrite_endpoint, rewrite_event, upstream_path
 
 
 def testupstream_paths() -> None:

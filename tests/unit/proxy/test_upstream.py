@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 
 from bridge.mcp.protocol import ACCEPT_BOTH, PROBE_PROTOCOL_VERSION, SESSION_ID_HEADER
-from bridge.mcp.upstream import Cut, Dropped, NotSent, UpstreamPool, UpstreamResponse
+from bridge.proxy.upstream import Cut, Dropped, NotSent, UpstreamPool, UpstreamResponse
 from tests.unit.mcp.conftest import closed_port
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

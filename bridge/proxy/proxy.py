@@ -29,14 +29,14 @@ from bridge.errors import NestedTooDeep, NotFound, TooManyStreams, Unavailable, 
 from bridge.jsonlimits import MAX_JSON_DEPTH, too_deep
 from bridge.lifecycle.peers import HEADER_PREFIX as PEER_HEADER_PREFIX
 from bridge.lifecycle.routes import Route
-from bridge.mcp import edge, legacy_sse, resend
 from bridge.mcp.client import ProbeFailed
-from bridge.mcp.edge import add_oauth_404s as add_oauth_404s  # app.py adds them through the proxy module
 from bridge.mcp.protocol import INSTANCE_KEY_HEADER, SESSION_ID_HEADER
-from bridge.mcp.sessions import Mapped, SessionMap, initialize_message
-from bridge.mcp.upstream import Cut, Dropped, NotSent, RelayError, UpstreamPool, UpstreamResponse
 from bridge.models import InstanceState
 from bridge.observability.metrics import BridgeMetrics, RequestTrack
+from bridge.proxy import edge, legacy_sse, resend
+from bridge.proxy.edge import add_oauth_404s as add_oauth_404s  # app.py adds them through the proxy module
+from bridge.proxy.sessions import Mapped, SessionMap, initialize_message
+from bridge.proxy.upstream import Cut, Dropped, NotSent, RelayError, UpstreamPool, UpstreamResponse
 
 HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te",
