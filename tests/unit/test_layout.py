@@ -100,3 +100,36 @@ def test_runtimes_import_neither_aiohttp_nor_sqlmodel() -> None:
 def test_the_cycle_finder_finds_a_cycle() -> None:
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def package_graph(package: str, graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The imports between ``package``'s children, a sub-package standing for every module inside it."""
+
+    def child(module: str) -> str | None:
+        if not module.startswith(package + "."):
+            return None
+        return f"{package}.{module[len(package) + 1:].split('.')[0]}"
+
+    children: dict[str, set[str]] = {}
+    for module, targets in graph.items():
+        if (source := child(module)) is not None:
+            children.setdefault(source, set()).update(t for t in map(child, targets) if t and t != source)
+    return children
+
+
+def test_no_package_imports_a_package_that_imports_it_back() -> None:
+    """Module cycles are not enough: bridge.lifecycle used bridge.mcp's client while bridge.mcp's proxy used
+    bridge.lifecycle's routes, a cycle between packages with none between modules. Every package's children
+    (sub-packages whole, modules as they are) must import one way."""
+    known = modules()
+    graph = {name: imports_of(name, path, known) for name, path in known.items()}
+    packages = [name for name, path in known.items() if path.name == "__init__.py"]
+    cycles = {p: find_cycle(package_graph(p, graph)) for p in packages}
+    assert not {p: c for p, c in cycles.items() if c}, {p: " -> ".join(c) for p, c in cycles.items() if c}
+
+
+def test_the_package_graph_collapses_sub_packages() -> None:
+    graph = {"b.x.one": {"b.y.two"}, "b.y.two": {"b.x.three"}, "b.x.three": set(), "b.z": {"b.x.one"}}
+    assert package_graph("b", graph) == {"b.x": {"b.y"}, "b.y": {"b.x"}, "b.z": {"b.x"}}
+    assert find_cycle(package_graph("b", graph)) == ["b.x", "b.y", "b.x"]
+    assert find_cycle(graph) is None  # no module cycle, yet the packages import each other
