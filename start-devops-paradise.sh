@@ -2,7 +2,7 @@
 # start-devops-paradise.sh: one command from this checkout to Claude Code talking to your own Serena and
 # quality MCP servers. This wrapper only prepares Python (a Python >= 3.11, the project's .venv, the project
 # installed into it) and then runs `devops-paradise setup` with the same arguments, which does every step
-# (see `--help`, or bridge/cli/setup.py).
+# (see `--help`, or bridge/cli/setup/).
 #
 # Portable on purpose: bash 3.2 (macOS) and Linux; no associative arrays, no ${var,,}, no mapfile, no |&.
 set -u
@@ -41,7 +41,7 @@ py_version() { "$1" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>
 py_new_enough() { "$1" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; }
 # The packages setup imports; all declared in pyproject.toml (dependencies and the quality extra).
 venv_ready() {
-  "$VENV_PY" -c 'import bridge.cli.setup, aiohttp, httptools, httpx, mcp, psutil, pydantic_settings, sqlmodel' >/dev/null 2>&1
+  "$VENV_PY" -c 'import bridge.cli.setup.main, aiohttp, httptools, httpx, mcp, psutil, pydantic_settings, sqlmodel' >/dev/null 2>&1
 }
 
 find_python() {

@@ -61,7 +61,7 @@ function Test-PyNewEnough([string] $Python) {
 # The packages setup imports; all declared in pyproject.toml.
 function Test-VenvReady {
     if (-not (Test-Path $VenvPy)) { return $false }
-    try { & $VenvPy -c "import bridge.cli.setup, aiohttp, httptools, httpx, mcp, psutil, pydantic_settings, sqlmodel" 2>$null; return $LASTEXITCODE -eq 0 } catch { return $false }
+    try { & $VenvPy -c "import bridge.cli.setup.main, aiohttp, httptools, httpx, mcp, psutil, pydantic_settings, sqlmodel" 2>$null; return $LASTEXITCODE -eq 0 } catch { return $false }
 }
 
 function Find-Python {

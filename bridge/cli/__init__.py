@@ -78,7 +78,7 @@ def parser() -> argparse.ArgumentParser:
     add_host_parsers(sub)
     add_roots_parsers(sub)
     add_catalog_parsers(sub)
-    from bridge.cli.setup import add_setup_parser
+    from bridge.cli.setup.main import add_setup_parser
 
     add_setup_parser(sub)
     return top

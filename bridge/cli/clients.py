@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.cli.common import CliError, call, deliver_token, emit, show_client, table
-from bridge.cli.setup_claude import ClaudeCodeError, register_for_cli
+from bridge.cli.setup.claude import ClaudeCodeError, register_for_cli
 from bridge.mcp.claude_config import claude_add_commands, write_mcp_json
 from bridge.models import CLIENT_ID, CLIENT_ID_RULE
 

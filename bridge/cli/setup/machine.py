@@ -1,6 +1,6 @@
 """Steps 1-4 of ``devops-paradise setup``: this machine (prerequisites, the Python environment, the runtime and
 what it needs), plus the small probes every step uses. ``MachineSteps`` holds what one run has learnt so far;
-``setup_steps.SetupRun`` adds the bridge, the client and Claude Code on top."""
+``steps.SetupRun`` adds the bridge, the client and Claude Code on top."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import psutil
 
 from bridge.cli.common import CliError
 from bridge.cli.host import cmd_images_build, install_serena_now
-from bridge.cli.setup_context import Reporter, SetupFailed, SetupOptions
+from bridge.cli.setup.context import Reporter, SetupFailed, SetupOptions
 from bridge.host.doctor import bridge_report, catalog_images, node_report
 from bridge.host.serena_install import serena_installed
 from bridge.runtime.base import port_is_free
@@ -100,7 +100,7 @@ class MachineSteps:
                         f"{self.o.repo_dir})")
         else:
             self.r.info(f"up to date ({sys.prefix})")
-        from instances.quality.profiles import load_profiles  # the quality server's own list of profiles
+        from instances.quality.core.profiles import load_profiles  # the quality server's own list of profiles
 
         known = sorted(load_profiles())
         if self.o.profile not in known:

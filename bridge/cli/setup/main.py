@@ -1,6 +1,6 @@
 """``devops-paradise setup [CLIENT] [WORKSPACE] [PROFILE]``: one command from a checkout to Claude Code talking
 to your own Serena and quality servers. ``start-devops-paradise.sh`` and ``scripts/start-devops-paradise.ps1``
-only find a Python, make ``.venv`` and call this. The steps live in ``setup_steps``; this module reads the
+only find a Python, make ``.venv`` and call this. The steps live in ``steps``; this module reads the
 command line and the environment, and does the small actions (``--status``, ``--stop``, ``--remove``)."""
 
 from __future__ import annotations
@@ -17,17 +17,17 @@ import traceback
 from pathlib import Path
 from typing import Any, NoReturn
 
-import bridge.cli.setup_claude as setup_claude
+import bridge.cli.setup.claude as setup_claude
 from bridge.cli.common import CliError, call, show_client
 from bridge.cli.host import cmd_stop
-from bridge.cli.setup_context import Reporter, SetupFailed, SetupOptions, SetupUsageError, program_name
-from bridge.cli.setup_machine import live_pid, running_runtime
-from bridge.cli.setup_steps import SetupRun
+from bridge.cli.setup.context import Reporter, SetupFailed, SetupOptions, SetupUsageError, program_name
+from bridge.cli.setup.machine import live_pid, running_runtime
+from bridge.cli.setup.steps import SetupRun
 
 COMMAND_VARIABLE = "DEVOPS_PARADISE_SETUP_COMMAND"  # set by the wrappers: how the user started setup
 CLIENT_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
 RUNTIMES = ("auto", "docker", "process")
-REPO_DIR = Path(__file__).resolve().parents[2]
+REPO_DIR = Path(__file__).resolve().parents[3]
 
 DESCRIPTION = """\
 Sets up everything Claude Code needs to use your own Serena and quality MCP servers:

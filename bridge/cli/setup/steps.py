@@ -1,4 +1,4 @@
-"""The numbered steps of ``devops-paradise setup``, in order (1-4 in ``setup_machine``). Each step reuses the
+"""The numbered steps of ``devops-paradise setup``, in order (1-4 in ``machine``). Each step reuses the
 CLI's own pieces (the admin API ``call``, ``client add/wait/token``, ``mcp-config --write``, ``check``) and says
 what it did; a step that cannot finish raises ``SetupFailed`` with one sentence, and the run loop undoes what
 this run half-made (a client without a working token, a bridge that never answered)."""
@@ -11,15 +11,15 @@ import sys
 import time
 from typing import Any
 
-import bridge.cli.setup_claude as setup_claude
+import bridge.cli.setup.claude as setup_claude
 from bridge.cli.clients import cmd_client_add, cmd_client_token, cmd_client_wait
 from bridge.cli.clients import write_config as write_mcp_json
 from bridge.cli.common import CliError, call
 from bridge.cli.host import cmd_check
 from bridge.cli.roots import add_root
-from bridge.cli.setup_claude import quoted
-from bridge.cli.setup_context import Reporter, SetupOptions
-from bridge.cli.setup_machine import MachineSteps, last_line, live_pid, ns, port_taken, running_runtime
+from bridge.cli.setup.claude import quoted
+from bridge.cli.setup.context import Reporter, SetupOptions
+from bridge.cli.setup.machine import MachineSteps, last_line, live_pid, ns, port_taken, running_runtime
 from bridge.workspaces import ROOTS_FILE
 
 BRIDGE_POLL = 0.25  # seconds between /healthz tries while the bridge starts

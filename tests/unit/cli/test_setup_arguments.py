@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from bridge.cli import main
-from bridge.cli.setup import COMMAND_VARIABLE, default_client, parse_setup_words, resolve_options
-from bridge.cli.setup_context import program_name
+from bridge.cli.setup.context import program_name
+from bridge.cli.setup.main import COMMAND_VARIABLE, default_client, parse_setup_words, resolve_options
 
 
 @pytest.fixture(autouse=True)
@@ -34,6 +34,7 @@ def test_positionals_and_options_in_any_order(tmp_path: Path) -> None:
     assert (options.client, options.workspace, options.profile) == ("alice", tmp_path / "ws", "quick")
     assert (options.port, options.runtime_arg, options.bridge_url) == (9100, "process", "http://127.0.0.1:9100")
     assert options.action == "setup" and not options.show_token and not options.assume_yes
+    assert (options.repo_dir / "bridge" / "cli" / "setup" / "main.py").is_file()  # the bridge starts from here
 
 
 def test_defaults_come_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

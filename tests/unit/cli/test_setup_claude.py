@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.cli import setup_claude
+from bridge.cli.setup import claude as setup_claude
 from tests.e2e.test_claude_code import claude_bin
 
 CONFIG = {"mcpServers": {

@@ -10,7 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
 TROUBLESHOOTING = ROOT / "docs" / "troubleshooting.md"
-SETUP_MODULES = sorted((ROOT / "bridge" / "cli").glob("setup*.py"))
+SETUP_MODULES = sorted((ROOT / "bridge" / "cli" / "setup").glob("*.py"))
 FAILURES = ("fail", "usage_exit")  # self.fail / report.fail raise SetupFailed; usage_exit ends with status 2
 
 
@@ -38,7 +38,7 @@ def literal_parts(node: ast.expr) -> list[str]:
 
 
 def python_messages() -> list[str]:
-    """The longest fixed part of each message passed to a failure function in bridge/cli/setup*.py."""
+    """The longest fixed part of each message passed to a failure function in bridge/cli/setup/*.py."""
     found = []
     for module in SETUP_MODULES:
         for node in ast.walk(ast.parse(module.read_text())):

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from bridge.cli.setup_context import Reporter, SetupOptions
-from bridge.cli.setup_machine import MachineSteps, last_line, live_pid, port_taken
+from bridge.cli.setup.context import Reporter, SetupOptions
+from bridge.cli.setup.machine import MachineSteps, last_line, live_pid, port_taken
 
 
 def options(tmp_path: Path, **changes: object) -> SetupOptions:
@@ -132,7 +132,7 @@ def test_the_runtime_asked_for_then_the_last_one_then_the_setting(
 
 def test_an_unknown_profile_names_the_known_ones(tmp_path: Path, report: Reporter,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    from bridge.cli.setup_context import SetupFailed
+    from bridge.cli.setup.context import SetupFailed
 
     with pytest.raises(SetupFailed, match=r"unknown quality profile 'fastest'; choose one of: .*comprehensive"):
         MachineSteps(options(tmp_path, profile="fastest"), report).python_environment()
@@ -167,7 +167,7 @@ def test_the_runtime_comes_from_the_shared_selection_table(
 
 def test_docker_asked_for_without_an_engine_fails_in_one_sentence(
         tmp_path: Path, report: Reporter, no_bridge_no_engine: int) -> None:
-    from bridge.cli.setup_context import SetupFailed
+    from bridge.cli.setup.context import SetupFailed
 
     steps = MachineSteps(options(tmp_path, runtime_arg="docker", port=no_bridge_no_engine), report)
     with pytest.raises(SetupFailed, match=r"^the docker runtime was asked for but no Docker engine answers; "):
@@ -175,7 +175,7 @@ def test_docker_asked_for_without_an_engine_fails_in_one_sentence(
 
 
 def test_an_unknown_remembered_runtime_is_refused(tmp_path: Path, report: Reporter, no_bridge_no_engine: int) -> None:
-    from bridge.cli.setup_context import SetupFailed
+    from bridge.cli.setup.context import SetupFailed
 
     (tmp_path / "data" / "runtime").write_text("kubernetes\n")
     steps = MachineSteps(options(tmp_path, port=no_bridge_no_engine), report)
