@@ -11,15 +11,22 @@ When the child dies, a watchdog's ping fails and the adapter exits, so the bridg
 restarts it, rather than probing an adapter that answers ``initialize`` for a server that is gone.
 
     python -m instances.stdio_adapter --host H --port P [--path /mcp] [--cwd DIR] [--package DIR] -- PROGRAM ARGS
+    python -m instances.stdio_adapter --host H --port P --installed /opt/packages      (a package's image)
+
+In a package's image (images/package/Dockerfile) the program is the one the install's manifest names and its
+arguments come in ``PARADISE_PACKAGE_ARGS`` (a JSON list: the catalog's ``args`` with the container's
+placeholders), since the Docker runtime runs an image's own entrypoint, never a command line.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -35,6 +42,8 @@ from instances.keyguard import InstanceKeyError, guard, take_instance_key
 log = logging.getLogger("stdio-adapter")
 WATCH_INTERVAL = 5.0  # seconds between pings of the child
 WATCH_TIMEOUT = 20.0  # a ping unanswered this long means the child is stuck or gone
+MANIFEST = "paradise-package.json"  # as bridge/catalog/packages.py writes it (the instance imports no bridge code)
+ARGS_ENV = "PARADISE_PACKAGE_ARGS"
 
 # method -> (request type, params type, result type, the upstream capability that must be present)
 RELAYED: dict[str, tuple[type[BaseModel], type[BaseModel], type[BaseModel], str]] = {
@@ -62,12 +71,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cwd", default=None, help="working directory of the server (default: the workspace)")
     parser.add_argument("--package", default=None, help="the installed package the program belongs to (named so "
                         "the sandbox mounts it whole)")
+    parser.add_argument("--installed", default=None, help="run the one package installed in this directory (its "
+                        f"manifest's program, arguments from ${ARGS_ENV})")
     parser.add_argument("program", nargs=argparse.REMAINDER, help="-- PROGRAM ARGS: the stdio server")
     args = parser.parse_args(argv)
     args.program = args.program[1:] if args.program[:1] == ["--"] else args.program
+    if args.installed and not args.program:
+        try:
+            args.program = installed_program(Path(args.installed), os.environ.get(ARGS_ENV) or "[]")
+        except ValueError as exc:
+            parser.error(str(exc))
     if not args.program:
         parser.error("name the stdio server after --")
     return args
+
+
+def installed_program(root: Path, args_json: str) -> list[str]:
+    """The program of the one package installed under ``root``, then the arguments given as a JSON list."""
+    manifests = sorted(root.glob(f"*/{MANIFEST}"))
+    if len(manifests) != 1:
+        raise ValueError(f"expected one installed package in {root}, found {len(manifests)}")
+    program = json.loads(manifests[0].read_text()).get("argv")
+    extra = json.loads(args_json)
+    if not isinstance(program, list) or not isinstance(extra, list) or not all(
+        isinstance(part, str) for part in [*program, *extra]
+    ):
+        raise ValueError(f"{manifests[0]} or ${ARGS_ENV} is not a list of strings")
+    return [*program, *extra]
 
 
 def relay(upstream: ClientSession, method: str) -> Callable[[Any, BaseModel], Awaitable[BaseModel]]:

@@ -2,10 +2,13 @@
 
 A package entry runs the program its install recorded (bridge/catalog/packages.py), with the package
 directory on the command line so the sandbox mounts it whole; a stdio server runs behind the stdio adapter.
+On the Docker runtime a package runs in its own image (images/package/Dockerfile, ``Package.image_tag``), whose
+entrypoint is the adapter; the arguments reach it in ``PARADISE_PACKAGE_ARGS``, filled for the container.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -38,8 +41,10 @@ def instance_spec(
     *,
     instance_key: str | None = None,
     languages: list[str] | None = None,
+    on_host: bool = True,
 ) -> InstanceSpec:
-    """Everything a runtime needs to start ``service`` for one client: the catalog entry made concrete."""
+    """Everything a runtime needs to start ``service`` for one client: the catalog entry made concrete.
+    ``on_host``: the runtime runs a command on this machine (a package must then be installed here)."""
     instance_dir = settings.instances_dir / client_id / service.name
     values = {
         "port": str(port),
@@ -65,15 +70,25 @@ def instance_spec(
         port=port,
         workspace=Path(workspace),
         instance_dir=instance_dir,
-        command=process_command(settings, service, values),
-        image=service.image,
+        command=process_command(settings, service, values) if on_host else None,
+        image=service.image or (service.registry_package.image_tag if service.registry_package else None),
         container_port=service.container_port,
         # Where the instance may connect (its checks that need a registry say up front when they cannot).
-        env={**service.render_env(values), "PARADISE_PROFILE": profile,
+        env={**service.render_env(values), "PARADISE_PROFILE": profile, **container_args(service, values),
              "PARADISE_INSTANCE_EGRESS": settings.instance_egress, **key_env},
         memory_bytes=service.memory_bytes,
         cpus=service.cpus,
     )
+
+
+def container_args(service: ServiceSpec, values: dict[str, str]) -> dict[str, str]:
+    """A package's arguments for its image's adapter (``PARADISE_PACKAGE_ARGS``), placeholders as a container
+    sees them: the workspace at /workspace, the server on 0.0.0.0:container_port, its state in /state."""
+    if service.registry_package is None or service.image:
+        return {}
+    inside = {**values, "workspace": "/workspace", "host": "0.0.0.0", "port": str(service.container_port),
+              "instance_dir": "/state", "data_dir": "/state"}
+    return {"PARADISE_PACKAGE_ARGS": json.dumps(service.render_args(inside))}
 
 
 def process_command(settings: BridgeSettings, service: ServiceSpec, values: dict[str, str]) -> list[str] | None:

@@ -8,12 +8,16 @@ without one is a broken attempt and is replaced. The sandbox mounts the whole di
 on the instance's command line), so symlinked bins and a package's other files are all there.
 
 Only exact versions are accepted: a range would make two installs differ and ``catalog add`` not repeatable.
+
+For the Docker runtime the same install runs inside an image build (images/package/Dockerfile runs this file as
+a script: ``python packages.py REF ROOT``), tagged ``Package.image_tag``, so a container needs no registry.
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
+import os
 import re
 import shutil
 import stat
@@ -25,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MANIFEST = "paradise-package.json"
+IMAGE_REPOSITORY = "devops-paradise/package"  # one tag per package and version (Package.image_tag)
 _NPM = re.compile(r"npm:((?:@[a-z0-9][a-z0-9._-]*/)?[a-z0-9][a-z0-9._-]*)@([0-9][0-9A-Za-z.+-]*)")
 _PYPI = re.compile(r"pypi:([A-Za-z0-9][A-Za-z0-9._-]*)==([0-9][0-9A-Za-z.+!-]*)")
 _VERSION_RANGE = re.compile(r"[\^~*<>=| ]|^x$|\.x")
@@ -69,6 +74,11 @@ class Package:
 
     def directory(self, packages_dir: Path) -> Path:
         return packages_dir / self.slug
+
+    @property
+    def image_tag(self) -> str:
+        """The Docker image of this package (images/package/Dockerfile): a tag allows no '+' and 128 chars."""
+        return f"{IMAGE_REPOSITORY}:{self.slug.replace('+', '_')[:128]}"
 
 
 def packages_dir(data_dir: Path) -> Path:
@@ -149,7 +159,8 @@ def _run(argv: list[str], progress: Progress, cwd: Path | None = None) -> None:
 
 
 def _install_npm(package: Package, target: Path, progress: Progress) -> list[str]:
-    npm, node = shutil.which("npm"), shutil.which("node")
+    # PARADISE_PACKAGE_NODE: the Node that runs the server, when not the one that runs npm (an image build)
+    npm, node = shutil.which("npm"), os.environ.get("PARADISE_PACKAGE_NODE") or shutil.which("node")
     if npm is None or node is None:
         raise PackageError("npm packages need node and npm on the bridge's PATH (https://nodejs.org)")
     target.mkdir(mode=0o755)
@@ -228,3 +239,7 @@ def remove_tree(tree: Path) -> None:
 def size_of(tree: Path) -> int:
     return sum(p.lstat().st_size for p in tree.rglob("*") if not p.is_dir()) if tree.exists() else 0
 
+
+
+if __name__ == "__main__":  # images/package/Dockerfile: python packages.py REF ROOT
+    install(Package.parse(sys.argv[1]), Path(sys.argv[2]))

@@ -5,6 +5,9 @@ once, pinned, under ``DATA_DIR/packages`` (with the installer's progress), and w
 ``DATA_DIR/catalog.toml``, which the bridge of that data dir reads on every registration: the next ``client
 add --service git`` gets its own instance, no restart. Like ``roots``, this works on the bridge's machine as
 its user (it writes the bridge's data dir); ``rm`` asks the running bridge first whether a client still uses it.
+
+For the Docker runtime (``PARADISE_RUNTIME=docker|swarm``, or ``--image``) ``add`` builds the package's image
+instead (images/package/Dockerfile, with the build's progress): the container needs no registry at run time.
 """
 
 from __future__ import annotations
@@ -91,6 +94,24 @@ def entry_fields(args: argparse.Namespace) -> dict[str, Any]:
     return fields
 
 
+def where_it_runs(args: argparse.Namespace) -> tuple[bool, bool]:
+    """(install on this host, build the image): the host for the process runtime, the image for an engine's,
+    both for ``auto`` with ``--image``. PARADISE_RUNTIME as the bridge of this shell reads it."""
+    runtime = os.environ.get("PARADISE_RUNTIME", "auto").strip().lower()
+    on_engine = runtime in ("docker", "swarm")
+    return not on_engine, bool(args.image) if args.image is not None else on_engine
+
+
+def build_image(package: Package, progress: Any) -> str:
+    from bridge.host.images import ImageBuildError, build_images
+
+    try:
+        build_images([package.ref], progress=progress)
+    except ImageBuildError as exc:
+        raise CliError(str(exc)) from None
+    return package.image_tag
+
+
 def cmd_catalog_add(args: argparse.Namespace) -> None:
     if not SERVICE_NAME.fullmatch(args.name) or args.name in BUILT_IN:
         raise CliError(f"{args.name!r} cannot be a service name: use 1-40 of a-z 0-9 '-' '_', not {BUILT_IN}")
@@ -105,10 +126,14 @@ def cmd_catalog_add(args: argparse.Namespace) -> None:
     assert package is not None
     began = time.monotonic()
     progress = (lambda line: None) if args.json else say
-    try:
-        argv, fresh = install(package, packages_dir(data_dir()), progress=progress)
-    except PackageError as exc:
-        raise CliError(str(exc)) from None
+    on_host, image = where_it_runs(args)
+    argv, fresh = None, False
+    if on_host:
+        try:
+            argv, fresh = install(package, packages_dir(data_dir()), progress=progress)
+        except PackageError as exc:
+            raise CliError(str(exc)) from None
+    tag = build_image(package, progress) if image else None
     path = catalog_file()
     with catalog_lock(path):
         entries = read_entries(path)
@@ -116,9 +141,11 @@ def cmd_catalog_add(args: argparse.Namespace) -> None:
         write_entries(path, entries)
     seconds = round(time.monotonic() - began, 1)
     data = {"service": args.name, "package": package.ref, "installed_now": fresh, "seconds": seconds,
-            "program": argv, "catalog": str(path)}
-    emit(args, data, f"added service {args.name} ({package.ref}, {spec.transport}) to {path} in {seconds}s\n"
-         f"use it: devops-paradise client add CLIENT --workspace DIR --service {args.name}")
+            "program": argv, "image": tag, "catalog": str(path)}
+    hint = "" if image else f"\non the Docker runtime, build its image: devops-paradise images build {package.ref}"
+    emit(args, data, f"added service {args.name} ({package.ref}, {spec.transport}) to {path} in {seconds}s"
+         + (f"; image {tag}" if tag else "") + hint
+         + f"\nuse it: devops-paradise client add CLIENT --workspace DIR --service {args.name}")
 
 
 def _source(name: str, mine: dict[str, Any], extra: Path | None) -> str:
@@ -198,6 +225,8 @@ def add_catalog_parsers(sub: Any) -> None:
                      "itself on {port}")
     add.add_argument("--env", action="append", metavar="NAME=VALUE", help="environment of the server, repeatable")
     add.add_argument("--memory", help="memory limit (e.g. 512m)")
+    add.add_argument("--image", action=argparse.BooleanOptionalAction, default=None,
+                     help="build the package's Docker image (default: when PARADISE_RUNTIME is docker or swarm)")
     add.set_defaults(func=cmd_catalog_add)
     catalog.add_parser("list", help="every service and where it comes from").set_defaults(func=cmd_catalog_list)
     rm = catalog.add_parser("rm", help="remove a service catalog add made, and its install")

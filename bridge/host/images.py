@@ -9,6 +9,9 @@ official ``python:3.11-slim`` normally, or the registry-free Debian base (``scri
 Debian mirror and the npm registry goes into the foundation as build args (bridge/host/build_settings.py);
 the other images get only ``FOUNDATION_IMAGE`` and the host's proxy variables.
 
+A name that is a registry package (``npm:NAME@VERSION``, ``pypi:NAME==VERSION``) builds that package's image
+(``images/package/Dockerfile``, tagged ``Package.image_tag``): what a catalog package runs on the Docker runtime.
+
 Synchronous on purpose (call it in a worker thread from async code); no aiohttp, no sqlmodel.
 """
 
@@ -23,6 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from bridge.catalog.packages import Package, PackageError
 from bridge.host.build_settings import CERTS_DIR, ROOT, copy_host_ca_bundle, host_build_args, proxy_build_args
 
 OFFICIAL_BASE_IMAGE = "python:3.11-slim"
@@ -57,6 +61,23 @@ IMAGES: dict[str, ImageSpec] = {
 FOUNDATION = ImageSpec(
     "foundation", "devops-paradise/foundation:1", "images/base/Dockerfile", "shared foundation of the images"
 )
+PACKAGE_DOCKERFILE = "images/package/Dockerfile"
+
+
+def package_of(name: str) -> Package | None:
+    """The registry package a build name stands for (``npm:...``/``pypi:...``), else None."""
+    try:
+        return Package.parse(name) if name.startswith(("npm:", "pypi:")) else None
+    except PackageError:
+        return None
+
+
+def _package_build(package: Package) -> tuple[ImageSpec, dict[str, str], dict[str, str]]:
+    """(spec, build args, labels) of a package's image; the adapter runs the bridge's own MCP SDK version."""
+    from importlib.metadata import version
+
+    spec = ImageSpec("package", package.image_tag, PACKAGE_DOCKERFILE, f"{package.ref} behind the stdio adapter")
+    return spec, {"PACKAGE": package.ref, "MCP_VERSION": version("mcp")}, {"devops-paradise.package": package.ref}
 
 
 class ImageBuildError(RuntimeError):
@@ -137,9 +158,10 @@ def build_images(
     names = list(names)
     if not names:
         return {}
-    unknown = [name for name in names if name not in IMAGES]
+    unknown = [name for name in names if name not in IMAGES and package_of(name) is None]
     if unknown:
-        raise ImageBuildError(", ".join(unknown), f"unknown image name(s); known: {', '.join(IMAGES)}")
+        raise ImageBuildError(", ".join(unknown), f"unknown image name(s); known: {', '.join(IMAGES)}, or a "
+                              "pinned package npm:NAME@VERSION / pypi:NAME==VERSION")
     if not (ROOT / "images").is_dir():
         raise ImageBuildError(", ".join(names), f"no images/ directory in {ROOT}: build from a source checkout")
     client = docker_client(client)
@@ -162,7 +184,13 @@ def build_images(
     labels = {"devops-paradise.base-image": base}
     _build_one(FOUNDATION, client, foundation_args, labels, progress, nocache=nocache)
     image_args = {"FOUNDATION_IMAGE": FOUNDATION.tag, **proxy_build_args()}
-    return {name: _build_one(IMAGES[name], client, image_args, labels, progress, nocache=nocache) for name in names}
+    built = {}
+    for name in names:
+        spec, extra_args, extra_labels = (IMAGES[name], {}, {}) if name in IMAGES else _package_build(
+            package_of(name))  # type: ignore[arg-type]
+        built[name] = _build_one(spec, client, {**image_args, **extra_args}, {**labels, **extra_labels}, progress,
+                                 nocache=nocache)
+    return built
 
 
 def _pulls_from_docker_hub(reference: str, client: Any) -> bool:

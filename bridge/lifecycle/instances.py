@@ -79,7 +79,7 @@ class InstanceManager:
         service = self.catalog[route.service]
         spec = instance_spec(
             self.settings, service, route.client_id, route.port, client.workspace, client.profile,
-            instance_key=route.instance_key, languages=client.languages,
+            instance_key=route.instance_key, languages=client.languages, on_host=self.runtime.installs_on_host,
         )
         peers = {r.service: r.port for r in self.table.routes(route.client_id) if r.service in service.peers}
         return dataclasses.replace(spec, peers=peers) if peers else spec
