@@ -12,10 +12,10 @@ import uvicorn
 
 from instances.keyguard import InstanceKeyError, guard, take_instance_key
 
-from .errors import QualityError
-from .profiles import load_profiles, pick_profile
-from .server import build_server
-from .workspace import Workspace
+from .core.errors import QualityError
+from .core.profiles import load_profiles, pick_profile
+from .core.workspace import Workspace
+from .server.server import build_server
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

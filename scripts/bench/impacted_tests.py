@@ -27,10 +27,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from instances.quality.impact import run_impacted_tests
-from instances.quality.profiles import load_profiles
-from instances.quality.tests_tool import run_pytest
-from instances.quality.workspace import Workspace
+from instances.quality.core.profiles import load_profiles
+from instances.quality.core.workspace import Workspace
+from instances.quality.impact.impact import run_impacted_tests
+from instances.quality.testing.tests_tool import run_pytest
 from scripts.bench.common import suite_arguments
 from tests.helpers import PYTEST_PACKAGES, lean_venv
 

@@ -133,3 +133,44 @@ def test_the_package_graph_collapses_sub_packages() -> None:
     assert package_graph("b", graph) == {"b.x": {"b.y"}, "b.y": {"b.x"}, "b.z": {"b.x"}}
     assert find_cycle(package_graph("b", graph)) == ["b.x", "b.y", "b.x"]
     assert find_cycle(graph) is None  # no module cycle, yet the packages import each other
+
+
+QUALITY = "instances.quality"
+QUALITY_LAYERS = ("core", "testing", "impact", "checks", "app", "reports", "server")
+"""The quality instance's layers, lowest first: each may import only the layers before it. From its import
+graph: testing runs tests on core; impact selects tests with testing's history, contexts and runners;
+checks and app use core (app parses with testing); reports runs all of them; the server registers them."""
+
+
+def upward_imports(package: str, layers: tuple[str, ...], graph: dict[str, set[str]]) -> list[str]:
+    """Every import of ``package``'s layers that reaches a layer above (or beside) the importer's own."""
+    rank = {f"{package}.{layer}": i for i, layer in enumerate(layers)}
+    return sorted(
+        f"{source} -> {target}"
+        for source, targets in package_graph(package, graph).items()
+        if source in rank
+        for target in targets
+        if rank.get(target, len(layers)) > rank[source]
+    )
+
+
+def test_quality_layers_import_only_downward() -> None:
+    known = modules()
+    graph = {name: imports_of(name, path, known) for name, path in known.items()}
+    assert upward_imports(QUALITY, QUALITY_LAYERS, graph) == []
+
+
+def test_every_quality_module_is_in_a_layer() -> None:
+    children = {name.split(".")[2] for name in modules() if name.startswith(QUALITY + ".")}
+    assert children == {*QUALITY_LAYERS, "__main__"}
+    for layer in QUALITY_LAYERS:
+        assert (ROOT / "instances" / "quality" / layer / "__init__.py").is_file(), layer
+
+
+def test_an_upward_import_is_found() -> None:
+    graph = {"q.core.a": {"q.testing.b"}, "q.testing.b": {"q.core.c"}, "q.core.c": set(), "q.server.s": {"q.core.a"}}
+    assert upward_imports("q", ("core", "testing", "server"), graph) == ["q.core -> q.testing"]
+    graph["q.testing.b"] = {"q.elsewhere"}  # a child that is no layer counts as above every layer
+    graph["q.elsewhere"] = set()
+    found = upward_imports("q", ("core", "testing", "server"), graph)
+    assert found == ["q.core -> q.testing", "q.testing -> q.elsewhere"]

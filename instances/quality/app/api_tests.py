@@ -9,11 +9,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..runner import read_bounded_file
-from ..testparse import empty_counts
-from ..workspace import Workspace
+from ..core.js_packages import node_env, node_tool, tool_version
+from ..core.runner import read_bounded_file
+from ..core.workspace import Workspace
+from ..testing.testparse import empty_counts
 from .appserver import AppRun
-from .packages import node_env, node_tool, tool_version
 
 COLLECTION_SUFFIX = ".postman_collection.json"
 _MAX_COLLECTIONS = 10

@@ -21,12 +21,12 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from ..errors import QualityError
-from ..profiles import Profile
-from ..progress import Progress
-from ..toolrun import ToolRun
-from ..workspace import Workspace
-from .packages import node_env
+from ..core.errors import QualityError
+from ..core.js_packages import node_env
+from ..core.profiles import Profile
+from ..core.progress import Progress
+from ..core.toolrun import ToolRun
+from ..core.workspace import Workspace
 
 _POLL_S = 0.25
 _KILL_GRACE_S = 3.0

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..profiles import Profile
-from ..progress import Progress
-from ..workspace import Workspace
+from ..core.profiles import Profile
+from ..core.progress import Progress
+from ..core.workspace import Workspace
 from .api_tests import find_collections, run_api_tests
 from .appserver import AppRun
 from .e2e import require_config_or_specs, run_e2e

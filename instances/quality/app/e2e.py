@@ -14,12 +14,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..datadir import sub_dir
-from ..runner import read_bounded_file
-from ..testparse import empty_counts
-from ..workspace import Workspace
+from ..core.datadir import sub_dir
+from ..core.js_packages import node_env, node_tool, tool_version, toolchain_dirs
+from ..core.runner import read_bounded_file
+from ..core.workspace import Workspace
+from ..testing.testparse import empty_counts
 from .appserver import AppRun
-from .packages import node_env, node_tool, tool_version, toolchain_dirs
 
 REPORTS = "reports"  # under the instance's data directory (datadir.py)
 CONFIGS = tuple(f"playwright.config.{ext}" for ext in ("ts", "js", "mjs", "cjs", "mts", "cts"))

@@ -8,11 +8,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..datadir import sub_dir
-from ..runner import read_bounded_file
+from ..core.datadir import sub_dir
+from ..core.js_packages import node_env, tool_version
+from ..core.runner import read_bounded_file
 from .appserver import AppRun, loopback_url
 from .e2e import REPORTS, browser_tool, stamp
-from .packages import node_env, tool_version
 
 CHROME_FLAGS = (
     "--headless --no-sandbox --disable-gpu --disable-background-networking --disable-component-update "

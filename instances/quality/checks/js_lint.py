@@ -9,12 +9,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..profiles import Profile
-from ..progress import Progress
-from ..runner import read_bounded_file
-from ..toolrun import ToolRun
-from ..workspace import Workspace
-from .packages import JS_SUFFIXES, default_eslint_config, major_version, node_env, node_tool, tool_version
+from ..core.js_packages import JS_SUFFIXES, default_eslint_config, major_version, node_env, node_tool, tool_version
+from ..core.profiles import Profile
+from ..core.progress import Progress
+from ..core.runner import read_bounded_file
+from ..core.toolrun import ToolRun
+from ..core.workspace import Workspace
 
 _PRETTIER_GLOB = "**/*.{js,jsx,ts,tsx,mjs,cjs,mts,cts}"
 _PRETTIER_DETAIL_FILES = 10  # files whose first differing line is looked up (one prettier run each)

@@ -1,5 +1,5 @@
-"""lint: ruff (JSON output) for Python; eslint and prettier for JavaScript/TypeScript (js/jslint.py), and
-`tsc --noEmit` where a tsconfig.json exists (js/typecheck.py)."""
+"""lint: ruff (JSON output) for Python; eslint and prettier for JavaScript/TypeScript (js_lint.py), and
+`tsc --noEmit` where a tsconfig.json exists (ts_typecheck.py)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from .js.jslint import run_eslint, run_prettier
-from .js.typecheck import run_tsc
-from .profiles import Profile
-from .progress import Progress
-from .runner import find_executable, read_bounded_file
-from .toolrun import ToolRun
-from .workspace import Workspace
+from ..core.profiles import Profile
+from ..core.progress import Progress
+from ..core.runner import find_executable, read_bounded_file
+from ..core.toolrun import ToolRun
+from ..core.workspace import Workspace
+from .js_lint import run_eslint, run_prettier
+from .ts_typecheck import run_tsc
 
 # Rules whose findings mean the code is broken (it will not run as written); the rest is style/smell.
 _ERROR_PREFIXES = ("E9", "F63", "F7", "F82", "PLE", "RUF200")

@@ -13,12 +13,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from .js.packages import node_env, node_tool
-from .profiles import Profile
-from .progress import Progress
-from .runner import find_executable, read_bounded_file, run_command
-from .toolrun import ToolRun
-from .workspace import Workspace, is_test_file
+from ..core.js_packages import node_env, node_tool
+from ..core.profiles import Profile
+from ..core.progress import Progress
+from ..core.runner import find_executable, read_bounded_file, run_command
+from ..core.toolrun import ToolRun
+from ..core.workspace import Workspace, is_test_file
 
 # pip-audit's default vulnerability service is PyPI's per-release JSON API; probing the same kind of
 # URL tells whether an audit can work before starting one that would only report "not found".

@@ -7,11 +7,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..profiles import Profile
-from ..progress import Progress
-from ..toolrun import ToolRun
-from ..workspace import Workspace
-from .packages import find_packages, node_env, node_tool, tool_version
+from ..core.js_packages import find_packages, node_env, node_tool, tool_version
+from ..core.profiles import Profile
+from ..core.progress import Progress
+from ..core.toolrun import ToolRun
+from ..core.workspace import Workspace
 
 _DIAGNOSTIC = re.compile(
     r"^(?P<file>[^\s(][^(]*)\((?P<line>\d+),(?P<col>\d+)\): (?P<sev>error|warning) (?P<code>TS\d+): (?P<msg>.*)$"

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..runner import clean_env
-from ..workspace import SKIP_DIRS, Workspace
+from .runner import clean_env
+from .workspace import SKIP_DIRS, Workspace
 
 # The toolchain the quality image (or CI, with `npm ci --prefix instances/quality/node`) installs.
 BUNDLED_NODE_DIR = Path(__file__).resolve().parents[1] / "node"

@@ -8,9 +8,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import QualityError
-from .runner import run_command
-from .workspace import Workspace
+from ..core.errors import QualityError
+from ..core.runner import run_command
+from ..core.workspace import Workspace
 
 _HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 _SAFE_REF = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-/~^@{}]*$")

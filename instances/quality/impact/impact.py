@@ -8,20 +8,20 @@ import asyncio
 import re
 from typing import Any
 
-from .errors import QualityError
+from ..core.errors import QualityError
+from ..core.profiles import Profile
+from ..core.progress import Progress
+from ..core.workspace import Workspace
+from ..testing.testhistory import load_timings, read_runs
+from ..testing.testmerge import combine_sections
+from ..testing.tests_tool import run_pytest
 from .gitdiff import FileChange, Git, changed_definitions
 from .importgraph import ImportGraph
-from .js.jsimpact import analyze_js_changes, full_plan_for_all, js_plan, run_js_plan
-from .js.tsfunctions import changed_ts_functions
-from .profiles import Profile
-from .progress import Progress
+from .js_impact import analyze_js_changes, full_plan_for_all, js_plan, run_js_plan
 from .risk import assess as assess_risk
 from .selection import choose_targets, map_data_files, selection_report
 from .serena_impact import current_serena, narrow_impacted, serena_narrowing
-from .testhistory import load_timings, read_runs
-from .testmerge import combine_sections
-from .tests_tool import run_pytest
-from .workspace import Workspace
+from .ts_functions import changed_ts_functions
 
 # Files whose change can affect any test: pytest/packaging configuration and dependency lists.
 CONFIG_NAMES = frozenset({"pyproject.toml", "setup.cfg", "setup.py", "pytest.ini", "tox.ini", ".coveragerc"})

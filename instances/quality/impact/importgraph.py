@@ -8,7 +8,7 @@ from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from .workspace import is_test_file
+from ..core.workspace import is_test_file
 
 # Calls that import by a computed name: the graph cannot see what they load.
 _DYNAMIC_ATTRS = {"import_module", "spec_from_file_location", "run_module", "run_path", "load_source", "load_module"}

@@ -12,8 +12,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..importgraph import importer_chains
-from .packages import JsPackage
+from ..core.js_packages import JsPackage
+from .importgraph import importer_chains
 
 EXTENSIONS = (".ts", ".tsx", ".mts", ".cts", ".js", ".jsx", ".mjs", ".cjs", ".json")
 # TypeScript's ESM style names the emitted file ("./x.js") while the source is x.ts.

@@ -10,14 +10,14 @@ import posixpath
 import re
 from typing import Any
 
-from ..gitdiff import FileChange
-from ..profiles import Profile
-from ..progress import Progress
-from ..workspace import Workspace
-from .jsgraph import JsImportGraph, JsResolver, describe_chain, load_aliases
-from .jsrunners import list_test_files, run_js_runner
-from .jstests import innermost_runner_package, runner_packages, section_key
-from .packages import JS_SUFFIXES, JsPackage, find_packages
+from ..core.js_packages import JS_SUFFIXES, JsPackage, find_packages
+from ..core.profiles import Profile
+from ..core.progress import Progress
+from ..core.workspace import Workspace
+from ..testing.js_runners import list_test_files, run_js_runner
+from ..testing.js_tests import innermost_runner_package, runner_packages, section_key
+from .gitdiff import FileChange
+from .js_graph import JsImportGraph, JsResolver, describe_chain, load_aliases
 
 _LOCKFILES = frozenset({"package-lock.json", "npm-shrinkwrap.json", "yarn.lock", "pnpm-lock.yaml", "bun.lockb"})
 _CONFIG = re.compile(

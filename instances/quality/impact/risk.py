@@ -12,12 +12,12 @@ import asyncio
 import math
 from typing import Any
 
-from .contexts import ContextMap
-from .errors import QualityError
+from ..core.errors import QualityError
+from ..core.workspace import Workspace
+from ..testing.contexts import ContextMap
+from ..testing.testhistory import load_timings, read_runs
 from .gitdiff import FileChange, Git
 from .importgraph import ImportGraph
-from .testhistory import load_timings, read_runs
-from .workspace import Workspace
 
 WEIGHTS = {"past_failures": 0.45, "churn": 0.2, "size": 0.2, "uncovered": 0.15}
 CHURN_COMMITS = 200

@@ -17,17 +17,17 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .contexts import ContextMap
+from ..testing.contexts import ContextMap
+from ..testing.pytestconfig import full_run_config
+from ..testing.testhistory import load_timings
 from .gitdiff import Definition, FileChange, Git, definitions
 from .importgraph import ImportGraph
-from .pytestconfig import full_run_config
-from .testhistory import load_timings
 
 # Files tests do not read unless a Python file names them (then they are treated like data).
 INERT_SUFFIXES = (".md", ".rst", ".adoc", ".png", ".jpg", ".jpeg", ".gif", ".svg", ".ico", ".lock")
 INERT_NAMES = re.compile(r"^(README|CHANGELOG|CHANGES|HISTORY|LICENSE|AUTHORS|CONTRIBUTING|NOTICE)([.-].*)?$", re.I)
 INERT_EXACT = frozenset({".gitignore", ".gitattributes", ".editorconfig", ".dockerignore", "Makefile"})
-# Front-end files belong to the JavaScript side of the impact analysis (js/jsimpact.py).
+# Front-end files belong to the JavaScript side of the impact analysis (js_impact.py).
 JS_SUFFIXES = (".js", ".jsx", ".ts", ".tsx", ".mjs", ".cjs", ".css", ".scss", ".vue", ".svelte")
 JS_NAMES = frozenset({"package.json", "package-lock.json", "npm-shrinkwrap.json", "yarn.lock", "pnpm-lock.yaml"})
 SERENA_MARK = "(Serena)"

@@ -25,10 +25,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core.workspace import Workspace, is_test_file
 from .gitdiff import FileChange
 from .importgraph import ImportGraph
 from .serena_peer import PeerUnavailable, SerenaPeer, current_serena
-from .workspace import Workspace, is_test_file
 
 MAX_FILES = 20  # changed files asked about; the rest keep the import graph's answer
 MAX_DEPTH = 4  # callers followed from a changed symbol before giving up on narrowing it

@@ -10,10 +10,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..gitdiff import Definition, FileChange, Git, changed_from
-from ..runner import run_command
-from ..workspace import Workspace
-from .packages import JS_SUFFIXES, node_env, node_tool, toolchain_dirs
+from ..core.js_packages import JS_SUFFIXES, node_env, node_tool, toolchain_dirs
+from ..core.runner import run_command
+from ..core.workspace import Workspace
+from .gitdiff import Definition, FileChange, Git, changed_from
 
 MAX_FILES = 100
 _SCRIPT = Path(__file__).with_name("ts_definitions.js")

@@ -10,14 +10,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .datadir import sub_dir
-from .errors import QualityError
-from .impact import analyze_changes
-from .js.appsteps import run_app_step
-from .js.packages import JS_SUFFIXES
-from .lint import lint
-from .profiles import Profile
-from .progress import Progress
+from ..app.appsteps import run_app_step
+from ..checks.lint import lint
+from ..checks.security import security_scan
+from ..core.datadir import sub_dir
+from ..core.errors import QualityError
+from ..core.js_packages import JS_SUFFIXES
+from ..core.profiles import Profile
+from ..core.progress import Progress
+from ..core.workspace import Workspace
+from ..impact.impact import analyze_changes
+from ..testing.tests_tool import run_tests
 from .render import to_html, to_markdown
 from .scoring import (
     check_thresholds,
@@ -27,10 +30,7 @@ from .scoring import (
     report_recommendations,
     untested_changed_functions,
 )
-from .security import security_scan
-from .tests_tool import run_tests
 from .trends import compare_runs, history_entry
-from .workspace import Workspace
 
 REPORT_DIR = "reports"  # under the instance's data directory (datadir.py)
 HISTORY = "history.jsonl"

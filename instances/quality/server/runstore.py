@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .errors import QualityError
+from ..core.errors import QualityError
 from .sizing import byte_size
 
 MAX_RUNS = 12

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import QualityError
+from ..core.errors import QualityError
 from .facts import render_text
 
 DEFAULT_BUDGET = 40_000

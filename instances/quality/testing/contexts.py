@@ -17,8 +17,8 @@ from typing import Any
 
 from coverage import CoverageData
 
-from .datadir import sub_dir
-from .workspace import Workspace
+from ..core.datadir import sub_dir
+from ..core.workspace import Workspace
 
 CONTEXTS_DIR = "coverage"  # under the instance's data directory (datadir.py)
 DATA = "contexts.sqlite"

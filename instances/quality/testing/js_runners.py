@@ -10,15 +10,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..profiles import Profile
-from ..progress import Progress
-from ..runner import read_bounded_file, run_command
-from ..testparse import empty_counts, parse_jest_coverage
-from ..toolrun import ToolRun
-from ..workspace import Workspace
-from .declared import declared_flags
-from .jsselect import NameFilter, deselect, limit_args, selection_args
-from .packages import JS_SUFFIXES, JsPackage, major_version, node_env, node_tool, tool_version, toolchain_dirs
+from ..core.js_packages import JS_SUFFIXES, JsPackage, major_version, node_env, node_tool, tool_version, toolchain_dirs
+from ..core.profiles import Profile
+from ..core.progress import Progress
+from ..core.runner import read_bounded_file, run_command
+from ..core.toolrun import ToolRun
+from ..core.workspace import Workspace
+from .js_declared import declared_flags
+from .js_select import NameFilter, deselect, limit_args, selection_args
+from .testparse import empty_counts, parse_jest_coverage
 
 # A stack frame "at fn (/abs/file.js:12:5)" or "at /abs/file.js:12:5".
 _FRAME = re.compile(r"(?:\(|at )(?:file://)?(?P<file>/[^():\s]+):(?P<line>\d+):\d+\)?")

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..profiles import Profile
-from ..progress import Progress
-from ..workspace import Workspace
-from .jsrunners import run_js_runner
-from .jsselect import NameFilter
-from .packages import JsPackage, find_packages
+from ..core.js_packages import JsPackage, find_packages
+from ..core.profiles import Profile
+from ..core.progress import Progress
+from ..core.workspace import Workspace
+from .js_runners import run_js_runner
+from .js_select import NameFilter
 
 
 def section_key(pkg: JsPackage, runner: str) -> str:

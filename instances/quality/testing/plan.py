@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .cpus import available_cpus, idle_cpus
-from .errors import QualityError
-from .js.packages import major_version
-from .runner import run_command
+from ..core.cpus import available_cpus, idle_cpus
+from ..core.errors import QualityError
+from ..core.js_packages import major_version
+from ..core.runner import run_command
+from ..core.workspace import Interpreter, Workspace
 from .testhistory import load_timings
-from .workspace import Interpreter, Workspace
 
 MIN_PARALLEL_SECONDS = 3.0
 """Estimated serial test time below which workers cost more than they save: starting one more

@@ -15,7 +15,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .workspace import Workspace
+from ..core.workspace import Workspace
 
 
 @dataclass

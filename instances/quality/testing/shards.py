@@ -19,8 +19,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .runner import RunResult
-from .toolrun import ToolRun
+from ..core.runner import RunResult
+from ..core.toolrun import ToolRun
 
 _EXIT_PRIORITY = (None, 3, 4, 2, 1, 0)
 """Most serious first: killed or never started, internal error, usage error, interrupted (often a

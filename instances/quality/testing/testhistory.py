@@ -13,12 +13,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..core.datadir import sub_dir
+from ..core.errors import QualityError
+from ..core.runner import read_bounded_file, run_command
+from ..core.workspace import Workspace
 from .contexts import save_contexts
-from .datadir import sub_dir
-from .errors import QualityError
-from .runner import read_bounded_file, run_command
 from .testparse import junit_nodeid
-from .workspace import Workspace
 
 HISTORY_DIR = "tests"  # under the instance's data directory (datadir.py)
 TIMINGS = "timings.json"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .js.jstests import merge_coverage
+from .js_tests import merge_coverage
 from .testparse import empty_counts
 
 

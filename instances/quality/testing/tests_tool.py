@@ -1,4 +1,4 @@
-"""run_tests: pytest (junit XML + coverage JSON) for Python; jest/vitest per package (js/jstests.py)."""
+"""run_tests: pytest (junit XML + coverage JSON) for Python; jest/vitest per package (js_tests.py)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,16 @@ import xml.etree.ElementTree as ET  # nosec B405 - only for ParseError
 from pathlib import Path
 from typing import Any
 
+from ..core.errors import checked_timeout
+from ..core.profiles import Profile
+from ..core.progress import Progress
+from ..core.runner import RunResult, clean_env, read_bounded_file
+from ..core.toolrun import ToolRun
+from ..core.workspace import Workspace
 from .contexts import CONTEXT_ARGS
-from .errors import checked_timeout
-from .js.jstests import run_js_ids, run_js_tests
+from .js_tests import run_js_ids, run_js_tests
 from .plan import make_plan, normalise_xdist_output
-from .profiles import Profile
-from .progress import Progress
 from .pytestconfig import full_run_config
-from .runner import RunResult, clean_env, read_bounded_file
 from .shards import SplitRun, merge_runs
 from .testhistory import after_run
 from .testmerge import combine_sections
@@ -26,8 +28,6 @@ from .testparse import (
     parse_verbose_output,
 )
 from .testselect import describe_selection, mark_nothing_ran, parse_ids, pytest_keyword_problem
-from .toolrun import ToolRun
-from .workspace import Workspace
 
 # Coverage settings used when the workspace has none of its own: measure the code, not the tests.
 _DEFAULT_COVERAGERC = """[run]

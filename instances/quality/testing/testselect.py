@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import QualityError
-from .js.jsselect import MAX_IDS, split_test_id
-from .workspace import Workspace
+from ..core.errors import QualityError
+from ..core.workspace import Workspace
+from .js_select import MAX_IDS, split_test_id
 
 FIX = (
     "pass ids exactly as a reply gives them (failed_tests / failures[].test: 'file::name'), or a keyword "

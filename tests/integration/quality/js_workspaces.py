@@ -177,7 +177,7 @@ LINT_OWN_CONFIG = {
 def require_node_toolchain() -> None:
     """The JS tools come from the bundled toolchain (`npm ci --prefix instances/quality/node`, or the
     image's): missing, the JS tests skip on a developer's machine and fail in CI."""
-    from instances.quality.js.packages import node_tool
+    from instances.quality.core.js_packages import node_tool
 
     missing = [
         t

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from instances.quality.errors import QualityError
-from instances.quality.js.appserver import app_under_test
-from instances.quality.workspace import Workspace
+from instances.quality.app.appserver import app_under_test
+from instances.quality.core.errors import QualityError
+from instances.quality.core.workspace import Workspace
 
 
 def _free_port() -> int:

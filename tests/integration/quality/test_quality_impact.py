@@ -6,9 +6,9 @@ from pathlib import Path
 
 from quality_workspaces import BROKEN, git, write
 
-from instances.quality.impact import run_impacted_tests
-from instances.quality.profiles import load_profiles
-from instances.quality.workspace import Workspace
+from instances.quality.core.profiles import load_profiles
+from instances.quality.core.workspace import Workspace
+from instances.quality.impact.impact import run_impacted_tests
 
 
 async def test_analyze_changes_maps_the_diff_to_functions_and_impacted_tests(call_tool) -> None:

@@ -20,9 +20,9 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = textwrap.dedent(
     """
     import asyncio, json, sys
-    from instances.quality.profiles import load_profiles
-    from instances.quality.security import security_scan
-    from instances.quality.workspace import Workspace
+    from instances.quality.core.profiles import load_profiles
+    from instances.quality.checks.security import security_scan
+    from instances.quality.core.workspace import Workspace
     result = asyncio.run(security_scan(Workspace.open(sys.argv[1]), load_profiles()["comprehensive"]))
     print(json.dumps(result))
     """
@@ -79,9 +79,9 @@ def test_npm_audit_offline_is_an_error_not_clean(tmp_path: Path) -> None:
 
 async def test_with_no_egress_the_audits_say_so_up_front(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An instance started with egress "none" does not wait on the network to learn it has none."""
-    from instances.quality.profiles import load_profiles
-    from instances.quality.security import security_scan
-    from instances.quality.workspace import Workspace
+    from instances.quality.checks.security import security_scan
+    from instances.quality.core.profiles import load_profiles
+    from instances.quality.core.workspace import Workspace
 
     require_node_toolchain()
     monkeypatch.setenv("PARADISE_INSTANCE_EGRESS", "none")
@@ -98,10 +98,10 @@ async def test_with_no_egress_the_audits_say_so_up_front(tmp_path: Path, monkeyp
 
 
 async def test_the_report_score_says_what_it_could_not_measure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from instances.quality.profiles import load_profiles
-    from instances.quality.reports import quality_report
-    from instances.quality.summaries import summarize
-    from instances.quality.workspace import Workspace
+    from instances.quality.core.profiles import load_profiles
+    from instances.quality.core.workspace import Workspace
+    from instances.quality.reports.reports import quality_report
+    from instances.quality.server.summaries import summarize
 
     require_node_toolchain()
     monkeypatch.setenv("PARADISE_INSTANCE_EGRESS", "none")

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from generated_suite import commit_all, write_suite
 
-from instances.quality.contexts import ContextMap
-from instances.quality.impact import run_impacted_tests
-from instances.quality.profiles import load_profiles
-from instances.quality.tests_tool import run_tests
-from instances.quality.workspace import Workspace
+from instances.quality.core.profiles import load_profiles
+from instances.quality.core.workspace import Workspace
+from instances.quality.impact.impact import run_impacted_tests
+from instances.quality.testing.contexts import ContextMap
+from instances.quality.testing.tests_tool import run_tests
 from tests.helpers import lean_venv
 
 PROFILES = load_profiles()

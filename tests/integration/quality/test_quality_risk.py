@@ -8,12 +8,12 @@ from pathlib import Path
 
 from generated_suite import commit_all, write_suite
 
-from instances.quality.impact import analyze_changes
-from instances.quality.profiles import load_profiles
-from instances.quality.risk import backtest_workspace
-from instances.quality.testhistory import read_runs
-from instances.quality.tests_tool import run_tests
-from instances.quality.workspace import Workspace
+from instances.quality.core.profiles import load_profiles
+from instances.quality.core.workspace import Workspace
+from instances.quality.impact.impact import analyze_changes
+from instances.quality.impact.risk import backtest_workspace
+from instances.quality.testing.testhistory import read_runs
+from instances.quality.testing.tests_tool import run_tests
 
 QUICK = load_profiles()["quick"]
 

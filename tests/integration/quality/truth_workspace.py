@@ -122,7 +122,7 @@ TRUTH = {
 def build_truth(root):
     """The workspace; `web` gets vitest's package in node_modules (a link to the bundled toolchain's), as
     a project has after `npm install`, so that tsc (alone or under `vitest --typecheck`) finds its types."""
-    from instances.quality.js.packages import BUNDLED_NODE_DIR
+    from instances.quality.core.js_packages import BUNDLED_NODE_DIR
 
     write(root, TRUTH)
     (root / "web" / "node_modules").mkdir()

@@ -6,10 +6,10 @@ import re
 
 import pytest
 
-from instances.quality.errors import QualityError
-from instances.quality.js.jsselect import NameFilter, deselect, limit_args, split_test_id
-from instances.quality.runstore import RunStore
-from instances.quality.testselect import mark_nothing_ran
+from instances.quality.core.errors import QualityError
+from instances.quality.server.runstore import RunStore
+from instances.quality.testing.js_select import NameFilter, deselect, limit_args, split_test_id
+from instances.quality.testing.testselect import mark_nothing_ran
 
 PLUS = 'withBase "/foo" + "/bar"'
 
@@ -90,7 +90,7 @@ def test_a_run_that_ran_nothing_is_never_ok() -> None:
 
 
 def test_a_json_fixture_is_no_coverage_source() -> None:
-    from instances.quality.js.jsrunners import code_only
+    from instances.quality.testing.js_runners import code_only
 
     def entry(total: int, covered: int) -> dict:
         return {"lines": {"total": total, "covered": covered}, "branches": {"total": 0, "covered": 0}}

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from instances.keyguard import PEERS, InstanceKeyGuard, Peers
-from instances.quality.importgraph import ImportGraph
-from instances.quality.serena_impact import FileResult, callables_in, narrow_impacted, pytest_node_id
+from instances.quality.impact.importgraph import ImportGraph
+from instances.quality.impact.serena_impact import FileResult, callables_in, narrow_impacted, pytest_node_id
 
 KEY = "k" * 32
 

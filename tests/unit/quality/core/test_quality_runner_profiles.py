@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from instances.quality.errors import QualityError
-from instances.quality.profiles import load_profiles, pick_profile
-from instances.quality.runner import clean_env, run_command
+from instances.quality.core.errors import QualityError
+from instances.quality.core.profiles import load_profiles, pick_profile
+from instances.quality.core.runner import clean_env, run_command
 
 
 async def test_run_command_captures_output_and_exit_code(tmp_path: Path) -> None:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from instances.quality.testparse import (
+from instances.quality.testing.testparse import (
     parse_coverage_json,
     parse_jest_coverage,
     parse_junit,
     parse_verbose_output,
 )
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 
 
 def test_junit_counts_failures_errors_and_skips() -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from instances.quality import datadir
-from instances.quality.workspace import Workspace
+from instances.quality.core import datadir
+from instances.quality.core.workspace import Workspace
 
 
 def test_a_writable_workspace_gets_an_ignored_paradise_dir(tmp_path: Path) -> None:
@@ -33,7 +33,7 @@ def test_a_permission_problem_is_a_structured_error_with_path_and_fix() -> None:
 
 
 async def test_no_tool_answers_internal_error_for_a_permission_problem() -> None:
-    from instances.quality.server import invoke_tool
+    from instances.quality.server.server import invoke_tool
 
     async def work(*, progress: object) -> dict:
         raise PermissionError(errno.EACCES, "Permission denied", "/workspace/.paradise")

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from instances.quality import cpus
-from instances.quality.paradise_order import assign_files
-from instances.quality.runner import RunResult
-from instances.quality.shards import merge_exit_codes, merge_junit, merge_runs
-from instances.quality.testparse import parse_junit
+from instances.quality.core import cpus
+from instances.quality.core.runner import RunResult
+from instances.quality.testing.paradise_order import assign_files
+from instances.quality.testing.shards import merge_exit_codes, merge_junit, merge_runs
+from instances.quality.testing.testparse import parse_junit
 
 JUNIT = """<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest" tests="{n}">{cases}</testsuite>
 </testsuites>"""

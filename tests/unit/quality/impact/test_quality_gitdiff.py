@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from instances.quality.gitdiff import (
+from instances.quality.impact.gitdiff import (
     FileChange,
     changed_definitions,
     definitions,
     parse_name_status,
     parse_unified_diff,
 )
-from instances.quality.impact import fallback_reasons
-from instances.quality.importgraph import ImportGraph
-from instances.quality.selection import map_data_files
+from instances.quality.impact.impact import fallback_reasons
+from instances.quality.impact.importgraph import ImportGraph
+from instances.quality.impact.selection import map_data_files
 
 # Real `git diff --no-color --no-renames -U0 HEAD` output: a deleted file, three hunks, an added file.
 PATCH = """\

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from instances.quality.jobs import SUMMARY_FILE, JobRegistry
-from instances.quality.progress import Progress
+from instances.quality.core.jobs import SUMMARY_FILE, JobRegistry
+from instances.quality.core.progress import Progress
 
 
 async def test_progress_feeds_the_job_without_an_mcp_reporter() -> None:

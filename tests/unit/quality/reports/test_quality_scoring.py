@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from instances.quality.scoring import (
+from instances.quality.reports.scoring import (
     check_thresholds,
     collect_metrics,
     quality_score,
     report_recommendations,
     untested_changed_functions,
 )
-from instances.quality.trends import compare_runs, trend_recommendations
+from instances.quality.reports.trends import compare_runs, trend_recommendations
 
 
 def _sections() -> dict:

@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from instances.quality.js.jsgraph import (
+from instances.quality.core.js_packages import JsPackage, declared_runners, owning_package
+from instances.quality.impact.js_graph import (
     JsImportGraph,
     JsResolver,
     describe_chain,
@@ -16,8 +17,7 @@ from instances.quality.js.jsgraph import (
     scan_js_imports,
     strip_comments,
 )
-from instances.quality.js.jsimpact import classify
-from instances.quality.js.packages import JsPackage, declared_runners, owning_package
+from instances.quality.impact.js_impact import classify
 
 SOURCE = """
 import React from "react";

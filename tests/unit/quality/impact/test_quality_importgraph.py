@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 
-from instances.quality.importgraph import ImportGraph, primary_name, resolve_relative, scan_imports
+from instances.quality.impact.importgraph import ImportGraph, primary_name, resolve_relative, scan_imports
 
 
 def test_primary_name_follows_packages_up_to_the_first_plain_directory() -> None:

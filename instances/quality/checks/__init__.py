@@ -1,0 +1,2 @@
+"""Static checks: lint (ruff, eslint, prettier, tsc) and security scans (bandit, pip-audit, npm audit).
+Imports only core."""
