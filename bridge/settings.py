@@ -142,8 +142,8 @@ class BridgeSettings(BaseSettings):
     )
     instance_egress: Literal["none", "registries", "all"] = Field(
         "none",
-        description="Where a container instance may connect: none (no NAT: nothing beyond the host answers), "
-        "registries (as none, plus the host's HTTP(S)_PROXY for package registries) or all (the engine's NAT).",
+        description="Where an instance may connect: none (nothing beyond the host; a sandbox only its loopback), "
+        "registries (+ the host's HTTP(S)_PROXY and CA settings) or all (NAT; a sandbox's via slirp4netns).",
     )
     sandbox_uids: str = Field("200000-265535", description="Process runtime with a root bridge: host uids its "
                               "sandboxes run as, one per client, inclusive (the first is the group every sandbox "

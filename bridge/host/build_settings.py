@@ -24,6 +24,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bridge.runtime.egress import proxy_environment
+
 ROOT = Path(__file__).resolve().parents[2]
 CERTS_DIR = ROOT / "images" / "certs"
 HOST_BUNDLE_NAME = "host-ca-bundle.crt"
@@ -42,7 +44,6 @@ PIP_SETTINGS = {  # pip configuration key -> build arg
     "trusted-host": "PIP_TRUSTED_HOST",
     "default-timeout": "PIP_DEFAULT_TIMEOUT",
 }
-PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
 
 
 def host_ca_bundle() -> Path | None:
@@ -158,4 +159,4 @@ def host_build_args() -> dict[str, str]:
 
 def proxy_build_args() -> dict[str, str]:
     """The host's ``*_PROXY`` variables: every build step that downloads (apt, pip, npm) needs them."""
-    return {variable: os.environ[variable] for variable in PROXY_VARIABLES if os.environ.get(variable)}
+    return proxy_environment()

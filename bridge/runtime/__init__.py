@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Protocol
 
 from bridge.runtime.base import Runtime
+from bridge.runtime.egress import nat_usable
 from bridge.runtime.grants import SandboxUids
 from bridge.runtime.process import Limits, ProcessRuntime
 from bridge.runtime.sandbox import Sandbox
@@ -62,5 +63,7 @@ def select_runtime(
     limits = Limits(memory=parse_memory(settings.instance_memory), pids=settings.instance_pids,
                     disk=parse_memory(settings.instance_disk))  # fmt: skip
     uids = SandboxUids.parse(settings.data_dir, settings.sandbox_uids)
+    if sandbox is not None and settings.instance_egress == "all" and not (nat := nat_usable())[0]:
+        raise SettingsError(f"PARADISE_INSTANCE_EGRESS=all on the process runtime, but {nat[1]}")
     return ProcessRuntime(settings.instances_dir, sandbox=sandbox, allow_unsandboxed=settings.allow_unsandboxed,
-                          uids=uids, limits=limits)  # fmt: skip
+                          uids=uids, limits=limits, egress=settings.instance_egress)  # fmt: skip

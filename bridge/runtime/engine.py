@@ -18,7 +18,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
@@ -32,6 +32,7 @@ from bridge.runtime.base import (
     ThreadedRuntime,
     instance_name,
 )
+from bridge.runtime.egress import Egress, proxy_environment
 
 log = logging.getLogger(__name__)
 LABEL = "devops-paradise"
@@ -47,9 +48,6 @@ DEFAULT_HOME = "/home/paradise"
 TMPFS_OPTIONS = "rw,nosuid,nodev,mode=1777,size=512m"
 # How engines word "that host port is taken" (docker run, swarm create/update).
 PORT_ERRORS = ("port is already allocated", "address already in use", "bind for", "already in use")
-# Host proxy settings an instance may receive under egress "registries" (the only way out of a no-NAT net).
-PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
-Egress = Literal["none", "registries", "all"]
 
 
 def network_name(client_id: str) -> str:
@@ -91,8 +89,8 @@ def instance_env(spec: InstanceSpec, egress: Egress = "none") -> dict[str, str]:
         # The MCP SDK checks the Host header; the bridge sends 127.0.0.1:<host port>.
         "PARADISE_PUBLIC_PORT": str(spec.port),
     }
-    if egress == "registries":
-        env |= {name: os.environ[name] for name in PROXY_VARIABLES if os.environ.get(name)}
+    if egress == "registries":  # the host's proxy: the only way out of a no-NAT network
+        env |= proxy_environment()
     return env
 
 

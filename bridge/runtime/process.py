@@ -26,7 +26,7 @@ from typing import Any
 
 import psutil
 
-from bridge.runtime import address
+from bridge.runtime import address, egress
 from bridge.runtime.access import Who
 from bridge.runtime.base import (
     Discovered,
@@ -80,6 +80,7 @@ class ProcessRuntime(Runtime):
         allow_unsandboxed: bool = False,
         uids: SandboxUids | None = None,
         limits: Limits = Limits(),
+        egress: egress.Egress = "none",
     ) -> None:
         self.root = root
         self.sandbox = sandbox
@@ -87,8 +88,10 @@ class ProcessRuntime(Runtime):
         # With a root bridge, sandboxes run as unprivileged host uids (one per client), never as root.
         self.uids = uids if sandbox is not None and os.geteuid() == 0 else None
         self.limits = limits
+        self.egress = egress if sandbox is not None else "none"  # unsandboxed: the host's network anyway
         # Our own children, kept so their exit codes can be read; asyncio reaps them (no zombies).
         self._children: dict[int, asyncio.subprocess.Process] = {}
+        self._nats: dict[int, asyncio.subprocess.Process] = {}  # an instance's pid -> its slirp4netns
 
     @property
     def sandboxed(self) -> bool:
@@ -103,11 +106,14 @@ class ProcessRuntime(Runtime):
         home = spec.instance_dir / "home"
         home.mkdir(parents=True, exist_ok=True)
         env = instance_environment(spec, home)
-        launch = None
+        launch = nat = None
         if self.sandbox is not None:
-            env["PARADISE_INSTANCE_EGRESS"] = "none"  # its network namespace has nothing but its own loopback
-            launch = await asyncio.to_thread(self._prepare, spec, home)
+            # Its network namespace has its own loopback and, under egress all, slirp4netns's NAT (egress.py).
+            env["PARADISE_INSTANCE_EGRESS"] = self.egress
+            env |= egress.environment(self.egress)
+            launch = await asyncio.to_thread(self._prepare, spec, home, egress.ca_paths(env))
             command = [*_as_user(launch.who), *self.sandbox.command(spec, launch)]
+            nat = egress.Nat() if self.egress == "all" else None
         else:
             env[LAUNCH_MARKER] = secrets.token_hex(16)  # proves the family at stop (process_tree.py)
             command = spec.command
@@ -117,15 +123,20 @@ class ProcessRuntime(Runtime):
         with log_path.open("ab") as out:
             out.write(f"---- starting {' '.join(spec.command)}{'' if self.sandbox else ' (unsandboxed)'}\n".encode())
             out.flush()
-            proc = await asyncio.create_subprocess_exec(
-                *command,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=out,
-                stderr=asyncio.subprocess.STDOUT,
-                env=env,  # to bwrap itself: never in an argv others can read
-                cwd="/" if who else home,
-                start_new_session=True,  # its own session and group: a bridge crash does not reach it
-            )
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    *command,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=asyncio.subprocess.STDOUT,
+                    env=env,  # to bwrap itself: never in an argv others can read
+                    cwd="/" if who else home,
+                    start_new_session=True,  # its own session and group: a bridge crash does not reach it
+                    pass_fds=nat.sandbox_fds if nat else (),
+                )
+            finally:
+                if nat is not None:
+                    nat.sandbox_started()
         self._children[proc.pid] = proc
         state: dict[str, Any] = {
             "pid": proc.pid,
@@ -141,6 +152,8 @@ class ProcessRuntime(Runtime):
             sandboxed = await _sandbox_init(proc.pid)
             if sandboxed is not None:
                 state["sandbox"] = {**identity(sandboxed), "pidns": pid_namespace(sandboxed.pid)}
+            if nat is not None:
+                await self._attach_nat(nat, sandboxed, state, log_path)
             address.register(spec.port, state["socket"])
         else:
             state["marker"] = env[LAUNCH_MARKER]
@@ -149,7 +162,7 @@ class ProcessRuntime(Runtime):
         log.info("started %s (pid %d%s) on 127.0.0.1:%d", spec.name, proc.pid, _how(state), spec.port)
         return state
 
-    def _prepare(self, spec: InstanceSpec, home: Path) -> Launch:
+    def _prepare(self, spec: InstanceSpec, home: Path, readable: list[Path]) -> Launch:
         """The launch's run directory, credentials and limits; with a root bridge, what its uid may reach."""
         run_dir = spec.instance_dir / "run"
         who = self.uids.who(spec.client_id) if self.uids else None
@@ -168,13 +181,30 @@ class ProcessRuntime(Runtime):
         for stale in ("instance.sock", EXITED):  # a dead launch's: the new one makes its own
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(run_dir / stale)
+        resolv = egress.write_resolv_conf(run_dir / "resolv.conf") if self.egress == "all" else None
         launch = Launch(home=home, run_dir=run_dir, who=who, memory=spec.memory_bytes or self.limits.memory,
-                        nproc=pids, disk=self.limits.disk)  # fmt: skip
+                        nproc=pids, disk=self.limits.disk, resolv=resolv, readable=tuple(readable))  # fmt: skip
         if who is not None:
             for kind, path in self.sandbox.mounts(spec, launch):  # type: ignore[union-attr]
                 if kind in ("bind", "ro-bind"):
                     grant_passage(path, who)
         return launch
+
+    async def _attach_nat(
+        self, nat: egress.Nat, sandboxed: psutil.Process | None, state: dict[str, Any], log_path: Path
+    ) -> None:
+        """Egress all: slirp4netns into the sandbox's network namespace; a sandbox it cannot reach is stopped
+        (an instance told it has egress must have it)."""
+        try:
+            if sandboxed is None:
+                raise OSError("the sandbox did not start")
+            slirp = await nat.attach(sandboxed.pid, log_path)
+        except OSError as exc:
+            nat.abandon()
+            await self.stop(state, grace=1)
+            raise RuntimeOperationError(f"PARADISE_INSTANCE_EGRESS=all: {exc}") from None
+        state["nat"] = identity(psutil.Process(slirp.pid))
+        self._nats[state["pid"]] = slirp
 
     def _refuse_second_unsandboxed_client(self, client_id: str) -> None:
         """Unsandboxed instances can read each other's workspaces: then there is room for one tenant only."""
@@ -216,7 +246,19 @@ class ProcessRuntime(Runtime):
                 log.warning("pid %s did not stop within %.1fs; killing its family", pid, grace)
                 signal_all([m for m in members if m.is_running()], signal.SIGKILL)
                 await self._wait_gone(pid, members, 5)
+        await self._end_nat(state)
         self._forget(pid)
+
+    async def _end_nat(self, state: dict[str, Any]) -> None:
+        """slirp4netns ends by itself with the sandbox (egress.py); one that did not is ended here."""
+        slirp = self._nats.pop(state.get("pid"), None)
+        if slirp is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(slirp.wait(), timeout=5)
+        nat = state.get("nat") or {}
+        if (leftover := same_process(nat.get("pid"), nat.get("create_time", 0.0))) is not None:
+            log.warning("slirp4netns %s outlived its sandbox; ending it", leftover.pid)
+            signal_all([leftover], signal.SIGKILL)
 
     # Freezing: SIGSTOP to the whole family (sandbox and language servers included), SIGCONT to thaw.
     can_pause = True

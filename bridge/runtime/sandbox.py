@@ -12,8 +12,8 @@ An instance (Serena, the quality server, and whatever tenant code they run: pyte
 It runs in its own user, PID, IPC and UTS namespaces as an unprivileged uid, with no capabilities. The
 command is PID 1 of its PID namespace (``--as-pid-1``): when it dies, the kernel kills everything it left
 behind (language servers), and nothing inside can see or signal a host process. ``--die-with-parent`` is
-deliberately absent: instances outlive a bridge restart and are re-adopted. The network namespace is the
-host's, because the bridge reaches the instance on 127.0.0.1 (docs/security.md says what that implies).
+deliberately absent: instances outlive a bridge restart and are re-adopted. The network namespace is its
+own (the bridge reaches the server over a Unix socket, relayed by PID 1); egress.py says what else it has.
 """
 
 from __future__ import annotations
@@ -103,6 +103,8 @@ class Launch:
     memory: int | None = None  # RLIMIT_DATA per process
     nproc: int | None = None  # RLIMIT_NPROC for the sandbox's uid
     disk: int | None = None  # size of the home tmpfs
+    resolv: Path | None = None  # egress all: the resolv.conf naming slirp4netns's DNS (runtime/egress.py)
+    readable: tuple[Path, ...] = ()  # more host paths shown read-only (the host's CA files, under egress)
     id: str = field(default_factory=lambda: secrets.token_hex(8))  # names this launch in run/exited
 
     @property
@@ -139,6 +141,8 @@ class Sandbox:
             "--tmpfs", "/tmp",  # noqa: S108 - the sandbox's own, empty /tmp
         ]  # fmt: skip
         argv += self._system_mounts()
+        if launch.resolv is not None:
+            argv += ["--ro-bind", str(launch.resolv), str(Path("/etc/resolv.conf").resolve())]
         for kind, path in self.mounts(spec, launch):
             if kind == "home":  # a tmpfs of its own: capped, and never on the data dir's disk
                 size = ["--size", str(launch.disk)] if launch.disk else []
@@ -190,6 +194,9 @@ class Sandbox:
         mounts: dict[Path, str] = {path: "ro-bind" for path in self._readable(spec, data_dir, home)}
         for service in spec.peers:
             mounts[peer_run_dir(launch.run_dir, service).resolve()] = "ro-bind"
+        for path in launch.readable:
+            if path.exists() and not any(_inside(path.resolve(), system) for system in (Path("/usr"), Path("/etc"))):
+                mounts.setdefault(path.resolve(), "ro-bind")
         mounts[workspace] = "bind"
         mounts[launch.run_dir.resolve()] = "bind"
         mounts[home] = "home"
