@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         status = args.func(args)
     except CliError as exc:
         print(f"devops-paradise: {exc}", file=sys.stderr)
-        return exc.code
+        return exc.exit_status
     except SettingsError as exc:
         print(f"devops-paradise: {exc}", file=sys.stderr)
         return 2

@@ -7,68 +7,61 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-from bridge.cli.common import CliError, call, deliver_token, emit, show_client, table
-from bridge.cli.setup.claude import ClaudeCodeError, register_for_cli
-from bridge.mcp.claude_config import claude_add_commands, write_mcp_json
-from bridge.models import CLIENT_ID, CLIENT_ID_RULE
-
-READY_STATES = ("running", "idle")  # idle: stopped by the idle timeout, woken by the next request
-
-
-def client_name(value: str) -> str:
-    """argparse type: a client id as the bridge accepts it, as a full match (a trailing newline is refused too)."""
-    if not CLIENT_ID.fullmatch(value):
-        raise argparse.ArgumentTypeError(f"{value!r}: {CLIENT_ID_RULE}")
-    return value
+from bridge.cli.common import (
+    AdminClient,
+    CliError,
+    WaitFailed,
+    client_name,
+    deliver_token,
+    emit,
+    show_client,
+    table,
+)
+from bridge.cli.setup.claude import ClaudeCodeError, register_for_cli, write_config
+from bridge.mcp.claude_config import claude_add_commands
 
 
 def cmd_client_add(args: argparse.Namespace) -> None:
-    body: dict[str, Any] = {"client_id": args.name, "workspace": str(Path(args.workspace).expanduser().absolute())}
-    if args.profile:
-        body["profile"] = args.profile
-    if args.service:
-        body["services"] = args.service
-    if getattr(args, "languages", None):
-        body["languages"] = [name.strip().lower() for name in args.languages.split(",") if name.strip()]
-    created = call("POST", "/clients", json=body, params={"wait": args.wait})
+    admin = AdminClient()
+    languages = [name.strip().lower() for name in (getattr(args, "languages", None) or "").split(",") if name.strip()]
+    created = admin.add_client(args.name, Path(args.workspace).expanduser().absolute(), profile=args.profile,
+                               services=args.service, languages=languages, wait=args.wait)
+    data = created.model_dump(mode="json")
     try:
-        hint = deliver_token(args, created)
+        hint = deliver_token(args, data)
     except OSError as exc:  # never leave a client whose token nobody has
-        call("DELETE", f"/clients/{args.name}")
+        admin.delete_client(args.name)
         raise CliError(f"cannot write the token file {args.token_file} ({exc.strerror}); registration undone") from None
-    emit(args, created, show_client(created) + f"\n\ntoken (shown once; export it for Claude Code):\n  {hint}")
+    emit(args, data, show_client(created) + f"\n\ntoken (shown once; export it for Claude Code):\n  {hint}")
 
 
 def cmd_client_list(args: argparse.Namespace) -> None:
-    clients = call("GET", "/clients")
-    rows = [
-        [c["client_id"], ", ".join(f"{i['service']}={i['state']}" for i in c["instances"]), c["workspace"]]
-        for c in clients
-    ]
-    emit(args, clients, table(rows, ["CLIENT", "INSTANCES", "WORKSPACE"]) if rows else "no clients")
+    clients = AdminClient().list_clients()
+    rows = [[c.client_id, ", ".join(f"{i.service}={i.state}" for i in c.instances), c.workspace] for c in clients]
+    emit(args, [c.model_dump(mode="json") for c in clients],
+         table(rows, ["CLIENT", "INSTANCES", "WORKSPACE"]) if rows else "no clients")
 
 
 def cmd_client_show(args: argparse.Namespace) -> None:
-    client = call("GET", f"/clients/{args.name}")
-    emit(args, client, show_client(client))
+    client = AdminClient().client(args.name)
+    emit(args, client.model_dump(mode="json"), show_client(client))
 
 
 def cmd_client_rm(args: argparse.Namespace) -> None:
-    call("DELETE", f"/clients/{args.name}")
+    AdminClient().delete_client(args.name)
     emit(args, {"deleted": args.name}, f"deleted {args.name} (instances stopped, ports released)")
 
 
 def cmd_client_restart(args: argparse.Namespace) -> None:
-    client = call("POST", f"/clients/{args.name}/restart")
-    emit(args, client, show_client(client))
+    client = AdminClient().restart_client(args.name)
+    emit(args, client.model_dump(mode="json"), show_client(client))
 
 
 def cmd_client_token(args: argparse.Namespace) -> None:
-    rotated = call("POST", f"/clients/{args.name}/token")
+    rotated = AdminClient().rotate_token(args.name).model_dump(mode="json")
     try:
         hint = deliver_token(args, rotated)
     except OSError as exc:
@@ -76,57 +69,18 @@ def cmd_client_token(args: argparse.Namespace) -> None:
     emit(args, rotated, f"new token for {args.name} (the old one no longer works):\n  {hint}")
 
 
-def client_progress(client: dict[str, Any], seen: dict[str, str]) -> None:
-    for inst in client["instances"]:
-        label = inst["state"] + (f" ({inst['step']})" if inst.get("step") else "")
-        if seen.get(inst["service"]) != label:
-            seen[inst["service"]] = label
-            print(f"  {inst['service']}: {label}", flush=True)
-
-
 def cmd_client_wait(args: argparse.Namespace) -> None:
-    deadline = time.monotonic() + args.timeout
-    seen: dict[str, str] = {}
-    while True:
-        client = call("GET", f"/clients/{args.name}")
-        client_progress(client, seen)
-        failed = [i for i in client["instances"] if i["state"] == "failed"]
-        if failed:
-            print(show_client(client), file=sys.stderr)
-            raise CliError(f"{failed[0]['service']} of {args.name} failed to start: {failed[0]['last_error']}")
-        if all(i["state"] in READY_STATES for i in client["instances"]):
-            for inst in client["instances"]:
-                for note in inst.get("notes", []):
-                    print(f"  note: {inst['service']}: {note}", flush=True)
-            emit(args, client, f"all instances of {args.name} are running")
-            return
-        if time.monotonic() > deadline:
-            waiting = ", ".join(f"{s} {label}" for s, label in seen.items())
-            raise CliError(f"instances of {args.name} not ready within {args.timeout:g}s ({waiting})")
-        time.sleep(args.interval)
-
-
-def already_written(target: Path, config: dict[str, Any]) -> Path | None:
-    """The .mcp.json under ``target`` when it already holds exactly our servers (no rewrite, no new backup)."""
-    path = target / ".mcp.json" if target.is_dir() or not target.suffix else target
     try:
-        servers = json.loads(path.read_text()).get("mcpServers") or {}
-    except (OSError, ValueError, AttributeError):
-        return None
-    return path if all(servers.get(k) == v for k, v in config.get("mcpServers", {}).items()) else None
-
-
-def write_config(target: Path, config: dict[str, Any]) -> None:
-    unchanged = already_written(target, config)
-    if unchanged:
-        print(f"{unchanged} already up to date", file=sys.stderr)
-        return
-    try:
-        path, backup = write_mcp_json(target, config)
-    except (ValueError, OSError) as exc:
-        raise CliError(str(exc)) from None
-    note = f" (previous file kept as {backup})" if backup else ""
-    print(f"wrote {path}{note}", file=sys.stderr)
+        client = AdminClient().wait_ready(args.name, args.timeout, args.interval,
+                                          progress=lambda service, state: print(f"  {service}: {state}", flush=True))
+    except WaitFailed as exc:
+        if exc.failed is not None:
+            print(show_client(exc.client), file=sys.stderr)
+        raise
+    for inst in client.instances:
+        for note in inst.notes:
+            print(f"  note: {inst.service}: {note}", flush=True)
+    emit(args, client.model_dump(mode="json"), f"all instances of {args.name} are running")
 
 
 def add_to_claude(config: dict[str, Any], scope: str) -> None:
@@ -146,7 +100,7 @@ def add_to_claude(config: dict[str, Any], scope: str) -> None:
 
 def add_to_claude_local(args: argparse.Namespace, config: dict[str, Any]) -> None:
     """``--claude``: the servers at local scope for the client's workspace, so Claude Code asks nothing."""
-    workspace = Path(call("GET", f"/clients/{args.name}")["workspace"])
+    workspace = Path(AdminClient().client(args.name).workspace)
     try:
         lines = register_for_cli(args.name, workspace, config, args.token_file)
     except ClaudeCodeError as exc:
@@ -156,9 +110,9 @@ def add_to_claude_local(args: argparse.Namespace, config: dict[str, Any]) -> Non
 
 
 def cmd_mcp_config(args: argparse.Namespace) -> None:
-    config = call("GET", f"/clients/{args.name}/mcp-config")
+    config = AdminClient().mcp_config(args.name).model_dump(mode="json")
     if args.write:
-        write_config(Path(args.write).expanduser(), config)
+        print(write_config(Path(args.write).expanduser(), config), file=sys.stderr)
     if args.scope:
         add_to_claude(config, args.scope)
     if args.claude:

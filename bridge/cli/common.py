@@ -1,24 +1,41 @@
-"""What every ``devops-paradise`` subcommand shares: finding the bridge, calling its admin API, printing."""
+"""What every ``devops-paradise`` subcommand shares: finding the bridge, the typed admin client (``AdminClient``:
+the client commands, ``check`` and setup all call the admin API through it, and get the bridge's own models
+back or one ``AdminError`` carrying the bridge's JSON error), and printing."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+from pydantic import BaseModel, ValidationError
+
+from bridge.models import CLIENT_ID, CLIENT_ID_RULE, ClientCreated, ClientView, InstanceView, McpConfig, TokenRotated
 
 DEFAULT_URL = "http://127.0.0.1:8100"
+M = TypeVar("M", bound=BaseModel)
+READY_STATES = ("running", "idle")  # idle: stopped by the idle timeout, woken by the next request
 
 
 class CliError(Exception):
-    """A failure said in one line; ``code`` is the exit status (4: the client or thing was not found)."""
+    """A failure said in one line; ``exit_status`` is the command's (4: the client or thing was not found)."""
 
     def __init__(self, message: str, code: int = 1) -> None:
         super().__init__(message)
-        self.code = code
+        self.exit_status = code
+
+
+def client_name(value: str) -> str:
+    """argparse type: a client id as the bridge accepts it, as a full match (a trailing newline is refused too)."""
+    if not CLIENT_ID.fullmatch(value):
+        raise argparse.ArgumentTypeError(f"{value!r}: {CLIENT_ID_RULE}")
+    return value
 
 
 # ---- talking to the bridge ---------------------------------------------------------------------------
@@ -68,21 +85,140 @@ def bridge_url() -> str:
     return f"http://{host}:{port}"
 
 
-def call(method: str, path: str, **kwargs: Any) -> Any:
-    url = bridge_url()
-    headers = {"Authorization": f"Bearer {admin_token()}"}
-    try:
-        with httpx.Client(base_url=url, headers=headers, timeout=httpx.Timeout(10, read=660)) as http:
-            resp = http.request(method, "/api/v1" + path, **kwargs)
-    except httpx.TransportError as exc:
-        raise CliError(f"cannot reach the bridge at {url} ({exc.__class__.__name__}); is it running?") from None
-    if resp.status_code >= 400:
+class AdminError(CliError):
+    """The bridge said no: its JSON error (``code``, ``message``, ``details``) with the HTTP ``status``. No bridge
+    answering is one too: ``status`` 0, ``code`` "unreachable". Said as before: ``STATUS: message``."""
+
+    def __init__(self, status: int, code: str, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(f"{status}: {message}" if status else message, code=4 if status == 404 else 1)
+        self.status, self.code, self.message, self.details = status, code, message, details or {}
+
+
+class WaitFailed(CliError):
+    """``wait_ready`` gave up: an instance failed (``failed`` names it) or the time ran out (``failed`` None)."""
+
+    def __init__(self, message: str, client: ClientView, failed: InstanceView | None = None) -> None:
+        super().__init__(message)
+        self.client, self.failed = client, failed
+
+
+@dataclass(frozen=True)
+class Health:
+    """What ``/healthz`` says of a bridge that answers."""
+
+    runtime: str
+    clients: int | None
+
+
+def state_label(instance: InstanceView) -> str:
+    return instance.state + (f" ({instance.step})" if instance.step else "")
+
+
+class AdminClient:
+    """The admin API (``/api/v1``) of one bridge, typed. ``base_url`` defaults to ``bridge_url()``; ``token`` to
+    ``admin_token()``, read at each request (setup makes the client before the bridge writes its token)."""
+
+    def __init__(self, base_url: str | None = None, token: str | None = None) -> None:
+        self.base_url = (base_url or bridge_url()).rstrip("/")
+        self.token = token
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """One call: the answer's JSON (None when empty), or ``AdminError``."""
+        headers = {"Authorization": f"Bearer {self.token or admin_token()}"}
         try:
-            message = resp.json()["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = resp.text[:200]
-        raise CliError(f"{resp.status_code}: {message}", code=4 if resp.status_code == 404 else 1)
-    return resp.json() if resp.content else None
+            with httpx.Client(base_url=self.base_url, headers=headers, timeout=httpx.Timeout(10, read=660)) as http:
+                resp = http.request(method, "/api/v1" + path, **kwargs)
+        except httpx.TransportError as exc:
+            raise AdminError(0, "unreachable", f"cannot reach the bridge at {self.base_url} "
+                             f"({exc.__class__.__name__}); is it running?") from None
+        if resp.status_code >= 400:
+            raise error_of(resp)
+        return resp.json() if resp.content else None
+
+    def health(self) -> Health | None:
+        """``/healthz`` (no token): None when no bridge answers there, or something else does."""
+        try:
+            resp = httpx.get(self.base_url + "/healthz", timeout=3)
+            said = resp.json() if resp.status_code == 200 else None
+        except (httpx.HTTPError, ValueError):
+            return None
+        if not isinstance(said, dict) or said.get("status") != "ok":
+            return None
+        return Health(runtime=str(said.get("runtime") or "unknown"), clients=said.get("clients"))
+
+    def list_clients(self) -> list[ClientView]:
+        answer = self.request("GET", "/clients")
+        return [typed(ClientView, c) for c in (answer if isinstance(answer, list) else [answer])]
+
+    def client(self, name: str) -> ClientView:
+        return typed(ClientView, self.request("GET", f"/clients/{name}"))
+
+    def add_client(self, name: str, workspace: Path, *, profile: str | None = None, services: list[str] | None = None,
+                   languages: list[str] | None = None, wait: float = 0) -> ClientCreated:
+        """Register (``wait``: seconds the bridge waits for readiness before it answers; 0 answers at once)."""
+        body: dict[str, Any] = {"client_id": name, "workspace": str(workspace)}
+        body |= {k: v for k, v in (("profile", profile), ("services", services), ("languages", languages)) if v}
+        return typed(ClientCreated, self.request("POST", "/clients", json=body, params={"wait": wait}))
+
+    def delete_client(self, name: str) -> None:
+        self.request("DELETE", f"/clients/{name}")
+
+    def restart_client(self, name: str) -> ClientView:
+        return typed(ClientView, self.request("POST", f"/clients/{name}/restart"))
+
+    def rotate_token(self, name: str) -> TokenRotated:
+        return typed(TokenRotated, self.request("POST", f"/clients/{name}/token"))
+
+    def mcp_config(self, name: str) -> McpConfig:
+        return typed(McpConfig, self.request("GET", f"/clients/{name}/mcp-config"))
+
+    def wait_ready(self, name: str, timeout: float, interval: float = 1.0,
+                   progress: Callable[[str, str], None] | None = None) -> ClientView:
+        """Poll until every instance runs; ``progress(service, state)`` at each change. ``WaitFailed`` when one
+        fails or ``timeout`` seconds pass."""
+        deadline = time.monotonic() + timeout
+        seen: dict[str, str] = {}
+        while True:
+            client = self.client(name)
+            for inst in client.instances:
+                if seen.get(inst.service) != (label := state_label(inst)):
+                    seen[inst.service] = label
+                    if progress:
+                        progress(inst.service, label)
+            if failed := next((i for i in client.instances if i.state == "failed"), None):
+                raise WaitFailed(f"{failed.service} of {name} failed to start: {failed.last_error}", client, failed)
+            if all(i.state in READY_STATES for i in client.instances):
+                return client
+            if time.monotonic() > deadline:
+                waiting = ", ".join(f"{s} {label}" for s, label in seen.items())
+                raise WaitFailed(f"instances of {name} not ready within {timeout:g}s ({waiting})", client)
+            time.sleep(interval)
+
+
+def error_of(resp: httpx.Response) -> AdminError:
+    """The bridge's JSON error (``{"error": {"code", "message", "details"}}``); another server's answer keeps
+    its first 200 characters as the message."""
+    try:
+        body = resp.json()["error"]
+        code = str(body.get("code") or f"http_{resp.status_code}")
+        details = body.get("details") if isinstance(body.get("details"), dict) else None
+        return AdminError(resp.status_code, code, str(body["message"]), details)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return AdminError(resp.status_code, f"http_{resp.status_code}", resp.text[:200])
+
+
+def typed(model: type[M], answer: Any) -> M:
+    """The answer as the bridge's own model; an answer that is not one is an ``AdminError`` too."""
+    try:
+        return model.model_validate(answer)
+    except ValidationError as exc:
+        raise AdminError(200, "unexpected_answer", f"the answer is not a {model.__name__} "
+                         f"({exc.error_count()} problems, first: {exc.errors()[0]['msg']})") from None
+
+
+def call(method: str, path: str, **kwargs: Any) -> Any:
+    """One admin call to the bridge ``bridge_url()`` names: its JSON, or ``AdminError``."""
+    return AdminClient().request(method, path, **kwargs)
 
 
 # ---- rendering ---------------------------------------------------------------------------------------
@@ -94,18 +230,14 @@ def table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def show_client(client: dict[str, Any]) -> str:
-    out = [f"client     {client['client_id']}", f"workspace  {client['workspace']}", f"profile    {client['profile']}"]
-    rows = [
-        [i["service"], i["state"] + (f" ({i['step']})" if i.get("step") else ""), str(i["port"]),
-         str(i["restarts"]), i["url"]]
-        for i in client["instances"]
-    ]
-    out += ["", table(rows, ["SERVICE", "STATE", "PORT", "RESTARTS", "URL"])]
-    for inst in client["instances"]:
-        if inst.get("last_error"):
-            out += ["", f"{inst['service']} last error: {inst['last_error']}"]
-            out += [f"  | {line}" for line in inst.get("last_log", [])[-15:]]
+def show_client(client: ClientView) -> str:
+    out = [f"client     {client.client_id}", f"workspace  {client.workspace}", f"profile    {client.profile}"]
+    rows = [[i.service, state_label(i), i.version, str(i.port), str(i.restarts), i.url] for i in client.instances]
+    out += ["", table(rows, ["SERVICE", "STATE", "VERSION", "PORT", "RESTARTS", "URL"])]
+    for inst in client.instances:
+        if inst.last_error:
+            out += ["", f"{inst.service} last error: {inst.last_error}"]
+            out += [f"  | {line}" for line in inst.last_log[-15:]]
     return "\n".join(out)
 
 

@@ -11,40 +11,48 @@ import re
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bridge.cli.clients import client_name
-from bridge.cli.common import CliError, bridge_url, call, emit, say
+from bridge.cli.common import AdminClient, CliError, bridge_url, client_name, emit, say
 from bridge.host.doctor import doctor_report, doctor_text
 from bridge.host.images import ImageBuildError, build_images
 from bridge.mcp import client as mcp_client
 from bridge.mcp.protocol import ACCEPT_STREAM
+from bridge.models import InstanceView
 from bridge.settings import BridgeSettings, load_settings
 
 PID_FILE = "bridge.pid"
 TOKEN_PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def install_serena_now(settings: BridgeSettings, languages: str | None = None) -> None:
-    """Serena, then the language packs of ``languages`` (comma-separated, ``all``, default: detected here)."""
+def _to_stderr(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+def install_serena_now(settings: BridgeSettings, languages: str | None = None, progress: Callable[[str], None] = say,
+                       problem: Callable[[str], None] = _to_stderr) -> None:
+    """Serena, then the language packs of ``languages`` (comma-separated, ``all``, default: detected here);
+    each step said to ``progress``, a failing step's output to ``problem`` (setup logs and shows both)."""
     from bridge.host.language_packs import install_packs
     from bridge.host.serena_install import SERENA_VERSION, SerenaInstallError, install_serena
     from instances.serena import languages as L
 
     try:
-        install_serena(settings.serena_venv_path, version=settings.serena_version or SERENA_VERSION, progress=say)
+        install_serena(settings.serena_venv_path, version=settings.serena_version or SERENA_VERSION,
+                       progress=progress)
     except SerenaInstallError as exc:
-        print(exc.detail, file=sys.stderr)
+        problem(exc.detail)
         raise CliError(f"installing Serena failed at step '{exc.step}'") from None
     if languages == "all":
         names = [name for name, lang in L.LANGUAGES.items() if lang.pack]
     else:
         names = languages.split(",") if languages else L.detect(Path.cwd())
     try:
-        problems = install_packs(settings.serena_venv_path, names, progress=say)
+        problems = install_packs(settings.serena_venv_path, names, progress=progress)
     except L.LanguageError as exc:
         raise CliError(str(exc)) from None
     if problems:
@@ -144,7 +152,8 @@ async def _stop_one(state: dict[str, Any], grace: float) -> bool:
     return False
 
 
-def cmd_stop(args: argparse.Namespace) -> None:
+def stop_everything() -> list[str]:
+    """Stop the bridge of this data dir and every instance it knows of; one line for each."""
     settings = load_settings()
     lines = [stop_bridge(settings)]
     for name, state in _instance_states(settings):
@@ -155,6 +164,11 @@ def cmd_stop(args: argparse.Namespace) -> None:
             continue
         if stopped:
             lines.append(f"{name}: stopped")
+    return lines
+
+
+def cmd_stop(args: argparse.Namespace) -> None:
+    lines = stop_everything()
     emit(args, {"stopped": lines}, "\n".join(lines))
 
 
@@ -173,17 +187,17 @@ def expand(value: str, env: dict[str, str]) -> str:
     return TOKEN_PLACEHOLDER.sub(one, value)
 
 
-def servers_to_check(args: argparse.Namespace) -> dict[str, Any]:
-    if args.mcp_json:
+def servers_to_check(admin: AdminClient, client_id: str, mcp_json: str | None) -> dict[str, Any]:
+    if mcp_json:
         try:
-            servers = json.loads(Path(args.mcp_json).read_text()).get("mcpServers") or {}
+            servers = json.loads(Path(mcp_json).read_text()).get("mcpServers") or {}
         except (OSError, ValueError, AttributeError) as exc:
-            raise CliError(f"cannot read {args.mcp_json}: {exc}") from None
+            raise CliError(f"cannot read {mcp_json}: {exc}") from None
     else:
-        servers = call("GET", f"/clients/{args.name}/mcp-config")["mcpServers"]
-    mine = {k: v for k, v in servers.items() if f"/c/{args.name}/" in str(v.get("url", ""))}
+        servers = admin.mcp_config(client_id).model_dump(mode="json")["mcpServers"]
+    mine = {k: v for k, v in servers.items() if f"/c/{client_id}/" in str(v.get("url", ""))}
     if not mine:
-        raise CliError(f"no server of client {args.name} in {args.mcp_json or 'the bridge configuration'}")
+        raise CliError(f"no server of client {client_id} in {mcp_json or 'the bridge configuration'}")
     return mine
 
 
@@ -216,43 +230,53 @@ def _refusal(url: str, headers: dict[str, str]) -> str | None:
     return None
 
 
-def cmd_check(args: argparse.Namespace) -> None:
+def check_client(client_id: str, *, mcp_json: str | None = None, token_file: str | None = None, timeout: float = 60,
+                 progress: Callable[[str], None] | None = say) -> list[str]:
+    """MCP initialize + tools/list on each server of the client (those of ``mcp_json``, else the bridge's),
+    with the token of ``token_file`` (else DEVOPS_PARADISE_TOKEN); one line per server, each also said to
+    ``progress`` with the instance's notes. CliError names what failed."""
     env = dict(os.environ)
-    if args.token_file:
+    if token_file:
         try:
-            env["DEVOPS_PARADISE_TOKEN"] = Path(args.token_file).expanduser().read_text().strip()
+            env["DEVOPS_PARADISE_TOKEN"] = Path(token_file).expanduser().read_text().strip()
         except OSError as exc:
-            raise CliError(f"cannot read the token file {args.token_file} ({exc.strerror})") from None
+            raise CliError(f"cannot read the token file {token_file} ({exc.strerror})") from None
+    admin = AdminClient()
     results, failed = [], []
-    instances = instance_states(args.name)
-    for name, server in servers_to_check(args).items():
-        state = instances.get(service_of(args.name, str(server.get("url", ""))), {})
-        if state.get("state") == "failed":  # its MCP answer would only be a 503: say why it failed instead
-            failed.append(f"{name}: the instance has failed: {state.get('last_error') or 'no reason recorded'}")
+    instances = instance_states(admin, client_id)
+    for name, server in servers_to_check(admin, client_id, mcp_json).items():
+        state = instances.get(service_of(client_id, str(server.get("url", ""))))
+        if state is not None and state.state == "failed":  # its MCP answer would only be a 503: say why instead
+            failed.append(f"{name}: the instance has failed: {state.last_error or 'no reason recorded'}")
             continue
         try:
-            results.append(asyncio.run(check_server(name, server, env, args.timeout)))
+            results.append(asyncio.run(check_server(name, server, env, timeout)))
         except CliError:
             raise
         except Exception as exc:
             raise CliError(f"{name}: MCP initialize/tools/list failed ({exc.__class__.__name__}: {exc})") from None
-        if not args.json:
-            say(results[-1])
-            for note in state.get("notes") or []:
-                say(f"{name}: note: {note}")
+        for line in [results[-1], *(f"{name}: note: {note}" for note in (state.notes if state else []))]:
+            if progress is not None:
+                progress(line)
     if failed:
         raise CliError("\n".join(failed))
+    return results
+
+
+def cmd_check(args: argparse.Namespace) -> None:
+    results = check_client(args.name, mcp_json=args.mcp_json, token_file=args.token_file, timeout=args.timeout,
+                           progress=None if args.json else say)
     if args.json:
         emit(args, {"ok": results}, "")
 
 
-def instance_states(client_id: str) -> dict[str, dict[str, Any]]:
+def instance_states(admin: AdminClient, client_id: str) -> dict[str, InstanceView]:
     """{service: instance view} from the bridge; empty when it cannot tell (the MCP checks still run)."""
     try:
-        view = call("GET", f"/clients/{client_id}")
+        view = admin.client(client_id)
     except CliError:
         return {}
-    return {i["service"]: i for i in view.get("instances", []) if isinstance(i, dict) and "service" in i}
+    return {i.service: i for i in view.instances}
 
 
 def service_of(client_id: str, url: str) -> str:

@@ -4,17 +4,22 @@ A project's ``.mcp.json`` makes Claude Code ask, on its first start, whether to 
 ("Pending approval" in ``claude mcp list``). A server added with ``claude mcp add --scope local`` is the
 user's own choice for that directory and needs no approval; Claude Code keeps it in ``~/.claude.json``
 (outside the workspace), so the real token can go into its header without landing in the project.
-Used by ``devops-paradise setup`` (its last step) and ``devops-paradise mcp-config NAME --claude``.
+Used by ``devops-paradise setup`` (its last steps) and ``devops-paradise mcp-config NAME --claude``/``--write``,
+which also share ``write_config``: the project's ``.mcp.json``, left alone when it already holds our servers.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
+
+from bridge.cli.common import CliError
+from bridge.mcp.claude_config import write_mcp_json
 
 CLAUDE_TIMEOUT = 60  # one `claude mcp add/remove` (a node start, a JSON write)
 CLAUDE_LIST_TIMEOUT = 180  # `claude mcp list` connects to every server it knows
@@ -71,6 +76,29 @@ def approval_note(config: dict[str, Any]) -> str:
     names = ", ".join(_servers(config))
     return (f"without that, the first `claude` start in the workspace asks you to approve the project's servers "
             f"({names} from .mcp.json), and DEVOPS_PARADISE_TOKEN must be exported for them")
+
+
+def already_written(target: Path, config: dict[str, Any]) -> Path | None:
+    """The .mcp.json under ``target`` when it already holds exactly our servers (no rewrite, no new backup)."""
+    path = target / ".mcp.json" if target.is_dir() or not target.suffix else target
+    try:
+        servers = json.loads(path.read_text()).get("mcpServers") or {}
+    except (OSError, ValueError, AttributeError):
+        return None
+    return path if all(servers.get(k) == v for k, v in config.get("mcpServers", {}).items()) else None
+
+
+def write_config(target: Path, config: dict[str, Any]) -> str:
+    """Merge our servers into ``target``'s .mcp.json; the line saying what was done (CliError when it cannot)."""
+    unchanged = already_written(target, config)
+    if unchanged:
+        return f"{unchanged} already up to date"
+    try:
+        path, backup = write_mcp_json(target, config)
+    except (ValueError, OSError) as exc:
+        raise CliError(str(exc)) from None
+    note = f" (previous file kept as {backup})" if backup else ""
+    return f"wrote {path}{note}"
 
 
 def _run(claude: str, args: list[str], workspace: Path, timeout: float) -> subprocess.CompletedProcess:

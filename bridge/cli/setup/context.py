@@ -3,12 +3,10 @@ the setup log, questions, and the one way a run fails (undo what it half-made, o
 
 from __future__ import annotations
 
-import contextlib
-import io
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import overload
@@ -83,29 +81,6 @@ class SetupOptions:
         return self.data_dir / "tokens" / self.client  # the one file named after the client
 
 
-class _LineRelay(io.TextIOBase):
-    """A stream that hands each complete line to ``sink`` (the reused CLI pieces print; setup relays)."""
-
-    def __init__(self, sink: Callable[[str], None]) -> None:
-        self.sink = sink
-        self.pending = ""
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, text: str) -> int:
-        self.pending += text
-        *lines, self.pending = self.pending.split("\n")
-        for line in lines:
-            self.sink(line)
-        return len(text)
-
-    def flush_rest(self) -> None:
-        if self.pending:
-            self.sink(self.pending)
-            self.pending = ""
-
-
 @dataclass
 class Reporter:
     """Progress on the terminal, everything in the setup log, and the undo list for a failure."""
@@ -157,26 +132,12 @@ class Reporter:
             except Exception as exc:  # one undo failing must not keep the others from running
                 self.log(f"rollback: {name} failed ({exc.__class__.__name__}: {exc})")
 
-    @contextlib.contextmanager
-    def relay(self, show: str | None = "") -> Iterator[list[str]]:
-        """Lines the reused CLI pieces print go to the log; those matching ``show`` (a regex, '' = all,
-        None = none) are also shown, indented. Yields the list of every line, for the failure sentence."""
-        seen: list[str] = []
-        shown = None if show is None else re.compile(show)
-        screen = sys.stdout  # the terminal (or a test's capture), before it is redirected below
-
-        def sink(line: str) -> None:
-            seen.append(line)
+    def say(self, text: str) -> None:
+        """What a piece setup uses (the admin client, ``check``, the image build, the Serena install) has to
+        say: each line logged and shown, indented under the step."""
+        for line in text.split("\n"):
             self.log(line)
-            if shown is not None and shown.search(line):
-                print(f"    {line}", file=screen, flush=True)
-
-        relay = _LineRelay(sink)
-        with contextlib.redirect_stdout(relay), contextlib.redirect_stderr(relay):  # type: ignore[type-var]
-            try:
-                yield seen
-            finally:
-                relay.flush_rest()
+            print(f"    {line}", flush=True)
 
     def confirm(self, question: str, default_yes: bool) -> bool:
         """--yes says yes; without a terminal the default is taken."""

@@ -4,33 +4,28 @@ what it needs), plus the small probes every step uses. ``MachineSteps`` holds wh
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
+import time
 from pathlib import Path
-from typing import Any
 
 import psutil
 
-from bridge.cli.common import CliError
-from bridge.cli.host import cmd_images_build, install_serena_now
+from bridge.cli.common import AdminClient, CliError
+from bridge.cli.host import install_serena_now
 from bridge.cli.setup.context import Reporter, SetupFailed, SetupOptions
-from bridge.host.doctor import bridge_report, catalog_images, node_report
+from bridge.host.doctor import catalog_images, node_report
+from bridge.host.images import ImageBuildError, build_images
 from bridge.host.serena_install import serena_installed
 from bridge.runtime.base import port_is_free
 from bridge.runtime.selection import MachineFacts, choose_runtime, gather_facts
 from bridge.settings import BridgeSettings, SettingsError, load_settings
 
 
-def ns(**values: Any) -> argparse.Namespace:
-    """The arguments a reused ``cmd_*`` function expects (never --json: setup reads the text)."""
-    return argparse.Namespace(json=False, **values)
-
-
 def running_runtime(url: str) -> str | None:
     """The runtime of the bridge answering /healthz at ``url``; None when none answers."""
-    report = bridge_report(url)
-    return str(report.get("runtime") or "unknown") if report["reachable"] else None
+    health = AdminClient(url).health()
+    return health.runtime if health else None
 
 
 def port_taken(port: int) -> bool:
@@ -62,6 +57,7 @@ class MachineSteps:
     def __init__(self, options: SetupOptions, report: Reporter) -> None:
         self.o = options
         self.r = report
+        self.admin = AdminClient(options.bridge_url)  # its token is read at each call: the bridge writes it
         self.settings: BridgeSettings | None = None
         self.facts: MachineFacts | None = None
         self.runtime = ""
@@ -188,12 +184,14 @@ class MachineSteps:
         if not self.r.confirm("Build the Docker images now (a few minutes the first time)?", True):
             raise self.fail("the docker runtime needs its images; build them with 'devops-paradise images build' "
                             "or use --runtime process.")
+        started = time.monotonic()
         try:
-            with self.r.relay():
-                cmd_images_build(ns(names=[], base_image=None))
-        except CliError:
+            built = build_images(["serena", "quality"], progress=self.r.say)
+        except ImageBuildError as exc:
+            self.r.say(str(exc))
             raise self.fail("building the Docker images failed; see the log, or run with --runtime process to use "
                             "local processes instead.") from None
+        self.r.say(f"built {', '.join(built)} in {time.monotonic() - started:.0f}s")
 
     def prepare_process(self) -> None:
         node = node_report()
@@ -211,8 +209,7 @@ class MachineSteps:
                             "serena' or use --runtime docker.")
         self.r.info(f"installing Serena into {venv} (first time only)")
         try:
-            with self.r.relay():
-                install_serena_now(self.load_settings())
+            install_serena_now(self.load_settings(), progress=self.r.say, problem=self.r.say)
         except CliError:
             raise self.fail("installing Serena failed; see the log (pip and pyright output), then run this "
                             "again.") from None

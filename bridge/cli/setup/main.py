@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import bridge.cli.setup.claude as setup_claude
-from bridge.cli.common import CliError, call, show_client
-from bridge.cli.host import cmd_stop
+from bridge.cli.common import AdminClient, CliError, show_client
+from bridge.cli.host import stop_everything
 from bridge.cli.setup.context import Reporter, SetupFailed, SetupOptions, SetupUsageError, program_name
 from bridge.cli.setup.machine import live_pid, running_runtime
 from bridge.cli.setup.steps import SetupRun
@@ -225,7 +225,7 @@ def show_status(o: SetupOptions, report: Reporter) -> int:
     print(f"bridge: running at {o.bridge_url} (pid {live_pid(o.pid_file) or '?'}, runtime {runtime}, "
           f"log {o.bridge_log})\n")
     try:
-        client = call("GET", f"/clients/{o.client}")
+        client = AdminClient(o.bridge_url).client(o.client)
     except CliError as exc:
         print(f"client {o.client}: {exc}")
         return 1
@@ -238,8 +238,8 @@ def show_status(o: SetupOptions, report: Reporter) -> int:
 def stop_all(o: SetupOptions, report: Reporter) -> int:
     print("stopping the bridge and its instances (clients stay registered)", flush=True)
     try:
-        with report.relay():
-            cmd_stop(argparse.Namespace(json=False))
+        for line in stop_everything():
+            report.say(line)
     except CliError as exc:
         raise report.fail(f"stopping failed: {exc}") from None
     return 0
@@ -254,24 +254,25 @@ def remove_client(o: SetupOptions, report: Reporter) -> int:
     if not report.confirm(f"Delete client {o.client}, its instances and its token?", False):
         print("nothing removed")
         return 0
+    admin = AdminClient(o.bridge_url)
     try:
-        client = call("GET", f"/clients/{o.client}")
-        names = list(call("GET", f"/clients/{o.client}/mcp-config").get("mcpServers", {}))
-        call("DELETE", f"/clients/{o.client}")
+        client = admin.client(o.client)
+        names = list(admin.mcp_config(o.client).mcpServers)
+        admin.delete_client(o.client)
     except CliError as exc:
         raise report.fail(f"removing client {o.client} failed: {exc}") from None
     o.token_file.unlink(missing_ok=True)
     print(f"deleted {o.client} (instances stopped, ports released)")
     print(f"token file {o.token_file} deleted; the bridge keeps running (stop it with --stop).")
     claude = setup_claude.claude_command()
-    if claude and Path(client["workspace"]).is_dir():
+    if claude and Path(client.workspace).is_dir():
         try:
-            gone = setup_claude.unregister(claude, Path(client["workspace"]), names)
+            gone = setup_claude.unregister(claude, Path(client.workspace), names)
         except setup_claude.ClaudeCodeError as exc:
             report.warn(f"could not remove the servers from Claude Code: {exc}")
         else:
             if gone:
-                print(f"removed {', '.join(gone)} from Claude Code (local scope of {client['workspace']}).")
+                print(f"removed {', '.join(gone)} from Claude Code (local scope of {client.workspace}).")
     print("the workspace's .mcp.json still lists paradise-serena and paradise-quality: remove them or run the "
           "setup again.")
     return 0

@@ -1,7 +1,7 @@
-"""The numbered steps of ``devops-paradise setup``, in order (1-4 in ``machine``). Each step reuses the
-CLI's own pieces (the admin API ``call``, ``client add/wait/token``, ``mcp-config --write``, ``check``) and says
-what it did; a step that cannot finish raises ``SetupFailed`` with one sentence, and the run loop undoes what
-this run half-made (a client without a working token, a bridge that never answered)."""
+"""The numbered steps of ``devops-paradise setup``, in order (1-4 in ``machine``). Each step calls the pieces
+the CLI's commands call too (the typed ``AdminClient``, ``write_config``, ``check_client``), gets their answers
+as values and says what it did; a step that cannot finish raises ``SetupFailed`` with one sentence, and the run
+loop undoes what this run half-made (a client without a working token, a bridge that never answered)."""
 
 from __future__ import annotations
 
@@ -12,14 +12,13 @@ import time
 from typing import Any
 
 import bridge.cli.setup.claude as setup_claude
-from bridge.cli.clients import cmd_client_add, cmd_client_token, cmd_client_wait
-from bridge.cli.clients import write_config as write_mcp_json
-from bridge.cli.common import CliError, call
-from bridge.cli.host import cmd_check
+from bridge.cli.common import AdminError, CliError, WaitFailed, show_client, write_token_file
+from bridge.cli.host import check_client
 from bridge.cli.roots import add_root
 from bridge.cli.setup.claude import quoted
 from bridge.cli.setup.context import Reporter, SetupOptions
-from bridge.cli.setup.machine import MachineSteps, last_line, live_pid, ns, port_taken, running_runtime
+from bridge.cli.setup.machine import MachineSteps, last_line, live_pid, port_taken, running_runtime
+from bridge.models import ClientView
 from bridge.workspaces import ROOTS_FILE
 
 BRIDGE_POLL = 0.25  # seconds between /healthz tries while the bridge starts
@@ -52,8 +51,7 @@ class SetupRun(MachineSteps):
             pid = live_pid(o.pid_file) or "?"
             self.r.info(f"already running at {o.bridge_url} (pid {pid}, log {o.bridge_log})")
             try:
-                with self.r.relay(show=None):
-                    call("GET", "/clients")
+                self.admin.list_clients()
             except CliError as exc:
                 raise self.fail(f"a bridge answers on port {o.port} but does not accept the admin token of "
                                 f"{o.data_dir} ({exc}); stop it or choose another port with --port.") from None
@@ -116,10 +114,9 @@ class SetupRun(MachineSteps):
         self.r.step(f"Registering client {o.client}")
         self.allow_workspace()
         try:
-            with self.r.relay(show=None):
-                existing = call("GET", f"/clients/{o.client}")
+            existing = self.admin.client(o.client)
         except CliError as exc:
-            if exc.code != 4:
+            if not isinstance(exc, AdminError) or exc.status != 404:
                 raise self.fail(f"asking the bridge about client {o.client} failed: {exc}") from None
             self.new_client()
             return
@@ -141,43 +138,48 @@ class SetupRun(MachineSteps):
         o = self.o
         o.token_file.unlink(missing_ok=True)  # a token of an earlier client of this name is worthless now
         try:
-            with self.r.relay(show=None):
-                cmd_client_add(ns(name=o.client, workspace=str(o.workspace), profile=o.profile, service=None,
-                                  wait=0, token_file=str(o.token_file)))
+            created = self.admin.add_client(o.client, o.workspace, profile=o.profile, wait=0)
         except CliError as exc:
             raise self.fail(f"registering client {o.client} failed: {exc}") from None
 
         def delete_client() -> None:
             self.r.log(f"rollback: deleting client {o.client} and its token file")
-            with self.r.relay(show=None):
-                call("DELETE", f"/clients/{o.client}")
+            self.admin.delete_client(o.client)
             o.token_file.unlink(missing_ok=True)
 
         self.r.undo["client"] = delete_client
+        self.r.log(show_client(created))
+        try:
+            write_token_file(o.token_file, created.token)
+        except OSError as exc:  # the undo above deletes the client: nobody would have its token
+            problem = f"cannot write the token file {o.token_file} ({exc.strerror}); registration undone"
+            raise self.fail(f"registering client {o.client} failed: {problem}") from None
         self.r.info(f"registered; token stored in {o.token_file} (mode 600)")
 
-    def reuse_client(self, client: dict[str, Any]) -> None:
+    def reuse_client(self, client: ClientView) -> None:
         o = self.o
-        if client["workspace"] != str(o.workspace):
-            raise self.fail(f"client {o.client} is already registered for the workspace {client['workspace']}; use "
+        if client.workspace != str(o.workspace):
+            raise self.fail(f"client {o.client} is already registered for the workspace {client.workspace}; use "
                             f"another client name or remove it first with --remove {o.client}.")
         self.r.info("already registered (reusing it)")
-        if client["profile"] != o.profile:
-            self.r.warn(f"client {o.client} keeps its quality profile '{client['profile']}'; to change it, --remove "
+        if client.profile != o.profile:
+            self.r.warn(f"client {o.client} keeps its quality profile '{client.profile}'; to change it, --remove "
                         "it and run again")
-        try:
-            with self.r.relay(show=None):
-                if any(i["state"] == "failed" for i in client["instances"]):
-                    self.r.info("an instance had failed: restarting the client's instances")
-                    call("POST", f"/clients/{o.client}/restart")
-        except CliError as exc:
-            raise self.fail(f"restarting the instances of {o.client} failed: {exc}") from None
+        if any(i.state == "failed" for i in client.instances):
+            self.r.info("an instance had failed: restarting the client's instances")
+            try:
+                self.admin.restart_client(o.client)
+            except CliError as exc:
+                raise self.fail(f"restarting the instances of {o.client} failed: {exc}") from None
         if o.token_file.is_file() and o.token_file.stat().st_size > 0:
             self.r.info(f"reusing the token in {o.token_file}")
             return
         try:
-            with self.r.relay(show=None):
-                cmd_client_token(ns(name=o.client, token_file=str(o.token_file)))
+            rotated = self.admin.rotate_token(o.client)
+            try:
+                write_token_file(o.token_file, rotated.token)
+            except OSError as exc:
+                raise CliError(f"token rotated, but {o.token_file} cannot be written ({exc.strerror})") from None
         except CliError as exc:
             raise self.fail(f"issuing a new token for {o.client} failed: {exc}") from None
         self.r.info(f"no stored token for {o.client}: issued a new one into {o.token_file} (older copies stop working)")
@@ -186,10 +188,18 @@ class SetupRun(MachineSteps):
         o = self.o
         self.r.step(f"Waiting for the instances of {o.client}")
         try:
-            with self.r.relay():
-                cmd_client_wait(ns(name=o.client, timeout=o.setup_timeout, interval=1.0))
+            client = self.admin.wait_ready(o.client, o.setup_timeout,
+                                           progress=lambda service, state: self.r.say(f"  {service}: {state}"))
+        except WaitFailed as exc:
+            if exc.failed is not None:
+                self.r.say(show_client(exc.client))
+            raise self.fail(f"the instances of {o.client} did not become ready: {exc}") from None
         except CliError as exc:
             raise self.fail(f"the instances of {o.client} did not become ready: {exc}") from None
+        for inst in client.instances:
+            for note in inst.notes:
+                self.r.say(f"  note: {inst.service}: {note}")
+        self.r.say(f"all instances of {o.client} are running")
         self.r.undo.pop("client", None)  # registered and ready: from here on the client is complete
 
     # ---- 8, 9, 10: the configuration, the proof, Claude Code --------------------------------------------
@@ -198,9 +208,8 @@ class SetupRun(MachineSteps):
         o = self.o
         self.r.step("Writing the Claude Code configuration")
         try:
-            with self.r.relay(show=r"^(wrote|.*already up to date)"):
-                self.config = call("GET", f"/clients/{o.client}/mcp-config")
-                write_mcp_json(o.workspace, self.config)
+            self.config = self.admin.mcp_config(o.client).model_dump(mode="json")
+            self.r.say(setup_claude.write_config(o.workspace, self.config))
         except CliError as exc:
             raise self.fail(f"could not write {o.workspace}/.mcp.json: {exc}") from None
 
@@ -208,9 +217,8 @@ class SetupRun(MachineSteps):
         o = self.o
         self.r.step("Proving the path: MCP initialize + tools/list through the bridge")
         try:
-            with self.r.relay():
-                cmd_check(ns(name=o.client, mcp_json=str(o.workspace / ".mcp.json"), token_file=str(o.token_file),
-                             timeout=120.0))
+            check_client(o.client, mcp_json=str(o.workspace / ".mcp.json"), token_file=str(o.token_file),
+                         timeout=120.0, progress=self.r.say)
         except CliError as exc:
             if "refused the token" in str(exc):
                 raise self.fail(f"the bridge refused the token in {o.token_file}; delete that file and run this "

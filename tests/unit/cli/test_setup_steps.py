@@ -1,4 +1,4 @@
-"""The pieces every setup step stands on: the setup log and what is shown of the reused CLI's output, the undo
+"""The pieces every setup step stands on: the setup log and what the pieces setup calls have to say, the undo
 list of a failing run, questions without a terminal, and the probes of this machine (a real socket, a real
 process, a real log file)."""
 
@@ -42,19 +42,15 @@ def test_steps_are_numbered_and_logged(report: Reporter, capsys: pytest.CaptureF
     assert report.log_path.read_text() == "== Checking prerequisites (0s)\nwarning: node was not found\n"
 
 
-def test_relay_logs_every_line_and_shows_the_matching_ones(report: Reporter,
-                                                           capsys: pytest.CaptureFixture[str]) -> None:
-    with report.relay(show=r"^wrote") as seen:
-        print("wrote /ws/.mcp.json")
-        print("a detail only for the log", file=sys.stderr)
-        sys.stdout.write("no newline at the end")
-    assert seen == ["wrote /ws/.mcp.json", "a detail only for the log", "no newline at the end"]
-    assert capsys.readouterr().out == "    wrote /ws/.mcp.json\n"
+def test_what_a_piece_says_is_logged_and_shown_line_by_line(report: Reporter,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    report.say("wrote /ws/.mcp.json")
+    report.say("client     alice\n\nserena last error: exit status 1")
+    assert capsys.readouterr().out == ("    wrote /ws/.mcp.json\n    client     alice\n    \n"
+                                       "    serena last error: exit status 1\n")
     assert report.log_path is not None
-    assert report.log_path.read_text().splitlines() == seen
-    with report.relay(show=None):
-        print("quiet")
-    assert capsys.readouterr().out == ""
+    assert report.log_path.read_text().splitlines() == [
+        "wrote /ws/.mcp.json", "client     alice", "", "serena last error: exit status 1"]
 
 
 def test_a_failure_undoes_in_reverse_order_and_goes_on_past_a_broken_undo(
