@@ -20,6 +20,7 @@ from bridge.api import routes as api
 from bridge.api.middleware import error_middleware
 from bridge.catalog import CatalogError, load_catalog
 from bridge.catalog.services import describe_service
+from bridge.catalog.watch import watching
 from bridge.clients import ClientManager
 from bridge.errors import Unauthorized
 from bridge.events import EventLog
@@ -117,6 +118,11 @@ async def manager_ctx(app: web.Application) -> AsyncIterator[None]:
     await manager.close()
 
 
+async def catalog_ctx(app: web.Application) -> AsyncIterator[None]:
+    async with watching(app[CATALOG], app[SETTINGS], app[MANAGER]):  # catalog add/rm seen without a restart
+        yield
+
+
 async def healthz(request: web.Request) -> web.Response:
     app = request.app
     return web.json_response(
@@ -145,6 +151,7 @@ def create_app(settings: BridgeSettings | None = None) -> web.Application:
         metrics=app[METRICS],
     )
     app.cleanup_ctx.extend([database_ctx, http_ctx, runtime_ctx, manager_ctx, proxy_ctx, alerts_ctx, storage_ctx])
+    app.cleanup_ctx.append(catalog_ctx)  # needs the manager; stops first
     # The MCP route first (the router tries routes in order, and this one carries the traffic), handled by
     # the proxy's own method: no lookup of the proxy per request.
     app.router.add_route("*", r"/c/{client_id}/{service}/{tail:.*}", app[PROXY].handle)

@@ -2,9 +2,11 @@
 
 ``catalog add git pypi:mcp-server-git==2026.10.19 --arg=--repository --arg={workspace}`` installs the package
 once, pinned, under ``DATA_DIR/packages`` (with the installer's progress), and writes the service into
-``DATA_DIR/catalog.toml``, which the bridge of that data dir reads on every registration: the next ``client
-add --service git`` gets its own instance, no restart. Like ``roots``, this works on the bridge's machine as
-its user (it writes the bridge's data dir); ``rm`` asks the running bridge first whether a client still uses it.
+``DATA_DIR/catalog.toml``, which the running bridge of that data dir follows (bridge/catalog/watch.py): the
+next ``client add --service git`` gets its own instance, no restart. Like ``roots``, this works on the bridge's
+machine as its user (it writes the bridge's data dir). ``rm`` asks the running bridge first whether a client
+still uses it and refuses then, unless ``--force``: the bridge then stops those instances (their routes answer
+404), and ``rm`` removes the install once they are gone.
 
 For the Docker runtime (``PARADISE_RUNTIME=docker|swarm``, or ``--image``) ``add`` builds the package's image
 instead (images/package/Dockerfile, with the build's progress): the container needs no registry at run time.
@@ -32,6 +34,7 @@ from bridge.cli.common import CliError, call, data_dir, emit, say, table
 
 SERVICE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 BUILT_IN = ("serena", "quality")
+RETIRE_WAIT = 60.0  # seconds `rm --force` waits for the bridge to stop the instances before removing the install
 
 
 def catalog_file() -> Path:
@@ -183,6 +186,30 @@ def clients_using(name: str) -> list[str] | None:
     return [c["client_id"] for c in clients if any(i["service"] == name for i in c["instances"])]
 
 
+def wait_retired(name: str, timeout: float = RETIRE_WAIT) -> list[str]:
+    """Clients still running ``name`` once the bridge retired them (it looks at its catalog every second), or
+    when ``timeout`` ran out; [] when none is left."""
+    deadline = time.monotonic() + timeout
+    while (users := clients_using(name) or []) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return users
+
+
+def remove_install(package: Package) -> list[str]:
+    """The host install and the image of a package no entry names any more; what was removed."""
+    removed = []
+    directory = package.directory(packages_dir(data_dir()))
+    if directory.exists():
+        remove_tree(directory)
+        removed.append(str(directory))
+    with contextlib.suppress(Exception):  # no engine, no SDK, or the image is in use: the image stays
+        import docker
+
+        docker.from_env().images.remove(package.image_tag)
+        removed.append(package.image_tag)
+    return removed
+
+
 def cmd_catalog_rm(args: argparse.Namespace) -> None:
     path = catalog_file()
     entries = read_entries(path)
@@ -190,25 +217,31 @@ def cmd_catalog_rm(args: argparse.Namespace) -> None:
         raise CliError(f"{args.name} is not in {path} (only services added with `catalog add` are removed here)",
                        code=4)
     users = clients_using(args.name)
-    if users:
+    if users and not args.force:
         raise CliError(f"clients {', '.join(users)} still run {args.name}; remove them first "
-                       "(devops-paradise client rm NAME)")
+                       "(devops-paradise client rm NAME), or add --force: the running bridge then stops and removes "
+                       "their instances of it (their other services stay)")
     with catalog_lock(path):
         entries = read_entries(path)
         fields = entries.pop(args.name, {})
         write_entries(path, entries)
-    removed = None
+    left = wait_retired(args.name) if users else []
     try:
         package = Package.parse(fields.get("package", ""))
     except PackageError:
         package = None
-    if package and not any(e.get("package") == package.ref for e in entries.values()):
-        removed = package.directory(packages_dir(data_dir()))
-        remove_tree(removed)
-    text = f"removed service {args.name} from {path}" + (f" and its install {removed}" if removed else "")
+    removed: list[str] = []
+    if package and not left and not any(e.get("package") == package.ref for e in entries.values()):
+        removed = remove_install(package)
+    text = f"removed service {args.name} from {path}" + (f" and {', '.join(removed)}" if removed else "")
+    if users:
+        text += f"; the bridge stopped the instances of {', '.join(u for u in users if u not in left) or 'none'}"
+    if left:
+        text += f"; still running for {', '.join(left)} after {RETIRE_WAIT:.0f}s: the install stays (rm it again)"
     if users is None:
-        text += " (no bridge answered: a client registered with it will fail to start)"
-    emit(args, {"removed": args.name, "install_removed": str(removed) if removed else None}, text)
+        text += " (no bridge answered: a bridge started later stops its clients' instances of it)"
+    emit(args, {"removed": args.name, "retired": [u for u in users or [] if u not in left], "still_running": left,
+                "install_removed": removed}, text)
 
 
 def add_catalog_parsers(sub: Any) -> None:
@@ -229,6 +262,9 @@ def add_catalog_parsers(sub: Any) -> None:
                      help="build the package's Docker image (default: when PARADISE_RUNTIME is docker or swarm)")
     add.set_defaults(func=cmd_catalog_add)
     catalog.add_parser("list", help="every service and where it comes from").set_defaults(func=cmd_catalog_list)
-    rm = catalog.add_parser("rm", help="remove a service catalog add made, and its install")
+    rm = catalog.add_parser("rm", help="remove a service catalog add made, and its install (a running bridge "
+                            "follows at once)")
     rm.add_argument("name")
+    rm.add_argument("--force", action="store_true", help="also when clients run it: the running bridge stops and "
+                    "removes their instances of it, and answers 404 for it")
     rm.set_defaults(func=cmd_catalog_rm)

@@ -151,6 +151,8 @@ class RouteTable:
         self._clients: dict[str, ClientInfo] = {}
         # Recomputes a client's routes' ``peer_headers`` (lifecycle/peers.py); None until the manager links it.
         self._link_peers: Callable[[list[Route]], None] | None = None
+        # service -> why it is gone (bridge/catalog/watch.py): its routes' 404 says so instead of "no service"
+        self.retired: dict[str, str] = {}
 
     # ---- reading -----------------------------------------------------------------------------------
 
@@ -160,7 +162,8 @@ class RouteTable:
     def require(self, client_id: str, service: str) -> Route:
         route = self._routes.get((client_id, service))
         if route is None:
-            raise NotFound(f"client {client_id!r} has no service {service!r}")
+            why = f": {self.retired[service]}" if service in self.retired else ""
+            raise NotFound(f"client {client_id!r} has no service {service!r}{why}")
         return route
 
     def holds(self, route: Route) -> bool:
@@ -205,6 +208,16 @@ class RouteTable:
             self.transition(route, InstanceState.STOPPED)  # whoever waits on it (a request, a start) sees it end
             self._routes.pop(route.key)
         return gone
+
+    def drop_route(self, route: Route) -> bool:
+        """Forget one route (its service left the catalog), marked stopped so nothing waits on it; False when
+        the table no longer holds it."""
+        if not self.holds(route):
+            return False
+        self.transition(route, InstanceState.STOPPED)
+        self._routes.pop(route.key)
+        self._relink(route.client_id)
+        return True
 
     def add_route(self, row: Instance) -> Route:
         path, transport = self._describe(row.service)

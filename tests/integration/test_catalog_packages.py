@@ -19,9 +19,11 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 
+from bridge.catalog.packages import Package
 from tests.helpers import ROOT, BridgeProcess, mcp_client, serving
 
 EVERYTHING = "npm:@modelcontextprotocol/server-everything@2026.8.31"
@@ -195,3 +197,33 @@ def test_catalog_list_and_rm(bridge, clients) -> None:
         for key in env:
             os.environ.pop(key)
     assert refused.returncode == 1 and "alice, bob still run git" in refused.stderr, refused.stderr
+
+
+def test_catalog_rm_force_is_followed_by_the_running_bridge(bridge, clients) -> None:
+    """After every other test (it removes ``git``): the running bridge retires the instances, the route answers a
+    JSON 404 naming the removal, the clients keep their other services, and the install goes."""
+    env = {"PARADISE_URL": bridge.url, "PARADISE_ADMIN_TOKEN": bridge.admin_token}
+    os.environ.update(env)
+    try:
+        removed = catalog_cli(bridge.data_dir, "rm", "git", "--force")
+    finally:
+        for key in env:
+            os.environ.pop(key)
+    assert removed.returncode == 0, removed.stdout + removed.stderr
+    assert "the bridge stopped the instances of alice, bob" in removed.stdout, removed.stdout
+    assert not (bridge.data_dir / "packages" / Package.parse(GIT).slug).exists()
+    for name in ("alice", "bob"):
+        services = {i["service"]: i["state"] for i in bridge.api("GET", f"/clients/{name}").json()["instances"]}
+        assert services == {"everything": "running", "files": "running"}, services
+    assert not [p for p in psutil.process_iter(["cmdline"]) if "mcp-server-git" in " ".join(p.info["cmdline"] or [])
+                and str(bridge.data_dir) in " ".join(p.info["cmdline"] or [])]
+    answer = httpx.post(bridge.mcp_url("alice", "git"), json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+                        headers={"Authorization": f"Bearer {clients['alice']['token']}",
+                                 "Accept": "application/json, text/event-stream"}, timeout=10)
+    assert answer.status_code == 404, answer.text
+    assert "removed from the bridge's catalog" in answer.json()["error"]["message"], answer.text
+    refused = bridge.api("POST", "/clients", json={"client_id": "carol", "workspace": str(clients["alice"]["path"]),
+                                                   "services": ["git"]})
+    assert refused.status_code == 422 and "unknown service(s): git" in refused.text, refused.text
+    events = bridge.api("GET", "/events", params={"client_id": "alice"}).json()
+    assert any(e["kind"] == "instance.retired" and e.get("service") == "git" for e in events), events
