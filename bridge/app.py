@@ -37,10 +37,12 @@ from bridge.ports import PortAllocator
 from bridge.proxy import proxy
 from bridge.proxy.sessions import SessionMap
 from bridge.runtime import select_runtime
+from bridge.runtime.base import Runtime
 from bridge.settings import BridgeSettings, SettingsError, ensure_admin_token, load_settings, prepare_data_dir
 from bridge.store import make_engine
 
 log = logging.getLogger("bridge")
+GIVEN_RUNTIME = web.AppKey("given_runtime", Runtime)  # create_app's runtime argument, read by runtime_ctx
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -68,9 +70,12 @@ async def http_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
-    with store.session(app[ENGINE]) as db:
-        installation = store.installation_id(db)
-    runtime = await asyncio.to_thread(select_runtime, app[SETTINGS], app[CATALOG], installation)
+    """The runtime given to ``create_app`` (tests: a fake), else the one the settings and machine select."""
+    runtime = app.get(GIVEN_RUNTIME)
+    if runtime is None:
+        with store.session(app[ENGINE]) as db:
+            installation = store.installation_id(db)
+        runtime = await asyncio.to_thread(select_runtime, app[SETTINGS], app[CATALOG], installation)
     app[RUNTIME] = runtime
     yield
     await runtime.close()
@@ -130,7 +135,9 @@ async def healthz(request: web.Request) -> web.Response:
     )
 
 
-def create_app(settings: BridgeSettings | None = None) -> web.Application:
+def create_app(settings: BridgeSettings | None = None, runtime: Runtime | None = None) -> web.Application:
+    """The whole bridge as an aiohttp app. ``runtime``: run instances on it instead of the runtime the settings
+    select (JupyterHub's ``MockHub`` on ``MockSpawner``: tests run the real app over a fake runtime)."""
     settings = settings or load_settings()
     edgelog.install()  # aiohttp's parser errors are logged without the request's bytes (tokens)
     prepare_data_dir(settings)
@@ -145,6 +152,8 @@ def create_app(settings: BridgeSettings | None = None) -> web.Application:
     )
     app[SETTINGS] = settings
     app[CATALOG] = catalog
+    if runtime is not None:
+        app[GIVEN_RUNTIME] = runtime
     app[METRICS] = BridgeMetrics()  # a registry of this app's own, never the process-wide default
     app[PROXY] = proxy.McpProxy(
         host_allowed=settings.host_allowed, origin_allowed=settings.origin_allowed, hold=settings.start_timeout,

@@ -1,4 +1,4 @@
-"""Fixtures shared by every test folder: a real bridge process and a workspace."""
+"""Fixtures shared by every test folder: a bridge (a real process, or in this process) and a workspace."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import BridgeProcess, fixture_bridge, serving
+from tests.helpers import BridgeClient, fixture_bridge, serving
+from tests.inprocess import inprocess_bridge, serving_inprocess
 
 # Tests make their workspaces in the temp dir, so every bridge they build or start accepts workspaces there
 # (the default root, the user's home, would refuse them); the tests of the roots themselves set their own.
@@ -27,6 +28,13 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def bridge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BridgeProcess]:
-    with serving(fixture_bridge(tmp_path_factory.mktemp("bridge"))) as proc:
+def bridge(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BridgeClient]:
+    """The module's bridge on the fixture catalog: a real ``bridge serve`` process, or, in a module marked
+    ``inprocess``, the whole app in this process over in-process MCP servers (tests/inprocess/)."""
+    base = tmp_path_factory.mktemp("bridge")
+    if request.node.get_closest_marker("inprocess"):
+        with serving_inprocess(inprocess_bridge(base)) as app:
+            yield app
+        return
+    with serving(fixture_bridge(base)) as proc:
         yield proc

@@ -78,56 +78,39 @@ def fixture_bridge(base: Path, **env: str) -> BridgeProcess:
     return BridgeProcess(base / "data", env={"PARADISE_CATALOG": str(catalog), **env})
 
 
-class BridgeProcess:
-    """``python -m bridge serve`` as a real child process, on loopback ports of its own."""
+def bridge_settings_env(bridge: BridgeClient, env: dict[str, str] | None) -> dict[str, str]:
+    """The environment a test bridge reads its settings from: this one's, the bridge's ports, data dir and
+    admin token, quick probes, then ``env``."""
+    return {
+        **os.environ,
+        "PARADISE_DATA_DIR": str(bridge.data_dir),
+        "PARADISE_PORT": str(bridge.port),
+        "PARADISE_PORT_RANGE": f"{bridge.pool.start}-{bridge.pool.stop - 1}",
+        "PARADISE_ADMIN_TOKEN": bridge.admin_token,
+        "PARADISE_RUNTIME": "process",
+        "PARADISE_PROBE_INTERVAL": "0.5",
+        "PARADISE_READY_TIMEOUT": "20",
+        "PARADISE_START_TIMEOUT": "15",
+        "PARADISE_STOP_GRACE": "2",
+        "PYTHONPATH": str(ROOT),
+        **(env or {}),
+    }
 
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None, pool_size: int = 30) -> None:
-        self.data_dir = data_dir
-        first = free_block(pool_size + 1)
-        self.port = first
-        self.pool = range(first + 1, first + 1 + pool_size)
-        self.admin_token = "test-admin-token-" + str(first)
-        self.env = {
-            **os.environ,
-            "PARADISE_DATA_DIR": str(data_dir),
-            "PARADISE_PORT": str(self.port),
-            "PARADISE_PORT_RANGE": f"{self.pool.start}-{self.pool.stop - 1}",
-            "PARADISE_ADMIN_TOKEN": self.admin_token,
-            "PARADISE_RUNTIME": "process",
-            "PARADISE_PROBE_INTERVAL": "0.5",
-            "PARADISE_READY_TIMEOUT": "20",
-            "PARADISE_START_TIMEOUT": "15",
-            "PARADISE_STOP_GRACE": "2",
-            "PYTHONPATH": str(ROOT),
-            **(env or {}),
-        }
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log = data_dir / "bridge.log"
+
+class BridgeClient:
+    """What tests call on a bridge, whatever runs it (a process here, a thread in tests/inprocess/): its URL,
+    its admin API with the admin token, and registering clients. Subclasses set ``port``, ``pool``,
+    ``admin_token``, ``data_dir`` and ``log``."""
+
+    port: int
+    pool: range
+    admin_token: str
+    data_dir: Path
+    log: Path
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 20) -> BridgeProcess:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        out = self.log.open("ab")
-        self.proc = subprocess.Popen(
-            [PYTHON, "-m", "bridge", "serve"], env=self.env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"bridge exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return self
-            time.sleep(0.1)
-        raise RuntimeError(f"bridge did not answer /healthz:\n{self.log.read_text()[-3000:]}")
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            self.proc.wait(timeout=20)
 
     def api(self, method: str, path: str, *, token: str | None = None, **kwargs: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token or self.admin_token}"} | kwargs.pop("headers", {})
@@ -158,6 +141,47 @@ class BridgeProcess:
     def mcp_url(self, client_id: str, service: str) -> str:
         return f"{self.url}/c/{client_id}/{service}/mcp"
 
+    def delete_all_clients(self) -> None:
+        """Every client deleted (their instances stop), as a module's bridge is left."""
+        with contextlib.suppress(Exception):
+            for client in self.api("GET", "/clients").json():
+                self.api("DELETE", f"/clients/{client['client_id']}")
+
+
+class BridgeProcess(BridgeClient):
+    """``python -m bridge serve`` as a real child process, on loopback ports of its own."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None, pool_size: int = 30) -> None:
+        self.data_dir = data_dir
+        first = free_block(pool_size + 1)
+        self.port = first
+        self.pool = range(first + 1, first + 1 + pool_size)
+        self.admin_token = "test-admin-token-" + str(first)
+        self.env = bridge_settings_env(self, env)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = data_dir / "bridge.log"
+
+    def start(self, timeout: float = 20) -> BridgeProcess:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        out = self.log.open("ab")
+        self.proc = subprocess.Popen(
+            [PYTHON, "-m", "bridge", "serve"], env=self.env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"bridge exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return self
+            time.sleep(0.1)
+        raise RuntimeError(f"bridge did not answer /healthz:\n{self.log.read_text()[-3000:]}")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=20)
+
 
 @contextlib.contextmanager
 def serving(proc: BridgeProcess) -> Iterator[BridgeProcess]:
@@ -166,9 +190,7 @@ def serving(proc: BridgeProcess) -> Iterator[BridgeProcess]:
     try:
         yield proc
     finally:
-        with contextlib.suppress(Exception):
-            for client in proc.api("GET", "/clients").json():
-                proc.api("DELETE", f"/clients/{client['client_id']}")
+        proc.delete_all_clients()
         proc.kill(signal.SIGTERM)
         kill_leftovers(proc.data_dir)
 

@@ -1,18 +1,19 @@
-"""The admin API over a real bridge: every bad input is a JSON error, and nothing is left half-made."""
+"""The admin API over the whole bridge in-process (tests/inprocess/, real MCP servers behind it): every bad input
+is a JSON error, and nothing is left half-made. Start-up refusals need a real process: test_admin_api_startup."""
 
 from __future__ import annotations
 
 import socket
-import subprocess
-import sys
 
 import httpx
 import pytest
 
-from tests.helpers import ROOT, BridgeProcess
+from tests.inprocess import InProcessBridge
+
+pytestmark = pytest.mark.inprocess
 
 
-def assert_nothing_left(bridge: BridgeProcess, client_id: str) -> None:
+def assert_nothing_left(bridge: InProcessBridge, client_id: str) -> None:
     assert bridge.api("GET", f"/clients/{client_id}").status_code == 404
     assert all(lease["client_id"] != client_id for lease in bridge.api("GET", "/ports").json())
     assert not (bridge.data_dir / "instances" / client_id).exists()
@@ -31,7 +32,7 @@ def assert_nothing_left(bridge: BridgeProcess, client_id: str) -> None:
         ({"client_id": "empty", "workspace": "/tmp", "services": []}, 422, "invalid", "non-empty"),
     ],
 )
-def test_bad_registrations(bridge: BridgeProcess, body: dict, status: int, code: str, words: str) -> None:
+def test_bad_registrations(bridge: InProcessBridge, body: dict, status: int, code: str, words: str) -> None:
     resp = bridge.api("POST", "/clients", json=body)
     assert resp.status_code == status, resp.text
     error = resp.json()["error"]
@@ -40,7 +41,7 @@ def test_bad_registrations(bridge: BridgeProcess, body: dict, status: int, code:
         assert_nothing_left(bridge, body["client_id"])
 
 
-def test_workspace_that_is_a_file(bridge: BridgeProcess, tmp_path) -> None:
+def test_workspace_that_is_a_file(bridge: InProcessBridge, tmp_path) -> None:
     target = tmp_path / "file.txt"
     target.write_text("x")
     resp = bridge.api("POST", "/clients", json={"client_id": "filews", "workspace": str(target)})
@@ -48,7 +49,7 @@ def test_workspace_that_is_a_file(bridge: BridgeProcess, tmp_path) -> None:
     assert_nothing_left(bridge, "filews")
 
 
-def test_duplicate_client_is_409_and_keeps_the_first(bridge: BridgeProcess, workspace) -> None:
+def test_duplicate_client_is_409_and_keeps_the_first(bridge: InProcessBridge, workspace) -> None:
     first = bridge.register("twin", workspace, ["echo"])
     resp = bridge.api("POST", "/clients", json={"client_id": "twin", "workspace": str(workspace)})
     assert resp.status_code == 409 and resp.json()["error"]["code"] == "conflict"
@@ -59,7 +60,7 @@ def test_duplicate_client_is_409_and_keeps_the_first(bridge: BridgeProcess, work
     assert_nothing_left(bridge, "twin")
 
 
-def test_malformed_and_oversized_bodies(bridge: BridgeProcess) -> None:
+def test_malformed_and_oversized_bodies(bridge: InProcessBridge) -> None:
     headers = {"Content-Type": "application/json"}
     bad = bridge.api("POST", "/clients", content=b"{not json", headers=headers)
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "bad_request"
@@ -69,14 +70,14 @@ def test_malformed_and_oversized_bodies(bridge: BridgeProcess) -> None:
     assert huge.status_code == 413 and huge.json()["error"]["code"] == "payload_too_large"
 
 
-def test_admin_token_is_required(bridge: BridgeProcess) -> None:
+def test_admin_token_is_required(bridge: InProcessBridge) -> None:
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {bridge.admin_token}"}):
         resp = httpx.get(bridge.url + "/api/v1/clients", headers=headers)
         assert resp.status_code == 401 and resp.json()["error"]["code"] == "unauthorized"
     assert httpx.get(bridge.url + "/healthz").status_code == 200
 
 
-def test_unknown_routes_and_methods_are_json(bridge: BridgeProcess) -> None:
+def test_unknown_routes_and_methods_are_json(bridge: InProcessBridge) -> None:
     missing = bridge.api("GET", "/nothing-here")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
     assert bridge.api("GET", "/clients/nobody").status_code == 404
@@ -88,7 +89,7 @@ def test_unknown_routes_and_methods_are_json(bridge: BridgeProcess) -> None:
     assert events.status_code == 422
 
 
-def test_token_rotation_and_mcp_config(bridge: BridgeProcess, workspace) -> None:
+def test_token_rotation_and_mcp_config(bridge: InProcessBridge, workspace) -> None:
     created = bridge.register("rotor", workspace, ["echo"])
     config = bridge.api("GET", "/clients/rotor/mcp-config").json()
     entry = config["mcpServers"]["paradise-echo"]
@@ -110,7 +111,7 @@ def test_token_rotation_and_mcp_config(bridge: BridgeProcess, workspace) -> None
     bridge.api("DELETE", "/clients/rotor")
 
 
-def test_a_port_taken_by_another_program_is_skipped(bridge: BridgeProcess, workspace) -> None:
+def test_a_port_taken_by_another_program_is_skipped(bridge: InProcessBridge, workspace) -> None:
     used = {lease["port"] for lease in bridge.api("GET", "/ports").json()}
     squatted = next(p for p in bridge.pool if p not in used)
     with socket.create_server(("127.0.0.1", squatted)):
@@ -121,32 +122,10 @@ def test_a_port_taken_by_another_program_is_skipped(bridge: BridgeProcess, works
     bridge.api("DELETE", "/clients/dodger")
 
 
-def test_tokens_are_stored_hashed(bridge: BridgeProcess, workspace) -> None:
+def test_tokens_are_stored_hashed(bridge: InProcessBridge, workspace) -> None:
     created = bridge.register("hashed", workspace, ["echo"])
     database = (bridge.data_dir / "paradise.db").read_bytes()
     assert created["token"].encode() not in database
     log = bridge.log.read_text()
     assert created["token"] not in log and bridge.admin_token not in log
     bridge.api("DELETE", "/clients/hashed")
-
-
-@pytest.mark.parametrize(
-    ("env", "words"),
-    [
-        ({"PARADISE_PORT_RANGE": "9000"}, "PARADISE_PORT_RANGE"),
-        ({"PARADISE_PORT_RANGE": "9100-9000"}, "PARADISE_PORT_RANGE"),
-        ({"PARADISE_PORT": "70000"}, "PARADISE_PORT"),
-        ({"PARADISE_DATA_DIR": "/proc/paradise"}, "PARADISE_DATA_DIR"),
-        ({"PARADISE_RUNTIME": "kubernetes"}, "PARADISE_RUNTIME"),
-    ],
-)
-def test_invalid_settings_stop_startup_with_one_line(env: dict, words: str, tmp_path) -> None:
-    import os
-
-    base = {**os.environ, "PARADISE_DATA_DIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
-    result = subprocess.run(
-        [sys.executable, "-m", "bridge", "serve"], env=base | env, capture_output=True, text=True, timeout=30
-    )
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and words in lines[0] and "Traceback" not in result.stderr

@@ -1,4 +1,5 @@
-"""Routing through a real bridge process to real MCP servers, with the official MCP SDK client."""
+"""Routing through the whole bridge in-process (tests/inprocess/) to real MCP servers (the official SDK's, in the
+same process), with the official MCP SDK client."""
 
 from __future__ import annotations
 
@@ -20,14 +21,16 @@ from bridge.mcp.protocol import (
     initialize_request,
 )
 from bridge.proxy.proxy import MAX_STREAMS_PER_CLIENT
-from tests.helpers import BridgeProcess, fixture_bridge, mcp_client, serving
+from tests.helpers import mcp_client
+from tests.inprocess import InProcessBridge, inprocess_bridge, serving_inprocess
 
 ACCEPT = "application/json, text/event-stream"
 INIT = initialize_request("t")
+pytestmark = pytest.mark.inprocess
 
 
 @pytest.fixture(scope="module")
-def tenants(bridge: BridgeProcess, workspace) -> dict[str, dict]:
+def tenants(bridge: InProcessBridge, workspace) -> dict[str, dict]:
     """Three clients registered concurrently over the admin API."""
 
     async def register_all() -> list[httpx.Response]:
@@ -50,7 +53,7 @@ def tenants(bridge: BridgeProcess, workspace) -> dict[str, dict]:
     return {r.json()["client_id"]: r.json() for r in responses}
 
 
-def test_concurrent_registrations_get_distinct_ports(tenants, bridge: BridgeProcess) -> None:
+def test_concurrent_registrations_get_distinct_ports(tenants, bridge: InProcessBridge) -> None:
     ports = [t["instances"][0]["port"] for t in tenants.values()]
     assert len(set(ports)) == 3
     assert all(p in bridge.pool for p in ports)
@@ -59,7 +62,7 @@ def test_concurrent_registrations_get_distinct_ports(tenants, bridge: BridgeProc
     assert sorted(lease["port"] for lease in leases) == sorted(ports)
 
 
-async def test_each_client_reaches_only_its_own_instance(tenants, bridge: BridgeProcess) -> None:
+async def test_each_client_reaches_only_its_own_instance(tenants, bridge: InProcessBridge) -> None:
     for name, created in tenants.items():
         async with mcp_client(bridge.mcp_url(name, "echo"), created["token"]) as client:
             tools = {t.name for t in (await client.list_tools()).tools}
@@ -70,7 +73,7 @@ async def test_each_client_reaches_only_its_own_instance(tenants, bridge: Bridge
             assert who["leaked_admin_token"] == ""
 
 
-async def test_tokens_are_not_interchangeable(tenants, bridge: BridgeProcess) -> None:
+async def test_tokens_are_not_interchangeable(tenants, bridge: InProcessBridge) -> None:
     url = bridge.mcp_url("alice", "echo")
     async with httpx.AsyncClient(timeout=10) as http:
         cases = {
@@ -102,7 +105,7 @@ async def test_tokens_are_not_interchangeable(tenants, bridge: BridgeProcess) ->
             assert resp.json()["error"]["code"] == "not_found"
 
 
-async def test_progress_events_stream_while_the_tool_runs(tenants, bridge: BridgeProcess) -> None:
+async def test_progress_events_stream_while_the_tool_runs(tenants, bridge: InProcessBridge) -> None:
     arrivals: list[float] = []
 
     async def on_progress(progress: float, total: float | None, message: str | None) -> None:
@@ -117,7 +120,7 @@ async def test_progress_events_stream_while_the_tool_runs(tenants, bridge: Bridg
     assert arrivals == sorted(arrivals)
 
 
-async def test_headers_pass_and_credentials_do_not(tenants, bridge: BridgeProcess) -> None:
+async def test_headers_pass_and_credentials_do_not(tenants, bridge: InProcessBridge) -> None:
     async with mcp_client(bridge.mcp_url("carol", "echo"), tenants["carol"]["token"]) as client:
         seen = (await client.call_tool("headers", {})).structured_content
     port = tenants["carol"]["instances"][0]["port"]
@@ -126,7 +129,7 @@ async def test_headers_pass_and_credentials_do_not(tenants, bridge: BridgeProces
     assert "mcp-protocol-version" in seen or "mcp-session-id" in seen or "mcp-method" in seen
 
 
-async def test_get_stream_and_delete_pass_through(tenants, bridge: BridgeProcess) -> None:
+async def test_get_stream_and_delete_pass_through(tenants, bridge: InProcessBridge) -> None:
     url = bridge.mcp_url("bob", "echo")
     auth = {"Authorization": f"Bearer {tenants['bob']['token']}", "Accept": ACCEPT}
     async with httpx.AsyncClient(timeout=10) as http:
@@ -146,7 +149,7 @@ async def test_get_stream_and_delete_pass_through(tenants, bridge: BridgeProcess
         assert after.status_code == 404  # the instance ended the session, so DELETE reached it
 
 
-async def test_legacy_sse_endpoint_is_rewritten(bridge: BridgeProcess, workspace) -> None:
+async def test_legacy_sse_endpoint_is_rewritten(bridge: InProcessBridge, workspace) -> None:
     from mcp.client.sse import sse_client
 
     created = bridge.register("legacy-user", workspace, ["legacy"])
@@ -169,7 +172,7 @@ async def test_legacy_sse_endpoint_is_rewritten(bridge: BridgeProcess, workspace
     assert bridge.api("DELETE", "/clients/legacy-user").status_code == 204
 
 
-async def test_header_bytes_reach_the_instance_as_the_client_sent_them(tenants, bridge: BridgeProcess) -> None:
+async def test_header_bytes_reach_the_instance_as_the_client_sent_them(tenants, bridge: InProcessBridge) -> None:
     """The proxy writes upstream requests itself (bridge/proxy/upstream.py): a non-ASCII header value must arrive
     byte for byte, not re-encoded."""
     note = "Zoë ✓".encode()
@@ -182,7 +185,7 @@ async def test_header_bytes_reach_the_instance_as_the_client_sent_them(tenants, 
     assert seen["x-note"] == note.decode("latin-1")  # the instance's server reads header bytes as latin-1
 
 
-def test_a_header_smuggled_behind_a_bare_cr_is_refused(tenants, bridge: BridgeProcess) -> None:
+def test_a_header_smuggled_behind_a_bare_cr_is_refused(tenants, bridge: InProcessBridge) -> None:
     """A second header hidden behind a lone CR (to forge the instance key, say) never reaches an instance:
     the request is refused whole with 400."""
     host = bridge.url.removeprefix("http://")
@@ -197,7 +200,7 @@ def test_a_header_smuggled_behind_a_bare_cr_is_refused(tenants, bridge: BridgePr
     assert answer.split(b" ", 2)[1] == b"400", answer[:200]  # aiohttp answers a malformed request in HTTP/1.0
 
 
-async def test_streams_opened_at_once_stop_at_the_per_client_cap(bridge: BridgeProcess, workspace) -> None:
+async def test_streams_opened_at_once_stop_at_the_per_client_cap(bridge: InProcessBridge, workspace) -> None:
     """A tenant that opens many GET streams at the same moment (so that none is counted yet when the others
     are checked) still holds no more than MAX_STREAMS_PER_CLIENT; the rest get 429, and after closing them
     a new stream opens again."""
@@ -243,7 +246,7 @@ async def test_the_bridge_own_origins_pass_foreign_ones_do_not(tmp_path, workspa
     """A page served from the bridge's own address (its scheme, a loopback name, its port) may call the MCP
     route; any other origin is refused 403 unless PARADISE_ALLOWED_ORIGINS names it."""
     extra = "http://app.example:3000"
-    with serving(fixture_bridge(tmp_path, PARADISE_ALLOWED_ORIGINS=extra)) as bridge:
+    with serving_inprocess(inprocess_bridge(tmp_path, PARADISE_ALLOWED_ORIGINS=extra)) as bridge:
         token = bridge.register("olga", workspace, ["echo"])["token"]
         port = bridge.port
         own = [f"http://127.0.0.1:{port}", f"http://localhost:{port}", f"http://[::1]:{port}", extra]
@@ -262,7 +265,7 @@ async def test_the_bridge_own_origins_pass_foreign_ones_do_not(tmp_path, workspa
                     assert resp.json()["error"]["code"] == "forbidden"
 
 
-def test_expect_100_continue_gets_the_final_answer(tenants, bridge: BridgeProcess) -> None:
+def test_expect_100_continue_gets_the_final_answer(tenants, bridge: InProcessBridge) -> None:
     """``Expect: 100-continue`` on an MCP POST: the client gets one interim 100 (the bridge's own), then the
     instance's final answer — never the instance's interim 100 as if it were the answer."""
     host = bridge.url.removeprefix("http://")
@@ -288,7 +291,9 @@ def test_expect_100_continue_gets_the_final_answer(tenants, bridge: BridgeProces
     assert b'"protocolVersion"' in message and b'"id":1' in message.replace(b" ", b""), message[:300]
 
 
-async def test_json_nested_past_the_limit_is_a_400_before_any_instance_sees_it(tenants, bridge: BridgeProcess) -> None:
+async def test_json_nested_past_the_limit_is_a_400_before_any_instance_sees_it(
+    tenants, bridge: InProcessBridge
+) -> None:
     """``[`` x 100,000 (or a message nesting deeper than MAX_JSON_DEPTH) is refused with a JSON 400; the
     instance is never asked to parse it, and a message at the limit still passes."""
     from bridge.jsonlimits import MAX_JSON_DEPTH
