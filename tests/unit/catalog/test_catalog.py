@@ -197,3 +197,27 @@ def test_two_installs_of_one_package_take_turns(tmp_path, monkeypatch) -> None:
         thread.join(10)
     assert runs == [package.ref] and sorted(results) == [False, True]
     assert installed_program(package, tmp_path) == ["/usr/bin/node", str(package.directory(tmp_path) / "index.js")]
+
+
+def test_on_docker_a_package_runs_its_image_with_the_args_filled_for_the_container(tmp_path) -> None:
+    settings = load_settings(data_dir=tmp_path)
+    spec = ServiceSpec(name="git", package="pypi:mcp-server-git==2026.10.19+local.1",
+                       args=["--repository", "{workspace}", "--state", "{instance_dir}"])
+    # nothing installed on this host, and none needed: the image holds the install
+    made = instance_spec(settings, spec, "alice", 8201, "/home/alice/ws", "quick", on_host=False)
+    assert made.command is None
+    assert made.image == "devops-paradise/package:pypi-mcp-server-git-2026.10.19_local.1"
+    assert json.loads(made.env["PARADISE_PACKAGE_ARGS"]) == ["--repository", "/workspace", "--state", "/state"]
+
+
+def test_the_adapter_in_an_image_runs_the_one_installed_package(tmp_path) -> None:
+    from instances.stdio_adapter import installed_program as image_program
+
+    with pytest.raises(ValueError, match="expected one installed package"):
+        image_program(tmp_path, "[]")
+    (tmp_path / "pypi-x-1.0").mkdir()
+    (tmp_path / "pypi-x-1.0" / MANIFEST).write_text(json.dumps({"argv": ["/opt/packages/pypi-x-1.0/bin/x"]}))
+    assert image_program(tmp_path, '["--root", "/workspace"]') == ["/opt/packages/pypi-x-1.0/bin/x", "--root",
+                                                                   "/workspace"]
+    with pytest.raises(ValueError, match="not a list of strings"):
+        image_program(tmp_path, '{"--root": 1}')
