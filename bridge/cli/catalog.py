@@ -157,6 +157,26 @@ def _source(name: str, mine: dict[str, Any], extra: Path | None) -> str:
     return DATA_CATALOG if name in mine else "built-in"
 
 
+def image_state() -> Any:
+    """A function telling whether a package's image is built ("yes"/"no"), or "?" for all without an engine."""
+    try:
+        import docker
+
+        images = docker.from_env()
+        images.ping()
+    except Exception:
+        return lambda package: "?"
+
+    def state(package: Package) -> str:
+        try:
+            images.images.get(package.image_tag)
+        except docker.errors.ImageNotFound:
+            return "no"
+        return "yes"
+
+    return state
+
+
 def cmd_catalog_list(args: argparse.Namespace) -> None:
     extra = Path(os.environ["PARADISE_CATALOG"]).expanduser() if os.environ.get("PARADISE_CATALOG") else None
     try:
@@ -164,6 +184,7 @@ def cmd_catalog_list(args: argparse.Namespace) -> None:
     except CatalogError as exc:
         raise CliError(str(exc)) from None
     mine = read_entries(catalog_file())
+    image = image_state() if any(spec.package for spec in catalog.values()) else None
     rows = []
     for name, spec in catalog.items():
         package = spec.registry_package
@@ -171,8 +192,9 @@ def cmd_catalog_list(args: argparse.Namespace) -> None:
             "yes" if installed_program(package, packages_dir(data_dir())) else "no")
         rows.append({"service": name, "source": _source(name, mine, extra), "transport": spec.transport,
                      "runs": package.ref if package else " ".join((spec.command or [spec.image or "?"])[:1]),
-                     "installed": installed})
-    emit(args, rows, table([list(r.values()) for r in rows], ["SERVICE", "SOURCE", "TRANSPORT", "RUNS", "INSTALLED"]))
+                     "installed": installed, "image": image(package) if image and package else "-"})
+    emit(args, rows, table([list(r.values()) for r in rows],
+                           ["SERVICE", "SOURCE", "TRANSPORT", "RUNS", "INSTALLED", "IMAGE"]))
 
 
 def clients_using(name: str) -> list[str] | None:

@@ -68,6 +68,9 @@ def test_catalog_add_builds_the_package_image_and_installs_nothing_on_the_host(b
     assert image.labels["devops-paradise.package"] == TIME
     assert image.labels["devops-paradise.image"] == "package"
     assert not (bridge.data_dir / "packages").exists()  # the image holds the install, the host does not
+    listed = catalog_cli(bridge.data_dir, "list")
+    row = next(line for line in listed.stdout.splitlines() if line.startswith("time "))
+    assert row.split()[-2:] == ["no", "yes"], row  # INSTALLED on the host: no; IMAGE: yes
 
 
 async def _time_tools(bridge: BridgeProcess, token: str) -> tuple[set[str], str]:
