@@ -2,8 +2,9 @@
 
 Transparent for every MCP transport revision: POST, GET (SSE) and DELETE pass; MCP headers pass both ways;
 the client's Authorization, cookies and hop-by-hop headers never reach the instance; Host is rewritten to
-the instance's own address (the Python SDK refuses others with 421) and the instance's key is added. SSE is
-relayed chunk by chunk as it arrives, with no total timeout; closing the client side closes the upstream.
+the instance's own address (the Python SDK refuses others with 421) and the instance's key is added (each
+rule a pure function in ``headers.py``). SSE is relayed chunk by chunk as it arrives, with no total timeout;
+closing the client side closes the upstream.
 
 A client never sees its instance die, sleep or wake: a request that cannot reach the instance is held
 while the instance is checked at once and healed (bounded by START_TIMEOUT), and sessions of the
@@ -27,31 +28,17 @@ from multidict import CIMultiDict
 from bridge.clients import ClientManager
 from bridge.errors import NestedTooDeep, NotFound, TooManyStreams, Unavailable, UpstreamError
 from bridge.jsonlimits import MAX_JSON_DEPTH, too_deep
-from bridge.lifecycle.peers import HEADER_PREFIX as PEER_HEADER_PREFIX
 from bridge.lifecycle.routes import Route
 from bridge.mcp.client import ProbeFailed
-from bridge.mcp.protocol import INSTANCE_KEY_HEADER, SESSION_ID_HEADER
+from bridge.mcp.protocol import SESSION_ID_HEADER
 from bridge.models import InstanceState
 from bridge.observability.metrics import BridgeMetrics, RequestTrack
 from bridge.proxy import edge, legacy_sse, resend
+from bridge.proxy import headers as headers_
 from bridge.proxy.edge import add_oauth_404s as add_oauth_404s  # app.py adds them through the proxy module
 from bridge.proxy.sessions import Mapped, SessionMap, initialize_message
 from bridge.proxy.upstream import Cut, Dropped, NotSent, RelayError, UpstreamPool, UpstreamResponse
 
-HOP_BY_HOP = frozenset(
-    {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te",
-     "trailer", "trailers", "transfer-encoding", "upgrade"}
-)
-# Never forwarded upstream: the client's credential and cookies, what the bridge sets itself, Origin
-# (checked here; the instance is reached by the bridge, not by the page) and Expect (aiohttp has answered
-# the client's 100-continue; the body goes upstream whole, and an instance's interim 100 would be taken for
-# its answer).
-_DROP_REQUEST = HOP_BY_HOP | {"authorization", "cookie", "host", "content-length", "accept-encoding", "origin",
-                              "expect", "mcp-session-id", INSTANCE_KEY_HEADER.lower()}
-# Headers only the bridge may set (a client's own are dropped): how an instance reaches its siblings.
-_PEER_PREFIX = PEER_HEADER_PREFIX.lower()
-# Never relayed back: cookies an instance sets (they would be the bridge origin's), and what aiohttp sets.
-_DROP_RESPONSE = HOP_BY_HOP | {"content-length", "content-encoding", "server", "date", "set-cookie", "mcp-session-id"}
 MAX_ANSWER = 32 * 1024 * 1024  # a JSON answer larger than this is an instance gone wrong, not a reply
 MAX_STREAMS_PER_CLIENT = 64
 MAX_RESENDS = 2  # a safe request cut by its instance's death is sent again at most this often
@@ -128,7 +115,7 @@ class McpProxy:
                 continue
             if route.state != InstanceState.RUNNING or mapped.incarnation != route.incarnation:
                 continue  # that instance never knew the session
-            headers = {**self._upstream_headers({}, route), SESSION_ID_HEADER: mapped.upstream_id}
+            headers = headers_.map_session_in(self._upstream_headers({}, route), mapped.upstream_id)
             with contextlib.suppress(RelayError, TimeoutError):
                 async with asyncio.timeout(5):
                     (await self.upstream.request("DELETE", route.port, route.path, headers, None)).release()
@@ -181,10 +168,7 @@ class McpProxy:
         track.sent(len(body) if body else 0)
         if body and too_deep(body):  # what the instance (and the bridge's own parsing below) would recurse into
             raise NestedTooDeep(f"request body refused: JSON nested deeper than {MAX_JSON_DEPTH} levels")
-        forwarded = {
-            k: v for k, v in request.headers.items()
-            if (name := k.lower()) not in _DROP_REQUEST and not name.startswith(_PEER_PREFIX)
-        }
+        forwarded = headers_.for_instance(request.headers)  # the header rules: headers.py
         session_id = request.headers.get(SESSION_ID_HEADER)
         init = initialize_message(body) if session_id is None and request.method == "POST" else None
         call = resend.classify(request.method, body, self.hints.safe_tools(route.key))
@@ -198,7 +182,7 @@ class McpProxy:
                 if opened is None:
                     seen = self.sessions.answer_id(route, upstream.headers.get(SESSION_ID_HEADER), upstream.status,
                                                    mapped, init, request.method)
-                    headers = self._answer_headers(upstream, seen)
+                    headers = headers_.for_client(upstream.headers, seen)
                 if opened is not None or _streamed(upstream):
                     opened = opened or await self._open_stream(request, upstream, track, headers)
                     if await self._relay(request, opened, upstream, tail, route, track, call):
@@ -263,9 +247,9 @@ class McpProxy:
             try:
                 if mapped is not None:
                     await self.sessions.ensure_current(mapped, route, self.http, headers, refused=refused)
-                    headers[SESSION_ID_HEADER] = mapped.upstream_id
+                    headers = headers_.map_session_in(headers, mapped.upstream_id)
                 elif session_id is not None:
-                    headers[SESSION_ID_HEADER] = session_id  # not one of ours: the instance judges it
+                    headers = headers_.map_session_in(headers, session_id)  # not one of ours: the instance judges it
                 route.last_activity = time.monotonic()
                 upstream = await self.upstream.request(
                     request.method, route.port, self._target(route, tail, request), headers, body
@@ -293,15 +277,9 @@ class McpProxy:
                 continue
             return route, upstream, mapped
 
-    def _upstream_headers(self, forwarded: dict[str, str], route: Route) -> dict[str, str]:
-        headers = dict(forwarded)
-        headers["Host"] = f"127.0.0.1:{route.port}"
-        headers["Accept-Encoding"] = "identity"  # bytes are relayed as they come: nothing to decompress
-        if route.instance_key:
-            headers[INSTANCE_KEY_HEADER] = route.instance_key
-        if route.peer_headers:
-            headers.update(route.peer_headers)
-        return headers
+    @staticmethod
+    def _upstream_headers(forwarded: dict[str, str], route: Route) -> dict[str, str]:
+        return headers_.to_instance(forwarded, route.port, route.instance_key, route.peer_headers)
 
     @staticmethod
     def _target(route: Route, tail: str, request: web.Request) -> str:
@@ -312,19 +290,10 @@ class McpProxy:
         return f"{path}?{query}" if query else path
 
     @staticmethod
-    def _answer_headers(upstream: UpstreamResponse, session_id: str | None) -> CIMultiDict[str]:
-        headers = CIMultiDict([(k, v) for k, v in upstream.headers.items() if k.lower() not in _DROP_RESPONSE])
-        if session_id:
-            headers[SESSION_ID_HEADER] = session_id
-        return headers
-
-    @staticmethod
     async def _open_stream(
         request: web.Request, upstream: UpstreamResponse, track: RequestTrack, headers: CIMultiDict[str]
     ) -> web.StreamResponse:
-        headers["X-Accel-Buffering"] = "no"
-        headers.setdefault("Cache-Control", "no-cache")
-        response = web.StreamResponse(status=upstream.status, headers=headers)
+        response = web.StreamResponse(status=upstream.status, headers=headers_.for_stream(headers))
         await response.prepare(request)
         track.stream_opened(upstream.status)
         return response
