@@ -1,4 +1,4 @@
-"""``GET /metrics`` of a real bridge process changes as real MCP traffic flows through it."""
+"""``GET /metrics`` of the whole bridge in-process (tests/inprocess/) changes as real MCP traffic flows through it."""
 
 from __future__ import annotations
 
@@ -9,18 +9,20 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bridge.mcp.protocol import initialize_request
-from tests.helpers import BridgeProcess, mcp_client
+from tests.helpers import mcp_client
+from tests.inprocess import InProcessBridge
 
 INIT = initialize_request("t")
+pytestmark = pytest.mark.inprocess
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
-def get_metrics(bridge: BridgeProcess) -> httpx.Response:
+def get_metrics(bridge: InProcessBridge) -> httpx.Response:
     """A scrape as Prometheus does it, with the admin token as its bearer credentials."""
     return httpx.get(bridge.url + "/metrics", headers={"Authorization": f"Bearer {bridge.admin_token}"}, timeout=10)
 
 
-def scrape(bridge: BridgeProcess) -> Samples:
+def scrape(bridge: InProcessBridge) -> Samples:
     resp = get_metrics(bridge)
     assert resp.status_code == 200, resp.text
     assert resp.headers["content-type"].startswith("text/plain; version=0.0.4")
@@ -36,11 +38,11 @@ def get(samples: Samples, name: str, **labels: str) -> float:
 
 
 @pytest.fixture(scope="module")
-def metered(bridge: BridgeProcess, workspace) -> dict:
+def metered(bridge: InProcessBridge, workspace) -> dict:
     return bridge.register("metered", workspace, ["echo"])
 
 
-async def test_requests_and_bytes_grow_with_mcp_traffic(bridge: BridgeProcess, metered: dict) -> None:
+async def test_requests_and_bytes_grow_with_mcp_traffic(bridge: InProcessBridge, metered: dict) -> None:
     labels = {"client": "metered", "service": "echo"}
     before = scrape(bridge)
     async with mcp_client(bridge.mcp_url("metered", "echo"), metered["token"]) as client:
@@ -60,7 +62,7 @@ async def test_requests_and_bytes_grow_with_mcp_traffic(bridge: BridgeProcess, m
     assert get(after, "paradise_open_streams", **labels) == 0  # every stream closed again
 
 
-def test_open_streams_gauge_follows_an_sse_stream(bridge: BridgeProcess, metered: dict) -> None:
+def test_open_streams_gauge_follows_an_sse_stream(bridge: InProcessBridge, metered: dict) -> None:
     headers = {"Authorization": f"Bearer {metered['token']}", "Accept": "application/json, text/event-stream"}
     url = bridge.mcp_url("metered", "echo")
     labels = {"client": "metered", "service": "echo"}
@@ -80,7 +82,7 @@ def test_open_streams_gauge_follows_an_sse_stream(bridge: BridgeProcess, metered
     assert get(scrape(bridge), "paradise_requests_total", **labels, method="GET", status="2xx") >= 1
 
 
-def test_instance_state_and_port_pool(bridge: BridgeProcess, metered: dict) -> None:
+def test_instance_state_and_port_pool(bridge: InProcessBridge, metered: dict) -> None:
     samples = scrape(bridge)
     assert get(samples, "paradise_instance_state", client="metered", service="echo", state="running") == 1
     assert get(samples, "paradise_instance_state", client="metered", service="echo", state="starting") == 0
@@ -92,7 +94,7 @@ def test_instance_state_and_port_pool(bridge: BridgeProcess, metered: dict) -> N
     assert get(samples, "paradise_clients") == len(bridge.api("GET", "/clients").json())
 
 
-def test_unauthenticated_requests_create_no_series(bridge: BridgeProcess, metered: dict) -> None:
+def test_unauthenticated_requests_create_no_series(bridge: InProcessBridge, metered: dict) -> None:
     for path in ("/c/nobody/echo/mcp", "/c/metered/echo/mcp"):
         resp = httpx.post(bridge.url + path, json={}, headers={"Authorization": "Bearer wrong"}, timeout=10)
         assert resp.status_code == 401
@@ -100,7 +102,7 @@ def test_unauthenticated_requests_create_no_series(bridge: BridgeProcess, metere
     assert 'client="nobody"' not in text
 
 
-def test_errors_are_counted_for_a_failed_instance(bridge: BridgeProcess, workspace) -> None:
+def test_errors_are_counted_for_a_failed_instance(bridge: InProcessBridge, workspace) -> None:
     created = bridge.register("metered-crashy", workspace, ["crashy"], wait=0)
     assert bridge.wait_state("metered-crashy", "crashy", {"failed"}, timeout=120)["state"] == "failed"
     url = bridge.mcp_url("metered-crashy", "crashy")
@@ -113,7 +115,7 @@ def test_errors_are_counted_for_a_failed_instance(bridge: BridgeProcess, workspa
     assert get(samples, "paradise_instance_state", client="metered-crashy", service="crashy", state="failed") == 1
 
 
-def test_deleted_client_disappears_from_metrics(bridge: BridgeProcess, workspace) -> None:
+def test_deleted_client_disappears_from_metrics(bridge: InProcessBridge, workspace) -> None:
     created = bridge.register("metered-gone", workspace, ["echo"])
     resp = httpx.post(
         bridge.mcp_url("metered-gone", "echo"),

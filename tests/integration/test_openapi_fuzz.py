@@ -1,10 +1,10 @@
 """Schemathesis against a live bridge: the OpenAPI document says exactly what the admin API accepts.
 
-The bridge is a real process (process runtime, the fixture catalog), fuzzed over loopback with the admin
-token. Every operation is driven from the served document, in positive and negative modes, and each answer
-must be no server error, a documented status with a body of the documented schema, an acceptance of every
-schema-valid request (4xx only where the state explains it: 404 for an unknown client, 409 for a duplicate),
-and a refusal of every schema-invalid one.
+The bridge is the whole app in-process (tests/inprocess/: real MCP servers, the fixture catalog), fuzzed over
+loopback with the admin token. Every operation is driven from the served document, in positive and negative
+modes, and each answer must be no server error, a documented status with a body of the documented schema, an
+acceptance of every schema-valid request (4xx only where the state explains it: 404 for an unknown client, 409
+for a duplicate), and a refusal of every schema-invalid one.
 
 Two things a generated request cannot know are supplied for positive registrations: an existing workspace
 (the schema can say "an absolute path", not "one that exists under PARADISE_WORKSPACE_ROOTS", so a drawn
@@ -22,9 +22,9 @@ import pytest
 import schemathesis
 from schemathesis.engine import events, from_schema
 
-from tests.helpers import BridgeProcess, fixture_bridge, serving
+from tests.inprocess import InProcessBridge, inprocess_bridge, serving_inprocess
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.inprocess]
 
 CHECKS = {
     "not_a_server_error", "status_code_conformance", "content_type_conformance", "response_schema_conformance",
@@ -52,15 +52,15 @@ MAX_INSTANCES = 2
 
 
 @pytest.fixture(scope="module")
-def fuzzed_bridge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BridgeProcess]:
+def fuzzed_bridge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessBridge]:
     # A cap of two instances: the first valid registrations start one each, later ones are refused with the
     # documented 429 (a state that explains it), so the run never starts more than two real processes.
-    proc = fixture_bridge(tmp_path_factory.mktemp("fuzz-bridge"), PARADISE_MAX_INSTANCES=str(MAX_INSTANCES))
-    with serving(proc):
+    proc = inprocess_bridge(tmp_path_factory.mktemp("fuzz-bridge"), PARADISE_MAX_INSTANCES=str(MAX_INSTANCES))
+    with serving_inprocess(proc):
         yield proc
 
 
-def load_schema(bridge: BridgeProcess, workspace: Path) -> schemathesis.BaseSchema:
+def load_schema(bridge: InProcessBridge, workspace: Path) -> schemathesis.BaseSchema:
     config = schemathesis.Config.from_str(CONFIG.format(token=bridge.admin_token))
     schema = schemathesis.openapi.from_url(bridge.url + "/api/v1/openapi.json", config=config)
 
@@ -82,7 +82,7 @@ def load_schema(bridge: BridgeProcess, workspace: Path) -> schemathesis.BaseSche
 
 
 def test_the_api_accepts_what_its_document_allows_and_refuses_the_rest(
-    fuzzed_bridge: BridgeProcess, workspace: Path
+    fuzzed_bridge: InProcessBridge, workspace: Path
 ) -> None:
     schema = load_schema(fuzzed_bridge, workspace)
     failures: list[str] = []
@@ -117,7 +117,7 @@ def test_the_api_accepts_what_its_document_allows_and_refuses_the_rest(
     assert len(fuzzed_bridge.api("GET", "/clients").json()) <= MAX_INSTANCES
 
 
-def test_the_served_document_lists_the_catalog_services(fuzzed_bridge: BridgeProcess) -> None:
+def test_the_served_document_lists_the_catalog_services(fuzzed_bridge: InProcessBridge) -> None:
     doc = fuzzed_bridge.api("GET", "/openapi.json").json()
     services = doc["components"]["schemas"]["ClientCreate"]["properties"]["services"]["anyOf"][0]
     assert {"echo", "serena", "quality"} <= set(services["items"]["enum"])

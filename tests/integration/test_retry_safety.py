@@ -1,8 +1,8 @@
 """Retries only when safe (issue 26.3), on both protocol eras: a call whose instance dies under it is sent to
 the healed instance only when a second run cannot do harm (a read-only method, or a tool annotated
 readOnlyHint/idempotentHint, learned from tools/list); a tool that writes runs at most once and the client is
-told the call may have run. Real bridge process, real SDK server instances whose tools SIGKILL their own
-process mid-call, the official SDK client."""
+told the call may have run. The whole bridge in-process (tests/inprocess/), real SDK server instances whose
+tools kill their own launch mid-call, the official SDK client."""
 
 from __future__ import annotations
 
@@ -13,14 +13,16 @@ import pytest
 from mcp.shared.exceptions import MCPError
 
 from bridge.proxy.resend import RESTARTED_CODE
-from tests.helpers import BridgeProcess, mcp_client
+from tests.helpers import mcp_client
+from tests.inprocess import InProcessBridge
 
+pytestmark = pytest.mark.inprocess
 CALL_BOUND = 60.0  # a bound on each call (a lost answer must fail the test, not hang it), not a timing claim
 
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])  # 2026-07-28 sessionless, and a session-era client
 async def test_a_writing_tool_cut_by_a_crash_runs_once_and_the_client_is_told(
-    bridge: BridgeProcess, workspace, mode: str
+    bridge: InProcessBridge, workspace, mode: str
 ) -> None:
     client_id = f"writer-{mode}"
     token = bridge.register(client_id, workspace, ["echo"])["token"]
@@ -38,7 +40,7 @@ async def test_a_writing_tool_cut_by_a_crash_runs_once_and_the_client_is_told(
 
 @pytest.mark.parametrize(("mode", "tool"), [("auto", "read_dying"), ("legacy", "idempotent_dying")])
 async def test_a_safe_tool_cut_by_a_crash_is_answered_by_the_healed_instance(
-    bridge: BridgeProcess, workspace, mode: str, tool: str
+    bridge: InProcessBridge, workspace, mode: str, tool: str
 ) -> None:
     client_id = f"reader-{mode}-{tool.split('_')[0]}"
     token = bridge.register(client_id, workspace, ["echo"])["token"]

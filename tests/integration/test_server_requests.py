@@ -2,7 +2,7 @@
 middle of tool calls (sampling and elicitation, on the call's own stream and on the session's GET stream)
 and the client answers each with a new POST — 200 questions interleaved with other traffic (tool calls,
 progress streams, tools/list) on the same session and instance, through a real bridge, all answered.
-Real bridge process, real SDK server, the official SDK client as a session-era client."""
+The whole bridge in-process (tests/inprocess/), real SDK server, the official SDK client as a session-era client."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ import warnings
 from typing import Any
 
 import httpx2
+import pytest
 from mcp import Client, types
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.helpers import BridgeProcess
+from tests.inprocess import InProcessBridge
 
+pytestmark = pytest.mark.inprocess
 QUESTIONS = 200
 AT_ONCE = 16  # exchanges in flight at any moment on the one session
 CALL_BOUND = 30.0  # a bound on each exchange (a lost answer fails the test, not hangs it), not a timing claim
@@ -31,7 +33,7 @@ async def elicitation(_context: Any, params: types.ElicitRequestParams) -> types
     return types.ElicitResult(action="accept", content={"text": f"e:{params.message}"})
 
 
-async def test_200_server_questions_under_mixed_traffic_are_all_answered(bridge: BridgeProcess, workspace) -> None:
+async def test_200_server_questions_under_mixed_traffic_are_all_answered(bridge: InProcessBridge, workspace) -> None:
     token = bridge.register("asker", workspace, ["echo"])["token"]
     answered: list[int] = []
     gate = asyncio.Semaphore(AT_ONCE)

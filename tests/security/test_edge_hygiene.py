@@ -1,4 +1,5 @@
-"""Hygiene at the edge, against a real bridge process: what a request carries never forges or fills the log.
+"""Hygiene at the edge, against the whole bridge
+in-process (tests/inprocess/; its log is what it logged): what a request carries never forges or fills the log.
 
 - a malformed header line (``Authorization : Bearer …``) made aiohttp log the raw request, token included;
 - ``[`` x 100,000 as a body gave a 500 with a RecursionError;
@@ -16,19 +17,20 @@ import pytest
 from aiohttp.http_exceptions import BadHttpMessage
 
 from bridge.edgelog import ParserErrorFilter
-from tests.helpers import BridgeProcess, fixture_bridge, serving
+from tests.inprocess import InProcessBridge, inprocess_bridge, serving_inprocess
 
+pytestmark = pytest.mark.inprocess
 SECRET = "s3cret-token-that-must-never-be-logged"
 
 
 @pytest.fixture(scope="module")
-def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BridgeProcess]:
+def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessBridge]:
     base = tmp_path_factory.mktemp("edge")
-    with serving(fixture_bridge(base, PARADISE_LOG_LEVEL="DEBUG")) as proc:
+    with serving_inprocess(inprocess_bridge(base, PARADISE_LOG_LEVEL="DEBUG")) as proc:
         yield proc
 
 
-def send_raw(bridge: BridgeProcess, raw: bytes) -> bytes:
+def send_raw(bridge: InProcessBridge, raw: bytes) -> bytes:
     """Write ``raw`` on a fresh loopback connection; what the bridge answers before it closes."""
     with socket.create_connection(("127.0.0.1", bridge.port), timeout=10) as conn:
         conn.sendall(raw)
@@ -38,7 +40,7 @@ def send_raw(bridge: BridgeProcess, raw: bytes) -> bytes:
         return answer
 
 
-def log_after(bridge: BridgeProcess, mark: int) -> str:
+def log_after(bridge: InProcessBridge, mark: int) -> str:
     return bridge.log.read_bytes()[mark:].decode(errors="replace")
 
 
@@ -55,7 +57,7 @@ MALFORMED = {
 
 
 @pytest.mark.parametrize("raw", MALFORMED.values(), ids=MALFORMED.keys())
-def test_a_malformed_request_never_puts_its_bytes_in_the_log(edge: BridgeProcess, raw: bytes) -> None:
+def test_a_malformed_request_never_puts_its_bytes_in_the_log(edge: InProcessBridge, raw: bytes) -> None:
     mark = edge.log.stat().st_size
     answer = send_raw(edge, raw)
     assert b" 400 " in answer.split(b"\r\n", 1)[0] or answer.startswith(b"HTTP/1.1 200")
@@ -79,7 +81,7 @@ def test_the_filter_leaves_other_records_alone() -> None:
 
 
 @pytest.mark.parametrize("body", [b"[" * 100_000, b'{"client_id": "a", "workspace": ' + b"{" * 100_000])
-def test_deep_json_to_the_admin_api_is_a_400(edge: BridgeProcess, body: bytes) -> None:
+def test_deep_json_to_the_admin_api_is_a_400(edge: InProcessBridge, body: bytes) -> None:
     mark = edge.log.stat().st_size
     resp = edge.api("POST", "/clients", content=body, headers={"Content-Type": "application/json"})
     assert resp.status_code == 400, resp.text
@@ -91,7 +93,7 @@ FORGED = "x\nINFO bridge: client.registered root-shell"
 
 
 @pytest.mark.parametrize("name", [FORGED, "x\rINFO fake", "x\x1b[2Kfake", "x\x7f", "x\tTAB"])
-def test_a_workspace_with_a_control_character_is_refused(edge: BridgeProcess, tmp_path: Path, name: str) -> None:
+def test_a_workspace_with_a_control_character_is_refused(edge: InProcessBridge, tmp_path: Path, name: str) -> None:
     (tmp_path / name).mkdir()
     mark = edge.log.stat().st_size
     resp = edge.api("POST", "/clients", json={"client_id": "ctl", "workspace": str(tmp_path / name),
@@ -104,7 +106,7 @@ def test_a_workspace_with_a_control_character_is_refused(edge: BridgeProcess, tm
     assert "root-shell" not in written and "INFO fake" not in written
 
 
-def test_a_link_to_a_directory_with_a_control_character_is_refused(edge: BridgeProcess, tmp_path: Path) -> None:
+def test_a_link_to_a_directory_with_a_control_character_is_refused(edge: InProcessBridge, tmp_path: Path) -> None:
     (tmp_path / FORGED).mkdir()
     (tmp_path / "innocent").symlink_to(tmp_path / FORGED)
     resp = edge.api("POST", "/clients", json={"client_id": "ctl-link", "workspace": str(tmp_path / "innocent"),
@@ -115,7 +117,7 @@ def test_a_link_to_a_directory_with_a_control_character_is_refused(edge: BridgeP
 
 
 @pytest.mark.parametrize(("field", "value"), [("profile", "quick\n"), ("services", ["echo\n"])])
-def test_other_fields_with_a_control_character_are_refused(edge: BridgeProcess, tmp_path: Path, field: str,
+def test_other_fields_with_a_control_character_are_refused(edge: InProcessBridge, tmp_path: Path, field: str,
                                                            value: object) -> None:
     body = {"client_id": "ctl-field", "workspace": str(tmp_path), field: value}
     resp = edge.api("POST", "/clients", json=body)

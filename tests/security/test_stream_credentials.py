@@ -1,6 +1,7 @@
 """Credentials end sessions (issue 22.5): rotating a client's token, or deleting the client, ends its open
 streams at once — the holder of the old token hears no further event — and its MCP sessions with them.
-Real bridge process, real SDK server instances (Streamable HTTP and the old HTTP+SSE transport)."""
+The whole bridge in-process (tests/inprocess/), real SDK server instances (Streamable HTTP and the old HTTP+SSE
+transport)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ import contextlib
 import json
 
 import httpx
+import pytest
 
 from bridge.mcp.protocol import PROBE_PROTOCOL_VERSION, PROTOCOL_VERSION_HEADER, SESSION_ID_HEADER, initialize_request
-from tests.helpers import BridgeProcess
+from tests.inprocess import InProcessBridge
 
+pytestmark = pytest.mark.inprocess
 ACCEPT = "application/json, text/event-stream"
 ENDS_WITHIN = 15.0  # a bound for the wait, not a timing claim: the stream ends when the rotation returns
 
@@ -56,7 +59,7 @@ async def open_stream(http: httpx.AsyncClient, url: str, headers: dict[str, str]
     return asyncio.create_task(drain())
 
 
-async def test_rotating_the_token_ends_open_streams_and_sessions(bridge: BridgeProcess, workspace) -> None:
+async def test_rotating_the_token_ends_open_streams_and_sessions(bridge: InProcessBridge, workspace) -> None:
     token = bridge.register("rita", workspace, ["echo", "legacy"])["token"]
     url = bridge.mcp_url("rita", "echo")
     async with httpx.AsyncClient(timeout=30) as http:
@@ -89,7 +92,7 @@ async def test_rotating_the_token_ends_open_streams_and_sessions(bridge: BridgeP
         stream.cancel()
 
 
-async def test_deleting_the_client_ends_its_open_streams(bridge: BridgeProcess, workspace) -> None:
+async def test_deleting_the_client_ends_its_open_streams(bridge: InProcessBridge, workspace) -> None:
     token = bridge.register("dora", workspace, ["echo"])["token"]
     url = bridge.mcp_url("dora", "echo")
     async with httpx.AsyncClient(timeout=30) as http:

@@ -1,4 +1,5 @@
-"""``mcp-config --write`` never writes through a symlink planted in the workspace (real CLI, real bridge)."""
+"""``mcp-config --write`` never writes through a symlink planted in the workspace (real CLI, the
+whole bridge in-process: tests/inprocess/)."""
 
 from __future__ import annotations
 
@@ -12,18 +13,20 @@ from pathlib import Path
 import pytest
 
 from bridge.mcp.claude_config import write_mcp_json
-from tests.helpers import PYTHON, ROOT, BridgeProcess
+from tests.helpers import PYTHON, ROOT
+from tests.inprocess import InProcessBridge
 
+pytestmark = pytest.mark.inprocess
 OURS = {"mcpServers": {"paradise-echo": {"type": "http", "url": "http://127.0.0.1:8100/c/a/echo/mcp"}}}
 
 
 @pytest.fixture(scope="module")
-def registered(bridge: BridgeProcess, workspace: Path) -> str:
+def registered(bridge: InProcessBridge, workspace: Path) -> str:
     bridge.register("linked", workspace, ["echo"], wait=0)
     return "linked"
 
 
-def mcp_config_write(bridge: BridgeProcess, client_id: str, directory: Path) -> subprocess.CompletedProcess[str]:
+def mcp_config_write(bridge: InProcessBridge, client_id: str, directory: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PARADISE_URL": bridge.url, "PARADISE_ADMIN_TOKEN": bridge.admin_token}
     return subprocess.run([PYTHON, "-m", "bridge", "mcp-config", client_id, "--write", str(directory)],
                           env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
@@ -40,7 +43,7 @@ def victim(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("planted", [".mcp.json.tmp", ".mcp.json"])
 def test_a_planted_symlink_is_refused_and_its_target_untouched(
-    bridge: BridgeProcess, registered: str, tmp_path: Path, victim: Path, planted: str
+    bridge: InProcessBridge, registered: str, tmp_path: Path, victim: Path, planted: str
 ) -> None:
     project = tmp_path / "project"
     project.mkdir()
@@ -55,7 +58,7 @@ def test_a_planted_symlink_is_refused_and_its_target_untouched(
 
 
 def test_a_dangling_symlink_cannot_create_a_file_elsewhere(
-    bridge: BridgeProcess, registered: str, tmp_path: Path
+    bridge: InProcessBridge, registered: str, tmp_path: Path
 ) -> None:
     project = tmp_path / "project"
     project.mkdir()
@@ -66,7 +69,7 @@ def test_a_dangling_symlink_cannot_create_a_file_elsewhere(
     assert not target.exists()
 
 
-def test_the_normal_write_still_merges(bridge: BridgeProcess, registered: str, tmp_path: Path) -> None:
+def test_the_normal_write_still_merges(bridge: InProcessBridge, registered: str, tmp_path: Path) -> None:
     project = tmp_path / "project"
     project.mkdir()
     (project / ".mcp.json").write_text(json.dumps({"mcpServers": {"mine": {"command": "x"}}}))

@@ -1,7 +1,7 @@
 """Workspaces: only under the roots, never the system, and never a directory swapped in after registration.
 
-Registration over HTTP against a real bridge process (the process runtime, real fixture MCP servers); the
-location rules also as a pure function.
+Registration over HTTP against the whole bridge in-process (tests/inprocess/, real fixture MCP servers);
+the location rules also as a pure function.
 """
 
 from __future__ import annotations
@@ -17,8 +17,10 @@ from sqlalchemy import create_engine, inspect, text
 from bridge import store
 from bridge.errors import Conflict
 from bridge.workspaces import WorkspaceIdentity, location_problem, refuse_overlap
-from tests.helpers import BridgeProcess, fixture_catalog, serving
+from tests.helpers import fixture_catalog
+from tests.inprocess import InProcessBridge, serving_inprocess
 
+pytestmark = pytest.mark.inprocess
 HOME = Path("/home/alice")
 DATA = HOME / ".devops-paradise"
 
@@ -91,18 +93,18 @@ def roots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def rooted(tmp_path_factory: pytest.TempPathFactory, roots: Path) -> Iterator[BridgeProcess]:
+def rooted(tmp_path_factory: pytest.TempPathFactory, roots: Path) -> Iterator[InProcessBridge]:
     """A bridge whose only workspace root is ``roots`` (the other tests' bridges accept the whole temp dir)."""
     base = tmp_path_factory.mktemp("rooted")
     catalog = fixture_catalog(base / "catalog.toml")
     env = {"PARADISE_CATALOG": str(catalog), "PARADISE_WORKSPACE_ROOTS": str(roots),
            "PARADISE_SHARED_WORKSPACES": "false"}  # the overlap tests below need the default rule
-    proc = BridgeProcess(base / "data", env=env)
-    with serving(proc):
+    proc = InProcessBridge(base / "data", env=env)
+    with serving_inprocess(proc):
         yield proc
 
 
-def refused(bridge: BridgeProcess, client_id: str, workspace: Path | str) -> str:
+def refused(bridge: InProcessBridge, client_id: str, workspace: Path | str) -> str:
     resp = bridge.api("POST", "/clients", json={"client_id": client_id, "workspace": str(workspace),
                                                 "services": ["echo"]})
     assert resp.status_code == 422, resp.text
@@ -117,18 +119,18 @@ def refused(bridge: BridgeProcess, client_id: str, workspace: Path | str) -> str
     [("/", "root of the file system"), ("/etc", "system directory"), ("/usr/share", "system directory"),
      ("/proc/self", "system directory"), ("/tmp", "shared system directory")],
 )
-def test_system_directories_are_refused_with_the_reason(rooted: BridgeProcess, workspace: str, words: str) -> None:
+def test_system_directories_are_refused_with_the_reason(rooted: InProcessBridge, workspace: str, words: str) -> None:
     message = refused(rooted, "sys", workspace)
     assert message.startswith("workspace refused:") and words in message
 
 
-def test_outside_the_roots_is_refused(rooted: BridgeProcess, tmp_path: Path) -> None:
+def test_outside_the_roots_is_refused(rooted: InProcessBridge, tmp_path: Path) -> None:
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     assert "outside the workspace roots" in refused(rooted, "outsider", outside)
 
 
-def test_a_symlink_inside_the_roots_to_outside_is_refused(rooted: BridgeProcess, roots: Path, tmp_path: Path) -> None:
+def test_a_symlink_inside_the_roots_to_outside_is_refused(rooted: InProcessBridge, roots: Path, tmp_path: Path) -> None:
     outside = tmp_path / "secret-project"
     outside.mkdir()
     link = roots / "innocent-link"
@@ -137,11 +139,11 @@ def test_a_symlink_inside_the_roots_to_outside_is_refused(rooted: BridgeProcess,
     assert str(outside) in message and "outside the workspace roots" in message  # judged by where it leads
 
 
-def test_the_bridge_data_dir_is_refused(rooted: BridgeProcess) -> None:
+def test_the_bridge_data_dir_is_refused(rooted: InProcessBridge) -> None:
     assert "overlaps the bridge's data dir" in refused(rooted, "datadir", rooted.data_dir)
 
 
-def test_inside_the_roots_is_registered_with_its_resolved_path(rooted: BridgeProcess, roots: Path) -> None:
+def test_inside_the_roots_is_registered_with_its_resolved_path(rooted: InProcessBridge, roots: Path) -> None:
     (roots / "real-project").mkdir()
     (roots / "alias").symlink_to(roots / "real-project")
     created = rooted.register("inside", roots / "alias", ["echo"])
@@ -149,7 +151,7 @@ def test_inside_the_roots_is_registered_with_its_resolved_path(rooted: BridgePro
     assert rooted.api("DELETE", "/clients/inside").status_code == 204
 
 
-def swap_and_restart(bridge: BridgeProcess, client_id: str, workspace: Path, swap) -> dict:
+def swap_and_restart(bridge: InProcessBridge, client_id: str, workspace: Path, swap) -> dict:
     """Register on ``workspace``, ``swap`` it, restart the client: the instance's state afterwards."""
     bridge.register(client_id, workspace, ["echo"])
     assert bridge.state(client_id, "echo")["state"] == "running"
@@ -167,7 +169,7 @@ def swap_and_restart(bridge: BridgeProcess, client_id: str, workspace: Path, swa
         ("parent-symlink", "a directory above it was replaced by a symlink"),
     ],
 )
-def test_a_swapped_workspace_fails_the_next_start(rooted: BridgeProcess, roots: Path, name: str, words: str) -> None:
+def test_a_swapped_workspace_fails_the_next_start(rooted: InProcessBridge, roots: Path, name: str, words: str) -> None:
     victim = roots / f"victim-{name}"  # someone else's directory the tenant would like mounted
     victim.mkdir()
     (victim / "private.txt").write_text("not yours")
@@ -198,7 +200,7 @@ def test_a_swapped_workspace_fails_the_next_start(rooted: BridgeProcess, roots: 
     assert rooted.api("DELETE", f"/clients/{client_id}").status_code == 204
 
 
-def test_an_untouched_workspace_restarts_normally(rooted: BridgeProcess, roots: Path) -> None:
+def test_an_untouched_workspace_restarts_normally(rooted: InProcessBridge, roots: Path) -> None:
     workspace = roots / "steady"
     workspace.mkdir()
     inst = swap_and_restart(rooted, "steady", workspace, lambda path: os.utime(path))
@@ -224,7 +226,7 @@ def test_neighbours_with_a_common_prefix_do_not_overlap() -> None:
     refuse_overlap(Path("/w/alice2"), [("alice", "/w/alice"), ("ab", "/w/a")])
 
 
-def test_a_workspace_overlapping_another_clients_is_a_409(rooted: BridgeProcess, roots: Path) -> None:
+def test_a_workspace_overlapping_another_clients_is_a_409(rooted: InProcessBridge, roots: Path) -> None:
     first = roots / "shared" / "alice"
     (first / "sub").mkdir(parents=True)
     rooted.register("ov-alice", first, ["echo"], wait=0)
