@@ -104,6 +104,16 @@ class InProcessBridge(BridgeClient):
         assert self.loop is not None
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
+    def launch_id(self, client_id: str, service: str) -> int:
+        """Which launch of the instance runs now (a process's pid, for the in-process runtime)."""
+        launch = self.runtime.live(client_id, service)
+        assert launch is not None, f"no live instance of {client_id}/{service}"
+        return launch.ident
+
+    def crash(self, client_id: str, service: str) -> None:
+        """kill -9 of the instance: it is gone (port closed, connections cut, exit code 137) when this returns."""
+        self.call(self.runtime.kill(client_id, service))
+
     # ---- the bridge's thread ----------------------------------------------------------------------------
 
     def _run(self, settings: BridgeSettings, ready: threading.Event, failure: list[BaseException]) -> None:

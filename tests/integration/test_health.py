@@ -1,17 +1,21 @@
-"""Health monitoring, self-healing, scale to zero and limits, against real MCP servers and a real bridge."""
+"""Health monitoring, self-healing, scale to zero and limits, against real MCP servers and the whole bridge
+in-process (tests/inprocess/: a crash is the launch killed, a hang its server answering nothing)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import time
 from collections.abc import Iterator
 
 import httpx
+import pytest
 
 from bridge.mcp.protocol import initialize_request
-from tests.helpers import BridgeProcess, fixture_catalog, instance_pid, mcp_client, serving
+from tests.helpers import fixture_catalog, mcp_client
+from tests.inprocess import InProcessBridge, serving_inprocess
+
+pytestmark = pytest.mark.inprocess
 
 FAST_HEALTH = {
     "PARADISE_PROBE_INTERVAL": "0.5",
@@ -24,20 +28,22 @@ FAST_HEALTH = {
 
 
 @contextlib.contextmanager
-def running_bridge(tmp_path, extra_catalog: str = "", **env: str) -> Iterator[BridgeProcess]:
+def running_bridge(tmp_path, extra_catalog: str = "", **env: str) -> Iterator[InProcessBridge]:
     catalog = fixture_catalog(tmp_path / "catalog.toml")
     catalog.write_text(catalog.read_text() + extra_catalog)
-    proc = BridgeProcess(tmp_path / "data", env={"PARADISE_CATALOG": str(catalog), **FAST_HEALTH, **env})
-    with serving(proc):
+    proc = InProcessBridge(tmp_path / "data", env={"PARADISE_CATALOG": str(catalog), **FAST_HEALTH, **env})
+    with serving_inprocess(proc):
         yield proc
 
 
-def kinds(bridge: BridgeProcess, client_id: str) -> list[str]:
+def kinds(bridge: InProcessBridge, client_id: str) -> list[str]:
     events = bridge.api("GET", "/events", params={"client_id": client_id, "limit": 200}).json()
     return [e["kind"] for e in reversed(events)]
 
 
-def wait_for_event(bridge: BridgeProcess, client_id: str, kind: str, count: int = 1, timeout: float = 30) -> list[str]:
+def wait_for_event(
+    bridge: InProcessBridge, client_id: str, kind: str, count: int = 1, timeout: float = 30
+) -> list[str]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         seen = kinds(bridge, client_id)
@@ -50,7 +56,7 @@ def wait_for_event(bridge: BridgeProcess, client_id: str, kind: str, count: int 
 async def test_hung_instance_goes_unhealthy_then_is_restarted(tmp_path, workspace) -> None:
     with running_bridge(tmp_path) as bridge:
         created = bridge.register("frozen", workspace, ["echo"])
-        pid = instance_pid(bridge, "frozen", "echo")
+        pid = bridge.launch_id("frozen", "echo")
         async with mcp_client(bridge.mcp_url("frozen", "echo"), created["token"], read_timeout=2) as client:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(client.call_tool("freeze", {}), timeout=1)
@@ -59,7 +65,7 @@ async def test_hung_instance_goes_unhealthy_then_is_restarted(tmp_path, workspac
         assert seen.index("instance.unhealthy") < seen.index("instance.unresponsive")
         state = bridge.wait_state("frozen", "echo", {"running"})
         assert state["state"] == "running" and state["restarts"] == 1
-        assert instance_pid(bridge, "frozen", "echo") != pid
+        assert bridge.launch_id("frozen", "echo") != pid
         async with mcp_client(bridge.mcp_url("frozen", "echo"), created["token"]) as client:
             assert (await client.call_tool("echo", {"text": "back"})).content[0].text == "back"
 
@@ -81,11 +87,9 @@ def test_crash_loop_ends_failed_with_exit_code_and_last_lines(tmp_path, workspac
 
 
 async def test_killed_instance_is_healed_and_events_tell(tmp_path, workspace) -> None:
-    import os
-
     with running_bridge(tmp_path) as bridge:
         created = bridge.register("lazarus", workspace, ["echo"])
-        os.kill(instance_pid(bridge, "lazarus", "echo"), signal.SIGKILL)
+        bridge.crash("lazarus", "echo")
         seen = wait_for_event(bridge, "lazarus", "instance.ready", count=2)
         assert seen.index("instance.died") < len(seen) - 1 - seen[::-1].index("instance.ready")
         async with mcp_client(bridge.mcp_url("lazarus", "echo"), created["token"]) as client:
