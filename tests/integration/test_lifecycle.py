@@ -1,4 +1,5 @@
-"""Instances outliving the bridge, healing, held requests and failure modes, on the process runtime."""
+"""Instances outliving the bridge and healing, on the process runtime (a real bridge process killed and started
+again, real instance processes). Held requests and failure modes: test_failure_modes.py, in-process."""
 
 from __future__ import annotations
 
@@ -6,12 +7,10 @@ import os
 import signal
 import time
 
-import httpx
 import psutil
 import pytest
 
 from tests.helpers import BridgeProcess, instance_pid, mcp_client
-from tests.integration.test_routing import ACCEPT, INIT
 
 
 async def test_bridge_kill9_then_restart_adopts_and_old_session_answers(bridge: BridgeProcess, workspace) -> None:
@@ -81,81 +80,3 @@ async def test_killed_instance_comes_back_on_its_port(bridge: BridgeProcess, wor
     kinds = [e["kind"] for e in bridge.api("GET", "/events", params={"client_id": "phoenix"}).json()]
     assert "instance.died" in kinds
     bridge.api("DELETE", "/clients/phoenix")
-
-
-def test_request_to_a_starting_instance_is_held_until_ready(bridge: BridgeProcess, workspace) -> None:
-    created = bridge.register("patient", workspace, ["slow"], wait=0)
-    assert created["instances"][0]["state"] in ("starting", "restarting")
-    began = time.monotonic()
-    resp = httpx.post(
-        bridge.mcp_url("patient", "slow"),
-        json=INIT,
-        headers={"Authorization": f"Bearer {created['token']}", "Accept": ACCEPT},
-        timeout=30,
-    )
-    assert resp.status_code == 200, resp.text
-    assert time.monotonic() - began > 1.0  # it really was held through the 3 s slow start
-    bridge.api("DELETE", "/clients/patient")
-
-
-def test_crashing_backend_fails_with_its_last_lines(bridge: BridgeProcess, workspace) -> None:
-    created = bridge.register("crasher", workspace, ["crashy"])
-    state = bridge.wait_state("crasher", "crashy", {"failed"})
-    assert state["state"] == "failed"
-    assert "exited with code 3" in state["last_error"]
-    assert any("crashing on purpose" in line for line in state["last_log"])
-    resp = httpx.post(
-        bridge.mcp_url("crasher", "crashy"),
-        json=INIT,
-        headers={"Authorization": f"Bearer {created['token']}", "Accept": ACCEPT},
-    )
-    assert resp.status_code == 503
-    assert int(resp.headers["Retry-After"]) > 0
-    assert "failed" in resp.json()["error"]["message"]
-    bridge.api("DELETE", "/clients/crasher")
-
-
-@pytest.fixture
-def impatient_bridge(tmp_path) -> BridgeProcess:
-    from tests.helpers import fixture_catalog
-
-    catalog = fixture_catalog(tmp_path / "catalog.toml")
-    proc = BridgeProcess(
-        tmp_path / "data",
-        env={"PARADISE_CATALOG": str(catalog), "PARADISE_START_TIMEOUT": "1.5", "PARADISE_READY_TIMEOUT": "4"},
-        pool_size=2,
-    ).start()
-    yield proc
-    for client in proc.api("GET", "/clients").json():
-        proc.api("DELETE", f"/clients/{client['client_id']}")
-    proc.kill(signal.SIGTERM)
-
-
-def test_never_ready_backend_gives_503_with_retry_after(impatient_bridge: BridgeProcess, workspace) -> None:
-    bridge = impatient_bridge
-    created = bridge.register("stuck", workspace, ["hung"], wait=0)
-    resp = httpx.post(
-        bridge.mcp_url("stuck", "hung"),
-        json=INIT,
-        headers={"Authorization": f"Bearer {created['token']}", "Accept": ACCEPT},
-        timeout=30,
-    )
-    assert resp.status_code == 503
-    assert resp.headers["Retry-After"] == "5"
-    assert resp.json()["error"]["code"] == "unavailable"
-    state = bridge.wait_state("stuck", "hung", {"failed"}, timeout=15)
-    assert state["state"] == "failed" and "not ready within 4s" in state["last_error"]
-
-
-def test_exhausted_pool_is_503_naming_the_range(impatient_bridge: BridgeProcess, workspace) -> None:
-    bridge = impatient_bridge
-    bridge.register("first", workspace, ["echo", "slow"], wait=0)
-    body = {"client_id": "third", "workspace": str(workspace), "services": ["echo"]}
-    resp = bridge.api("POST", "/clients", json=body)
-    assert resp.status_code == 503
-    assert resp.headers["Retry-After"]
-    error = resp.json()["error"]
-    assert error["code"] == "port_pool_exhausted"
-    assert f"{bridge.pool.start}-{bridge.pool.stop - 1}" in error["message"]
-    assert bridge.api("GET", "/clients/third").status_code == 404
-    assert {lease["client_id"] for lease in bridge.api("GET", "/ports").json()} == {"first"}
