@@ -27,4 +27,4 @@ def test_api_reference_is_generated_from_the_openapi_document() -> None:
 
 
 # Every error setup can print is checked against docs/troubleshooting.md in tests/unit/cli/test_setup_docs.py
-# (the setup flow is Python now: bridge/cli/setup*.py; the two wrappers only prepare Python).
+# (the setup flow is Python now: bridge/cli/setup/; the two wrappers only prepare Python).
