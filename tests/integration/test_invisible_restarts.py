@@ -1,33 +1,32 @@
-"""A client holding an MCP session sees nothing when its instance dies, sleeps or wakes, or when the bridge
-itself is killed: real bridge process, real SDK server instances, the official SDK client as a
-session-era client (``mode="legacy"``: initialize handshake and Mcp-Session-Id, as Claude Code is)."""
+"""A client holding an MCP session sees nothing when its instance dies, sleeps or wakes: the whole bridge
+in-process (tests/inprocess/), real SDK server instances, the official SDK client as a session-era client
+(``mode="legacy"``: initialize handshake and Mcp-Session-Id, as Claude Code is). A real SIGSTOP pause and the
+bridge process itself killed: test_invisible_restarts_process.py."""
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
-import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
+import pytest
 
 from bridge.mcp.protocol import SESSION_ID_HEADER, initialize_request
-from tests.helpers import BridgeProcess, listener_pid, mcp_client
+from tests.helpers import BridgeClient, mcp_client
+from tests.inprocess import InProcessBridge
 from tests.integration.test_health import running_bridge
 
+pytestmark = pytest.mark.inprocess
 
-def crash_instance(bridge: BridgeProcess, client_id: str, service: str) -> None:
+
+def crash_instance(bridge: InProcessBridge, client_id: str, service: str) -> None:
     """kill -9 of the instance's server, returning once it is gone: the next call comes after the crash.
-    (``kill`` returns before the process has exited; a call racing its exit may reach its socket and is
-    rightly not sent again, since the bridge cannot know the server never read it: bridge/proxy/resend.py.)"""
-    server = psutil.Process(listener_pid(bridge.state(client_id, service)["port"]))
-    os.kill(server.pid, signal.SIGKILL)
-    with contextlib.suppress(psutil.NoSuchProcess):
-        server.wait(timeout=10)
+    (A call racing its exit may reach its socket and is rightly not sent again, since the bridge cannot know
+    the server never read it: bridge/proxy/resend.py.)"""
+    bridge.crash(client_id, service)
 
 
 async def whoami(client) -> dict[str, str]:  # type: ignore[no-untyped-def]
@@ -37,7 +36,7 @@ async def whoami(client) -> dict[str, str]:  # type: ignore[no-untyped-def]
 
 
 @contextlib.asynccontextmanager
-async def echo_session(bridge: BridgeProcess, client_id: str, workspace: Path) -> AsyncIterator[tuple[Any, dict]]:
+async def echo_session(bridge: BridgeClient, client_id: str, workspace: Path) -> AsyncIterator[tuple[Any, dict]]:
     """``client_id`` registered with the echo service; a session-era SDK client and its first whoami."""
     token = bridge.register(client_id, workspace, ["echo"])["token"]
     async with mcp_client(bridge.mcp_url(client_id, "echo"), token, mode="legacy") as client:
@@ -75,28 +74,6 @@ async def test_idle_stop_and_wake_keep_the_session(tmp_path, workspace) -> None:
         after = call_whoami(url, session)  # woken, initialize replayed: the same session id works
         assert after["boot"] != before["boot"] and after["client"] == "carol"
         assert bridge.state("carol", "echo")["state"] == "running"
-
-
-async def test_pause_and_thaw_keep_the_same_process_and_session(tmp_path, workspace) -> None:
-    with running_bridge(tmp_path, PARADISE_PAUSE_AFTER="1") as bridge:
-        async with echo_session(bridge, "fay", workspace) as (client, before):
-            assert bridge.wait_state("fay", "echo", {"paused"}, timeout=20)["state"] == "paused"
-            server = psutil.Process(listener_pid(bridge.state("fay", "echo")["port"]))
-            assert server.status() == psutil.STATUS_STOPPED  # frozen for real: SIGSTOP, no CPU
-            assert (await whoami(client))["boot"] == before["boot"]  # thawed: the same process
-            assert server.status() != psutil.STATUS_STOPPED
-        kinds = [e["kind"] for e in bridge.api("GET", "/events", params={"client_id": "fay"}).json()]
-        assert "instance.paused" in kinds and "instance.thawed" in kinds
-
-
-async def test_the_session_survives_a_bridge_kill_9(tmp_path, workspace) -> None:
-    with running_bridge(tmp_path) as bridge:
-        async with echo_session(bridge, "dave", workspace) as (client, before):
-            bridge.kill(signal.SIGKILL)
-            bridge.start()
-            assert (await whoami(client))["boot"] == before["boot"]  # adopted: the same instance, same session
-            crash_instance(bridge, "dave", "echo")
-            assert (await whoami(client))["boot"] != before["boot"]  # the mapping survived the bridge too
 
 
 def rpc(url: str, headers: dict[str, str], message: dict) -> tuple[httpx.Response, dict | None]:
