@@ -183,6 +183,30 @@ class BridgeProcess(BridgeClient):
             self.proc.wait(timeout=20)
 
 
+FAST_HEALTH = {
+    "PARADISE_PROBE_INTERVAL": "0.5",
+    "PARADISE_PROBE_TIMEOUT": "1",
+    "PARADISE_PROBE_FAILURES": "2",
+    "PARADISE_RESTART_LIMIT": "3",
+    "PARADISE_RESTART_WINDOW": "120",
+    "PARADISE_RESTART_BACKOFF": "0.2",
+}
+
+
+def fast_health_env(base: Path, extra_catalog: str = "", **env: str) -> dict[str, str]:
+    """Settings for a bridge on the fixture catalog (plus ``extra_catalog``) that notices and heals quickly."""
+    catalog = fixture_catalog(base / "catalog.toml")
+    catalog.write_text(catalog.read_text() + extra_catalog)
+    return {"PARADISE_CATALOG": str(catalog), **FAST_HEALTH, **env}
+
+
+@contextlib.contextmanager
+def running_process_bridge(base: Path, extra_catalog: str = "", **env: str) -> Iterator[BridgeProcess]:
+    """A real bridge process on the fixture catalog with quick health checks, serving while in the block."""
+    with serving(BridgeProcess(base / "data", env=fast_health_env(base, extra_catalog, **env))) as proc:
+        yield proc
+
+
 @contextlib.contextmanager
 def serving(proc: BridgeProcess) -> Iterator[BridgeProcess]:
     """Start ``proc``; afterwards delete its clients (instances stop), stop it, and kill what it left."""

@@ -24,7 +24,8 @@ import psutil
 from bridge.mcp.protocol import INITIALIZED_NOTIFICATION, SESSION_ID_HEADER, initialize_request
 from bridge.upgrade import HANDOVER_SOCKET
 from tests.helpers import PYTHON, ROOT, BridgeProcess, fixture_catalog, listener_pid, mcp_client, serving
-from tests.integration.test_health import running_bridge, wait_for_event
+from tests.helpers import running_process_bridge as running_bridge
+from tests.integration.test_health import wait_for_event
 
 CLIENTS = {"ann": "legacy", "ben": "auto", "cid": "legacy"}  # cid: long streamed calls (count with progress)
 

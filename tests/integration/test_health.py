@@ -12,28 +12,16 @@ import httpx
 import pytest
 
 from bridge.mcp.protocol import initialize_request
-from tests.helpers import fixture_catalog, mcp_client
+from tests.helpers import fast_health_env, fixture_catalog, mcp_client
 from tests.inprocess import InProcessBridge, serving_inprocess
 
 pytestmark = pytest.mark.inprocess
 
-FAST_HEALTH = {
-    "PARADISE_PROBE_INTERVAL": "0.5",
-    "PARADISE_PROBE_TIMEOUT": "1",
-    "PARADISE_PROBE_FAILURES": "2",
-    "PARADISE_RESTART_LIMIT": "3",
-    "PARADISE_RESTART_WINDOW": "120",
-    "PARADISE_RESTART_BACKOFF": "0.2",
-}
-
-
 @contextlib.contextmanager
 def running_bridge(tmp_path, extra_catalog: str = "", **env: str) -> Iterator[InProcessBridge]:
-    catalog = fixture_catalog(tmp_path / "catalog.toml")
-    catalog.write_text(catalog.read_text() + extra_catalog)
-    proc = InProcessBridge(tmp_path / "data", env={"PARADISE_CATALOG": str(catalog), **FAST_HEALTH, **env})
-    with serving_inprocess(proc):
-        yield proc
+    env = fast_health_env(tmp_path, extra_catalog, **env)
+    with serving_inprocess(InProcessBridge(tmp_path / "data", env=env)) as app:
+        yield app
 
 
 def kinds(bridge: InProcessBridge, client_id: str) -> list[str]:

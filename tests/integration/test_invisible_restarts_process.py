@@ -8,21 +8,12 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from collections.abc import Iterator
 
 import psutil
 
-from tests.helpers import BridgeProcess, fixture_catalog, listener_pid, serving
-from tests.integration.test_health import FAST_HEALTH
+from tests.helpers import BridgeProcess, listener_pid
+from tests.helpers import running_process_bridge as running_bridge
 from tests.integration.test_invisible_restarts import echo_session, whoami
-
-
-@contextlib.contextmanager
-def running_bridge(tmp_path, **env: str) -> Iterator[BridgeProcess]:
-    catalog = fixture_catalog(tmp_path / "catalog.toml")
-    env = {"PARADISE_CATALOG": str(catalog), **FAST_HEALTH, **env}
-    with serving(BridgeProcess(tmp_path / "data", env=env)) as proc:
-        yield proc
 
 
 def crash_instance(bridge: BridgeProcess, client_id: str, service: str) -> None:
