@@ -1,5 +1,6 @@
 """A whole lifecycle in-process: store (SQLite file), event log, route table, port pool, InstanceManager and
-the ClientManager facade, over a fake runtime chosen by the test (``make_lifecycle(runtime, **settings)``)."""
+the ClientManager facade, built by the app factory's ``build_manager`` over a fake runtime chosen by the test
+(``make_lifecycle(runtime, **settings)``); the health monitor is the test's to drive."""
 
 from __future__ import annotations
 
@@ -11,18 +12,21 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from bridge import store
+from bridge.app import build_manager
 from bridge.catalog import ServiceSpec
-from bridge.catalog.services import describe_service
 from bridge.clients import ClientManager
 from bridge.events import EventLog
+from bridge.keys import CATALOG as CATALOG_KEY
+from bridge.keys import ENGINE, EVENTS, HTTP, METRICS, RUNTIME, SETTINGS
 from bridge.lifecycle.health import HealthMonitor
 from bridge.lifecycle.instances import InstanceManager
 from bridge.lifecycle.leader import Leadership
 from bridge.lifecycle.routes import Route, RouteTable
 from bridge.models import ClientCreate
-from bridge.ports import PortAllocator
+from bridge.observability.metrics import BridgeMetrics
 from bridge.settings import BridgeSettings
 from tests.helpers import free_block
 from tests.unit.lifecycle.fakes import FakeRuntime
@@ -92,19 +96,17 @@ async def make_lifecycle(tmp_path: Path) -> AsyncIterator[MakeLifecycle]:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         workspace = tmp_path / "workspace"
         workspace.mkdir(exist_ok=True)
-        engine = store.make_engine(settings.db_url)
-        events = EventLog(engine)
-        table = RouteTable(engine, events, describe=lambda name: describe_service(CATALOG, name))
-        http = aiohttp.ClientSession()
-        runtime = runtime or FakeRuntime()
-        ports = PortAllocator(engine, settings.port_pool)
-        instances = InstanceManager(
-            settings=settings, table=table, runtime=runtime, catalog=CATALOG, http=http, ports=ports
-        )
-        manager = ClientManager(settings=settings, engine=engine, ports=ports, instances=instances, events=events)
+        # The app's own resources, put together by the app factory's build_manager (bridge/app.py).
+        app = web.Application()
+        app[SETTINGS], app[CATALOG_KEY], app[RUNTIME] = settings, CATALOG, runtime or FakeRuntime()
+        app[ENGINE] = engine = store.make_engine(settings.db_url)
+        app[EVENTS] = EventLog(engine, keep=settings.events_keep)
+        app[HTTP] = http = aiohttp.ClientSession()
+        app[METRICS] = BridgeMetrics()
+        manager = build_manager(app)
         leadership = Leadership(engine, ttl=5, holder="test")
-        monitor = HealthMonitor(instances, leadership, follow=manager.refresh)
-        life = Lifecycle(settings, runtime, manager, instances, table, monitor, workspace)
+        monitor = HealthMonitor(manager.instances, leadership, follow=manager.refresh)
+        life = Lifecycle(settings, app[RUNTIME], manager, manager.instances, manager.table, monitor, workspace)
         made.append((life, http))
         return life
 
