@@ -110,18 +110,66 @@ def language_notes(
     workspace: Path, asked: list[str] | None, serena_venv: Path, servers_file: Path | None, *, image: bool = False
 ) -> list[str]:
     """Why a language of the workspace cannot answer, one note per language; empty when all can. ``image``:
-    the instance runs from images/serena, which carries every pack (the host's venv says nothing about it)."""
+    the instance runs from images/serena, which carries every pack (the host's venv says nothing about it),
+    and the operator's servers, mounted into the container at the same paths."""
     try:
-        operator = {} if image else L.load_operator_servers(servers_file)
+        operator = L.load_operator_servers(servers_file)
         languages = L.normalize(asked) if asked else L.detect(workspace)
     except L.LanguageError as exc:
         return [str(exc)]
     if image:
-        missing = [name for name in languages if not L.LANGUAGES[name].pack]
+        missing = [name for name in languages
+                   if (not os.access(operator[name], os.X_OK) if name in operator else not L.LANGUAGES[name].pack)]
     else:
         missing = [name for name in languages if L.server_for(name, serena_venv, operator) is None]
-    return [L.missing_reason(name, operator) + "; semantic tools find nothing there, pattern search works"
-            for name in missing]
+    notes = [L.missing_reason(name, operator) + "; semantic tools find nothing there, pattern search works"
+             for name in missing]
+    if "go" in languages and "go" not in missing and "go" not in operator and (go_mod := toolchain_go_mod(workspace)):
+        notes.append(f"go: {go_mod.relative_to(workspace)} has a toolchain directive, which Debian's gopls 0.5.0 (Go "
+                     "1.19) cannot load: find_symbol works, find_referencing_symbols fails there; name a newer gopls "
+                     "in PARADISE_SERENA_LANGUAGE_SERVERS")
+    return notes
+
+
+def toolchain_go_mod(workspace: Path) -> Path | None:
+    """The first go.mod (root or two levels down) with a ``toolchain`` line (Go 1.21+), which Go 1.19 refuses."""
+    for go_mod in sorted(Path(workspace).glob("go.mod")) + sorted(Path(workspace).glob("*/go.mod")) + sorted(
+            Path(workspace).glob("*/*/go.mod")):
+        try:
+            lines = go_mod.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            continue
+        if any(line.strip().startswith("toolchain ") for line in lines):
+            return go_mod
+    return None
+
+
+# Where images/serena (and the foundation under it) has files, and what a container mounts itself: an
+# operator's server directory inside the former or holding either is not mounted whole (it would hide the
+# image's own files); the server file alone is.
+IMAGE_FILES = ("/bin", "/etc", "/lib", "/lib64", "/opt/paradise", "/opt/serena-venv", "/opt/venv", "/sbin", "/usr",
+               "/var")
+CONTAINER_MOUNTS = ("/dev", "/home/paradise", "/proc", "/run", "/state", "/sys", "/tmp", "/workspace")  # noqa: S108
+
+
+def operator_mounts(env: dict[str, str]) -> dict[str, dict[str, str]]:
+    """Docker volumes for the operator's language servers an instance's catalog env names (SERENA_SERVER_DIRS,
+    SERENA_LANGUAGE_SERVERS): each server's directory (or the server alone, see IMAGE_FILES) and the TOML,
+    read-only at the same paths, so the TOML's paths hold inside the container as in a sandbox."""
+    try:
+        servers = L.load_operator_servers(env.get("SERENA_LANGUAGE_SERVERS") or None)
+    except L.LanguageError:
+        return {}  # the instance refuses the file itself and says why
+    paths = [Path(env["SERENA_LANGUAGE_SERVERS"])] if servers else []
+    for server in servers.values():
+        clash = any(_within(server.parent, Path(p)) for p in IMAGE_FILES) or any(
+            _within(Path(p), server.parent) for p in (*IMAGE_FILES, *CONTAINER_MOUNTS))
+        paths.append(server if clash else server.parent)
+    return {str(path): {"bind": str(path), "mode": "ro"} for path in dict.fromkeys(paths) if path.exists()}
+
+
+def _within(path: Path, parent: Path) -> bool:
+    return path == parent or parent in path.parents
 
 
 def language_table(serena_venv: Path, servers_file: Path | None) -> list[dict[str, object]]:

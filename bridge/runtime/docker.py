@@ -18,6 +18,7 @@ from typing import Any
 from docker.errors import APIError, ImageNotFound, NotFound
 from docker.types import LogConfig
 
+from bridge.host.language_packs import operator_mounts
 from bridge.runtime.access import unreadable_workspace, user_of
 from bridge.runtime.base import InstanceSpec, PollResult, RuntimeOperationError
 from bridge.runtime.engine import (
@@ -77,6 +78,7 @@ class DockerRuntime(EngineRuntime):
                 volumes={
                     str(spec.workspace): {"bind": WORKSPACE_MOUNT, "mode": "rw"},
                     volume: {"bind": STATE_MOUNT, "mode": "rw"},
+                    **operator_mounts(spec.env),  # the operator's language servers (Serena), read-only
                 },
                 environment=self.env_for(spec),
                 network=network,

@@ -13,15 +13,19 @@ import os
 import sys
 from pathlib import Path
 
+from instances.serena import warmup
 from instances.serena.config import (
     guarded_serena_command,
     serena_environment,
     serena_executable,
+    serena_home_dir,
     venv_executable,
     write_serena_home,
 )
 from instances.serena.languages import LanguageError, load_operator_servers
 from instances.serena.project import chosen_languages, server_path_env
+
+TS_LANGUAGES = {"typescript", "javascript"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--languages", default=env("PARADISE_SERENA_LANGUAGES") or env("SERENA_LANGUAGES"),
                         help="comma-separated languages to serve (default: $SERENA_LANGUAGES, else detected in "
                         "the workspace)")
-    parser.add_argument("--language-servers", default=env("PARADISE_SERENA_LANGUAGE_SERVERS"),
+    parser.add_argument("--language-servers",
+                        default=env("PARADISE_SERENA_LANGUAGE_SERVERS") or env("SERENA_LANGUAGE_SERVERS"),
                         help="TOML of language = \"/path/to/server\" for servers the packs do not ship")
     return parser
 
@@ -69,6 +74,9 @@ def main(argv: list[str] | None = None) -> None:
     write_serena_home(home, serena_venv=venv, log_dir=args.log_dir, dashboard=args.dashboard,
                       workspace=workspace, languages=languages, operator_servers=operator)
     os.environ.update(serena_environment(home))
+    # tsserver loads the workspace's projects at start (an implicit one when it has no jsconfig/tsconfig)
+    configs = warmup.projects_to_open(serena_home_dir(home), workspace) if TS_LANGUAGES & set(languages) else []
+    os.environ[warmup.ENV] = os.pathsep.join(map(str, configs))
     os.environ["PATH"] = server_path_env(operator)
     sys.stdout.flush()
     sys.stderr.flush()
