@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import importlib
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -70,6 +71,8 @@ def main(argv: list[str] | None = None) -> None:
     from serena.cli import top_level
 
     guard_streamable_http_apps(MCPServer, key, keyguard)
+    warmup = importlib.import_module("instances.serena.warmup")  # servers ready at start (instances/serena/warmup.py)
+    warmup.patch_serena(os.environ.pop(warmup.ENV, None))
     top_level.main(args=args, prog_name="serena")  # click: exits with Serena's status
 
 

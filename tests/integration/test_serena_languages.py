@@ -81,9 +81,11 @@ async def call(bridge: BridgeProcess, client: str, token: str, tool: str, argume
 async def assert_answers(bridge: BridgeProcess, client: str, token: str, case: tuple[str, str, str, str]) -> None:
     _, symbol, defined_in, used_in = case
     found = await call(bridge, client, token, "find_symbol", {"name_path_pattern": symbol})
-    # The definition, by its plain name (JS numbers overloads, Calculator[0]); a file's own entry is not one.
-    defined = [f["name_path"] for f in found
+    # The definition, by its plain name (JS numbers overloads, Calculator[0]); a file's own entry is not one,
+    # and the class or function comes before a same-named export (CommonJS ``module.exports = { Calculator }``).
+    in_file = [f for f in found
                if f["kind"] != "File" and (f["name_path"].split("[")[0], f["relative_path"]) == (symbol, defined_in)]
+    defined = [f["name_path"] for f in sorted(in_file, key=lambda f: f["kind"] not in ("Class", "Function"))]
     assert defined, found
     refs = await call(bridge, client, token, "find_referencing_symbols",
                       {"name_path": defined[0], "relative_path": defined_in})
@@ -97,7 +99,7 @@ def registered(serena_bridge: BridgeProcess, tmp_path_factory: pytest.TempPathFa
     base = tmp_path_factory.mktemp("language-workspaces")
     fixtures = {f"lang-{name}": case[0] for name, case in CASES.items() if pack_missing(name) is None}
     if pack_missing("typescript") is None:
-        fixtures["lang-mixed"] = "mixed"
+        fixtures |= {"lang-mixed": "mixed", "lang-js-plain": "javascript-plain"}
     with ThreadPoolExecutor(max_workers=len(fixtures) or 1) as pool:
         futures = {client: pool.submit(serena_bridge.register, client, workspace(base, fixture), ["serena"], 240)
                    for client, fixture in fixtures.items()}
@@ -194,3 +196,45 @@ async def test_an_operator_supplied_server_is_mounted_and_used(tmp_path_factory:
         root = psutil.Process(instance_pid(bridge, "lang-operator", "serena"))
         commands = [" ".join(p.cmdline()) for p in root.children(recursive=True)]
         assert any(str(wrapper) in command for command in commands), commands
+
+
+def serena_home(bridge: BridgeProcess, client: str) -> Path:
+    """The instance's private Serena home as its sandbox sees it (a tmpfs there: read through /proc)."""
+    root = psutil.Process(instance_pid(bridge, client, "serena"))
+    serena = next(p for p in [root, *root.children(recursive=True)] if "start-mcp-server" in p.cmdline())
+    home = bridge.data_dir / "instances" / client / "serena" / "home" / ".serena"
+    return Path(f"/proc/{serena.pid}/root{home.resolve()}")
+
+
+def serena_log(bridge: BridgeProcess, client: str) -> str:
+    """Serena's own log files of the client's instance, joined."""
+    logs = serena_home(bridge, client) / "logs"
+    return "".join(path.read_text(errors="replace") for path in sorted(logs.rglob("*.txt")))
+
+
+async def test_javascript_without_a_jsconfig_answers_references_across_files(
+    serena_bridge: BridgeProcess, registered: dict[str, dict]
+) -> None:
+    """CommonJS with no package.json and no jsconfig.json: tsserver would see each file alone; the instance
+    gives it a project of its own over the workspace, written into its home, never into the workspace."""
+    need("javascript")
+    token = running_without_notes(registered["lang-js-plain"])
+    await assert_answers(serena_bridge, "lang-js-plain", token,
+                         ("", "Calculator", "lib/calculator.js", "index.js"))
+    workspace = Path(registered["lang-js-plain"]["workspace"])
+    assert sorted(p.name for p in workspace.rglob("*")) == ["calculator.js", "index.js", "lib"]  # untouched
+    implicit = serena_home(serena_bridge, "lang-js-plain") / "js-project" / "jsconfig.json"
+    assert f"{workspace}/**/*.js" in json.loads(implicit.read_text())["include"]
+
+
+async def test_the_servers_are_ready_at_start(serena_bridge: BridgeProcess, registered: dict[str, dict]) -> None:
+    """tsserver has loaded the workspace's project before the first query (which then does not wait Serena's
+    grace for indexing), and bash-language-server is ready when its analysis completes, not after 3 s."""
+    need("typescript")
+    need("bash")
+    workspace = Path(registered["lang-typescript"]["workspace"])
+    assert f"tsserver loaded its projects at start: {workspace}/tsconfig.json" in serena_log(
+        serena_bridge, "lang-typescript")
+    bash = serena_log(serena_bridge, "lang-bash")
+    assert "bash-language-server finished its analysis: ready" in bash
+    assert "Timeout waiting for bash server ready signal" not in bash

@@ -10,7 +10,7 @@ import pytest
 
 from bridge.host import language_packs
 from instances.serena import languages as L
-from instances.serena import project
+from instances.serena import project, warmup
 from instances.serena.config import write_serena_home
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "languages"
@@ -146,3 +146,80 @@ def test_on_docker_the_image_carries_every_pack(tmp_path: Path) -> None:
     notes = language_packs.language_notes(FIXTURES / "mixed", ["python", "typescript", "php", "ruby"], venv, None,
                                           image=True)
     assert len(notes) == 1 and notes[0].startswith("no language server for ruby")
+
+
+def test_on_docker_an_operator_server_counts_too(tmp_path: Path) -> None:
+    venv = fake_venv(tmp_path, ())
+    server = tmp_path / "opt" / "ruby-lsp"
+    server.parent.mkdir()
+    server.write_text("#!/bin/sh\n")
+    server.chmod(0o755)
+    servers = tmp_path / "servers.toml"
+    servers.write_text(f'ruby = "{server}"\n')
+    assert language_packs.language_notes(FIXTURES / "mixed", ["ruby"], venv, servers, image=True) == []
+    server.chmod(0o644)  # not executable: named, with the setting
+    (note,) = language_packs.language_notes(FIXTURES / "mixed", ["ruby"], venv, servers, image=True)
+    assert "(PARADISE_SERENA_LANGUAGE_SERVERS) is not executable" in note
+
+
+def test_operator_servers_are_mounted_read_only_at_their_paths_without_hiding_the_image(tmp_path: Path) -> None:
+    own_dir = tmp_path / "opt" / "rust-analyzer" / "bin"
+    own_dir.mkdir(parents=True)
+    (own_dir / "rust-analyzer").write_text("#!/bin/sh\n")
+    system = Path("/usr/bin/env")  # a server among the image's own files: that file alone
+    servers = tmp_path / "servers.toml"
+    servers.write_text(f'rust = "{own_dir / "rust-analyzer"}"\nruby = "{system}"\n')
+    mounts = language_packs.operator_mounts({"SERENA_LANGUAGE_SERVERS": str(servers)})
+    assert mounts == {str(p): {"bind": str(p), "mode": "ro"} for p in (servers, own_dir, system)}
+    assert language_packs.operator_mounts({"SERENA_LANGUAGE_SERVERS": ""}) == {}
+    servers.write_text("rust = 1\n")  # refused by the instance itself, which says why
+    assert language_packs.operator_mounts({"SERENA_LANGUAGE_SERVERS": str(servers)}) == {}
+
+
+def test_javascript_without_a_config_gets_a_project_outside_the_workspace(tmp_path: Path) -> None:
+    ws, home = tmp_path / "ws", tmp_path / "home"
+    (ws / "lib").mkdir(parents=True)
+    (ws / "lib" / "calc.js").write_text("module.exports = {};\n")
+    (ws / "node_modules" / "dep").mkdir(parents=True)
+    (ws / "node_modules" / "dep" / "jsconfig.json").write_text("{}")  # a dependency's config is not the project's
+    (implicit,) = warmup.projects_to_open(home, ws)
+    assert implicit.is_relative_to(home) and sorted(p.name for p in ws.iterdir()) == ["lib", "node_modules"]
+    config = json.loads(implicit.read_text())
+    assert f"{ws}/**/*.js" in config["include"] and f"{ws}/**/node_modules" in config["exclude"]
+    assert config["compilerOptions"]["allowJs"] and config["compilerOptions"]["noEmit"]
+    request = warmup.open_request([implicit])
+    assert request["arguments"][0] == "openExternalProject"
+    assert request["arguments"][1]["rootFiles"] == [{"fileName": str(implicit)}]
+
+
+def test_a_workspace_s_own_configs_are_loaded_and_the_implicit_one_goes(tmp_path: Path) -> None:
+    ws, home = tmp_path / "ws", tmp_path / "home"
+    warmup.projects_to_open(home, ws.parent)  # an earlier start without a config wrote one
+    (ws / "web").mkdir(parents=True)
+    (ws / "web" / "tsconfig.json").write_text("{}")
+    (ws / "jsconfig.json").write_text("{}")
+    assert warmup.projects_to_open(home, ws) == [ws / "jsconfig.json", ws / "web" / "tsconfig.json"]
+    assert not warmup.implicit_path(home).exists()
+    for index in range(warmup.MAX_PROJECTS):
+        (ws / f"pkg{index}").mkdir()
+        (ws / f"pkg{index}" / "tsconfig.json").write_text("{}")
+    assert warmup.projects_to_open(home, ws) == []  # too many to load at start: tsserver loads them on demand
+
+
+def test_a_go_mod_with_a_toolchain_line_is_named_as_beyond_debian_s_gopls(tmp_path: Path) -> None:
+    """Measured: gopls 0.5.0 on Go 1.19 answers find_symbol but fails find_referencing_symbols ("no package
+    metadata") on a module whose go.mod has a toolchain directive (Go 1.21+); a plain ``go 1.22`` line works."""
+    venv = fake_venv(tmp_path, ())
+    ws = tmp_path / "ws"
+    (ws / "svc").mkdir(parents=True)
+    (ws / "svc" / "go.mod").write_text("module example.com/svc\n\ngo 1.22\n")
+    assert language_packs.language_notes(ws, ["go"], venv, None, image=True) == []
+    (ws / "svc" / "go.mod").write_text("module example.com/svc\n\ngo 1.22\n\ntoolchain go1.22.3\n")
+    (note,) = language_packs.language_notes(ws, ["go"], venv, None, image=True)
+    assert note.startswith("go: svc/go.mod has a toolchain directive") and "PARADISE_SERENA_LANGUAGE_SERVERS" in note
+    gopls = tmp_path / "opt" / "gopls"
+    gopls.parent.mkdir()
+    gopls.write_text("#!/bin/sh\n")
+    gopls.chmod(0o755)
+    (tmp_path / "servers.toml").write_text(f'go = "{gopls}"\n')  # the operator's newer gopls: no note
+    assert language_packs.language_notes(ws, ["go"], venv, tmp_path / "servers.toml", image=True) == []
