@@ -20,7 +20,7 @@ from bridge.api import routes as api
 from bridge.api.middleware import error_middleware
 from bridge.catalog import CatalogError, load_catalog
 from bridge.catalog.services import describe_service
-from bridge.catalog.watch import watching
+from bridge.catalog_watch import watching
 from bridge.clients import ClientManager
 from bridge.errors import Unauthorized
 from bridge.events import EventLog

@@ -2,7 +2,7 @@
 
 ``catalog add git pypi:mcp-server-git==2026.10.19 --arg=--repository --arg={workspace}`` installs the package
 once, pinned, under ``DATA_DIR/packages`` (with the installer's progress), and writes the service into
-``DATA_DIR/catalog.toml``, which the running bridge of that data dir follows (bridge/catalog/watch.py): the
+``DATA_DIR/catalog.toml``, which the running bridge of that data dir follows (bridge/catalog_watch.py): the
 next ``client add --service git`` gets its own instance, no restart. Like ``roots``, this works on the bridge's
 machine as its user (it writes the bridge's data dir). ``rm`` asks the running bridge first whether a client
 still uses it and refuses then, unless ``--force``: the bridge then stops those instances (their routes answer

@@ -151,7 +151,7 @@ class RouteTable:
         self._clients: dict[str, ClientInfo] = {}
         # Recomputes a client's routes' ``peer_headers`` (lifecycle/peers.py); None until the manager links it.
         self._link_peers: Callable[[list[Route]], None] | None = None
-        # service -> why it is gone (bridge/catalog/watch.py): its routes' 404 says so instead of "no service"
+        # service -> why it is gone (bridge/catalog_watch.py): its routes' 404 says so instead of "no service"
         self.retired: dict[str, str] = {}
 
     # ---- reading -----------------------------------------------------------------------------------

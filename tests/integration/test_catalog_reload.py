@@ -1,4 +1,4 @@
-"""A running bridge follows DATA_DIR/catalog.toml (bridge/catalog/watch.py), as ``devops-paradise catalog add|rm``
+"""A running bridge follows DATA_DIR/catalog.toml (bridge/catalog_watch.py), as ``devops-paradise catalog add|rm``
 write it, without a restart; a bridge started after a ``catalog rm`` retires what the catalog lost.
 
 The services are the fixture MCP server (tests/fixtures/mcp_server.py) as hand-written entries of the data dir's

@@ -15,6 +15,9 @@ A catalog that became invalid leaves the one in use alone (a warning event says 
 the catalog does not know (the bridge restarted after a ``catalog rm``) are retired the same way, on the first
 look after start-up. Registration also reads the files (bridge/clients.py), so a client added right after
 ``catalog add`` does not wait for the next poll.
+
+A module beside clients.py, not inside bridge/catalog: it drives the ClientManager and its routes, and the
+catalog package is below both (lifecycle and clients import it), so it must import neither.
 """
 
 from __future__ import annotations
