@@ -118,8 +118,8 @@ def language_notes(
     except L.LanguageError as exc:
         return [str(exc)]
     if image:
-        missing = [name for name in languages
-                   if (not os.access(operator[name], os.X_OK) if name in operator else not L.LANGUAGES[name].pack)]
+        missing = [name for name in languages if (L.server_for(name, serena_venv, operator) is None
+                                                  if name in operator else not L.LANGUAGES[name].pack)]
     else:
         missing = [name for name in languages if L.server_for(name, serena_venv, operator) is None]
     notes = [L.missing_reason(name, operator) + "; semantic tools find nothing there, pattern search works"

@@ -101,6 +101,12 @@ MANIFEST_DEPTH = 2  # a manifest in the root or two levels down counts (api/pypr
 SHARE = 0.1  # without a manifest, a language needs this share of the workspace's source files
 
 
+# Languages whose Serena server takes several settings rather than one server path: an operator's path for them
+# would be ignored (Serena would then try to download its own), so it is reported instead of used.
+NOT_ONE_PATH = {"java": "Serena's Java server (Eclipse JDT LS) takes jdtls_path, lombok_path and a JDK 21, not "
+                        "one server path"}
+
+
 class LanguageError(ValueError):
     pass
 
@@ -198,7 +204,7 @@ def load_operator_servers(path: Path | str | None) -> dict[str, Path]:
 def server_for(name: str, serena_venv: Path, operator: dict[str, Path]) -> Path | None:
     """The server that answers for language ``name`` here: the operator's, else an installed pack's."""
     if name in operator:
-        return operator[name] if os.access(operator[name], os.X_OK) else None
+        return operator[name] if name not in NOT_ONE_PATH and os.access(operator[name], os.X_OK) else None
     pack = PACKS.get(LANGUAGES[name].pack or "")
     if pack is None or not pack_installed(pack, serena_venv):
         return None
@@ -207,6 +213,8 @@ def server_for(name: str, serena_venv: Path, operator: dict[str, Path]) -> Path 
 
 def missing_reason(name: str, operator: dict[str, Path]) -> str:
     """Why ``name`` has no server, and how to add one, in words for a person."""
+    if name in operator and name in NOT_ONE_PATH:
+        return f"no language server for {name}: {NOT_ONE_PATH[name]}; PARADISE_SERENA_LANGUAGE_SERVERS cannot name it"
     if name in operator:
         return f"no language server for {name}: {operator[name]} (PARADISE_SERENA_LANGUAGE_SERVERS) is not executable"
     pack = PACKS.get(LANGUAGES[name].pack or "")

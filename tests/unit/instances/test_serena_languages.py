@@ -223,3 +223,23 @@ def test_a_go_mod_with_a_toolchain_line_is_named_as_beyond_debian_s_gopls(tmp_pa
     gopls.chmod(0o755)
     (tmp_path / "servers.toml").write_text(f'go = "{gopls}"\n')  # the operator's newer gopls: no note
     assert language_packs.language_notes(ws, ["go"], venv, tmp_path / "servers.toml", image=True) == []
+
+
+def test_java_cannot_be_one_server_path_and_says_so(tmp_path: Path) -> None:
+    """Serena 2.1.0 ignores ls_path for Java (it wants jdtls_path, lombok_path, a JDK 21) and would download its
+    own: an operator's Java path is reported, left out of project.yml, never silently used."""
+    venv = fake_venv(tmp_path, ())
+    jdtls = tmp_path / "opt" / "jdtls" / "bin" / "jdtls"
+    jdtls.parent.mkdir(parents=True)
+    jdtls.write_text("#!/bin/sh\n")
+    jdtls.chmod(0o755)
+    servers = tmp_path / "servers.toml"
+    servers.write_text(f'java = "{jdtls}"\n')
+    for image in (False, True):
+        (note,) = language_packs.language_notes(FIXTURES / "mixed", ["java"], venv, servers, image=image)
+        assert note.startswith("no language server for java: Serena's Java server (Eclipse JDT LS) takes jdtls_path")
+    home = tmp_path / "home"
+    write_serena_home(home, serena_venv=venv, workspace=FIXTURES / "mixed", languages=["java"],
+                      operator_servers=L.load_operator_servers(servers))
+    yml = (home / ".serena" / "workspaces" / "mixed" / "project.yml").read_text()
+    assert "language_servers: []" in yml.splitlines()
