@@ -77,7 +77,8 @@ def _package_build(package: Package) -> tuple[ImageSpec, dict[str, str], dict[st
     from importlib.metadata import version
 
     spec = ImageSpec("package", package.image_tag, PACKAGE_DOCKERFILE, f"{package.ref} behind the stdio adapter")
-    return spec, {"PACKAGE": package.ref, "MCP_VERSION": version("mcp")}, {"devops-paradise.package": package.ref}
+    args = {"PACKAGE": package.ref, "PACKAGE_REGISTRY": package.registry, "MCP_VERSION": version("mcp")}
+    return spec, args, {"devops-paradise.package": package.ref}
 
 
 class ImageBuildError(RuntimeError):

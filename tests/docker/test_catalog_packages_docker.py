@@ -1,14 +1,17 @@
-"""A registry package as a per-client instance on the Docker runtime, through a running bridge.
+"""Registry packages as per-client instances on the Docker runtime, through a running bridge.
 
-``devops-paradise catalog add`` (PARADISE_RUNTIME=docker) builds the package's own image from the foundation
-(images/package/Dockerfile: ``mcp-server-time`` from the real PyPI at a pinned version, behind the stdio
-adapter), with the build's progress and nothing installed on the host. The bridge, already running, starts it
-for a client registered afterwards; tools/list and tools/call go through the bridge. The container runs the
-image as built (no registry at run time, on the client's network without NAT), its arguments filled for the
-container, and answers nothing without the instance key.
+``devops-paradise catalog add`` (PARADISE_RUNTIME=docker) builds each package's own image from the foundation
+(images/package/Dockerfile, behind the stdio adapter): ``mcp-server-time`` from the real PyPI and
+``@modelcontextprotocol/server-filesystem`` from the real npm registry, at pinned versions, with the build's
+progress and nothing installed on the host. The bridge, already running, starts them for clients registered
+afterwards; tools/list and tools/call go through the bridge. The container runs the image as built (no
+registry at run time, on the client's network without NAT), its arguments filled for the container
+(``{workspace}`` is /workspace), and answers nothing without the instance key; the filesystem server reads its
+client's workspace and nothing of another client's.
 
-The build is the Docker layer cache's: a re-run (CI's PARADISE_REBUILD_IMAGES=1 included) takes seconds
-unless the adapter, bridge/catalog/packages.py, the Dockerfile or the foundation changed.
+The builds are the Docker layer cache's: a re-run (CI's PARADISE_REBUILD_IMAGES=1 included) takes seconds
+unless the adapter, bridge/catalog/packages.py, the Dockerfile or the foundation changed. Cold, the npm image's
+Node layer (Debian's npm, shared by every npm package image) takes minutes once per machine.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ from tests.docker.conftest import docker_bridge, owned_workspace
 from tests.helpers import ROOT, BridgeProcess, mcp_client
 
 TIME = "pypi:mcp-server-time==2026.10.19"
-CLIENT = "pkg-alice"
+FILES = "npm:@modelcontextprotocol/server-filesystem@2026.8.31"
+CLIENT, OTHER = "pkg-alice", "pkg-bob"
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -47,30 +51,43 @@ def text_of(result: Any) -> str:
 
 @pytest.fixture(scope="module")
 def bridge(engine: Any, images: dict[str, str], work: Path) -> Iterator[BridgeProcess]:
-    with docker_bridge(engine, work, {CLIENT}) as proc:  # running before the package is added
-        added = catalog_cli(proc.data_dir, "add", "time", TIME, "--arg=--local-timezone", "--arg=UTC")
-        assert added.returncode == 0, added.stdout[-3000:] + added.stderr
+    with docker_bridge(engine, work, {CLIENT, OTHER}) as proc:  # running before the packages are added
+        for name, package, args in (("time", TIME, ["--arg=--local-timezone", "--arg=UTC"]),
+                                    ("files", FILES, ["--arg={workspace}"])):
+            added = catalog_cli(proc.data_dir, "add", name, package, *args)
+            assert added.returncode == 0, added.stdout[-3000:] + added.stderr
+            assert f"added service {name} ({package}, stdio)" in added.stdout, added.stdout[-3000:]
         yield proc
+
+
+def registered(bridge: BridgeProcess, name: str, workspace: Path, services: list[str]) -> dict[str, Any]:
+    (workspace / "secret.txt").write_text(f"{name}'s secret\n")
+    made = bridge.register(name, workspace, services, wait=120)
+    for service in services:
+        state = bridge.wait_state(name, service, {"running", "failed"}, timeout=120)
+        assert state["state"] == "running", (state, state.get("last_log"))
+    return {**made, "path": workspace}
 
 
 @pytest.fixture(scope="module")
 def client(bridge: BridgeProcess, work: Path) -> dict[str, Any]:
-    workspace = owned_workspace(work / "alice", "Alice")
-    made = bridge.register(CLIENT, workspace, ["time"], wait=120)
-    state = bridge.wait_state(CLIENT, "time", {"running", "failed"}, timeout=120)
-    assert state["state"] == "running", (state, state.get("last_log"))
-    return made
+    return registered(bridge, CLIENT, owned_workspace(work / "alice", "Alice"), ["time", "files"])
 
 
-def test_catalog_add_builds_the_package_image_and_installs_nothing_on_the_host(bridge, engine) -> None:
-    package = Package.parse(TIME)
-    image = engine.images.get(package.image_tag)
-    assert image.labels["devops-paradise.package"] == TIME
-    assert image.labels["devops-paradise.image"] == "package"
-    assert not (bridge.data_dir / "packages").exists()  # the image holds the install, the host does not
+@pytest.fixture(scope="module")
+def other(bridge: BridgeProcess, work: Path) -> dict[str, Any]:
+    return registered(bridge, OTHER, owned_workspace(work / "bob", "Bob"), ["files"])
+
+
+def test_catalog_add_builds_the_package_images_and_installs_nothing_on_the_host(bridge, engine) -> None:
     listed = catalog_cli(bridge.data_dir, "list")
-    row = next(line for line in listed.stdout.splitlines() if line.startswith("time "))
-    assert row.split()[-2:] == ["no", "yes"], row  # INSTALLED on the host: no; IMAGE: yes
+    for name, ref in (("time", TIME), ("files", FILES)):
+        image = engine.images.get(Package.parse(ref).image_tag)
+        assert image.labels["devops-paradise.package"] == ref
+        assert image.labels["devops-paradise.image"] == "package"
+        row = next(line for line in listed.stdout.splitlines() if line.startswith(name + " "))
+        assert row.split()[-2:] == ["no", "yes"], row  # INSTALLED on the host: no; IMAGE: yes
+    assert not (bridge.data_dir / "packages").exists()  # the images hold the installs, the host does not
 
 
 async def _time_tools(bridge: BridgeProcess, token: str) -> tuple[set[str], str]:
@@ -103,3 +120,18 @@ def test_the_instance_refuses_a_request_without_its_key(bridge, client) -> None:
     answer = httpx.post(f"http://127.0.0.1:{port}/mcp", json=body,
                         headers={"Accept": "application/json, text/event-stream"}, timeout=10)
     assert answer.status_code == 401 and answer.json()["error"]["code"] == "instance_key_missing", answer.text
+
+
+async def _read(bridge: BridgeProcess, client: dict[str, Any], path: str) -> tuple[bool, str]:
+    async with mcp_client(bridge.mcp_url(client["client_id"], "files"), client["token"]) as session:
+        result = await session.call_tool("read_text_file", {"path": path})
+    return bool(result.is_error), text_of(result)
+
+
+def test_the_filesystem_server_reads_its_own_workspace_and_not_another(bridge, client, other) -> None:
+    failed, text = asyncio.run(_read(bridge, client, "/workspace/secret.txt"))
+    assert not failed and text == "pkg-alice's secret\n", text
+    failed, text = asyncio.run(_read(bridge, other, "/workspace/secret.txt"))
+    assert not failed and text == "pkg-bob's secret\n", text
+    failed, text = asyncio.run(_read(bridge, client, str(other["path"] / "secret.txt")))
+    assert failed and "pkg-bob's secret" not in text, text
