@@ -18,7 +18,6 @@ from typing import Any
 from docker.errors import APIError, ImageNotFound, NotFound
 from docker.types import LogConfig
 
-from bridge.host.language_packs import operator_mounts
 from bridge.runtime.access import unreadable_workspace, user_of
 from bridge.runtime.base import InstanceSpec, PollResult, RuntimeOperationError
 from bridge.runtime.engine import (
@@ -40,6 +39,7 @@ from bridge.runtime.engine import (
     volume_name,
     workspace_user,
 )
+from instances.serena.mounts import operator_mounts
 
 __all__ = ["INSTANCE_UID", "LABEL", "DockerRuntime", "docker_available", "labels_for", "network_name", "volume_name"]
 log = logging.getLogger(__name__)

@@ -10,6 +10,7 @@ import pytest
 
 from bridge.host import language_packs
 from instances.serena import languages as L
+from instances.serena import mounts as serena_mounts
 from instances.serena import project, warmup
 from instances.serena.config import write_serena_home
 
@@ -169,11 +170,11 @@ def test_operator_servers_are_mounted_read_only_at_their_paths_without_hiding_th
     system = Path("/usr/bin/env")  # a server among the image's own files: that file alone
     servers = tmp_path / "servers.toml"
     servers.write_text(f'rust = "{own_dir / "rust-analyzer"}"\nruby = "{system}"\n')
-    mounts = language_packs.operator_mounts({"SERENA_LANGUAGE_SERVERS": str(servers)})
+    mounts = serena_mounts.operator_mounts({"SERENA_LANGUAGE_SERVERS": str(servers)})
     assert mounts == {str(p): {"bind": str(p), "mode": "ro"} for p in (servers, own_dir, system)}
-    assert language_packs.operator_mounts({"SERENA_LANGUAGE_SERVERS": ""}) == {}
+    assert serena_mounts.operator_mounts({"SERENA_LANGUAGE_SERVERS": ""}) == {}
     servers.write_text("rust = 1\n")  # refused by the instance itself, which says why
-    assert language_packs.operator_mounts({"SERENA_LANGUAGE_SERVERS": str(servers)}) == {}
+    assert serena_mounts.operator_mounts({"SERENA_LANGUAGE_SERVERS": str(servers)}) == {}
 
 
 def test_javascript_without_a_config_gets_a_project_outside_the_workspace(tmp_path: Path) -> None:
