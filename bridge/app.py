@@ -36,6 +36,7 @@ from bridge.observability.metrics import BridgeMetrics
 from bridge.ports import PortAllocator
 from bridge.proxy import proxy
 from bridge.proxy.sessions import SessionMap
+from bridge.rollouts.runner import rollouts_ctx
 from bridge.runtime import select_runtime
 from bridge.runtime.base import Runtime
 from bridge.settings import BridgeSettings, SettingsError, ensure_admin_token, load_settings, prepare_data_dir
@@ -159,7 +160,8 @@ def create_app(settings: BridgeSettings | None = None, runtime: Runtime | None =
         host_allowed=settings.host_allowed, origin_allowed=settings.origin_allowed, hold=settings.start_timeout,
         metrics=app[METRICS],
     )
-    app.cleanup_ctx.extend([database_ctx, http_ctx, runtime_ctx, manager_ctx, proxy_ctx, alerts_ctx, storage_ctx])
+    app.cleanup_ctx.extend([database_ctx, http_ctx, runtime_ctx, manager_ctx, rollouts_ctx, proxy_ctx, alerts_ctx,
+                            storage_ctx])
     app.cleanup_ctx.append(catalog_ctx)  # needs the manager; stops first
     # The MCP route first (the router tries routes in order, and this one carries the traffic), handled by
     # the proxy's own method: no lookup of the proxy per request.

@@ -35,6 +35,7 @@ from bridge.models import (
     TokenRotated,
 )
 from bridge.ports import PortAllocator
+from bridge.rollouts.versions import DEFAULT, base_name
 from bridge.settings import BridgeSettings
 from bridge.workspaces import WorkspaceIdentity, refuse_overlap, resolve_workspace
 
@@ -265,6 +266,9 @@ class ClientManager:
             last_probe_at=route.last_probe_at,
             last_probe_ms=route.last_probe_ms,
             started_at=route.started_at,
+            version=base_name(self.instances.service_of(route)) if route.service in self.instances.catalog
+            else route.version or DEFAULT,
+            version_id=route.version_id,
         )
 
     def view(self, client_id: str) -> ClientView:

@@ -104,6 +104,10 @@ class Instance(SQLModel, table=True):
     step: str | None = None
     # The secret of the current launch, sent upstream as X-Paradise-Instance-Key; never in a view or an event.
     instance_key: str | None = None
+    # The catalog version it is pinned to (a rollout moved it; None: the service's current one, docs/rollouts.md)
+    # and what its launch ran (image tag and id, or a digest of the command), bridge/rollouts/versions.py.
+    version: str | None = None
+    version_id: str | None = None
 
 
 class PortLease(SQLModel, table=True):
@@ -142,6 +146,25 @@ class McpSessionRow(SQLModel, table=True):
     init: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     incarnation: str = ""
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class Rollout(SQLModel, table=True):
+    """A service's move from one catalog version to another in waves (bridge/rollouts/); one active per service.
+
+    ``wave`` is the index in ``waves`` being moved or soaked; ``gates`` what each judged wave showed."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    service: str = Field(index=True, max_length=64)
+    from_version: str
+    to_version: str
+    waves: list[int] = Field(default_factory=list, sa_column=Column(JSON))
+    soak: float = 60.0
+    state: str = "running"
+    wave: int = 0
+    reason: str | None = None
+    gates: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
 
 
 class Event(SQLModel, table=True):
@@ -265,6 +288,8 @@ class InstanceView(BaseModel):
     last_probe_at: datetime | None = None
     last_probe_ms: float | None = None
     started_at: datetime | None = None
+    version: str = PydField("default", description="The catalog version it runs (docs/rollouts.md).")
+    version_id: str | None = PydField(None, description="What its launch ran: image tag and id, or cmd-<digest>.")
 
 
 class ClientView(BaseModel):

@@ -16,6 +16,8 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bridge.rollouts.settings import RolloutSettings
+
 _RANGE = re.compile(r"^\s*(\d{1,5})\s*-\s*(\d{1,5})\s*$")
 _MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
@@ -76,8 +78,8 @@ def _checked_memory(value: str | None) -> str | None:
 MemorySize = Annotated[str | None, AfterValidator(_checked_memory)]
 
 
-class BridgeSettings(BaseSettings):
-    """Every knob of the bridge. The field name upper-cased with ``PARADISE_`` is its variable."""
+class BridgeSettings(BaseSettings, RolloutSettings):
+    """Every knob (PARADISE_ROLLOUT_*: bridge/rollouts/settings.py); the field name upper-cased with ``PARADISE_``."""
 
     model_config = SettingsConfigDict(env_prefix="PARADISE_", env_file=".env", extra="ignore")
 
@@ -107,9 +109,7 @@ class BridgeSettings(BaseSettings):
         "thawed by the next request in milliseconds); 0 = never. IDLE_TIMEOUT still stops it later.",
     )
     probe_interval: float = Field(5.0, gt=0, description="Seconds between health probes of an instance.")
-    restart_limit: int = Field(
-        5, ge=1, description="Restarts allowed within RESTART_WINDOW before an instance is failed."
-    )
+    restart_limit: int = Field(5, ge=1, description="Restarts allowed within RESTART_WINDOW before an instance fails.")
     restart_window: float = Field(300.0, gt=0, description="Seconds of the crash-loop budget window.")
     max_instances: int = Field(0, ge=0, description="Cap on running instances; 0 = no cap.")
     max_memory: MemorySize = Field(None, description="Cap on the summed memory limits of running instances (e.g. 16g).")

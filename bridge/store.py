@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col, create_engine, delete, select, update
 
-from bridge.models import Client, Event, Instance, Lease, McpSessionRow, Meta, PortLease, utcnow
+from bridge.models import Client, Event, Instance, Lease, McpSessionRow, Meta, PortLease, Rollout, utcnow
 from bridge.storage import storage_error
 
 __all__ = ["IntegrityError", "Session"]
@@ -221,6 +221,67 @@ def installation_id(db: Session) -> str:
             db.rollback()
             row = db.get(Meta, "installation")
     return row.value
+
+
+# ---- rollouts and versions ---------------------------------------------------------------------------
+
+_VERSION, _ACTIVE = "version:", "rollout:"  # Meta keys: a service's current version; its active rollout's id
+
+
+def current_versions(db: Session) -> dict[str, str]:
+    """Each service's version since its last finished rollout (services never rolled out are absent)."""
+    rows = db.exec(select(Meta).where(col(Meta.key).startswith(_VERSION)))
+    return {row.key.removeprefix(_VERSION): row.value for row in rows}
+
+
+def set_current_version(db: Session, *, service: str, version: str) -> None:
+    db.merge(Meta(key=_VERSION + service, value=version))
+
+
+def add_rollout(db: Session, rollout: Rollout) -> Rollout | None:
+    """Insert ``rollout`` unless its service has an active one (None then). Atomic among bridges: the
+    service's ``rollout:`` Meta row is the lock, its primary key lets only one insert win."""
+    db.add(rollout)
+    db.flush()
+    db.add(Meta(key=_ACTIVE + rollout.service, value=str(rollout.id)))
+    try:
+        db.flush()
+    except IntegrityError:
+        db.rollback()
+        return None
+    return rollout
+
+
+def active_rollouts(db: Session) -> list[Rollout]:
+    ids = [int(row.value) for row in db.exec(select(Meta).where(col(Meta.key).startswith(_ACTIVE)))]
+    return list(db.exec(select(Rollout).where(col(Rollout.id).in_(ids)))) if ids else []
+
+
+def latest_rollout(db: Session, *, service: str) -> Rollout | None:
+    query = select(Rollout).where(Rollout.service == service).order_by(col(Rollout.id).desc()).limit(1)
+    return db.exec(query).first()
+
+
+def list_rollouts(db: Session, *, limit: int = 100) -> list[Rollout]:
+    return list(db.exec(select(Rollout).order_by(col(Rollout.id).desc()).limit(limit)))
+
+
+def update_rollout(db: Session, *, rollout_id: int, expect: frozenset[str] | None = None, **fields: Any) -> bool:
+    """Set ``fields`` of the rollout, only while its state is one of ``expect`` (when given): a pause or an
+    abort written by another bridge is never overwritten. False when the state did not match."""
+    query = update(Rollout).where(col(Rollout.id) == rollout_id)
+    if expect is not None:
+        query = query.where(col(Rollout.state).in_(expect))
+    return bool(db.exec(query.values(updated_at=utcnow(), **fields)).rowcount)  # type: ignore[attr-defined]
+
+
+def release_rollout(db: Session, *, service: str) -> None:
+    """The service's rollout has ended: the next one may start."""
+    db.exec(delete(Meta).where(col(Meta.key) == _ACTIVE + service))
+
+
+def get_rollout(db: Session, *, rollout_id: int) -> Rollout | None:
+    return db.get(Rollout, rollout_id)
 
 
 # ---- leases between bridges --------------------------------------------------------------------------

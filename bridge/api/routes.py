@@ -31,6 +31,8 @@ from bridge.models import (
     PortView,
     TokenRotated,
 )
+from bridge.rollouts.runner import RUNNER
+from bridge.rollouts.schema import RolloutCreate, RolloutView
 from bridge.storage import require_space
 
 PREFIX = "/api/v1"
@@ -200,6 +202,29 @@ async def list_events(request: web.Request) -> web.Response:
     return _dump(await asyncio.to_thread(request.config_dict[MANAGER].events.recent, client_id=client_id, limit=limit))
 
 
+async def start_rollout(request: web.Request) -> web.Response:
+    body = await read_model(request, RolloutCreate)
+    await _require_space(request)
+    return _dump(await request.config_dict[RUNNER].start(body), 201)
+
+
+async def list_rollouts(request: web.Request) -> web.Response:
+    return _dump(await request.config_dict[RUNNER].list())
+
+
+async def get_rollout(request: web.Request) -> web.Response:
+    return _dump(await request.config_dict[RUNNER].get(request.match_info["service"]))
+
+
+def _control(action: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handler(request: web.Request) -> web.Response:
+        await _require_space(request)
+        return _dump(await request.config_dict[RUNNER].control(request.match_info["service"], action))
+
+    handler.__name__ = f"{action}_rollout"
+    return handler
+
+
 async def openapi(request: web.Request) -> web.Response:
     from bridge.api.openapi import build_openapi
 
@@ -235,6 +260,21 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("GET", "/ports", list_ports, "Port leases", response=PortView, many=True, errors=(401,)),
     Endpoint("GET", "/events", list_events, "Recent events and alerts", response=EventView, many=True,
              errors=(401, 422), query=(EVENTS_OF, LIMIT)),
+    Endpoint("POST", "/rollouts", start_rollout, "Start moving a service's instances to a catalog version in "
+             "waves, each judged by a gate (docs/rollouts.md)", 201, RolloutCreate, RolloutView,
+             errors=(400, 401, 409, 413, 422, 503, 507)),
+    Endpoint("GET", "/rollouts", list_rollouts, "Recent rollouts, newest first", response=RolloutView, many=True,
+             errors=(401,)),
+    Endpoint("GET", "/rollouts/{service}", get_rollout, "The service's latest rollout", response=RolloutView,
+             errors=_NAMED),
+    Endpoint("POST", "/rollouts/{service}/pause", _control("pause"), "Pause the service's running rollout "
+             "(the wave under way finishes moving; no further wave starts)", response=RolloutView,
+             errors=(*_WRITES, 409)),
+    Endpoint("POST", "/rollouts/{service}/resume", _control("resume"), "Resume a paused rollout (its wave soaks "
+             "again)", response=RolloutView, errors=(*_WRITES, 409)),
+    Endpoint("POST", "/rollouts/{service}/abort", _control("abort"), "Abort the rollout: every moved instance "
+             "goes back to the previous version, unseen by its clients", response=RolloutView,
+             errors=(*_WRITES, 409)),
     Endpoint("GET", "/openapi.json", openapi, "This document"),
 )
 

@@ -101,6 +101,17 @@ class ServiceSpec(BaseModel):
     # Sibling services of the same client this one may call directly (quality asks Serena): the bridge sends
     # it where each one listens and its current instance key, as X-Paradise-Peer-* headers, while it is up.
     peers: list[str] = Field(default_factory=list)
+    # Rollouts (docs/rollouts.md): the name of this entry's own version, and other versions as overrides of
+    # image / command / args / env / package, which `devops-paradise rollout start` moves clients between.
+    version: str | None = None
+    versions: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @field_validator("versions")
+    @classmethod
+    def _version_overrides(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        from bridge.rollouts.versions import check_versions
+
+        return check_versions(value)
 
     @field_validator("peers")
     @classmethod

@@ -17,6 +17,7 @@ from bridge.cli.catalog import add_catalog_parsers
 from bridge.cli.clients import add_client_parsers, add_mcp_config_parser
 from bridge.cli.common import CliError
 from bridge.cli.host import add_host_parsers
+from bridge.cli.rollout import add_rollout_parsers
 from bridge.cli.roots import add_roots_parsers
 from bridge.settings import SettingsError
 
@@ -78,6 +79,7 @@ def parser() -> argparse.ArgumentParser:
     add_host_parsers(sub)
     add_roots_parsers(sub)
     add_catalog_parsers(sub)
+    add_rollout_parsers(sub)
     from bridge.cli.setup.main import add_setup_parser
 
     add_setup_parser(sub)

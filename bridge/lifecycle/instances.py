@@ -30,6 +30,7 @@ from bridge.mcp.verify import Impostor, verify_instance
 from bridge.models import InstanceState, utcnow
 from bridge.observability.metrics import BridgeMetrics, observe_startup
 from bridge.ports import PortAllocator
+from bridge.rollouts.versions import identify, versioned
 from bridge.runtime.access import has_content
 from bridge.runtime.base import InstanceSpec, PortTaken, Runtime
 from bridge.settings import BridgeSettings
@@ -66,6 +67,7 @@ class InstanceManager:
         self.metrics = metrics
         self.requirements = Requirements(settings)
         self._starts: dict[Key, asyncio.Task[bool]] = {}
+        self.current_versions: dict[str, str] = {}  # service -> its version since its last rollout (rollouts/)
         table.link_peers(PeerLinks(catalog, runtime))  # siblings' addresses and keys follow every launch
 
     def starting(self) -> set[Key]:
@@ -76,13 +78,18 @@ class InstanceManager:
         client = self.table.client(route.client_id)
         if client is None:
             raise NotFound(f"client {route.client_id!r} was removed")
-        service = self.catalog[route.service]
+        service = self.service_of(route)
         spec = instance_spec(
             self.settings, service, route.client_id, route.port, client.workspace, client.profile,
             instance_key=route.instance_key, languages=client.languages, on_host=self.runtime.installs_on_host,
         )
         peers = {r.service: r.port for r in self.table.routes(route.client_id) if r.service in service.peers}
         return dataclasses.replace(spec, peers=peers) if peers else spec
+
+    def service_of(self, route: Route) -> ServiceSpec:
+        """The catalog entry as the version the route runs (pinned, else the service's current one)."""
+        service = self.catalog[route.service]
+        return versioned(service, route.version or self.current_versions.get(route.service))
 
     # ---- start -------------------------------------------------------------------------------------
 
@@ -114,8 +121,9 @@ class InstanceManager:
             # A fresh key for every launch: whatever learnt an old one (a log, a core dump) cannot use it.
             self.table.update(route, instance_key=secrets.token_urlsafe(32))
             backend_state = await self._launch(self.spec_for(route), route)
+            ran = await identify(self.runtime, self.service_of(route), self.settings)
             step = "waiting for MCP initialize"
-            self.table.update(route, backend_state=backend_state, started_at=utcnow(), step=step)
+            self.table.update(route, backend_state=backend_state, started_at=utcnow(), step=step, version_id=ran)
             await self._await_ready(route)
             notes += await self._await_workload(route, service)
         except asyncio.CancelledError:

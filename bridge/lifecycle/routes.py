@@ -36,7 +36,7 @@ Key = tuple[str, str]
 # Fields whose change alters what a client's other routes are told of this one (lifecycle/peers.py).
 _RELINK = frozenset({"state", "port", "instance_key"})
 MIRRORED = ("port", "restarts", "step", "last_error", "last_log", "notes", "last_probe_at", "last_probe_ms",
-            "started_at", "backend_state", "instance_key")
+            "started_at", "backend_state", "instance_key", "version", "version_id")
 
 
 def _reach(route: Route) -> None:
@@ -79,6 +79,8 @@ class Route:
     last_probe_ms: float | None = None
     started_at: datetime | None = None
     instance_key: str | None = None  # this launch's secret; the instance accepts only requests that carry it
+    version: str | None = None  # the catalog version pinned by a rollout; None: the service's current one
+    version_id: str | None = None  # what this launch runs (bridge/rollouts/versions.py)
     # Extra upstream headers precomputed off the hot path (e.g. how to reach a sibling instance); usually empty.
     peer_headers: dict[str, str] = field(default_factory=dict)
     ready: asyncio.Event = field(default_factory=asyncio.Event)

@@ -106,6 +106,13 @@ class BridgeMetrics:
             totals[(client, service)] = (count, buckets)
         return totals
 
+    def failures(self) -> dict[tuple[str, str], int]:
+        """Per (client, service): requests that failed so far (5xx, 429, aborted streams); only grows."""
+        totals: dict[tuple[str, str], int] = {}
+        for (client, service, _method), series in self._series.items():
+            totals[(client, service)] = totals.get((client, service), 0) + series.failed
+        return totals
+
     # ---- scrape ------------------------------------------------------------------------------------
 
     def watch(self, manager: ManagerLike) -> None:
@@ -148,6 +155,7 @@ class Series:
         "by_status",
         "client",
         "counted",
+        "failed",
         "method",
         "metrics",
         "reasons",
@@ -171,6 +179,7 @@ class Series:
         self.reasons: set[str] = set()
         self.sent = self.received = 0  # body bytes since the last flush
         self.counted: dict[str, int] = {}  # requests by status class since the last flush
+        self.failed = 0  # requests the bridge could not serve (see ``error``), never reset: rollout gates
 
     def count(self, status: str) -> None:
         self.counted[status] = self.counted.get(status, 0) + 1
@@ -197,6 +206,7 @@ class Series:
         self.sent = self.received = 0
 
     def error(self, reason: str) -> None:
+        self.failed += 1
         self.reasons.add(reason)
         self.metrics.errors.labels(self.client, self.service, self.method, reason).inc()
 

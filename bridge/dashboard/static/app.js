@@ -170,9 +170,18 @@
     if (LIVE.has(inst.state) && inst.started_at) uptime.dataset.since = inst.started_at;
     const activity = el("td", inst.service === "quality" ? "quality" : "activity");
     if (inst.service === "quality") fillQuality(activity, quality.get(client.client_id));
-    row.append(el("td", "service", inst.service), state, el("td", "port", inst.port), uptime,
+    row.append(serviceCell(inst), state, el("td", "port", inst.port), uptime,
       el("td", "restarts", inst.restarts), errorCell(inst), activity, actionCell(client, inst));
     return row;
+  }
+
+  function serviceCell(inst) {
+    // The version it runs (docs/rollouts.md); what the launch ran (image or command digest) on hover.
+    const cell = el("td", "service", inst.service);
+    const version = el("span", "version", inst.version || "default");
+    if (inst.version_id) version.title = inst.version_id;
+    cell.append(" ", version);
+    return cell;
   }
 
   function actionCell(client, inst) {

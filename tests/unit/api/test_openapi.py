@@ -21,7 +21,7 @@ def test_openapi_document_matches_the_registered_routes(tmp_path) -> None:
     doc = build_openapi(ENDPOINTS, PREFIX)
     documented = {(method.upper(), path) for path, ops in doc["paths"].items() for method in ops}
     assert registered == documented
-    assert len(registered) == 12
+    assert len(registered) == 18
     create = doc["paths"]["/api/v1/clients"]["post"]
     assert set(create["responses"]) >= {"201", "400", "401", "409", "413", "422", "503"}
     schema_ref = create["requestBody"]["content"]["application/json"]["schema"]["$ref"]
