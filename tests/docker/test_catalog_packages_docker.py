@@ -1,13 +1,14 @@
 """Registry packages as per-client instances on the Docker runtime, through a running bridge.
 
 ``devops-paradise catalog add`` (PARADISE_RUNTIME=docker) builds each package's own image from the foundation
-(images/package/Dockerfile, behind the stdio adapter): ``mcp-server-time`` from the real PyPI and
-``@modelcontextprotocol/server-filesystem`` from the real npm registry, at pinned versions, with the build's
-progress and nothing installed on the host. The bridge, already running, starts them for clients registered
-afterwards; tools/list and tools/call go through the bridge. The container runs the image as built (no
-registry at run time, on the client's network without NAT), its arguments filled for the container
-(``{workspace}`` is /workspace), and answers nothing without the instance key; the filesystem server reads its
-client's workspace and nothing of another client's.
+(images/package/Dockerfile, behind the stdio adapter): ``mcp-server-time`` and ``mcp-server-git`` from the real
+PyPI, ``@modelcontextprotocol/server-filesystem`` and ``server-everything`` from the real npm registry, at
+pinned versions, with the build's progress and nothing installed on the host. The bridge, already running,
+starts them for clients registered afterwards; tools/list and tools/call go through the bridge. The container
+runs the image as built (no registry at run time, on the client's network without NAT), its arguments filled
+for the container (``{workspace}`` is /workspace), and answers nothing without the instance key; the
+filesystem server reads its client's workspace and nothing of another client's, the git server logs its
+client's repository, and server-everything's progress comes through.
 
 The builds are the Docker layer cache's: a re-run (CI's PARADISE_REBUILD_IMAGES=1 included) takes seconds
 unless the adapter, bridge/catalog/packages.py, the Dockerfile or the foundation changed. Cold, the npm image's
@@ -28,11 +29,15 @@ import httpx
 import pytest
 
 from bridge.catalog.packages import Package
-from tests.docker.conftest import docker_bridge, owned_workspace
+from tests.docker.conftest import INSTANCE_UID, docker_bridge, owned_workspace
 from tests.helpers import ROOT, BridgeProcess, mcp_client
 
 TIME = "pypi:mcp-server-time==2026.10.19"
 FILES = "npm:@modelcontextprotocol/server-filesystem@2026.8.31"
+EVERYTHING = "npm:@modelcontextprotocol/server-everything@2026.8.31"
+GIT = "pypi:mcp-server-git==2026.10.19"
+ADDS = (("time", TIME, ["--arg=--local-timezone", "--arg=UTC"]), ("files", FILES, ["--arg={workspace}"]),
+        ("everything", EVERYTHING, ["--arg=stdio"]), ("git", GIT, ["--arg=--repository", "--arg={workspace}"]))
 CLIENT, OTHER = "pkg-alice", "pkg-bob"
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -52,8 +57,7 @@ def text_of(result: Any) -> str:
 @pytest.fixture(scope="module")
 def bridge(engine: Any, images: dict[str, str], work: Path) -> Iterator[BridgeProcess]:
     with docker_bridge(engine, work, {CLIENT, OTHER}) as proc:  # running before the packages are added
-        for name, package, args in (("time", TIME, ["--arg=--local-timezone", "--arg=UTC"]),
-                                    ("files", FILES, ["--arg={workspace}"])):
+        for name, package, args in ADDS:
             added = catalog_cli(proc.data_dir, "add", name, package, *args)
             assert added.returncode == 0, added.stdout[-3000:] + added.stderr
             assert f"added service {name} ({package}, stdio)" in added.stdout, added.stdout[-3000:]
@@ -62,6 +66,11 @@ def bridge(engine: Any, images: dict[str, str], work: Path) -> Iterator[BridgePr
 
 def registered(bridge: BridgeProcess, name: str, workspace: Path, services: list[str]) -> dict[str, Any]:
     (workspace / "secret.txt").write_text(f"{name}'s secret\n")
+    git = ["git", "-c", "user.name=Test", "-c", "user.email=test@example.invalid", "-c", "safe.directory=*"]
+    subprocess.run([*git, "init", "-q"], cwd=workspace, check=True)
+    subprocess.run([*git, "add", "."], cwd=workspace, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", f"{name}'s first commit"], cwd=workspace, check=True)
+    subprocess.run(["chown", "-R", f"{INSTANCE_UID}:{INSTANCE_UID}", str(workspace)], check=True)
     made = bridge.register(name, workspace, services, wait=120)
     for service in services:
         state = bridge.wait_state(name, service, {"running", "failed"}, timeout=120)
@@ -71,7 +80,7 @@ def registered(bridge: BridgeProcess, name: str, workspace: Path, services: list
 
 @pytest.fixture(scope="module")
 def client(bridge: BridgeProcess, work: Path) -> dict[str, Any]:
-    return registered(bridge, CLIENT, owned_workspace(work / "alice", "Alice"), ["time", "files"])
+    return registered(bridge, CLIENT, owned_workspace(work / "alice", "Alice"), [name for name, _, _ in ADDS])
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +90,7 @@ def other(bridge: BridgeProcess, work: Path) -> dict[str, Any]:
 
 def test_catalog_add_builds_the_package_images_and_installs_nothing_on_the_host(bridge, engine) -> None:
     listed = catalog_cli(bridge.data_dir, "list")
-    for name, ref in (("time", TIME), ("files", FILES)):
+    for name, ref, _ in ADDS:
         image = engine.images.get(Package.parse(ref).image_tag)
         assert image.labels["devops-paradise.package"] == ref
         assert image.labels["devops-paradise.image"] == "package"
@@ -135,3 +144,25 @@ def test_the_filesystem_server_reads_its_own_workspace_and_not_another(bridge, c
     assert not failed and text == "pkg-bob's secret\n", text
     failed, text = asyncio.run(_read(bridge, client, str(other["path"] / "secret.txt")))
     assert failed and "pkg-bob's secret" not in text, text
+
+
+async def _everything_and_git(bridge: BridgeProcess, client: dict[str, Any]) -> tuple[list[float], str]:
+    steps: list[float] = []
+
+    async def progress(done: float, total: float | None, message: str | None) -> None:
+        steps.append(done)
+
+    async with mcp_client(bridge.mcp_url(CLIENT, "everything"), client["token"]) as session:
+        result = await session.call_tool("trigger-long-running-operation", {"duration": 1, "steps": 3},
+                                         progress_callback=progress)
+        assert not result.is_error, text_of(result)
+    async with mcp_client(bridge.mcp_url(CLIENT, "git"), client["token"]) as session:
+        log = await session.call_tool("git_log", {"repo_path": "/workspace"})
+        assert not log.is_error, text_of(log)
+    return steps, text_of(log)
+
+
+def test_server_everything_progress_and_mcp_server_git_on_the_clients_repository(bridge, client) -> None:
+    steps, log = asyncio.run(_everything_and_git(bridge, client))
+    assert steps == [1, 2, 3], steps
+    assert "pkg-alice's first commit" in log, log
