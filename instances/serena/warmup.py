@@ -13,6 +13,11 @@ Three things Serena 2.1.0 leaves to the first query, done here so that query doe
   among an external project's root files is loaded as a configured project, synchronously). Files those
   projects include belong to them, and the first reference query no longer waits Serena's 5 s grace for an
   indexing that already happened.
+* **A first file read by each server at start.** A server's first document-symbol request pays for its first
+  analysis (pyright and tsserver: over a second each); Serena starts the workspace's servers side by side but
+  asks them one after the other, so a Python + TypeScript repository paid both in its first ``find_symbol``.
+  Each server now reads one file of its language right after it starts (``_then_read_one``), in its own start
+  thread, so those costs overlap (and the file's symbols are cached).
 * **Bash ready when it says so.** Serena waits for bash-language-server to log "Analyzing" or "analysis
   complete"; 5.6.0 logs "BackgroundAnalysis: Completed", so every start waited the full 3 s timeout, and the
   first reference query slept Serena's 2 s for servers without such a signal.
@@ -97,11 +102,42 @@ def patch_serena(configs: str | None) -> None:
     is up, and the Bash server is ready when its analysis completes."""
     from solidlsp.language_servers.bash_language_server import BashLanguageServer
     from solidlsp.language_servers.typescript_language_server import TypeScriptLanguageServer
+    from solidlsp.ls import SolidLanguageServer
 
     if configs:
         paths = [Path(part) for part in configs.split(os.pathsep) if part]
         TypeScriptLanguageServer._start_server = _then_open(TypeScriptLanguageServer._start_server, paths)
     BashLanguageServer._start_server = _ready_on_analysis(BashLanguageServer._start_server)
+    SolidLanguageServer.start = _then_read_one(SolidLanguageServer.start)
+
+
+def first_source_file(server: Any) -> str | None:
+    """A file of the server's language in its workspace (relative path), skipping what Serena ignores."""
+    root, matcher = server.repository_root_path, server.get_source_fn_matcher()
+    for count, (folder, dirs, files) in enumerate(os.walk(root)):
+        if count >= MAX_DIRS:
+            return None
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not server.is_ignored_dirname(d))
+        for name in sorted(files):
+            relative = os.path.relpath(os.path.join(folder, name), root)
+            if matcher.is_relevant_filename(name) and not server.is_ignored_path(relative):
+                return relative
+    return None
+
+
+def _then_read_one(start: Any) -> Any:
+    @functools.wraps(start)
+    def start_then_read_one(self: Any) -> Any:
+        started = start(self)
+        try:
+            if (relative := first_source_file(self)) is not None:
+                self.request_document_symbols(relative)
+                log.info("%s read %s at start", type(self).__name__, relative)
+        except Exception as exc:  # a warm-up only: the first query does the work instead
+            log.warning("%s could not read a first file at start: %s", type(self).__name__, exc)
+        return started
+
+    return start_then_read_one
 
 
 def _then_open(start: Any, configs: list[Path]) -> Any:

@@ -229,9 +229,13 @@ async def test_javascript_without_a_jsconfig_answers_references_across_files(
 
 async def test_the_servers_are_ready_at_start(serena_bridge: BridgeProcess, registered: dict[str, dict]) -> None:
     """tsserver has loaded the workspace's project before the first query (which then does not wait Serena's
-    grace for indexing), and bash-language-server is ready when its analysis completes, not after 3 s."""
+    grace for indexing), bash-language-server is ready when its analysis completes, not after 3 s, and in the
+    mixed repository each server has read a file of its language while the other started."""
     need("typescript")
     need("bash")
+    mixed = serena_log(serena_bridge, "lang-mixed")
+    assert "PyrightServer read api/pricing.py at start" in mixed
+    assert "TypeScriptLanguageServer read web/src/calculator.ts at start" in mixed
     workspace = Path(registered["lang-typescript"]["workspace"])
     assert f"tsserver loaded its projects at start: {workspace}/tsconfig.json" in serena_log(
         serena_bridge, "lang-typescript")
