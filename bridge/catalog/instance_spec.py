@@ -15,6 +15,7 @@ from pathlib import Path
 
 from bridge.catalog import CatalogError, ServiceSpec
 from bridge.catalog.packages import installed_program, packages_dir
+from bridge.catalog.program_roots import roots_env
 from bridge.mcp.protocol import INSTANCE_KEY_ENV
 from bridge.runtime.base import InstanceSpec
 from bridge.settings import BridgeSettings
@@ -64,18 +65,21 @@ def instance_spec(
     }
     # The key reaches the instance in its environment only (never its argv, which any local user can read).
     key_env = {INSTANCE_KEY_ENV: instance_key} if instance_key else {}
+    command = process_command(settings, service, values) if on_host else None
+    # The packages of the programs a command names, which the sandbox then mounts whole (program_roots.py).
+    roots = roots_env(command, Path(workspace), settings.data_dir) if command else {}
     return InstanceSpec(
         client_id=client_id,
         service=service.name,
         port=port,
         workspace=Path(workspace),
         instance_dir=instance_dir,
-        command=process_command(settings, service, values) if on_host else None,
+        command=command,
         image=service.image or (service.registry_package.image_tag if service.registry_package else None),
         container_port=service.container_port,
         # Where the instance may connect (its checks that need a registry say up front when they cannot).
         env={**service.render_env(values), "PARADISE_PROFILE": profile, **container_args(service, values),
-             "PARADISE_INSTANCE_EGRESS": settings.instance_egress, **key_env},
+             "PARADISE_INSTANCE_EGRESS": settings.instance_egress, **roots, **key_env},
         memory_bytes=service.memory_bytes,
         cpus=service.cpus,
     )

@@ -24,6 +24,7 @@ import psutil
 import pytest
 
 from bridge.catalog.packages import Package
+from bridge.cli.catalog import catalog_lock, read_entries, write_entries
 from tests.helpers import ROOT, BridgeProcess, mcp_client, serving
 
 EVERYTHING = "npm:@modelcontextprotocol/server-everything@2026.8.31"
@@ -197,6 +198,32 @@ def test_catalog_list_and_rm(bridge, clients) -> None:
         for key in env:
             os.environ.pop(key)
     assert refused.returncode == 1 and "alice, bob still run git" in refused.stderr, refused.stderr
+
+
+def test_a_command_of_ones_own_naming_a_node_modules_bin_script(bridge, clients, tmp_path_factory) -> None:
+    """Issue 25: ``[node, /srv/x/node_modules/.bin/SERVER, stdio]`` died in the sandbox (the bin, a symlink, was
+    mounted alone, its package's files absent). The package root of a named program is mounted whole now."""
+    installed = bridge.data_dir / "packages" / Package.parse(EVERYTHING).slug
+    srv = tmp_path_factory.mktemp("srv") / "everything"
+    shutil.copytree(installed, srv, symlinks=True)  # a project of one's own, outside the data dir
+    program = srv / "node_modules" / ".bin" / "mcp-server-everything"
+    assert program.is_symlink()
+    path = bridge.data_dir / "catalog.toml"
+    with catalog_lock(path):
+        entries = read_entries(path)
+        entries["mine"] = {"command": [shutil.which("node"), str(program), "stdio"], "transport": "stdio"}
+        write_entries(path, entries)
+    workspace = tmp_path_factory.mktemp("dave")
+    token = bridge.register("dave", workspace, ["mine"], wait=90)["token"]
+    state = bridge.wait_state("dave", "mine", {"running", "failed"}, timeout=60)
+    assert state["state"] == "running", (state.get("last_error"), state.get("last_log"))
+
+    async def echo() -> str:
+        async with mcp_client(bridge.mcp_url("dave", "mine"), token) as client:
+            return text_of(await client.call_tool("echo", {"message": "mine"}))
+
+    assert asyncio.run(echo()) == "Echo: mine"
+    bridge.api("DELETE", "/clients/dave")
 
 
 def test_catalog_rm_force_is_followed_by_the_running_bridge(bridge, clients) -> None:

@@ -221,3 +221,23 @@ def test_the_adapter_in_an_image_runs_the_one_installed_package(tmp_path) -> Non
                                                                    "/workspace"]
     with pytest.raises(ValueError, match="not a list of strings"):
         image_program(tmp_path, '{"--root": 1}')
+
+
+def test_the_package_root_of_a_named_program_is_named_for_the_sandbox(tmp_path, monkeypatch) -> None:
+    from bridge.catalog.program_roots import package_roots
+
+    srv = tmp_path / "srv"
+    (srv / "node_modules" / "tool" / "dist").mkdir(parents=True)
+    (srv / "package.json").write_text("{}")
+    (srv / "node_modules" / "tool" / "package.json").write_text("{}")
+    (srv / "node_modules" / "tool" / "dist" / "cli.mjs").write_text("")
+    (srv / "node_modules" / ".bin").mkdir()
+    (srv / "node_modules" / ".bin" / "tool").symlink_to("../tool/dist/cli.mjs")
+    named = ["/usr/bin/env", str(srv / "node_modules" / ".bin" / "tool"), str(srv), "--flag"]
+    workspace, data_dir = tmp_path / "ws", tmp_path / "data"
+    assert package_roots(named, workspace, data_dir) == [str(srv), str(srv / "node_modules" / "tool")]
+    # never a root that holds the workspace or the data dir, nor the home directory
+    assert package_roots(named, srv / "project", data_dir) == [str(srv / "node_modules" / "tool")]
+    assert package_roots(named, workspace, srv / "data") == [str(srv / "node_modules" / "tool")]
+    monkeypatch.setenv("HOME", str(srv))
+    assert package_roots(named, workspace, data_dir) == [str(srv / "node_modules" / "tool")]
