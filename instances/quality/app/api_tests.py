@@ -12,7 +12,7 @@ from typing import Any
 from ..core.js_packages import node_env, node_tool, tool_version
 from ..core.runner import read_bounded_file
 from ..core.workspace import Workspace
-from ..testing.testparse import empty_counts
+from ..testing.testparse import empty_counts, mark_failures
 from .appserver import AppRun
 
 COLLECTION_SUFFIX = ".postman_collection.json"
@@ -131,7 +131,7 @@ async def run_api_tests(call: AppRun, collection: str | None = None, environment
         result["status"] = "error" if len(broken) == len(runs) else "partial"
         if result["status"] == "error":
             result["error"] = {"code": "run_failed", "message": broken[0]["error"]}
-    return result
+    return mark_failures(result)
 
 
 __all__ = ["find_collections", "parse_newman_report", "run_api_tests"]

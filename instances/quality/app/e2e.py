@@ -18,7 +18,7 @@ from ..core.datadir import sub_dir
 from ..core.js_packages import node_env, node_tool, tool_version, toolchain_dirs
 from ..core.runner import read_bounded_file
 from ..core.workspace import Workspace
-from ..testing.testparse import empty_counts
+from ..testing.testparse import empty_counts, mark_failures
 from .appserver import AppRun
 
 REPORTS = "reports"  # under the instance's data directory (datadir.py)
@@ -221,7 +221,7 @@ async def run_e2e(call: AppRun, path: str | None = None) -> dict[str, Any]:
         result.update(status="skipped", reason="Playwright found no tests")
     if run.timed_out:
         result.update(status="partial", error={"code": "timeout", "message": run.problem(tool.timeout, "playwright")})
-    return result
+    return mark_failures(result)
 
 
 def require_config_or_specs(ws: Workspace) -> str | None:

@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..core.errors import NODE_FIX, not_installed
 from ..core.js_packages import JS_SUFFIXES, default_eslint_config, major_version, node_env, node_tool, tool_version
 from ..core.profiles import Profile
 from ..core.progress import Progress
@@ -65,7 +66,7 @@ async def run_eslint(ws: Workspace, profile: Profile, target: str, progress: Pro
     config = ws.eslint_config(pkg)
     eslint = node_tool("eslint", ws.root)
     if eslint is None:
-        return {"linter": "eslint", "status": "skipped", "reason": "eslint is not installed (workspace or bundled)"}
+        return not_installed("eslint", NODE_FIX, "eslint (workspace or bundled)")
     version = tool_version(eslint)
     notes: list[str] = []
     config_args: list[str] = []
@@ -75,7 +76,7 @@ async def run_eslint(ws: Workspace, profile: Profile, target: str, progress: Pro
     if config is None:
         default = default_eslint_config()
         if default is None:
-            return {"linter": "eslint", "status": "skipped", "reason": "no eslint config and no bundled default"}
+            return not_installed("eslint", NODE_FIX, "no eslint config in the workspace, and the bundled default")
         config, config_args = f"default ({default})", ["--config", str(default)]
     timeout = profile.timeout("lint")
     with tempfile.TemporaryDirectory(prefix="paradise-eslint-") as tmpdir:
@@ -107,7 +108,7 @@ async def run_prettier(
         return None
     prettier = node_tool("prettier", ws.root)
     if prettier is None:
-        return {"linter": "prettier", "status": "skipped", "reason": "prettier is not installed (workspace or bundled)"}
+        return not_installed("prettier", NODE_FIX, "prettier (workspace or bundled)")
     pattern = (
         target if target.endswith(JS_SUFFIXES) else (_PRETTIER_GLOB if target == "." else f"{target}/{_PRETTIER_GLOB}")
     )

@@ -9,6 +9,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from ..core.errors import not_installed
 from ..core.profiles import Profile
 from ..core.progress import Progress
 from ..core.runner import find_executable, read_bounded_file
@@ -67,7 +68,7 @@ async def run_ruff(ws: Workspace, profile: Profile, target: str, progress: Progr
         return {"linter": "ruff", "status": "skipped", "reason": "no Python files in the workspace"}
     ruff = find_executable("ruff", ws.root)
     if ruff is None:
-        return {"linter": "ruff", "status": "skipped", "reason": "ruff is not installed"}
+        return not_installed("ruff", "install ruff in the quality environment (the `quality` extra has it)")
     timeout = profile.timeout("lint")
     notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="paradise-ruff-") as tmpdir:
@@ -117,8 +118,10 @@ async def lint(
     ran = [s for s in sections.values() if s["status"] == "ok"]
     if not ran:
         status = "skipped" if not errors else "error"
+    elif errors:  # a linter that could not run: what the others found is not the whole answer
+        status = "incomplete"
     else:
-        status = "partial" if skipped or errors or any(s.get("notes") for s in ran) else "ok"
+        status = "partial" if skipped or any(s.get("notes") for s in ran) else "ok"
     for section in sections.values():
         section.pop("findings", None)
     return {

@@ -174,7 +174,8 @@ async def run_bandit(ws: Workspace, profile: Profile, target: str, progress: Pro
 async def run_pip_audit(ws: Workspace, profile: Profile) -> dict[str, Any]:
     declared = declared_python_requirements(ws)
     if declared["pyproject_error"] and not declared["requirements_files"]:
-        return {"scanner": "pip-audit", "status": "skipped", "reason": declared["pyproject_error"]}
+        fix = "fix pyproject.toml so that it parses (or list the dependencies in requirements*.txt)"
+        return not_run("pip-audit", "unreadable_manifest", declared["pyproject_error"], fix)
     if not declared["requirements_files"] and not declared["pyproject_dependencies"]:
         return {"scanner": "pip-audit", "status": "skipped", "reason": "no declared Python dependencies"}
     unreachable = offline_reason() or await asyncio.to_thread(probe_vulnerability_source, profile.vuln_probe_timeout)

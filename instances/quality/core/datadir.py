@@ -75,3 +75,14 @@ def permission_error(exc: OSError) -> dict[str, str]:
         "path": str(path),
         "fix": NOT_WRITABLE_FIX,
     }
+
+
+def where_files_go(ws: Workspace) -> dict[str, object]:
+    """What every reply says of the tool's files: the data directory (relative to the workspace when
+    inside it, else absolute), or why nothing can be written and the fix."""
+    try:
+        directory = data_dir(ws)
+    except QualityError as exc:
+        return {"path": None, "reason": exc.message, "fix": NOT_WRITABLE_FIX}
+    inside = directory.is_relative_to(ws.root)
+    return {"path": ws.relative(str(directory)), "in_workspace": inside}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class QualityError(Exception):
     """A problem the caller can fix (bad argument, missing repository, bad profiles file)."""
@@ -23,3 +25,12 @@ def checked_timeout(value: float | None) -> float | None:
     if value is not None and not 0 < value <= MAX_TIMEOUT_S:
         raise QualityError("bad_argument", f"timeout_seconds must be between 0 and {MAX_TIMEOUT_S}")
     return value
+
+
+NODE_FIX = "install the bundled Node toolchain (sh instances/quality/node/install.sh), or the tool in the workspace"
+
+
+def not_installed(linter: str, fix: str, what: str | None = None) -> dict[str, Any]:
+    """A check the workspace needs whose tool is missing: an error with the fix, never "skipped"."""
+    message = f"{what or linter} is not installed"
+    return {"linter": linter, "status": "error", "error": {"code": "tool_missing", "message": message, "fix": fix}}

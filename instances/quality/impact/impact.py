@@ -22,6 +22,7 @@ from .risk import assess as assess_risk
 from .selection import choose_targets, map_data_files, selection_report
 from .serena_impact import current_serena, narrow_impacted, serena_narrowing
 from .ts_functions import changed_ts_functions
+from .ts_serena import ts_narrowing
 
 # Files whose change can affect any test: pytest/packaging configuration and dependency lists.
 CONFIG_NAMES = frozenset({"pyproject.toml", "setup.cfg", "setup.py", "pytest.ini", "tox.ini", ".coveragerc"})
@@ -160,6 +161,11 @@ async def analyze_changes(
         if progress and current_serena() is not None and any(p.endswith(".py") for p in python_side):
             await progress.step(0, "asking Serena which test functions reach the changed symbols")
         peer = await serena_narrowing(ws, python_side, graph, functions)
+    if serena and js["impacted_tests"]:
+        if progress and current_serena() is not None:
+            await progress.step(0, "asking Serena which test files reach the changed JS/TS symbols")
+        removed = {f["path"] for f in ts_functions if f.get("change") == "removed"}
+        peer["javascript"] = await ts_narrowing(js, changes, removed)
     graph_tests = [
         {"path": test, "runner": "pytest", "reason": graph.describe_chain(chain, changed_py), "chain": chain}
         for test, chain in impacted.items()

@@ -149,6 +149,9 @@ async def analyze_js_changes(ws: Workspace, changes: dict[str, FileChange]) -> d
         ],
         "untested_changes": untested,
         "owned": sorted(set(owned)),
+        "_graph": graph,  # for Serena's narrowing (ts_serena.py)
+        "_tests": set(tests),
+        "_mapped": sorted(mapped),
     }
 
 

@@ -47,7 +47,7 @@ def collect_metrics(sections: dict[str, Any], python_lines: int, javascript_line
     metrics: dict[str, Any] = {"python_lines": python_lines, "javascript_lines": javascript_lines}
     for step in ("e2e", "api"):
         section = sections.get(step)
-        if section and section.get("status") in ("ok", "partial"):
+        if section and section.get("status") in ("ok", "partial", "failed"):
             metrics[step] = {**section["counts"], "pass_rate": _pass_rate(section["counts"])}
     performance = sections.get("performance")
     if performance and performance.get("status") in ("ok", "partial") and performance.get("scores"):
@@ -67,7 +67,7 @@ def collect_metrics(sections: dict[str, Any], python_lines: int, javascript_line
                 "branch_percent": cov["branch_percent"] if cov.get("branch_measured") else None,
             }
     lint = sections.get("lint")
-    if lint and lint.get("status") in ("ok", "partial"):
+    if lint and lint.get("status") in ("ok", "partial", "incomplete"):
         metrics["lint"] = {
             "total": lint["counts"]["total"],
             "by_rule": lint["counts"]["by_rule"],

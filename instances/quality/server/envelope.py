@@ -40,11 +40,13 @@ async def invoke_tool(
     """Run one tool body, `work(progress=…)`, turning every failure into a structured result, and size
     the reply (sizing.py: under 40 KB unless `detail`/`page` ask for more). The call is a job in `jobs` (the
     dashboard's view) from start to end, fed by the same progress values the MCP client gets. With `run_id`,
-    or a page after the first, the reply is read from the kept run (runstore.py) and nothing runs."""
+    a page after the first or `detail='full'`, the reply is read from the kept run (`run_id`, else the tool's
+    last run; runstore.py) and nothing runs; only a tool with no kept run yet runs."""
     kept = None
-    if runs is not None and (run_id or (isinstance(page, int) and page > 1)):
+    asked = call_arguments(work)
+    if runs is not None and (run_id or (isinstance(page, int) and page > 1) or detail == "full"):
         try:
-            kept = runs.get(tool, run_id) if run_id else runs.last(tool)
+            kept = runs.get(tool, run_id) if run_id else runs.last(tool, asked)
         except QualityError as exc:
             result = {"tool": tool, "status": "error", "error": exc.as_dict()}
             return _reply(tool, result, Sizing(), include_edges)
@@ -71,12 +73,20 @@ async def invoke_tool(
         result = public(result)
         if runs is not None:  # every result, even a profile listing, has its run_id
             result["run_id"] = runs.new_id(tool)
-            result["run_kept"] = runs.keep(result["run_id"], tool, result)
+            result["run_kept"] = runs.keep(result["run_id"], tool, result, asked)
         await progress.done(f"{tool} finished")
     finally:  # a cancelled call (the client went away) ends its job too, as "cancelled"
         if job is not None and jobs is not None:
             jobs.finish(job, result)
     return _reply(tool, result, sizing, include_edges)
+
+
+def call_arguments(work: Callable[..., Any]) -> dict[str, Any]:
+    """The arguments a tool body was bound with (site.py binds them with functools.partial): what a later
+    `detail='full'` or page call is compared with before it is answered from the kept run."""
+    keywords = getattr(work, "keywords", None) or {}
+    simple = (str, int, float, bool, list, tuple, type(None))
+    return {k: v for k, v in keywords.items() if isinstance(v, simple)}
 
 
 def _os_error(tool: str, exc: OSError) -> dict[str, Any]:

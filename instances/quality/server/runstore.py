@@ -3,8 +3,9 @@ runs so that `page=N` or `detail='full'` read the same run back, in milliseconds
 the suite again (a second run may differ from the first, and costs minutes on a real suite).
 
 The store is in memory and bounded (a number of runs and a total size), per instance, which is per
-client.  `run_id` names a kept run; a call with `page` > 1 and no `run_id` reads the last run of the
-same tool.  A call without either runs the tool anew."""
+client.  `run_id` names a kept run; a call with `page` > 1 or `detail='full'` and no `run_id` reads the
+last run of the same tool, unless the call names an argument the last run had otherwise (then it is a new
+question, and runs).  A call without either runs the tool anew."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import copy
 import secrets
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,6 +32,7 @@ class KeptRun:
     ran_at: str
     result: dict[str, Any]
     size: int
+    arguments: dict[str, Any] = field(default_factory=dict)
 
 
 class RunStore:
@@ -44,22 +46,26 @@ class RunStore:
         self._count += 1
         return f"{tool}-{self._count}-{secrets.token_hex(3)}"
 
-    def keep(self, run_id: str, tool: str, result: dict[str, Any]) -> bool:
+    def keep(self, run_id: str, tool: str, result: dict[str, Any], arguments: dict[str, Any] | None = None) -> bool:
         """Keep `result` under `run_id` (evicting the oldest runs past the bounds); False when too large."""
         size = byte_size(result)
         if size > self.max_bytes:
             return False
         ran_at = datetime.now(UTC).isoformat(timespec="seconds")
-        self._runs[run_id] = KeptRun(run_id, tool, ran_at, result, size)
+        self._runs[run_id] = KeptRun(run_id, tool, ran_at, result, size, dict(arguments or {}))
         self._last[tool] = run_id
         while len(self._runs) > self.max_runs or sum(r.size for r in self._runs.values()) > self.max_bytes:
             old, _ = self._runs.popitem(last=False)
             self._last = {t: r for t, r in self._last.items() if r != old}
         return True
 
-    def last(self, tool: str) -> KeptRun | None:
+    def last(self, tool: str, asked: dict[str, Any] | None = None) -> KeptRun | None:
+        """The tool's last kept run, if it ran with every argument `asked` names (None values name none)."""
         run_id = self._last.get(tool)
-        return self._runs.get(run_id) if run_id else None
+        kept = self._runs.get(run_id) if run_id else None
+        if kept is None or any(v is not None and kept.arguments.get(k) != v for k, v in (asked or {}).items()):
+            return None
+        return kept
 
     def get(self, tool: str, run_id: str) -> KeptRun:
         kept = self._runs.get(run_id)
@@ -81,6 +87,7 @@ class RunStore:
         result["served_from"] = {
             "run_id": kept.run_id,
             "ran_at": kept.ran_at,
+            "arguments": {k: v for k, v in kept.arguments.items() if v is not None},
             "new_run": False,
             "note": "read back from the kept run; nothing ran again",
             "read_ms": round((time.monotonic() - started) * 1000, 2),

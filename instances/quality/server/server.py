@@ -31,8 +31,9 @@ INSTRUCTIONS = (
     "security_scan (bandit, pip-audit, npm audit), analyze_changes (git diff, changed functions, import "
     "graph, impacted tests), run_impacted_tests, quality_report (writes HTML/JSON/Markdown reports under "
     "the workspace's .paradise/, or the instance's state when the workspace is read-only) and "
-    "quality_trends.  Results are structured JSON; `status` is ok, partial (something was skipped: see "
-    "`skipped`), incomplete (a check could not run: see `errors`), skipped (nothing to do) or error.  Every "
+    "quality_trends.  Results are structured JSON; `status` is ok, failed (tests ran and some failed: see "
+    "`counts`, `failures`), partial (something was skipped: see `skipped`), incomplete (a check could not run: "
+    "see `errors`), skipped (nothing to do) or error.  Every "
     "result has a `run_id`; replies stay under 40 KB: `more` lists what was shortened; call again with "
     "run_id and page=N or detail='full' for the rest, read from that run without running anything again."
 )

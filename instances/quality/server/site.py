@@ -12,6 +12,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.types import CallToolResult
 from pydantic import Field
 
+from ..core.datadir import where_files_go
 from ..core.profiles import Profile, pick_profile
 from ..core.progress import Progress
 from ..core.workspace import Workspace
@@ -27,7 +28,11 @@ ProfileName = Annotated[
     str | None, Field(description="Profile to run with (list_profiles names them); default: the instance's.")
 ]
 Detail = Annotated[
-    str, Field(description="'summary' keeps the reply under 40 KB; 'full' returns every item (up to ~1 MB).")
+    str,
+    Field(
+        description="'summary' keeps the reply under 40 KB; 'full' returns every item (up to ~1 MB) of the kept run "
+        "(`run_id`, default this tool's last run) without running again; a tool's first call runs."
+    ),
 ]
 Page = Annotated[
     int,
@@ -65,5 +70,7 @@ class Site:
         self, body: WorkspaceTool, profile: str | None, *, progress: Progress, **arguments: Any
     ) -> dict[str, Any]:
         """`body` on this workspace; the profile is looked up here, inside the call, so that an unknown
-        name is a structured error like any other bad argument."""
-        return await body(self.ws, self.profile_for(profile), progress=progress, **arguments)
+        name is a structured error like any other bad argument. The reply says where the tool's files are."""
+        result = await body(self.ws, self.profile_for(profile), progress=progress, **arguments)
+        result.setdefault("files_dir", where_files_go(self.ws))
+        return result

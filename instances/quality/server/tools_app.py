@@ -14,6 +14,7 @@ from ..app.api_tests import run_api_tests as api_tests
 from ..app.appserver import AppRun
 from ..app.e2e import run_e2e as e2e
 from ..app.performance import run_performance as performance
+from ..core.datadir import where_files_go
 from ..core.errors import checked_timeout
 from ..core.progress import Progress
 from .site import Detail, Page, ProfileName, RunId, Site, TimeoutSeconds, ToolResult
@@ -43,7 +44,9 @@ def register_app_tools(site: Site) -> None:
         time limit are checked here, inside the call, so that a bad one is a structured error."""
         limit = checked_timeout(timeout_seconds)
         call = AppRun(site.ws, site.profile_for(profile), start_command, wait_url, limit, progress)
-        return await tool(call, **target)
+        result = await tool(call, **target)
+        result.setdefault("files_dir", where_files_go(site.ws))
+        return result
 
     @site.server.tool(
         description="End-to-end tests with Playwright Test on Chromium. Optional `path` (spec file or "

@@ -7,6 +7,7 @@ from typing import Any
 
 from mcp.server.mcpserver import Context
 
+from ..core.datadir import where_files_go
 from ..core.progress import Progress
 from ..impact import risk
 from ..reports import reports
@@ -45,6 +46,7 @@ def register_report_tools(site: Site) -> None:
         async def work(*, progress: Progress) -> dict[str, Any]:
             result = reports.quality_trends(site.ws, last=last, profile=profile)
             result["risk_backtest"] = await risk.backtest_workspace(site.ws)
+            result.setdefault("files_dir", where_files_go(site.ws))
             return result
 
         return await site.invoke("quality_trends", ctx, 1, work, detail, page, run_id=run_id)

@@ -64,11 +64,12 @@ async def run_js_tests(
     sections: dict[str, dict[str, Any]] = {}
     for pkg in packages:
         if pkg.error:
-            sections[f"package:{pkg.label}"] = {
+            fix = f"fix {pkg.prefix()}package.json so that it parses"
+            sections[f"package:{pkg.label}"] = {  # its tests could not run: an error, never "skipped"
                 "runner": "package.json",
                 "package": pkg.label,
-                "status": "skipped",
-                "reason": pkg.error,
+                "status": "error",
+                "error": {"code": "unreadable_manifest", "message": pkg.error, "fix": fix},
             }
     for pkg, filter_path in plan_for_path(packages, rel):
         for runner in pkg.runners:

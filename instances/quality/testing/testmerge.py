@@ -1,12 +1,13 @@
 """One test result from several runners' sections (pytest, jest, vitest per package): summed counts,
-failures in order with their runner, merged coverage, and a status that says what did not run."""
+failures in order with their runner, merged coverage, and a status that says what did not run (and
+`failed` when tests failed: a run with failures is never `ok`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from .js_tests import merge_coverage
-from .testparse import empty_counts
+from .testparse import empty_counts, mark_failures
 
 
 def _sum_counts(parts: list[dict[str, Any]]) -> dict[str, int]:
@@ -29,6 +30,8 @@ def combine_sections(sections: dict[str, Any], tool: str = "run_tests") -> dict[
         skipped += section.get("skipped", [])
     if not ran:
         status = "skipped" if all(s.get("status") == "skipped" for s in sections.values()) else "error"
+    elif any(s.get("status") == "error" for s in sections.values()):
+        status = "incomplete"  # a runner could not run: what the others found is not the whole answer
     elif len(ran) < len(sections) or any(s.get("status") == "partial" for s in ran) or skipped:
         status = "partial"
     else:
@@ -40,7 +43,7 @@ def combine_sections(sections: dict[str, Any], tool: str = "run_tests") -> dict[
     for section in sections.values():
         section.pop("failures", None)
         section.pop("coverage", None)
-    return {
+    merged = {
         "tool": tool,
         "status": status,
         "counts": _sum_counts(ran),
@@ -52,3 +55,4 @@ def combine_sections(sections: dict[str, Any], tool: str = "run_tests") -> dict[
         "errors": [{"what": name, **s["error"]} for name, s in sections.items() if s.get("error")],
         "runners": sections,
     }
+    return mark_failures(merged)

@@ -18,6 +18,15 @@ def empty_counts() -> dict[str, int]:
     return {"total": 0, "passed": 0, "failed": 0, "skipped": 0, "errors": 0}
 
 
+def mark_failures(result: dict[str, Any]) -> dict[str, Any]:
+    """A run that ran to its end with failing tests has status `failed`, never `ok` (the counts say how
+    many); `partial`, `error` and the others keep theirs, as they already say something went wrong."""
+    counts = result.get("counts") or {}
+    if result.get("status") == "ok" and counts.get("failed", 0) + counts.get("errors", 0) > 0:
+        result["status"] = "failed"
+    return result
+
+
 def _clip(text: str, limit: int = _MESSAGE_LIMIT) -> str:
     text = text.strip()
     return text if len(text) <= limit else text[: limit - 3] + "..."

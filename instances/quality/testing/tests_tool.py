@@ -17,6 +17,7 @@ from ..core.workspace import Workspace
 from .contexts import CONTEXT_ARGS
 from .js_tests import run_js_ids, run_js_tests
 from .plan import make_plan, normalise_xdist_output
+from .py_declared import python_declared
 from .pytestconfig import full_run_config
 from .shards import SplitRun, merge_runs
 from .testhistory import after_run
@@ -130,8 +131,10 @@ async def run_pytest(
             config_args = ["-c", str(tmp / "pytest.ini"), f"--rootdir={ws.root}"]
             result["notes"].append(f"{pyproject_error}; ran pytest with default settings instead")
             result["skipped"].append({"what": "pyproject.toml settings", "reason": pyproject_error})
-        elif targets:
-            config_args = full_run_config(ws).args()
+        else:
+            config = full_run_config(ws)
+            config_args = config.args() if targets else []
+            config_args += _declared_args(ws, config.inifile, result)
         plan = await make_plan(
             ws, interp, tmp, targets=targets or [], keyword=keyword, workers=workers, max_failures=max_failures
         )
@@ -181,6 +184,16 @@ async def run_pytest(
             contexts=bool(coverage_args) and full_suite and not run.timed_out and not max_failures,
         )
     return result
+
+
+def _declared_args(ws: Workspace, inifile: Path | None, result: dict[str, Any]) -> list[str]:
+    """The workspace's own test command's flags (py_declared.py), said in the reply."""
+    declared = python_declared(ws, inifile)
+    if declared is None:
+        return []
+    result["declared_test_command"] = declared.describe()
+    result["notes"].append(declared.note())
+    return declared.args()
 
 
 def _fill_pytest_result(result: dict[str, Any], run: RunResult, tmp: Path, timeout: float, limit: int) -> None:

@@ -17,7 +17,7 @@ async def reply(js_call, name: str, tool: str, args: dict[str, Any] | None = Non
 async def test_jest_failures_with_file_line_and_istanbul_coverage(js_call) -> None:
     result, progress = await js_call("jest", "run_tests")
     data = result.structured_content
-    assert data["status"] == "ok"
+    assert data["status"] == "failed"  # one test failed: never "ok"
     assert data["counts"] == {"total": 3, "passed": 2, "failed": 1, "skipped": 0, "errors": 0}
     [failure] = data["failures"]
     assert failure["runner"] == "jest"

@@ -96,9 +96,13 @@ async def test_a_read_only_workspace_gets_its_files_in_the_instance_state(call, 
     assert Path(report["history"]).is_relative_to(home)
     trends = await call("readonly", "quality_trends")
     assert trends["available_runs"] == 1
+    replies = [tests, report, trends]
     for tool in ("lint", "security_scan", "analyze_changes"):
-        data = await call("readonly", tool)
-        assert (data.get("error") or {}).get("code") != "internal_error", (tool, data)
+        replies.append(await call("readonly", tool))
+        assert (replies[-1].get("error") or {}).get("code") != "internal_error", (tool, replies[-1])
+    for reply in replies:  # every tool says where its files are: the instance's state, not the workspace
+        where = reply["files_dir"]
+        assert where["in_workspace"] is False and Path(where["path"]).is_relative_to(home), (reply["tool"], where)
     assert _listing(workspace) == before  # nothing written into the workspace
     assert any(home.rglob("timings.json"))  # the run history went to the state too
 
@@ -107,6 +111,7 @@ async def test_a_writable_workspace_keeps_git_status_clean(call, servers) -> Non
     workspace = servers["writable"].workspace
     report = await call("writable", "quality_report")
     assert report["files"]["json"].startswith(".paradise/reports/")
+    assert report["files_dir"] == {"path": ".paradise", "in_workspace": True}
     assert (workspace / ".paradise" / ".gitignore").is_file()
     status = subprocess.run(["git", "status", "--porcelain"], cwd=workspace, capture_output=True, text=True)
     assert status.stdout == ""

@@ -33,7 +33,7 @@ async def test_report_files_history_and_trends(call_tool, quality_servers) -> No
         assert (root / data["files"][kind]).is_file()
     on_disk = json.loads((root / data["files"]["json"]).read_text())
     assert on_disk == {
-        k: v for k, v in data.items() if k not in ("tool", "status", "more", "reply", "run_id", "run_kept")
+        k: v for k, v in data.items() if k not in ("tool", "status", "more", "reply", "run_id", "run_kept", "files_dir")
     }
     assert on_disk["score"] == data["score"]
     assert on_disk["metrics"] == data["metrics"]
