@@ -1,6 +1,6 @@
 """The language servers ready at start-up, and JavaScript without a jsconfig.json of its own.
 
-Three things Serena 2.1.0 leaves to the first query, done here so that query does not pay for them:
+Four things Serena 2.1.0 leaves to the first query, done here so that query does not pay for them:
 
 * **A project for JS/TS without a config.** Without a ``jsconfig.json`` or ``tsconfig.json``, tsserver puts each
   opened file in an inferred project of its own and its imports; Serena opens one file per query, so
