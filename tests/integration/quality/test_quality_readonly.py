@@ -97,7 +97,7 @@ async def test_a_read_only_workspace_gets_its_files_in_the_instance_state(call, 
     trends = await call("readonly", "quality_trends")
     assert trends["available_runs"] == 1
     replies = [tests, report, trends]
-    for tool in ("lint", "security_scan", "analyze_changes"):
+    for tool in ("lint", "security_scan", "analyze_changes", "run_impacted_tests"):
         replies.append(await call("readonly", tool))
         assert (replies[-1].get("error") or {}).get("code") != "internal_error", (tool, replies[-1])
     for reply in replies:  # every tool says where its files are: the instance's state, not the workspace
