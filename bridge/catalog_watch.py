@@ -13,8 +13,9 @@ holder sees the same entries:
 
 A catalog that became invalid leaves the one in use alone (a warning event says why). Routes whose service
 the catalog does not know (the bridge restarted after a ``catalog rm``) are retired the same way, on the first
-look after start-up. Registration also reads the files (bridge/clients.py), so a client added right after
-``catalog add`` does not wait for the next poll.
+look after start-up. Only the bridge that leads (holds the monitor lease) retires: with bridges sharing one
+database, a follower's table follows the database. Registration also reads the files (bridge/clients.py), so
+a client added right after ``catalog add`` does not wait for the next poll.
 
 A module beside clients.py, not inside bridge/catalog: it drives the ClientManager and its routes, and the
 catalog package is below both (lifecycle and clients import it), so it must import neither.
@@ -80,6 +81,9 @@ class CatalogWatcher:
         if stamp != self._seen:
             self._seen = stamp
             await self.reload()
+        monitor = self.manager.monitor
+        if monitor is not None and not monitor.leadership.leading:
+            return  # a follower: the leading bridge retires; this one's table follows the database
         for route in self.manager.routes():
             if route.service not in self.catalog:
                 await self.retire(route)
