@@ -15,6 +15,7 @@ from ..core.profiles import Profile
 from ..core.progress import Progress
 from ..core.workspace import Workspace
 from ..testing.js_runners import list_test_files, run_js_runner
+from ..testing.js_select import NameFilter
 from ..testing.js_tests import innermost_runner_package, runner_packages, section_key
 from .gitdiff import FileChange
 from .js_graph import JsImportGraph, JsResolver, describe_chain, load_aliases
@@ -175,21 +176,17 @@ def js_plan(js: dict[str, Any]) -> list[dict[str, Any]]:
         }
         for e in js["full_suite"]
     ]
-    grouped: dict[tuple[str, str], list[str]] = {}
+    grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for test in js["impacted_tests"]:
-        grouped.setdefault((test["package"], test["runner"]), []).append(test["path"])
-    for (package, runner), paths in sorted(grouped.items()):
+        grouped.setdefault((test["package"], test["runner"]), []).append(test)
+    for (package, runner), tests in sorted(grouped.items()):
         key = runner if package == "." else f"{runner}:{package}"
-        plan.append(
-            {
-                "key": key,
-                "package": package,
-                "runner": runner,
-                "mode": "impacted",
-                "tests": paths,
-                "reason": f"{len(paths)} test file(s) import the changes",
-            }
-        )
+        entry = {"key": key, "package": package, "runner": runner, "mode": "impacted"}
+        entry |= {"tests": [t["path"] for t in tests], "reason": f"{len(tests)} test file(s) import the changes"}
+        if all(t.get("scope") == "functions" for t in tests):  # Serena named every test (ts_serena.py)
+            names = [i.split("::", 1)[1] for t in tests for i in t["tests"]]
+            entry |= {"names": names, "reason": f"{len(names)} test(s) reach the changed symbols (Serena)"}
+        plan.append(entry)
     return plan
 
 
@@ -206,7 +203,8 @@ async def run_js_plan(
         files = None
         if entry["mode"] == "impacted":
             files = [t[len(pkg.prefix()) :] for t in entry["tests"]]
+        names = NameFilter(names=entry.get("names") or [])
         sections[entry["key"]] = await run_js_runner(
-            ws, pkg, entry["runner"], profile, files=files, coverage=coverage, progress=progress
+            ws, pkg, entry["runner"], profile, files=files, name_filter=names, coverage=coverage, progress=progress
         )
     return sections

@@ -2,8 +2,9 @@
 Serena serves the workspace's JS/TS (typescript-language-server), each changed source file that the import
 graph (js_impact.py) maps to test files is mapped to the named symbols its changed lines fall in (functions,
 constants, class members), and their references are followed from caller to caller until test files are
-reached. The file is then narrowed to the test files that reach a changed symbol (jest/vitest run files),
-with the symbol chains and the tests reached (`describe`/`it` titles, as the runners name them).
+reached. The file is then narrowed to the tests that reach a changed symbol: the `describe`/`it` callbacks
+a reference lies in give the runner's test names (`scope` "functions"; jest/vitest run them by name), a
+reference from a helper, hook or module-level code of a test file selects that whole file (`scope` "file").
 
 Never narrower than the evidence: a file keeps the import graph's selection, with the reason, when a changed
 line is module-level or class-level code, a definition was removed, a reference comes from module-level
@@ -26,13 +27,14 @@ NAMED = frozenset({"Function", "Method", "Constructor", "Constant", "Variable", 
 _MARKED = re.compile(r"^\s*>\s*(\d+):(.*)$", re.M)
 _IMPORT = re.compile(r"^\s*(import|export)\b")
 _RENAMED = re.compile(r"\bas\s+[A-Za-z_$]|^\s*export\s*(\*|\{[^}]*\}\s*from)")
-_TITLE = re.compile(r"""^(?:\w+\.)*(?:describe|it|test|suite)(?:\.\w+)*\((['"`])(.*)\1\) callback$""")
+_TITLE = re.compile(r"""^(?:\w+\.)*(describe|it|test|suite)(?:\.\w+)*\((['"`])(.*)\2\) callback$""")
 
 
 @dataclass
 class TsResult:
     tests: dict[str, list[str]] = field(default_factory=dict)  # test file -> chain of symbols
     titles: dict[str, set[str]] = field(default_factory=dict)  # test file -> test ids reached
+    whole: set[str] = field(default_factory=set)  # test files reached outside a test (helpers, module level)
     fallback: str | None = None
     symbols: list[str] = field(default_factory=list)
 
@@ -56,9 +58,14 @@ def _units(entries: list[dict[str, Any]]) -> list[tuple[str, int, int, bool]]:
 
 
 def runner_test_id(path: str, name_path: str) -> str | None:
-    """`file::describe title it title` for a reference inside a test's callback, as jest/vitest name it."""
-    titles = [m.group(2) for part in name_path.split("/") if (m := _TITLE.match(part))]
-    return f"{path}::{' '.join(titles)}" if titles else None
+    """`file::describe title it title` for a reference inside a test's callback, as jest/vitest name it; None
+    unless every enclosing callback is a `describe`/`it`/`test` with a literal title and the innermost is a
+    test (a hook, `.each` or a template title: the whole file)."""
+    found = [_TITLE.match(part) for part in name_path.split("/")]
+    if not found or not all(found) or found[-1].group(1) not in ("it", "test"):  # type: ignore[union-attr]
+        return None
+    titles = [m.group(3) for m in found if m]
+    return None if any("${" in title for title in titles) else f"{path}::{' '.join(titles)}"
 
 
 class TsWalk:
@@ -71,8 +78,9 @@ class TsWalk:
         return await self.serena.call_json(tool, {**arguments, "max_answer_chars": 200_000})
 
     async def changed_symbols(self, path: str, lines: set[int]) -> list[str]:
-        tree = await self._ask("find_symbol", {"name_path_pattern": "/", "substring_matching": True,
-                                               "relative_path": path, "depth": 2})
+        tree = await self._ask(
+            "find_symbol", {"name_path_pattern": "/", "substring_matching": True, "relative_path": path, "depth": 2}
+        )
         units = _units(tree if isinstance(tree, list) else [])
         if not units:
             raise ValueError("Serena finds no symbol in it (is typescript among its languages?)")
@@ -126,6 +134,8 @@ class TsWalk:
             result.tests.setdefault(path, [*chain, path])
             if found := runner_test_id(path, name_path):
                 result.titles.setdefault(path, set()).add(found)
+            else:  # a helper, a hook or module-level code of the test file: all of its tests
+                result.whole.add(path)
             return None
         named = name_path.split("/")
         while named and named[-1].endswith(" callback"):
@@ -168,7 +178,8 @@ async def ts_narrowing(js: dict[str, Any], changes: dict[str, Any], removed: set
         "used": bool(narrowed),
         "reason": (
             f"Serena narrowed {len(narrowed)} changed JS/TS file(s) to the test files that reach the changed "
-            f"symbols through references ({calls} queries)" if narrowed
+            f"symbols through references ({calls} queries)"
+            if narrowed
             else "Serena could not narrow any changed JS/TS file: import graph only"
         ),
         "symbols": sorted({s for r in narrowed.values() for s in r.symbols}),
@@ -188,7 +199,9 @@ def _apply(js: dict[str, Any], narrowed: dict[str, TsResult]) -> None:
     rest = graph.impacted(set(js["_mapped"]) - set(narrowed), tests)
     reached: dict[str, list[str]] = {}
     titles: dict[str, set[str]] = {}
+    whole: set[str] = set()
     for result in narrowed.values():
+        whole |= result.whole
         for test, chain in result.tests.items():
             reached.setdefault(test, chain)
             titles.setdefault(test, set()).update(result.titles.get(test, set()))
@@ -199,6 +212,14 @@ def _apply(js: dict[str, Any], narrowed: dict[str, TsResult]) -> None:
             kept.append(entry)
         elif path in reached:
             chain = " -> ".join(reached[path])
-            kept.append({**entry, "reason": f"reaches the changed symbols through references (Serena): {chain}",
-                         "serena_chain": reached[path], "tests": sorted(titles.get(path, ()))})
+            scope = "file" if path in whole or not titles.get(path) else "functions"
+            kept.append(
+                {
+                    **entry,
+                    "reason": f"reaches the changed symbols through references (Serena): {chain}",
+                    "serena_chain": reached[path],
+                    "scope": scope,
+                    "tests": sorted(titles.get(path, ())),
+                }
+            )
     js["impacted_tests"] = kept

@@ -1,6 +1,6 @@
 """Serena-aware impact for TypeScript (issue 24 item 5) through a real bridge (process runtime): the quality
 instance asks the client's own Serena (real, with typescript-language-server from the language packs) which
-vitest test files reach a changed function, and runs only those; a module-level change keeps the import
+vitest tests reach a changed function, and runs only those (by name); a module-level change keeps the import
 graph's selection, with the reason."""
 
 from __future__ import annotations
@@ -66,6 +66,9 @@ SHOP = {
           it("is a fifth", () => {
             expect(tax(10)).toBe(2);
           });
+          it("keeps zero", () => {
+            expect(0).toBe(0);
+          });
         });
         """,
     "test/cart.test.ts": """
@@ -126,9 +129,12 @@ async def test_a_changed_function_selects_only_the_test_files_that_reach_it(brid
     # the import graph reaches all three (cart.ts imports pricing.ts); only tax.test.ts uses tax
     [impacted] = [t for t in analysis["impacted_tests"] if t["runner"] == "vitest"]
     assert impacted["path"] == "test/tax.test.ts" and "Serena" in impacted["reason"]
-    assert impacted["tests"] == ["test/tax.test.ts::tax is a fifth"]
+    assert (impacted["scope"], impacted["tests"]) == ("functions", ["test/tax.test.ts::tax is a fifth"])
     assert [t["path"] for t in run["selected_tests"]] == ["test/tax.test.ts"]
+    # only the test that uses tax runs: "keeps zero", in the same file, does not
     assert (run["mode"], run["counts"]["total"], run["counts"]["passed"]) == ("impacted", 1, 1)
+    [vitest] = run["by_runner"]
+    assert vitest["names"] == ["tax is a fifth"] and "Serena" in vitest["reason"]
 
 
 async def test_a_module_level_change_keeps_the_import_graphs_selection(bridge) -> None:

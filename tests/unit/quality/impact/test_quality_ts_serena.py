@@ -38,6 +38,9 @@ def test_named_symbols_and_class_members_not_callbacks() -> None:
         ("describe('tax') callback/it('is a fifth') callback", "t.test.ts::tax is a fifth"),
         ('test("joinURL(\\"a\\", \\"b\\")") callback', 't.test.ts::joinURL(\\"a\\", \\"b\\")'),
         ("helper", None),
+        ("describe('tax') callback", None),  # the describe body, outside any test: the whole file
+        ("describe('tax') callback/beforeEach() callback", None),
+        ("test(`rounds ${x}`) callback", None),  # a template title names no single test
     ],
 )
 def test_the_runner_id_of_a_reference_in_a_test(name_path: str, expected: str | None) -> None:
@@ -56,7 +59,9 @@ def test_what_one_reference_means() -> None:
     assert follow is None and not result.tests and result.fallback is None  # the import line itself
     result, follow = _classify("test/tax.test.ts", "Function", "describe('tax') callback/it('x') callback", "tax(1)")
     assert result.tests == {"test/tax.test.ts": ["src/pricing.ts:tax", "test/tax.test.ts"]}
-    assert result.titles == {"test/tax.test.ts": {"test/tax.test.ts::tax x"}}
+    assert result.titles == {"test/tax.test.ts": {"test/tax.test.ts::tax x"}} and not result.whole
+    result, _ = _classify("test/tax.test.ts", "Function", "makeOrder", "tax(1)")
+    assert result.whole == {"test/tax.test.ts"}  # a helper of the test file: all of its tests
     assert _classify("src/cart.ts", "Method", "Cart/total", "price(i)")[1] == ("src/cart.ts", "Cart/total")
     assert _classify("src/cart.ts", "Function", "sum/items.reduce() callback", "tax(i)")[1] == ("src/cart.ts", "sum")
     result, _ = _classify("src/index.ts", "File", "index", "export { tax as vat } from './pricing';")
