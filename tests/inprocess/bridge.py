@@ -60,6 +60,7 @@ class InProcessBridge(BridgeClient):
         self._thread: threading.Thread | None = None
         self._stop: asyncio.Event | None = None
         self._handler: logging.Handler | None = None
+        self._root_level = logging.NOTSET
 
     def settings(self) -> BridgeSettings:
         """Read as a bridge process reads its environment (the CLI's ``load_settings``)."""
@@ -92,8 +93,11 @@ class InProcessBridge(BridgeClient):
         assert not self._thread.is_alive(), "the in-process bridge did not stop"
         self._thread = None
         if self._handler is not None:
-            logging.getLogger().removeHandler(self._handler)
+            root = logging.getLogger()
+            root.removeHandler(self._handler)
+            root.setLevel(self._root_level)
             self._handler.close()
+            self._handler = None
 
     def kill(self, sig: int = 0) -> None:
         """BridgeProcess's name for stopping (any signal: the app shuts down the one way it can here)."""
@@ -157,6 +161,7 @@ class InProcessBridge(BridgeClient):
         handler.setLevel(level.upper())
         handler.addFilter(_OwnRecords(self))
         root = logging.getLogger()
+        self._root_level = root.level  # given back on stop
         if root.getEffectiveLevel() > handler.level:
             root.setLevel(handler.level)  # as the CLI's basicConfig does
         root.addHandler(handler)
