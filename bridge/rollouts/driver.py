@@ -32,6 +32,7 @@ from bridge.settings import BridgeSettings
 
 log = logging.getLogger(__name__)
 PARALLEL = 4  # instances moved at once (each start costs CPU)
+ATTEMPTS = 2  # starts of one instance on a version before it counts as not ready there
 CHECK = 0.25  # seconds between looks at a soaking wave
 STOPPED = None  # a wave cut short by a pause or an abort
 
@@ -151,7 +152,14 @@ class Driver:
 
         async def one(route: Route) -> bool:
             async with limit:
-                return await move(self.instances, route, version, final=final)
+                for attempt in range(1, ATTEMPTS + 1):  # a start that fails once may be the machine, not the version
+                    if await move(self.instances, route, version, final=final and attempt == ATTEMPTS):
+                        return True
+                    if attempt < ATTEMPTS and self.instances.table.holds(route):
+                        self.ctx.manager.table.record(route, "instance.version_retry",
+                                                      f"not ready on {version} ({route.last_error}); once more",
+                                                      "warning")  # fmt: skip
+                return False
 
         return list(await asyncio.gather(*(one(r) for r in routes)))
 

@@ -119,9 +119,10 @@ class Callers:
             await asyncio.sleep(0.05)
 
 
-def moves_to(bridge: BridgeProcess, version: str) -> int:
+def moved_to(bridge: BridgeProcess, version: str) -> set[str]:
+    """The clients whose instance was ever moved to ``version``."""
     events = bridge.api("GET", "/events", params={"limit": 1000}).json()
-    return sum(1 for e in events if e["kind"] == "instance.version" and e["message"] == f"moving to version {version}")
+    return {e["client_id"] for e in events if e["kind"] == "instance.version" and e["message"].endswith(f" {version}")}
 
 
 async def test_a_good_version_reaches_every_client_with_sessions_intact(tmp_path, workspace) -> None:
@@ -165,7 +166,7 @@ async def test_a_version_that_is_never_ready_stops_at_the_first_wave_unseen(tmp_
             for client in CLIENTS:
                 assert await callers.call(client) == "1"
         assert final["state"] == "rolled_back" and "not ready on broken" in final["reason"], final
-        assert len(final["gates"]) == 1 and moves_to(bridge, "broken") == 1  # never beyond its first wave
+        assert len(final["gates"]) == 1 and moved_to(bridge, "broken") == {"c0"}  # never beyond its first wave
         assert callers.errors == {c: [] for c in CLIENTS}  # c0's calls were held through the failure and back
         assert {(s, v) for s, v, _ in versions(bridge).values()} == {("running", "v1")}
         kinds = {e["kind"] for e in bridge.api("GET", "/events", params={"limit": 1000}).json()}
@@ -183,7 +184,7 @@ async def test_a_version_that_errs_on_real_calls_is_rolled_back_by_the_gate(tmp_
         assert final["state"] == "rolled_back" and "error rate" in final["reason"], final
         gate = final["gates"][0]
         assert gate["wave_traffic"]["failed"] >= 3 and gate["rest_traffic"]["failed"] == 0, gate
-        assert moves_to(bridge, "erring") == 1
+        assert moved_to(bridge, "erring") == {"c0"}
         # Only the canary's client saw the bad version's errors; the others saw nothing.
         assert callers.errors["c0"] and all(not callers.errors[c] for c in CLIENTS[1:]), callers.errors
         assert {(s, v) for s, v, _ in versions(bridge).values()} == {("running", "v1")}
