@@ -262,7 +262,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              errors=(401, 422), query=(EVENTS_OF, LIMIT)),
     Endpoint("POST", "/rollouts", start_rollout, "Start moving a service's instances to a catalog version in "
              "waves, each judged by a gate (docs/rollouts.md)", 201, RolloutCreate, RolloutView,
-             errors=(400, 401, 409, 413, 422, 503, 507)),
+             errors=(400, 401, 404, 409, 413, 422, 503, 507)),
     Endpoint("GET", "/rollouts", list_rollouts, "Recent rollouts, newest first", response=RolloutView, many=True,
              errors=(401,)),
     Endpoint("GET", "/rollouts/{service}", get_rollout, "The service's latest rollout", response=RolloutView,

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from bridge import store
 from bridge.catalog.services import refresh_catalog
-from bridge.errors import Conflict, Invalid, NotFound
+from bridge.errors import Conflict, NotFound
 from bridge.keys import ENGINE, MANAGER, METRICS, SETTINGS
 from bridge.models import Rollout
 from bridge.rollouts.driver import Context, Driver
@@ -83,10 +83,11 @@ class RolloutRunner:
         settings, instances = self.ctx.settings, self.ctx.manager.instances
         await asyncio.to_thread(refresh_catalog, instances.catalog, settings.catalog, settings.data_dir)
         spec = instances.catalog.get(body.service)
-        if spec is None:
-            raise Invalid(f"unknown service {body.service!r}", field="service")
+        if spec is None:  # 404: the request is well formed, the catalog has no such thing
+            raise NotFound(f"no service {body.service!r} in the catalog", service=body.service)
         if body.to not in known(spec):
-            raise Invalid(f"{body.service} has no version {body.to!r}; known: {', '.join(known(spec))}", field="to")
+            raise NotFound(f"{body.service} has no version {body.to!r}; known: {', '.join(known(spec))}",
+                           service=body.service)  # fmt: skip
         current = instances.current_versions.get(body.service) or base_name(spec)
         pinned = {r.version or current for r in instances.table if r.service == body.service}
         if pinned <= {body.to} and current == body.to:

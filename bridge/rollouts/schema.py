@@ -3,27 +3,27 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from bridge.rollouts.settings import parse_waves
 from bridge.rollouts.versions import VERSION_NAME
 
 # A rollout's states; ``ACTIVE`` ones hold the service (one rollout per service at a time).
 RUNNING, PAUSED, DONE, ROLLED_BACK, ABORTED = "running", "paused", "done", "rolled_back", "aborted"
 ACTIVE = frozenset({RUNNING, PAUSED})
+SERVICE_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"  # a catalog service's name as a rollout may name it
 
 
 class RolloutCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    service: str = Field(min_length=1, max_length=64, description="The catalog service whose instances move.")
+    service: str = Field(pattern=SERVICE_PATTERN, description="The catalog service whose instances move.")
     to: str = Field(pattern="^" + VERSION_NAME.pattern + "$", description="A version the catalog declares for it.")
-    waves: list[int] | None = Field(
+    waves: list[Annotated[int, Field(ge=1, le=100)]] | None = Field(
         None, min_length=1, max_length=20,
-        description="Cumulative percentages of the service's instances, rising, ending at 100; default "
-        "PARADISE_ROLLOUT_WAVES.",
+        description="Cumulative percentages of the service's instances; taken in rising order without repeats, "
+        "100 added when missing; default PARADISE_ROLLOUT_WAVES.",
     )
     soak: float | None = Field(None, ge=0, le=86400, description="Seconds each wave serves before its gate; "
                                "default PARADISE_ROLLOUT_SOAK.")  # fmt: skip
@@ -31,7 +31,7 @@ class RolloutCreate(BaseModel):
     @field_validator("waves")
     @classmethod
     def _rising(cls, value: list[int] | None) -> list[int] | None:
-        return None if value is None else parse_waves(value)
+        return None if value is None else sorted({*value, 100})
 
 
 class RolloutView(BaseModel):
