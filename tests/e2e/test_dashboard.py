@@ -113,6 +113,8 @@ def test_new_client_appears_and_goes_live_without_reload(
     row = 'tr.instance-row[data-client="dash-browser"][data-service="slow"]'
     port = browser.execute_script(f"return document.querySelector('{row} td.port').textContent;")
     assert int(port) == bridge.state("dash-browser", "slow")["port"]
+    version = browser.execute_script(f"return document.querySelector('{row} td.service .version').textContent;")
+    assert version == bridge.state("dash-browser", "slow")["version"] == "default"  # the version it runs
     wait_for(browser, f"/^\\d+s$/.test(document.querySelector('{row} td.uptime').textContent)")
     wait_for(browser, "document.querySelector('#events .event .kind').textContent.length > 0")
     kinds = browser.execute_script("return [...document.querySelectorAll('#events .kind')].map(e => e.textContent);")

@@ -150,10 +150,7 @@ async def test_a_good_version_reaches_every_client_with_sessions_intact(tmp_path
         # A client registered now starts on the service's current version.
         bridge.register("c9", workspace, ["canary"], wait=30)
         assert bridge.state("c9", "canary")["version"] == "v2"
-        status = subprocess.run(
-            [PYTHON, "-m", "bridge", "rollout", "status", "canary"], capture_output=True, text=True, timeout=30,
-            env={**bridge.env, "PARADISE_URL": bridge.url}, cwd=ROOT,
-        )
+        status = cli(bridge, "status", "canary")
         assert status.returncode == 0 and "v1 -> v2" in status.stdout and "done" in status.stdout, status
 
 
@@ -216,16 +213,25 @@ def rollout_state_in_database(bridge: BridgeProcess) -> str:
         return db.execute("SELECT state FROM rollout ORDER BY id DESC LIMIT 1").fetchone()[0]
 
 
+def cli(bridge: BridgeProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([PYTHON, "-m", "bridge", "rollout", *args], capture_output=True, text=True, timeout=30,
+                          env={**bridge.env, "PARADISE_URL": bridge.url}, cwd=ROOT)  # fmt: skip
+
+
 async def test_pause_resume_and_abort(tmp_path, workspace) -> None:
     with canary_bridge(tmp_path) as bridge:
         register_all(bridge, workspace)
-        start(bridge, "v2", [25, 100], soak=60)
-        for action, state in (("pause", "paused"), ("resume", "running"), ("abort", "aborted")):
+        started = cli(bridge, "start", "canary", "--to", "v2", "--waves", "33,100", "--soak", "60")
+        assert started.returncode == 0 and "v1 -> v2" in started.stdout, started
+        for action, state in (("pause", "paused"), ("resume", "running")):
             resp = bridge.api("POST", f"/rollouts/canary/{action}")
             assert resp.status_code == 200 and resp.json()["state"] == state, resp.text
+        aborted = cli(bridge, "abort", "canary")
+        assert aborted.returncode == 0 and "aborted" in aborted.stdout, aborted
         assert bridge.api("POST", "/rollouts/canary/resume").status_code == 409
         final = await until_final(bridge)
         assert {(s, v) for s, v, _ in versions(bridge).values()} == {("running", "v1")}
         assert final["reason"] == "aborted by the operator"
         assert bridge.api("GET", "/rollouts/nothing").status_code == 404
+        assert bridge.api("POST", "/rollouts", json={"service": "canary", "to": "v9"}).status_code == 404
         assert start(bridge, "v2", [100], soak=0)["state"] == "running"  # the service is free again
