@@ -35,6 +35,7 @@ PARALLEL = 4  # instances moved at once (each start costs CPU)
 ATTEMPTS = 2  # starts of one instance on a version before it counts as not ready there
 CHECK = 0.25  # seconds between looks at a soaking wave
 STOPPED = None  # a wave cut short by a pause or an abort
+DORMANT = (InstanceState.IDLE, InstanceState.STOPPED, InstanceState.FAILED)
 
 
 @dataclass
@@ -50,6 +51,7 @@ class Driver:
         self.ctx, self.rollout = ctx, rollout
         self.instances = ctx.manager.instances
         self.service = rollout.service
+        self._pinned: set[tuple[str, str]] = set()  # instances this pass pinned without starting them
 
     # ---- reading -----------------------------------------------------------------------------------
 
@@ -116,12 +118,18 @@ class Driver:
         routes = self.routes()
         want = math.ceil(rollout.waves[index] * len(routes) / 100)
         moved = [r for r in routes if self.version_of(r) == rollout.to_version]
-        todo = [r for r in routes if self.version_of(r) != rollout.to_version][: max(0, want - len(moved))]
-        failed = [r for r, ok in zip(todo, await self._move_all(todo, rollout.to_version), strict=True) if not ok]
-        wave = [r for r in self.routes() if self.version_of(r) == rollout.to_version]
-        rest = [r for r in self.routes() if r not in wave]
-        judged: dict[str, Any] = {"wave": index + 1, "percent": rollout.waves[index], "moved": len(wave),
-                                  "instances": len(wave) + len(rest)}  # fmt: skip
+        # Serving instances first: a wave of sleeping ones would show the gate nothing.
+        todo = sorted((r for r in routes if self.version_of(r) != rollout.to_version), key=self._serving_first)
+        todo = todo[: max(0, want - len(moved))]
+        started = [r for r in todo if not self._pin_only(r, rollout.to_version)]
+        results = await self._move_all(started, rollout.to_version)
+        failed = [r for r, ok in zip(started, results, strict=True) if not ok and self.instances.table.holds(r)]
+        judged_now = [r for r in self.routes() if not self._unjudged(r)]
+        wave = [r for r in judged_now if self.version_of(r) == rollout.to_version]
+        rest = [r for r in judged_now if r not in wave]
+        now_on = [r for r in self.routes() if self.version_of(r) == rollout.to_version]
+        judged: dict[str, Any] = {"wave": index + 1, "percent": rollout.waves[index], "moved": len(now_on),
+                                  "instances": len(self.routes()), "judged": len(wave)}  # fmt: skip
         if failed:
             names = ", ".join(f"{r.client_id} ({r.last_error or r.state})" for r in failed)
             return f"not ready on {rollout.to_version}: {names}", {**judged, "ok": False}
@@ -139,6 +147,27 @@ class Driver:
                 break
         seconds = round(time.monotonic() - began, 2)
         return reason, {**judged, "ok": reason is None, "reason": reason, "seconds": seconds, **figures}
+
+    @staticmethod
+    def _serving_first(route: Route) -> tuple[bool, str]:
+        return route.state in DORMANT, route.client_id
+
+    def _pin_only(self, route: Route, version: str, *, failed_too: bool = True) -> bool:
+        """A sleeping instance (idle, stopped; failed before it was moved) is pinned, not started: it starts
+        on the version when it is next woken. True when it was; it is then not judged in this pass."""
+        asleep = (InstanceState.IDLE, InstanceState.STOPPED) + ((InstanceState.FAILED,) if failed_too else ())
+        if route.state not in asleep:
+            return False
+        self.instances.table.update(route, version=version)
+        self.instances.table.record(route, "instance.version", f"pinned to {version} (starts on it when woken)")
+        self._pinned.add(route.key)
+        return True
+
+    def _unjudged(self, route: Route) -> bool:
+        """Asleep on purpose, or failed before this pass pinned it: no traffic, nothing to judge."""
+        return route.state in (InstanceState.IDLE, InstanceState.STOPPED) or (
+            route.state == InstanceState.FAILED and route.key in self._pinned
+        )
 
     async def _settled(self, wave: list[Route]) -> None:
         """Wait (bounded) for starts under way on the wave, e.g. a new leader's reconcile after a crash."""
@@ -176,8 +205,9 @@ class Driver:
     async def _roll_back(self) -> None:
         rollout = self.rollout
         back = [r for r in self.routes() if self.version_of(r) != rollout.from_version]
-        results = await self._move_all(back, rollout.from_version, final=True)
-        stuck = [r.client_id for r, ok in zip(back, results, strict=True) if not ok]
+        started = [r for r in back if not self._pin_only(r, rollout.from_version, failed_too=False)]
+        results = await self._move_all(started, rollout.from_version, final=True)
+        stuck = [r.client_id for r, ok in zip(started, results, strict=True) if not ok]
         note = f"; could not start again on {rollout.from_version}: {', '.join(stuck)}" if stuck else ""
 
         def write() -> None:

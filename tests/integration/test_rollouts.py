@@ -213,6 +213,25 @@ def rollout_state_in_database(bridge: BridgeProcess) -> str:
         return db.execute("SELECT state FROM rollout ORDER BY id DESC LIMIT 1").fetchone()[0]
 
 
+async def test_a_sleeping_instance_is_pinned_and_wakes_on_the_new_version(tmp_path, workspace) -> None:
+    env = {"PARADISE_CATALOG": str(canary_catalog(tmp_path / "catalog.toml")), "PARADISE_IDLE_TIMEOUT": "1"}
+    with serving(BridgeProcess(tmp_path / "data", env=env)) as bridge:
+        tokens = {c: bridge.register(c, workspace, ["canary"], wait=30)["token"] for c in ("c0", "c1")}
+        for client in tokens:
+            assert bridge.wait_state(client, "canary", {"idle"}, timeout=30)["state"] == "idle"
+        async with mcp_client(bridge.mcp_url("c1", "canary"), tokens["c1"], mode="legacy") as awake:
+            assert (await awake.call_tool("version", {})).content[0].text == "1"  # c1 serves again, c0 sleeps
+            start(bridge, "v2", [50, 100], soak=0)
+            final = await until_final(bridge)
+            assert (await awake.call_tool("version", {})).content[0].text == "2"
+        assert final["state"] == "done", final
+        # The first wave took the serving instance, though c0 comes first by name; c0 was pinned, not started.
+        assert [g["judged"] for g in final["gates"]] == [1, 1] and moved_to(bridge, "v2") == {"c1"}
+        assert bridge.state("c0", "canary")["state"] == "idle" and bridge.state("c0", "canary")["version"] == "v2"
+        async with mcp_client(bridge.mcp_url("c0", "canary"), tokens["c0"], mode="legacy") as woken:
+            assert (await woken.call_tool("version", {})).content[0].text == "2"
+
+
 def cli(bridge: BridgeProcess, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([PYTHON, "-m", "bridge", "rollout", *args], capture_output=True, text=True, timeout=30,
                           env={**bridge.env, "PARADISE_URL": bridge.url}, cwd=ROOT)  # fmt: skip
