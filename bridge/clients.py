@@ -35,7 +35,7 @@ from bridge.models import (
     TokenRotated,
 )
 from bridge.ports import PortAllocator
-from bridge.rollouts.versions import DEFAULT, base_name
+from bridge.rollouts.versions import DEFAULT, runs
 from bridge.settings import BridgeSettings
 from bridge.workspaces import WorkspaceIdentity, refuse_overlap, resolve_workspace
 
@@ -266,10 +266,14 @@ class ClientManager:
             last_probe_at=route.last_probe_at,
             last_probe_ms=route.last_probe_ms,
             started_at=route.started_at,
-            version=base_name(self.instances.service_of(route)) if route.service in self.instances.catalog
-            else route.version or DEFAULT,
+            version=self._version(route),
             version_id=route.version_id,
         )
+
+    def _version(self, route: Route) -> str:
+        spec = self.instances.catalog.get(route.service)
+        pinned = route.version or self.instances.current_versions.get(route.service)
+        return runs(spec, pinned) if spec is not None else pinned or DEFAULT
 
     def view(self, client_id: str) -> ClientView:
         client = self.require(client_id)

@@ -52,6 +52,11 @@ def known(spec: ServiceSpec) -> list[str]:
     return list(dict.fromkeys([base_name(spec), *spec.versions]))
 
 
+def runs(spec: ServiceSpec, name: str | None) -> str:
+    """The name of the version ``versioned(spec, name)`` runs, without building it (views ask it often)."""
+    return name if name is not None and name in spec.versions else base_name(spec)
+
+
 def versioned(spec: ServiceSpec, name: str | None) -> ServiceSpec:
     """The entry as version ``name`` runs it (the entry itself for its own version or one it no longer has)."""
     if name is None or name == base_name(spec) or name not in spec.versions:

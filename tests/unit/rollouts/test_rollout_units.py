@@ -15,7 +15,7 @@ from bridge.models import InstanceState, Rollout
 from bridge.observability.metrics import LATENCY_BUCKETS
 from bridge.rollouts import gate
 from bridge.rollouts.settings import parse_waves
-from bridge.rollouts.versions import identify, known, versioned
+from bridge.rollouts.versions import identify, known, runs, versioned
 from bridge.settings import load_settings
 
 # ---- versions ----------------------------------------------------------------------------------------
@@ -34,6 +34,7 @@ def test_a_version_overrides_the_entry_and_merges_its_env() -> None:
     assert three.package == "npm:x@1.0.0" and three.command is None  # a package replaces the command
     assert versioned(spec, "v1") is spec and versioned(spec, None) is spec and versioned(spec, "gone") is spec
     assert known(spec) == ["v1", "v2", "v3"]
+    assert [runs(spec, name) for name in ("v2", "v1", "gone", None)] == ["v2", "v1", "v1", "v1"]  # as views say
     assert known(ServiceSpec(name="x", command=["a"])) == ["default"]
 
 
