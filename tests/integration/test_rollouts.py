@@ -17,7 +17,10 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+from bridge import store
+from bridge.models import Rollout
 from tests.helpers import PYTHON, ROOT, BridgeProcess, mcp_client, serving
+from tests.integration.test_postgres import postgres_url  # noqa: F401 (the fixture)
 
 CLIENTS = ("c0", "c1", "c2")  # instances are moved in client order: c0 is the first wave's canary
 FINAL = {"done", "rolled_back", "aborted"}
@@ -254,3 +257,27 @@ async def test_pause_resume_and_abort(tmp_path, workspace) -> None:
         assert bridge.api("GET", "/rollouts/nothing").status_code == 404
         assert bridge.api("POST", "/rollouts", json={"service": "canary", "to": "v9"}).status_code == 404
         assert start(bridge, "v2", [100], soak=0)["state"] == "running"  # the service is free again
+
+
+def test_the_rollout_records_on_postgresql(postgres_url: str) -> None:  # noqa: F811 (the fixture imported above)
+    """The one-rollout lock, the state-guarded update and the current versions on PostgreSQL too (two
+    bridges on one database: whichever takes a start or a pause writes it there)."""
+    engine = store.make_engine(postgres_url)
+
+    def add() -> Rollout | None:
+        with store.session(engine) as db:
+            return store.add_rollout(db, Rollout(service="canary", from_version="v1", to_version="v2", waves=[100]))
+
+    first = add()
+    assert first is not None and add() is None
+    with store.session(engine) as db:
+        assert not store.update_rollout(db, rollout_id=first.id, expect=frozenset({"paused"}), state="done")
+        assert store.update_rollout(db, rollout_id=first.id, expect=frozenset({"running"}), state="done",
+                                    gates=[{"wave": 1, "ok": True}])  # fmt: skip
+        store.set_current_version(db, service="canary", version="v2")
+        store.release_rollout(db, service="canary")
+    with store.session(engine) as db:
+        assert store.current_versions(db) == {"canary": "v2"} and store.active_rollouts(db) == []
+        assert store.latest_rollout(db, service="canary").gates == [{"wave": 1, "ok": True}]
+    assert add() is not None
+    engine.dispose()
