@@ -157,7 +157,8 @@ def language_table(serena_venv: Path, servers_file: Path | None) -> list[dict[st
         version = "operator" if name in operator else " ".join(pack.npm or pack.pypi or pack.debian) if pack else "-"
         if pack is not None and pack.name == "pyright" and name not in operator:
             version = f"pyright=={PYRIGHT_VERSION}"  # installed with Serena, pinned there
-        how = "" if server else (pack.how if pack else "install it; name it in PARADISE_SERENA_LANGUAGE_SERVERS")
+        how = "" if server else (pack.how if pack else L.NOT_ONE_PATH.get(
+            name, "install it; name it in PARADISE_SERENA_LANGUAGE_SERVERS"))
         rows.append({"language": name, "server": str(server) if server else None, "version": version,
                      "installed": server is not None, "how": how})
     return rows

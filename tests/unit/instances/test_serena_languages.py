@@ -139,6 +139,7 @@ def test_doctor_table_says_installed_or_how_to_add(tmp_path: Path) -> None:
     assert rows["php"]["installed"] and rows["php"]["version"] == "intelephense@1.14.4" and rows["php"]["how"] == ""
     assert not rows["typescript"]["installed"] and "--languages typescript" in rows["typescript"]["how"]
     assert not rows["rust"]["installed"] and "PARADISE_SERENA_LANGUAGE_SERVERS" in rows["rust"]["how"]
+    assert "jdtls_path" in rows["java"]["how"]  # not one server path: the setting cannot add it
     assert os.fspath(rows["python"]["server"]).endswith("pyright-langserver")
 
 
