@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 
 from bridge import store
 from bridge.catalog.services import refresh_catalog
+from bridge.catalog.versions import DEFAULT, runs
 from bridge.errors import Conflict, Invalid, NotFound
 from bridge.events import EventLog
 from bridge.lifecycle.health import HealthMonitor
@@ -35,7 +36,6 @@ from bridge.models import (
     TokenRotated,
 )
 from bridge.ports import PortAllocator
-from bridge.rollouts.versions import DEFAULT, runs
 from bridge.settings import BridgeSettings
 from bridge.workspaces import WorkspaceIdentity, refuse_overlap, resolve_workspace
 

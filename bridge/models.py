@@ -105,7 +105,7 @@ class Instance(SQLModel, table=True):
     # The secret of the current launch, sent upstream as X-Paradise-Instance-Key; never in a view or an event.
     instance_key: str | None = None
     # The catalog version it is pinned to (a rollout moved it; None: the service's current one, docs/rollouts.md)
-    # and what its launch ran (image tag and id, or a digest of the command), bridge/rollouts/versions.py.
+    # and what its launch ran (image tag and id, or a digest of the command), bridge/catalog/versions.py.
     version: str | None = None
     version_id: str | None = None
 

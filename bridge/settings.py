@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from bridge.rollouts.settings import RolloutSettings
+from bridge.rollout_settings import RolloutSettings
 
 _RANGE = re.compile(r"^\s*(\d{1,5})\s*-\s*(\d{1,5})\s*$")
 _MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
@@ -79,7 +79,7 @@ MemorySize = Annotated[str | None, AfterValidator(_checked_memory)]
 
 
 class BridgeSettings(BaseSettings, RolloutSettings):
-    """Every knob (PARADISE_ROLLOUT_*: bridge/rollouts/settings.py); the field name upper-cased with ``PARADISE_``."""
+    """Every knob (PARADISE_ROLLOUT_*: bridge/rollout_settings.py); the field name upper-cased with ``PARADISE_``."""
 
     model_config = SettingsConfigDict(env_prefix="PARADISE_", env_file=".env", extra="ignore")
 

@@ -109,7 +109,7 @@ class ServiceSpec(BaseModel):
     @field_validator("versions")
     @classmethod
     def _version_overrides(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        from bridge.rollouts.versions import check_versions
+        from bridge.catalog.versions import check_versions
 
         return check_versions(value)
 

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from bridge.cli.common import CliError, call, emit, table
-from bridge.rollouts.settings import parse_waves
+from bridge.rollout_settings import parse_waves
 
 
 def waves_arg(value: str) -> list[int]:

@@ -20,6 +20,7 @@ import aiohttp
 
 from bridge.catalog import ServiceSpec
 from bridge.catalog.instance_spec import instance_spec
+from bridge.catalog.versions import identify, versioned
 from bridge.errors import NotFound, TooManyInstances, Unavailable
 from bridge.lifecycle import capacity
 from bridge.lifecycle.peers import PeerLinks
@@ -30,7 +31,6 @@ from bridge.mcp.verify import Impostor, verify_instance
 from bridge.models import InstanceState, utcnow
 from bridge.observability.metrics import BridgeMetrics, observe_startup
 from bridge.ports import PortAllocator
-from bridge.rollouts.versions import identify, versioned
 from bridge.runtime.access import has_content
 from bridge.runtime.base import InstanceSpec, PortTaken, Runtime
 from bridge.settings import BridgeSettings

@@ -80,7 +80,7 @@ class Route:
     started_at: datetime | None = None
     instance_key: str | None = None  # this launch's secret; the instance accepts only requests that carry it
     version: str | None = None  # the catalog version pinned by a rollout; None: the service's current one
-    version_id: str | None = None  # what this launch runs (bridge/rollouts/versions.py)
+    version_id: str | None = None  # what this launch runs (bridge/catalog/versions.py)
     # Extra upstream headers precomputed off the hot path (e.g. how to reach a sibling instance); usually empty.
     peer_headers: dict[str, str] = field(default_factory=dict)
     ready: asyncio.Event = field(default_factory=asyncio.Event)

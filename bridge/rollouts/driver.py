@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from bridge import store
+from bridge.catalog.versions import base_name
 from bridge.clients import ClientManager
 from bridge.lifecycle.routes import Route
 from bridge.models import InstanceState, Rollout
@@ -27,7 +28,6 @@ from bridge.observability.metrics import BridgeMetrics
 from bridge.rollouts import gate
 from bridge.rollouts.mover import move, quiet
 from bridge.rollouts.schema import ABORTED, DONE, ROLLED_BACK, RUNNING
-from bridge.rollouts.versions import base_name
 from bridge.settings import BridgeSettings
 
 log = logging.getLogger(__name__)

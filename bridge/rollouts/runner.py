@@ -19,13 +19,13 @@ from aiohttp import web
 
 from bridge import store
 from bridge.catalog.services import refresh_catalog
+from bridge.catalog.versions import base_name, known
 from bridge.errors import Conflict, NotFound
 from bridge.keys import ENGINE, MANAGER, METRICS, SETTINGS
 from bridge.models import Rollout
+from bridge.rollout_settings import parse_waves
 from bridge.rollouts.driver import Context, Driver
 from bridge.rollouts.schema import ABORTED, ACTIVE, PAUSED, RUNNING, RolloutCreate, RolloutView
-from bridge.rollouts.settings import parse_waves
-from bridge.rollouts.versions import base_name, known
 
 log = logging.getLogger(__name__)
 TICK = 1.0  # seconds between looks at the database (a start, resume or abort on this bridge wakes it at once)

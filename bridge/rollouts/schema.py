@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from bridge.rollouts.versions import VERSION_NAME
+from bridge.catalog.versions import VERSION_NAME
 
 # A rollout's states; ``ACTIVE`` ones hold the service (one rollout per service at a time).
 RUNNING, PAUSED, DONE, ROLLED_BACK, ABORTED = "running", "paused", "done", "rolled_back", "aborted"

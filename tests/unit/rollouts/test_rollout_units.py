@@ -11,11 +11,11 @@ from pydantic import ValidationError
 
 from bridge import store
 from bridge.catalog import ServiceSpec
+from bridge.catalog.versions import identify, known, runs, versioned
 from bridge.models import InstanceState, Rollout
 from bridge.observability.metrics import LATENCY_BUCKETS
+from bridge.rollout_settings import parse_waves
 from bridge.rollouts import gate
-from bridge.rollouts.settings import parse_waves
-from bridge.rollouts.versions import identify, known, runs, versioned
 from bridge.settings import load_settings
 
 # ---- versions ----------------------------------------------------------------------------------------
