@@ -115,11 +115,8 @@ async def manager_ctx(app: web.Application) -> AsyncIterator[None]:
         log.warning("another bridge holds the monitor lease; following it (data from the shared database)")
     monitor = HealthMonitor(instances, leadership, follow=manager.refresh)
     manager.monitor = monitor
-    watcher = asyncio.create_task(monitor.run(), name="health monitor")
-    yield
-    watcher.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await watcher
+    async with eventloop.background(monitor.run(), "health monitor"):
+        yield
     await monitor.close()
     await manager.close()
 
@@ -182,11 +179,8 @@ async def alerts_ctx(app: web.Application) -> AsyncIterator[None]:
     if not url:
         yield
         return
-    sender = asyncio.create_task(AlertSender(url, app[HTTP], app[EVENTS]).run(), name="alerts")
-    yield
-    sender.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await sender
+    async with eventloop.background(AlertSender(url, app[HTTP], app[EVENTS]).run(), "alerts"):
+        yield
 
 
 async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -194,11 +188,8 @@ async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     alarm = StorageAlarm(app[EVENTS], settings.data_dir, interval=settings.probe_interval)
     app[STORAGE_ALARM] = alarm
-    watcher = asyncio.create_task(alarm.run(), name="storage alarm")
-    yield
-    watcher.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await watcher
+    async with eventloop.background(alarm.run(), "storage alarm"):
+        yield
 
 
 def admin_only(handler: Handler, admin_token: str) -> Handler:

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 
 from bridge import store
 from bridge.catalog.services import DATA_CATALOG, CatalogError, ServiceSpec, load_catalog
+from bridge.eventloop import background
 from bridge.settings import BridgeSettings
 
 if TYPE_CHECKING:
@@ -140,13 +141,8 @@ async def watching(catalog: dict[str, ServiceSpec], settings: BridgeSettings, ma
                    ) -> AsyncIterator[CatalogWatcher]:
     """The watcher running for the app's lifetime (app.py's cleanup context)."""
     watcher = CatalogWatcher(catalog, settings, manager)
-    task = asyncio.create_task(watcher.run(), name="catalog watch")
-    try:
+    async with background(watcher.run(), "catalog watch"):
         yield watcher
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 __all__ = ["POLL", "CatalogWatcher", "watching"]

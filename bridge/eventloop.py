@@ -7,7 +7,10 @@ every request (see the README's proxy figures, measured with the reference proxy
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
 
 
 def loop_name() -> str:
@@ -22,3 +25,16 @@ def new_event_loop(name: str | None = None) -> asyncio.AbstractEventLoop:
 
         return uvloop.new_event_loop()
     return asyncio.new_event_loop()
+
+
+@contextlib.asynccontextmanager
+async def background(work: Coroutine[Any, Any, Any], name: str) -> AsyncIterator[asyncio.Task[Any]]:
+    """``work`` as a task while the block runs (an app's cleanup context: a monitor, a sampler), then
+    cancelled and awaited, so no task outlives the app that started it."""
+    task = asyncio.create_task(work, name=name)
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -36,6 +36,7 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from bridge import eventloop
 from bridge.clients import ClientManager
 from bridge.errors import NotFound
 from bridge.keys import ADMIN_TOKEN, MANAGER, METRICS
@@ -102,11 +103,8 @@ def add_routes(app: web.Application, admin_token: str) -> None:
 async def history_ctx(app: web.Application) -> AsyncIterator[None]:
     """The last hour of every instance, sampled whether or not a page is open (so a page opens onto it)."""
     app[HISTORY] = History()
-    sampler = asyncio.create_task(charts.run(app[HISTORY], app[MANAGER], app[METRICS]), name="dashboard history")
-    yield
-    sampler.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await sampler
+    async with eventloop.background(charts.run(app[HISTORY], app[MANAGER], app[METRICS]), "dashboard history"):
+        yield
 
 
 async def redirect(_request: web.Request) -> web.StreamResponse:

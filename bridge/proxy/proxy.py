@@ -43,6 +43,8 @@ MAX_ANSWER = 32 * 1024 * 1024  # a JSON answer larger than this is an instance g
 MAX_STREAMS_PER_CLIENT = 64
 MAX_RESENDS = 2  # a safe request cut by its instance's death is sent again at most this often
 MAX_DROPS = 4  # a safe request dropped by an instance that lives on is sent again at most this often
+# The client's revocation count when its request came in: a rotation or deletion since then ends its stream.
+REVOKED_AT = web.RequestKey("paradise_revoked", int)
 # Reaching the instance failed before the request was sent: always safe to send again. (The aiohttp errors
 # come from replaying a session's initialize, which goes through the bridge's MCP client.)
 _NEVER_SENT = (NotSent, aiohttp.ClientConnectorError)
@@ -136,7 +138,7 @@ class McpProxy:
         service = request.match_info["service"]
         self.check_origin(request)
         route = self.authorize(request, client_id, service)
-        request["paradise_revoked"] = self._revoked[client_id]  # what ``_relay`` compares with
+        request[REVOKED_AT] = self._revoked[client_id]  # what ``_relay`` compares with
         with self.metrics.track(client_id, service, request.method) as track:
             if request.method == "GET":  # a listening stream may stay open while its instance is frozen
                 return await self._listen(request, route, track)
@@ -325,7 +327,7 @@ class McpProxy:
         route.streams += 1  # an open stream keeps the instance from idling
         live = self._live.setdefault(route.client_id, set())
         live.add(upstream)
-        if self._revoked[route.client_id] != request["paradise_revoked"]:
+        if self._revoked[route.client_id] != request[REVOKED_AT]:
             upstream.close()  # the credentials changed while this stream was opening
             live.discard(upstream)
         try:

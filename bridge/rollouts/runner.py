@@ -21,6 +21,7 @@ from bridge import store
 from bridge.catalog.services import refresh_catalog
 from bridge.catalog.versions import base_name, known
 from bridge.errors import Conflict, NotFound
+from bridge.eventloop import background
 from bridge.keys import ENGINE, MANAGER, METRICS, SETTINGS
 from bridge.models import Rollout
 from bridge.rollout_settings import parse_waves
@@ -171,9 +172,6 @@ async def rollouts_ctx(app: web.Application) -> AsyncIterator[None]:
     monitor = manager.monitor
     runner = RolloutRunner(ctx, leading=lambda: monitor is not None and monitor.leadership.leading)
     app[RUNNER] = runner
-    task = asyncio.create_task(runner.run(), name="rollouts")
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    async with background(runner.run(), "rollouts"):
+        yield
     await runner.close()
