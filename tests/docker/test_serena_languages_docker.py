@@ -1,8 +1,8 @@
-"""Serena beyond Python on the Docker runtime: images/serena carries the language packs, and a TypeScript
-workspace, JavaScript without a jsconfig.json and a mixed Python + TypeScript repository answer ``find_symbol``
-and ``find_referencing_symbols`` through a real bridge, from a container with no network beyond the host
-(PARADISE_INSTANCE_EGRESS=none); an operator's server (PARADISE_SERENA_LANGUAGE_SERVERS) is mounted read-only
-into the container and is the server Serena runs there."""
+"""Serena beyond Python on the Docker runtime: images/serena carries the language packs, and TypeScript, Go,
+Bash and PHP workspaces, JavaScript without a jsconfig.json and a mixed Python + TypeScript repository answer
+``find_symbol`` and ``find_referencing_symbols`` through a real bridge, from a container with no network
+beyond the host (PARADISE_INSTANCE_EGRESS=none); an operator's server (PARADISE_SERENA_LANGUAGE_SERVERS, here
+for C++) is mounted read-only into the container and is the server Serena runs there."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ from tests.helpers import BridgeProcess, mcp_client
 pytestmark = [pytest.mark.docker, pytest.mark.serena, pytest.mark.slow]
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "languages"
-CLIENTS = {"dk-lang-ts", "dk-lang-mixed", "dk-lang-js-plain", "dk-lang-operator"}
+CLIENTS = {"dk-lang-ts", "dk-lang-mixed", "dk-lang-js-plain", "dk-lang-go", "dk-lang-bash", "dk-lang-php",
+           "dk-lang-operator"}
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +68,10 @@ async def answers(bridge: BridgeProcess, client: str, token: str, symbol: str, d
     [("dk-lang-ts", "typescript", [("Calculator", "src/calculator.ts", "src/main.ts")]),
      ("dk-lang-js-plain", "javascript-plain", [("Calculator", "lib/calculator.js", "index.js")]),
      ("dk-lang-mixed", "mixed", [("Calculator", "web/src/calculator.ts", "web/src/main.ts"),
-                                 ("PriceList", "api/pricing.py", "api/pricing.py")])],
+                                 ("PriceList", "api/pricing.py", "api/pricing.py")]),
+     ("dk-lang-go", "go", [("Calculator", "calculator.go", "main.go")]),
+     ("dk-lang-bash", "bash", [("calculator_add", "calculator.sh", "main.sh")]),
+     ("dk-lang-php", "php", [("Calculator", "src/Calculator.php", "src/Main.php")])],
 )
 async def test_the_image_answers_beyond_python(
     bridge: BridgeProcess, work: Path, client: str, fixture: str, checks: list[tuple[str, str, str]]
