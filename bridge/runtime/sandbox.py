@@ -191,12 +191,10 @@ class Sandbox:
         read-only source tree, the home inside a masked data dir) lands on top of a shallower one."""
         data_dir = self.data_dir.resolve()
         workspace, home = spec.workspace.resolve(), launch.home.resolve()
-        mounts: dict[Path, str] = {path: "ro-bind" for path in self._readable(spec, data_dir, home)}
+        readable = self._readable(spec, data_dir, home, launch.readable)
+        mounts: dict[Path, str] = dict.fromkeys(readable, "ro-bind")
         for service in spec.peers:
             mounts[peer_run_dir(launch.run_dir, service).resolve()] = "ro-bind"
-        for path in launch.readable:
-            if path.exists() and not any(_inside(path.resolve(), system) for system in (Path("/usr"), Path("/etc"))):
-                mounts.setdefault(path.resolve(), "ro-bind")
         mounts[workspace] = "bind"
         mounts[launch.run_dir.resolve()] = "bind"
         mounts[home] = "home"
@@ -204,10 +202,12 @@ class Sandbox:
             mounts[data_dir] = "mask"  # a workspace or a source path that holds the data dir: hide it again
         return sorted(((kind, path) for path, kind in mounts.items()), key=lambda item: _depth(item[1]))
 
-    def _readable(self, spec: InstanceSpec, data_dir: Path, home: Path) -> set[Path]:
+    def _readable(self, spec: InstanceSpec, data_dir: Path, home: Path, extra: tuple[Path, ...] = ()) -> set[Path]:
+        """Host paths shown read-only: the Python, the project, every absolute path the command or catalog env
+        names, and ``extra`` (the launch's: the host's CA files under egress); never the data dir."""
         wanted = {Path(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
         wanted |= _project_package_dirs()
-        for value in [*(spec.command or []), *spec.env.values()]:
+        for value in [*(spec.command or []), *spec.env.values(), *map(str, extra)]:
             for part in str(value).split(os.pathsep):
                 if os.path.isabs(part) and os.path.exists(part):
                     wanted |= {Path(os.path.normpath(part)), Path(part).resolve()}
